@@ -1,0 +1,52 @@
+# Shared helpers for the local-stack scripts (sourced, not run).
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+STATE="$ROOT/.local"
+VENV="$ROOT/.venv"
+mkdir -p "$STATE"
+
+export AWS_ACCESS_KEY_ID="${AWS_ACCESS_KEY_ID:-local}"
+export AWS_SECRET_ACCESS_KEY="${AWS_SECRET_ACCESS_KEY:-local}"
+export AWS_DEFAULT_REGION="${AWS_DEFAULT_REGION:-us-east-1}"
+export AWS_REGION="$AWS_DEFAULT_REGION"
+export PORTAL_DYNAMODB_ENDPOINT="${PORTAL_DYNAMODB_ENDPOINT:-http://127.0.0.1:8000}"
+export PORTAL_MOTO_ENDPOINT="${PORTAL_MOTO_ENDPOINT:-http://127.0.0.1:5000}"
+export PORTAL_GATEWAY_ADDR="${PORTAL_GATEWAY_ADDR:-127.0.0.1:3000}"
+export PORTAL_LOCAL_JWT_SECRET="${PORTAL_LOCAL_JWT_SECRET:-local-dev-secret}"
+export PORTAL_REPO_ROOT="$ROOT"
+
+say() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
+die() { printf 'error: %s\n' "$*" >&2; exit 1; }
+
+# wait_http URL SECONDS: until URL answers at all (any HTTP status).
+wait_http() {
+  local url=$1 limit=$2 i=0
+  until curl -s -o /dev/null --max-time 2 "$url"; do
+    i=$((i + 1))
+    [ "$i" -le "$((limit * 4))" ] || return 1
+    sleep 0.25
+  done
+}
+
+# start_bg NAME COMMAND...: run in the background, pid and log under .local/.
+start_bg() {
+  local name=$1; shift
+  stop_bg "$name"
+  nohup "$@" >"$STATE/$name.log" 2>&1 &
+  echo $! >"$STATE/$name.pid"
+}
+
+stop_bg() {
+  local pidfile="$STATE/$1.pid"
+  [ -f "$pidfile" ] || return 0
+  local pid; pid=$(cat "$pidfile")
+  if kill -0 "$pid" 2>/dev/null; then
+    kill "$pid" 2>/dev/null || true
+    for _ in $(seq 1 40); do kill -0 "$pid" 2>/dev/null || break; sleep 0.25; done
+    kill -9 "$pid" 2>/dev/null || true
+  fi
+  rm -f "$pidfile"
+}
+
+port_busy() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }

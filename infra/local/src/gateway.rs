@@ -1,0 +1,382 @@
+//! The local API gateway and event source mappings.
+//!
+//! HTTP: serves template.yaml's HttpApi routes with the functions' own
+//! handlers. Each request becomes the API Gateway HTTP API v2 payload the
+//! Lambda would receive on AWS (route key, path parameters, JWT claims in the
+//! authorizer context, source IP), is parsed by lambda_http exactly as in the
+//! Lambda, and the handler's response is sent back. Staff routes check the
+//! bearer JWT as the authorizer does; 401 and 404 look like API Gateway's own.
+//!
+//! SQS: for each SQS event source in the template, a poller receives batches
+//! (the template's BatchSize, the queue's visibility timeout), hands them to
+//! the function as an `SqsEvent`, and deletes the messages that did not fail,
+//! honouring ReportBatchItemFailures. Failed messages reappear after the
+//! visibility timeout and move to the DLQ after maxReceiveCount, as on AWS.
+
+use crate::jwt::{self, Expected};
+use crate::local::{self, Endpoints};
+use crate::template::{Route, Template};
+use anyhow::Context as _;
+use aws_sdk_sqs::types::{DeleteMessageBatchRequestEntry, MessageSystemAttributeName, QueueAttributeName};
+use axum::{body::Body as AxumBody, extract::ConnectInfo, http::StatusCode, response::IntoResponse};
+use base64::Engine as _;
+use portal::app::App;
+use portal::http::HttpFunction;
+use std::collections::{BTreeMap, HashSet};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use tokio::sync::watch;
+
+/// API Gateway's payload limit.
+const MAX_PAYLOAD: usize = 10 * 1024 * 1024;
+
+struct Served {
+    route: Route,
+    function: HttpFunction,
+    app: Arc<App>,
+}
+
+struct Gateway {
+    routes: Vec<Served>,
+    expected: Expected,
+}
+
+/// Matches a concrete path against a template path like `/v1/contacts/{contact_id}/codes`.
+pub fn match_path(template: &str, path: &str) -> Option<BTreeMap<String, String>> {
+    let want: Vec<&str> = template.trim_matches('/').split('/').collect();
+    let have: Vec<&str> = path.trim_matches('/').split('/').collect();
+    if want.len() != have.len() {
+        return None;
+    }
+    let mut params = BTreeMap::new();
+    for (w, h) in want.iter().zip(&have) {
+        if let Some(name) = w.strip_prefix('{').and_then(|w| w.strip_suffix('}')) {
+            if h.is_empty() {
+                return None;
+            }
+            params.insert(name.to_owned(), percent_decode(h));
+        } else if w != h {
+            return None;
+        }
+    }
+    Some(params)
+}
+
+fn percent_decode(s: &str) -> String {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' && i + 2 < bytes.len() {
+            if let Ok(b) = u8::from_str_radix(&s[i + 1..i + 3], 16) {
+                out.push(b);
+                i += 3;
+                continue;
+            }
+        }
+        out.push(bytes[i]);
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+fn gateway_error(status: StatusCode, message: &str) -> axum::response::Response {
+    (status, [("content-type", "application/json")], serde_json::json!({ "message": message }).to_string()).into_response()
+}
+
+fn query_map(raw: &str) -> serde_json::Map<String, serde_json::Value> {
+    let mut map: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for pair in raw.split('&').filter(|p| !p.is_empty()) {
+        let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+        let decode = |x: &str| percent_decode(&x.replace('+', " "));
+        map.entry(decode(k)).or_default().push(decode(v));
+    }
+    // API Gateway v2 joins repeated parameters with commas.
+    map.into_iter().map(|(k, v)| (k, serde_json::Value::String(v.join(",")))).collect()
+}
+
+impl Gateway {
+    async fn serve(&self, peer: SocketAddr, req: axum::extract::Request) -> axum::response::Response {
+        let (parts, body) = req.into_parts();
+        let method = parts.method.as_str().to_owned();
+        let path = parts.uri.path().to_owned();
+        if path == "/local/health" {
+            return (StatusCode::OK, "ok").into_response();
+        }
+        let Some((served, params)) = self
+            .routes
+            .iter()
+            .filter(|s| s.route.method == method)
+            .find_map(|s| match_path(&s.route.path, &path).map(|p| (s, p)))
+        else {
+            return gateway_error(StatusCode::NOT_FOUND, "Not Found");
+        };
+        let claims = if served.route.public {
+            None
+        } else {
+            let token = parts
+                .headers
+                .get("authorization")
+                .and_then(|h| h.to_str().ok())
+                .and_then(|h| h.strip_prefix("Bearer ").or_else(|| h.strip_prefix("bearer ")));
+            match token.and_then(|t| jwt::verify(&self.expected, t.trim())) {
+                Some(c) => Some(c),
+                None => return gateway_error(StatusCode::UNAUTHORIZED, "Unauthorized"),
+            }
+        };
+        let bytes = match axum::body::to_bytes(body, MAX_PAYLOAD).await {
+            Ok(b) => b,
+            Err(_) => return gateway_error(StatusCode::PAYLOAD_TOO_LARGE, "Request Entity Too Large"),
+        };
+        let mut headers = serde_json::Map::new();
+        for (name, value) in &parts.headers {
+            let value = String::from_utf8_lossy(value.as_bytes()).into_owned();
+            headers
+                .entry(name.as_str().to_owned())
+                .and_modify(|v| *v = serde_json::Value::String(format!("{},{value}", v.as_str().unwrap_or_default())))
+                .or_insert(serde_json::Value::String(value));
+        }
+        let (body, is_base64) = match std::str::from_utf8(&bytes) {
+            _ if bytes.is_empty() => (serde_json::Value::Null, false),
+            Ok(text) => (serde_json::Value::String(text.to_owned()), false),
+            Err(_) => (serde_json::Value::String(base64::engine::general_purpose::STANDARD.encode(&bytes)), true),
+        };
+        let route_key = format!("{} {}", served.route.method, served.route.path);
+        let raw_query = parts.uri.query().unwrap_or_default().to_owned();
+        let now = chrono::Utc::now();
+        let mut event = serde_json::json!({
+            "version": "2.0",
+            "routeKey": route_key,
+            "rawPath": path,
+            "rawQueryString": raw_query,
+            "headers": headers,
+            "requestContext": {
+                "accountId": local::ACCOUNT_ID,
+                "apiId": "local",
+                "domainName": "127.0.0.1",
+                "domainPrefix": "local",
+                "http": {
+                    "method": method,
+                    "path": path,
+                    "protocol": "HTTP/1.1",
+                    "sourceIp": peer.ip().to_string(),
+                    "userAgent": parts.headers.get("user-agent").and_then(|h| h.to_str().ok()).unwrap_or_default(),
+                },
+                "requestId": uuid::Uuid::new_v4().to_string(),
+                "routeKey": route_key,
+                "stage": "$default",
+                "time": now.format("%d/%b/%Y:%H:%M:%S %z").to_string(),
+                "timeEpoch": now.timestamp_millis(),
+            },
+            "isBase64Encoded": is_base64,
+        });
+        if !params.is_empty() {
+            event["pathParameters"] = serde_json::to_value(&params).expect("strings");
+        }
+        if !raw_query.is_empty() {
+            event["queryStringParameters"] = serde_json::Value::Object(query_map(&raw_query));
+        }
+        if !body.is_null() {
+            event["body"] = body;
+        }
+        if let Some(claims) = claims {
+            let scopes: Vec<String> = claims.get("scope").map(|s| s.split(' ').map(str::to_owned).collect()).unwrap_or_default();
+            event["requestContext"]["authorizer"] = serde_json::json!({ "jwt": { "claims": claims, "scopes": scopes } });
+        }
+        let request = match lambda_http::request::from_str(&event.to_string()) {
+            Ok(r) => r,
+            Err(e) => {
+                tracing::error!(error = %e, "could not build the Lambda event");
+                return gateway_error(StatusCode::INTERNAL_SERVER_ERROR, "Internal Server Error");
+            }
+        };
+        let started = std::time::Instant::now();
+        let response = served.function.handle(&served.app, request).await;
+        tracing::info!(%method, route = %route_key, status = response.status().as_u16(), ms = started.elapsed().as_millis() as u64, "request");
+        let (parts, body) = response.into_parts();
+        let bytes: Vec<u8> = body.as_ref().to_vec();
+        axum::response::Response::from_parts(parts, AxumBody::from(bytes))
+    }
+}
+
+/// Serves HTTP on `addr` and polls the SQS event sources until `shutdown` fires.
+pub async fn run(endpoints: Endpoints, template: Template, addr: &str, shutdown: watch::Receiver<bool>) -> anyhow::Result<()> {
+    let mut routes = Vec::new();
+    for f in &template.functions {
+        if f.routes.is_empty() {
+            continue;
+        }
+        let function = HttpFunction::from_binary(&f.binary)
+            .with_context(|| format!("template function {} ({}) has no HTTP handler", f.logical_id, f.binary))?;
+        let app = Arc::new(local::http_app(&endpoints, &template, &f.binary).await?);
+        for route in &f.routes {
+            routes.push(Served { route: route.clone(), function, app: app.clone() });
+        }
+    }
+    let gateway = Arc::new(Gateway { routes, expected: Expected::from_template(&template) });
+    let mut pollers = Vec::new();
+    for f in &template.functions {
+        for source in &f.sqs {
+            let poller = SqsPoller::new(&endpoints, &template, &f.binary, source).await?;
+            pollers.push(tokio::spawn(poller.run(shutdown.clone())));
+        }
+    }
+    let listener = tokio::net::TcpListener::bind(addr).await.with_context(|| format!("binding {addr}"))?;
+    println!("local gateway listening on http://{addr}");
+    let app = axum::Router::new().fallback(move |ConnectInfo(peer): ConnectInfo<SocketAddr>, req: axum::extract::Request| {
+        let gateway = gateway.clone();
+        async move { gateway.serve(peer, req).await }
+    });
+    let mut stop = shutdown.clone();
+    axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>())
+        .with_graceful_shutdown(async move {
+            let _ = stop.wait_for(|s| *s).await;
+        })
+        .await?;
+    for p in pollers {
+        let _ = p.await;
+    }
+    Ok(())
+}
+
+/// The SQS functions the local stack can drive, by binary name.
+enum SqsFunction {
+    Mailer(portal::mail::worker::Mailer),
+}
+
+struct SqsPoller {
+    sqs: aws_sdk_sqs::Client,
+    url: String,
+    arn: String,
+    batch_size: i32,
+    report_failures: bool,
+    function: SqsFunction,
+}
+
+impl SqsPoller {
+    async fn new(endpoints: &Endpoints, t: &Template, binary: &str, source: &crate::template::SqsSource) -> anyhow::Result<Self> {
+        let function = match binary {
+            "mailer" => SqsFunction::Mailer(local::mailer(endpoints, t).await?),
+            other => anyhow::bail!("no local SQS handler for {other}"),
+        };
+        let sqs = aws_sdk_sqs::Client::new(&endpoints.moto);
+        let url = local::queue_url(endpoints, &source.queue_logical_id).await?;
+        let arn = sqs
+            .get_queue_attributes()
+            .queue_url(&url)
+            .attribute_names(QueueAttributeName::QueueArn)
+            .send()
+            .await?
+            .attributes
+            .and_then(|a| a.get(&QueueAttributeName::QueueArn).cloned())
+            .unwrap_or_default();
+        Ok(Self {
+            sqs,
+            url,
+            arn,
+            batch_size: source.batch_size.clamp(1, 10) as i32,
+            report_failures: source.report_batch_item_failures,
+            function,
+        })
+    }
+
+    async fn run(self, mut shutdown: watch::Receiver<bool>) {
+        loop {
+            if *shutdown.borrow() {
+                return;
+            }
+            tokio::select! {
+                result = self.poll_once() => {
+                    if let Err(e) = result {
+                        tracing::warn!(error = ?e, queue = %self.url, "poll failed; retrying");
+                        tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+                    }
+                }
+                _ = shutdown.changed() => return,
+            }
+        }
+    }
+
+    async fn poll_once(&self) -> anyhow::Result<()> {
+        let out = self
+            .sqs
+            .receive_message()
+            .queue_url(&self.url)
+            .max_number_of_messages(self.batch_size)
+            .wait_time_seconds(1)
+            .message_system_attribute_names(MessageSystemAttributeName::All)
+            .send()
+            .await?;
+        let messages = out.messages.unwrap_or_default();
+        if messages.is_empty() {
+            return Ok(());
+        }
+        let records: Vec<serde_json::Value> = messages
+            .iter()
+            .map(|m| {
+                let attributes: BTreeMap<String, String> = m
+                    .attributes
+                    .iter()
+                    .flatten()
+                    .map(|(k, v)| (k.as_str().to_owned(), v.clone()))
+                    .collect();
+                serde_json::json!({
+                    "messageId": m.message_id,
+                    "receiptHandle": m.receipt_handle,
+                    "body": m.body,
+                    "md5OfBody": m.md5_of_body,
+                    "attributes": attributes,
+                    "messageAttributes": {},
+                    "eventSource": "aws:sqs",
+                    "eventSourceARN": self.arn,
+                    "awsRegion": local::REGION,
+                })
+            })
+            .collect();
+        let event: aws_lambda_events::sqs::SqsEvent = serde_json::from_value(serde_json::json!({ "Records": records }))?;
+        let response = match &self.function {
+            SqsFunction::Mailer(m) => m.handle_batch(event).await,
+        };
+        let failed: HashSet<String> = response.batch_item_failures.into_iter().map(|f| f.item_identifier).collect();
+        if !failed.is_empty() && !self.report_failures {
+            return Ok(()); // the whole batch returns to the queue
+        }
+        let done: Vec<DeleteMessageBatchRequestEntry> = messages
+            .iter()
+            .filter(|m| !failed.contains(m.message_id.as_deref().unwrap_or_default()))
+            .enumerate()
+            .filter_map(|(i, m)| {
+                DeleteMessageBatchRequestEntry::builder()
+                    .id(format!("m{i}"))
+                    .receipt_handle(m.receipt_handle.clone()?)
+                    .build()
+                    .ok()
+            })
+            .collect();
+        if !done.is_empty() {
+            self.sqs.delete_message_batch().queue_url(&self.url).set_entries(Some(done)).send().await?;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn paths_match_templates_and_yield_parameters() {
+        let p = match_path("/v1/contacts/{contact_id}/codes", "/v1/contacts/c%2D1/codes").unwrap();
+        assert_eq!(p["contact_id"], "c-1");
+        assert!(match_path("/v1/contacts/{contact_id}/codes", "/v1/contacts/c1").is_none());
+        assert!(match_path("/v1/portals", "/v1/portals/").is_some());
+        assert!(match_path("/v1/contacts/{contact_id}", "/v1/contacts//").is_none());
+    }
+
+    #[test]
+    fn repeated_query_parameters_join_with_commas() {
+        let q = query_map("a=1&a=2&b=x+y");
+        assert_eq!(q["a"], "1,2");
+        assert_eq!(q["b"], "x y");
+    }
+}

@@ -1,0 +1,24 @@
+//! The Docker-free local stack for Portal Access.
+//!
+//! - [`template`]: reads template.yaml, the single definition of resources and routes;
+//! - [`setup`]: creates its table, queues and SES identity on DynamoDB Local and moto;
+//! - [`gateway`]: serves its HTTP routes with the functions' handlers and polls its queues;
+//! - [`jwt`]: local staff tokens, checked as the HTTP API's JWT authorizer would;
+//! - [`local`]: endpoints, names and the functions' resolved settings;
+//! - [`seed`]: a demo tenant.
+
+pub mod gateway;
+pub mod jwt;
+pub mod local;
+pub mod seed;
+pub mod setup;
+pub mod template;
+
+use std::path::PathBuf;
+
+/// The repository root: `PORTAL_REPO_ROOT`, else two levels above this crate.
+pub fn repo_root() -> PathBuf {
+    std::env::var_os("PORTAL_REPO_ROOT")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../.."))
+}

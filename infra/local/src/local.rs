@@ -1,0 +1,120 @@
+//! The local stack's endpoints and names, and the functions' settings
+//! resolved from template.yaml the way CloudFormation would resolve them.
+
+use crate::template::{ref_target, Template};
+use anyhow::Context as _;
+use aws_config::{BehaviorVersion, Region, SdkConfig};
+use aws_sdk_dynamodb::config::Credentials;
+use portal::app::{App, Settings};
+use portal::mail::{queue::MailQueue, ses::Ses, worker::Mailer};
+use portal::store::Store;
+use serde_yaml::Value;
+use std::collections::BTreeMap;
+
+/// Default local endpoints (override with PORTAL_DYNAMODB_ENDPOINT / PORTAL_MOTO_ENDPOINT).
+pub const DYNAMODB_ENDPOINT: &str = "http://127.0.0.1:8000";
+pub const MOTO_ENDPOINT: &str = "http://127.0.0.1:5000";
+pub const GATEWAY_ADDR: &str = "127.0.0.1:3000";
+/// The secret local codes are hashed under (override with PORTAL_LOCAL_CODE_HASH_KEY).
+pub const LOCAL_CODE_HASH_KEY: &str = "local-dev-code-hash-key";
+pub const REGION: &str = "us-east-1";
+pub const ACCOUNT_ID: &str = "123456789012";
+
+fn env_or(name: &str, default: &str) -> String {
+    std::env::var(name).ok().filter(|v| !v.is_empty()).unwrap_or_else(|| default.to_owned())
+}
+
+pub fn dynamodb_endpoint() -> String {
+    env_or("PORTAL_DYNAMODB_ENDPOINT", DYNAMODB_ENDPOINT)
+}
+
+pub fn moto_endpoint() -> String {
+    env_or("PORTAL_MOTO_ENDPOINT", MOTO_ENDPOINT)
+}
+
+pub fn gateway_addr() -> String {
+    env_or("PORTAL_GATEWAY_ADDR", GATEWAY_ADDR)
+}
+
+/// An SDK configuration aimed at one local endpoint, with dummy credentials.
+pub async fn sdk_config(endpoint: &str) -> SdkConfig {
+    aws_config::defaults(BehaviorVersion::latest())
+        .region(Region::new(REGION))
+        .credentials_provider(Credentials::new("local", "local", None, None, "portal-local"))
+        .endpoint_url(endpoint)
+        .load()
+        .await
+}
+
+/// SDK configurations for DynamoDB Local and for moto (SQS, SES v2).
+#[derive(Clone, Debug)]
+pub struct Endpoints {
+    pub dynamodb: SdkConfig,
+    pub moto: SdkConfig,
+}
+
+impl Endpoints {
+    pub async fn from_env() -> Self {
+        Self { dynamodb: sdk_config(&dynamodb_endpoint()).await, moto: sdk_config(&moto_endpoint()).await }
+    }
+}
+
+/// Local names: each resource is named by its logical id.
+pub fn table_name(t: &Template) -> anyhow::Result<String> {
+    Ok(t.tables.first().context("template has no table")?.logical_id.clone())
+}
+
+/// The value of a template parameter here: its Default, with local secrets filled in.
+pub fn parameter_value(t: &Template, name: &str) -> Option<String> {
+    match name {
+        "CodeHashKey" => Some(env_or("PORTAL_LOCAL_CODE_HASH_KEY", LOCAL_CODE_HASH_KEY)),
+        _ => t.parameter_default(name),
+    }
+}
+
+pub async fn queue_url(endpoints: &Endpoints, name: &str) -> anyhow::Result<String> {
+    let sqs = aws_sdk_sqs::Client::new(&endpoints.moto);
+    let out = sqs.get_queue_url().queue_name(name).send().await.with_context(|| format!("queue {name} (run setup first)"))?;
+    out.queue_url.context("queue url")
+}
+
+/// A function's environment as CloudFormation would resolve it locally.
+pub async fn function_env(endpoints: &Endpoints, t: &Template, binary: &str) -> anyhow::Result<BTreeMap<String, String>> {
+    let f = t.function(binary).with_context(|| format!("no function with binary {binary} in template.yaml"))?;
+    let mut env = BTreeMap::new();
+    for (name, value) in &f.environment {
+        let resolved = match (ref_target(value), value) {
+            (Some(target), _) if t.parameters.contains_key(target) => parameter_value(t, target),
+            (Some(target), _) if t.tables.iter().any(|x| x.logical_id == target) => Some(target.to_owned()),
+            (Some(target), _) if t.queue(target).is_some() => Some(queue_url(endpoints, target).await?),
+            (Some(target), _) => anyhow::bail!("{binary}: {name} refers to {target}, which the local stack does not know"),
+            (None, Value::String(s)) => Some(s.clone()),
+            (None, other) => Some(serde_yaml::to_string(other)?.trim().to_owned()),
+        };
+        if let Some(v) = resolved {
+            env.insert(name.clone(), v);
+        }
+    }
+    Ok(env)
+}
+
+async fn settings(endpoints: &Endpoints, t: &Template, binary: &str) -> anyhow::Result<Settings> {
+    let env = function_env(endpoints, t, binary).await?;
+    Settings::from_lookup(|name| env.get(name).cloned())
+}
+
+/// The dependencies an HTTP function gets, pointed at the local stack.
+pub async fn http_app(endpoints: &Endpoints, t: &Template, binary: &str) -> anyhow::Result<App> {
+    let s = settings(endpoints, t, binary).await?;
+    Ok(App::from_parts(
+        Store::new(&endpoints.dynamodb, &s.table_name),
+        MailQueue::new(&endpoints.moto, &s.mail_queue_url),
+        &s,
+    ))
+}
+
+/// The mailer, pointed at the local stack.
+pub async fn mailer(endpoints: &Endpoints, t: &Template) -> anyhow::Result<Mailer> {
+    let s = settings(endpoints, t, "mailer").await?;
+    Ok(Mailer::from_parts(Store::new(&endpoints.dynamodb, &s.table_name), Ses::new(&endpoints.moto, &s.mail_from), &s))
+}

@@ -1,0 +1,32 @@
+//! A demo tenant for the walk-through: one default portal and two contacts
+//! (one with an email address, one without).
+
+use crate::local::{self, Endpoints};
+use crate::template::Template;
+use portal::domain::{Contact, ContactId, ContactKind, EmailAddress, Portal, PortalId, TenantId};
+
+pub const DEMO_TENANT: &str = "demo";
+
+pub async fn run(endpoints: &Endpoints, t: &Template) -> anyhow::Result<()> {
+    let app = local::http_app(endpoints, t, "admin").await?;
+    let tenant = TenantId::parse(DEMO_TENANT)?;
+    let now = (app.clock)();
+    let portal = Portal::new(PortalId::parse("main")?, "Demo Clinic Portal", true, "https://portal.example.com/claim", None)?;
+    app.store.put_portal(&tenant, &portal, "seed", now).await?;
+    let contacts = [
+        ("chart-1001", "Ann Lee", Some("ann.lee@example.com")),
+        ("chart-1002", "Bo Chen", None),
+    ];
+    for (id, name, email) in contacts {
+        let contact = Contact {
+            contact_id: ContactId::parse(id)?,
+            name: name.into(),
+            email: email.map(EmailAddress::parse).transpose()?,
+            kind: ContactKind::Individual,
+            portal_ids: vec![],
+        };
+        app.store.put_contact(&tenant, &contact, "seed", now).await?;
+    }
+    println!("seeded tenant {DEMO_TENANT}: portal main (default), contacts chart-1001 (with email), chart-1002 (no email)");
+    Ok(())
+}

@@ -1,0 +1,145 @@
+//! What a function needs at run time, built once at cold start from the
+//! environment that template.yaml (or the local stack) sets.
+
+use crate::domain::{CodeHasher, Portal, TenantId};
+use crate::mail::{queue::MailQueue, ses::Ses, worker::Mailer};
+use crate::store::Store;
+use anyhow::Context as _;
+use chrono::{DateTime, Utc};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// The time source; tests swap it to move through expiry.
+pub type Clock = Arc<dyn Fn() -> DateTime<Utc> + Send + Sync>;
+
+pub fn system_clock() -> Clock {
+    Arc::new(crate::domain::time::now)
+}
+
+/// Settings read from the environment.
+#[derive(Clone, Debug)]
+pub struct Settings {
+    /// `TABLE_NAME`: the single table.
+    pub table_name: String,
+    /// `MAIL_QUEUE_URL`: where email jobs go.
+    pub mail_queue_url: String,
+    /// `CODE_HASH_KEY`: the secret codes and tokens are hashed under.
+    pub code_hash_key: String,
+    /// `MAIL_FROM`: the verified SES sender.
+    pub mail_from: String,
+    /// `MAIL_MAX_RECEIVE_COUNT`: the mail queue's redrive maxReceiveCount.
+    pub mail_max_receive_count: u32,
+    /// `PORTAL_CACHE_SECONDS`: how long a tenant's portal list is cached (default 30).
+    pub portal_cache_seconds: u64,
+}
+
+impl Settings {
+    /// From the process environment (a Lambda's configuration).
+    pub fn from_env() -> anyhow::Result<Self> {
+        Self::from_lookup(|name| std::env::var(name).ok())
+    }
+
+    /// From any source of variables (the local stack resolves template.yaml's).
+    pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> anyhow::Result<Self> {
+        let var = |name: &str| get(name).with_context(|| format!("environment variable {name} is not set"));
+        let key = var("CODE_HASH_KEY")?;
+        anyhow::ensure!(key.len() >= 16, "CODE_HASH_KEY must be at least 16 characters");
+        Ok(Self {
+            table_name: var("TABLE_NAME")?,
+            mail_queue_url: get("MAIL_QUEUE_URL").unwrap_or_default(),
+            code_hash_key: key,
+            mail_from: get("MAIL_FROM").unwrap_or_default(),
+            mail_max_receive_count: get("MAIL_MAX_RECEIVE_COUNT").and_then(|v| v.parse().ok()).unwrap_or(5),
+            portal_cache_seconds: get("PORTAL_CACHE_SECONDS").and_then(|v| v.parse().ok()).unwrap_or(30),
+        })
+    }
+}
+
+/// A tenant's portals, cached per Lambda instance: the portlet reads them on
+/// every call and they change rarely. Writes through this instance refresh it.
+pub struct PortalCache {
+    ttl: Duration,
+    entries: Mutex<HashMap<TenantId, (Instant, Arc<Vec<Portal>>)>>,
+}
+
+impl PortalCache {
+    pub fn new(ttl: Duration) -> Self {
+        Self { ttl, entries: Mutex::new(HashMap::new()) }
+    }
+
+    pub async fn get(&self, store: &Store, tenant: &TenantId) -> anyhow::Result<Arc<Vec<Portal>>> {
+        if let Some((at, portals)) = self.entries.lock().expect("cache lock").get(tenant) {
+            if at.elapsed() < self.ttl {
+                return Ok(portals.clone());
+            }
+        }
+        let portals = Arc::new(store.list_portals(tenant).await?);
+        self.entries.lock().expect("cache lock").insert(tenant.clone(), (Instant::now(), portals.clone()));
+        Ok(portals)
+    }
+
+    pub fn forget(&self, tenant: &TenantId) {
+        self.entries.lock().expect("cache lock").remove(tenant);
+    }
+}
+
+/// Everything the HTTP handlers use.
+pub struct App {
+    pub store: Store,
+    pub mail_queue: MailQueue,
+    pub hasher: CodeHasher,
+    pub clock: Clock,
+    pub portals: PortalCache,
+}
+
+impl App {
+    pub fn new(sdk: &aws_config::SdkConfig, settings: &Settings) -> Self {
+        Self::from_parts(
+            Store::new(sdk, &settings.table_name),
+            MailQueue::new(sdk, &settings.mail_queue_url),
+            settings,
+        )
+    }
+
+    /// From adapters built elsewhere (the local stack points each at its own endpoint).
+    pub fn from_parts(store: Store, mail_queue: MailQueue, settings: &Settings) -> Self {
+        Self {
+            store,
+            mail_queue,
+            hasher: CodeHasher::new(settings.code_hash_key.as_bytes()),
+            clock: system_clock(),
+            portals: PortalCache::new(Duration::from_secs(settings.portal_cache_seconds)),
+        }
+    }
+
+    /// Cold start of an HTTP function: AWS config from the environment.
+    pub async fn from_env() -> anyhow::Result<Self> {
+        let settings = Settings::from_env()?;
+        let sdk = aws_config::load_from_env().await;
+        Ok(Self::new(&sdk, &settings))
+    }
+}
+
+impl Mailer {
+    pub fn new(sdk: &aws_config::SdkConfig, settings: &Settings) -> Self {
+        Self::from_parts(Store::new(sdk, &settings.table_name), Ses::new(sdk, &settings.mail_from), settings)
+    }
+
+    pub fn from_parts(store: Store, ses: Ses, settings: &Settings) -> Self {
+        Self {
+            store,
+            ses,
+            clock: system_clock(),
+            max_receive_count: settings.mail_max_receive_count,
+            lease_ms: 60_000,
+        }
+    }
+
+    pub async fn from_env() -> anyhow::Result<Self> {
+        let settings = Settings::from_env()?;
+        anyhow::ensure!(!settings.mail_from.is_empty(), "environment variable MAIL_FROM is not set");
+        let sdk = aws_config::load_from_env().await;
+        Ok(Self::new(&sdk, &settings))
+    }
+}

@@ -1,0 +1,25 @@
+//! A contact whose portal access staff manage.
+
+use super::{email_address::EmailAddress, ids::{ContactId, PortalId}};
+use serde::{Deserialize, Serialize};
+
+/// The kinds of contact the product serves (a chart counts as an individual).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ContactKind {
+    Individual,
+    OrganizationContact,
+}
+
+/// A contact as stored and as staff see it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Contact {
+    pub contact_id: ContactId,
+    pub name: String,
+    /// Without one, nothing can be emailed to the contact.
+    pub email: Option<EmailAddress>,
+    pub kind: ContactKind,
+    /// Portals this contact has a relationship with, beyond the tenant's defaults.
+    #[serde(default)]
+    pub portal_ids: Vec<PortalId>,
+}

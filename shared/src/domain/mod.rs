@@ -1,0 +1,20 @@
+//! Domain types and rules: pure, no I/O. Handlers parse raw input into these
+//! types at the edge; everything inside takes them, never `&str`.
+
+pub mod auth;
+pub mod code_lifecycle;
+pub mod contact;
+pub mod email_address;
+pub mod ids;
+pub mod pickup_code;
+pub mod portal;
+pub mod portlet;
+pub mod time;
+
+pub use auth::{AuthError, Caller, Scope};
+pub use code_lifecycle::CodeState;
+pub use contact::{Contact, ContactKind};
+pub use email_address::EmailAddress;
+pub use ids::{ContactId, PortalId, TenantId};
+pub use pickup_code::{CodeHash, CodeHasher, PickupCode};
+pub use portal::Portal;

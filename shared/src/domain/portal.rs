@@ -1,0 +1,129 @@
+//! A tenant's portal and its settings (Portal Administration).
+
+use super::ids::PortalId;
+use serde::{Deserialize, Serialize};
+
+/// How long a code stays claimable unless the portal says otherwise (7 days).
+pub const DEFAULT_CODE_TTL_HOURS: u32 = 168;
+/// The longest a portal may let codes live (90 days).
+pub const MAX_CODE_TTL_HOURS: u32 = 2160;
+/// Longest portal or contact name we keep.
+pub const MAX_NAME_LEN: usize = 200;
+
+/// A portal as staff configure it and as every handler reads it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Portal {
+    pub portal_id: PortalId,
+    pub name: String,
+    /// Default portals are listed for every contact and used when a request names none.
+    pub default: bool,
+    /// Where people claim: the activation email points here.
+    pub claim_url: String,
+    pub code_ttl_hours: u32,
+}
+
+/// Why a portal's settings were refused; each names its field.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum PortalError {
+    #[error("name: must be 1 to {MAX_NAME_LEN} characters")]
+    Name,
+    #[error("claim_url: must be an absolute http(s) URL")]
+    ClaimUrl,
+    #[error("code_ttl_hours: must be between 1 and {MAX_CODE_TTL_HOURS}")]
+    CodeTtl,
+}
+
+impl PortalError {
+    /// The JSON pointer of the offending field.
+    pub fn pointer(&self) -> &'static str {
+        match self {
+            Self::Name => "/name",
+            Self::ClaimUrl => "/claim_url",
+            Self::CodeTtl => "/code_ttl_hours",
+        }
+    }
+}
+
+impl Portal {
+    /// Builds a portal from staff input, applying the documented defaults.
+    pub fn new(
+        portal_id: PortalId,
+        name: &str,
+        default: bool,
+        claim_url: &str,
+        code_ttl_hours: Option<u32>,
+    ) -> Result<Self, PortalError> {
+        let name = valid_name(name).ok_or(PortalError::Name)?;
+        let claim_url = claim_url.trim();
+        let scheme_ok = claim_url.starts_with("https://") || claim_url.starts_with("http://");
+        if !scheme_ok || claim_url.len() > 2048 || claim_url.chars().any(|c| c.is_whitespace() || c.is_control()) {
+            return Err(PortalError::ClaimUrl);
+        }
+        let code_ttl_hours = code_ttl_hours.unwrap_or(DEFAULT_CODE_TTL_HOURS);
+        if !(1..=MAX_CODE_TTL_HOURS).contains(&code_ttl_hours) {
+            return Err(PortalError::CodeTtl);
+        }
+        Ok(Self { portal_id, name, default, claim_url: claim_url.to_owned(), code_ttl_hours })
+    }
+}
+
+/// A display name: trimmed, 1..=200 characters, no control characters.
+pub fn valid_name(raw: &str) -> Option<String> {
+    let name = raw.trim();
+    let ok = !name.is_empty() && name.chars().count() <= MAX_NAME_LEN && !name.chars().any(char::is_control);
+    ok.then(|| name.to_owned())
+}
+
+/// Which portal a request means when it names none: the tenant's one default portal.
+#[derive(Debug, PartialEq, Eq)]
+pub enum DefaultPortal<'a> {
+    Found(&'a Portal),
+    None,
+    Ambiguous,
+}
+
+pub fn default_portal(portals: &[Portal]) -> DefaultPortal<'_> {
+    let mut defaults = portals.iter().filter(|p| p.default);
+    match (defaults.next(), defaults.next()) {
+        (Some(p), None) => DefaultPortal::Found(p),
+        (None, _) => DefaultPortal::None,
+        (Some(_), Some(_)) => DefaultPortal::Ambiguous,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn id(s: &str) -> PortalId {
+        PortalId::parse(s).unwrap()
+    }
+
+    #[test]
+    fn ttl_defaults_to_a_week_and_is_bounded() {
+        let p = Portal::new(id("main"), "Main", true, "https://portal.example/claim", None).unwrap();
+        assert_eq!(p.code_ttl_hours, 168);
+        assert_eq!(Portal::new(id("m"), "M", true, "https://x.example", Some(0)), Err(PortalError::CodeTtl));
+        assert_eq!(Portal::new(id("m"), "M", true, "https://x.example", Some(2161)), Err(PortalError::CodeTtl));
+        assert!(Portal::new(id("m"), "M", true, "https://x.example", Some(2160)).is_ok());
+    }
+
+    #[test]
+    fn names_and_urls_are_checked() {
+        assert_eq!(Portal::new(id("m"), "  ", true, "https://x.example", None), Err(PortalError::Name));
+        assert_eq!(Portal::new(id("m"), &"n".repeat(201), true, "https://x.example", None), Err(PortalError::Name));
+        assert_eq!(Portal::new(id("m"), "M", true, "javascript:alert(1)", None), Err(PortalError::ClaimUrl));
+        assert_eq!(Portal::new(id("m"), "M", true, "https://x.example/a b", None), Err(PortalError::ClaimUrl));
+    }
+
+    #[test]
+    fn the_default_portal_must_be_unique() {
+        let a = Portal::new(id("a"), "A", true, "https://a.example", None).unwrap();
+        let b = Portal::new(id("b"), "B", false, "https://b.example", None).unwrap();
+        let mut c = b.clone();
+        c.default = true;
+        assert_eq!(default_portal(&[a.clone(), b.clone()]), DefaultPortal::Found(&a));
+        assert_eq!(default_portal(&[b.clone()]), DefaultPortal::None);
+        assert_eq!(default_portal(&[a, c]), DefaultPortal::Ambiguous);
+    }
+}

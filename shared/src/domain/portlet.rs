@@ -1,0 +1,196 @@
+//! The Portal portlet (seed 000): what staff see for one contact.
+//!
+//! Built by a pure function from what one DynamoDB Query of the contact's
+//! partition returns plus the tenant's (cached) portal list, so the rule for
+//! "which portals, which accounts, which codes, which message" lives here only.
+
+use super::{
+    code_lifecycle::{is_listed_as_pending, CodeState},
+    contact::Contact,
+    email_address::EmailAddress,
+    ids::{ContactId, PortalId},
+    portal::Portal,
+    time,
+};
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+
+pub const MESSAGE_NO_ACCOUNTS: &str = "There are no accounts currently with portal-only access to this chart.";
+pub const MESSAGE_HAS_ACCOUNTS: &str = "These accounts have portal-only access to this chart.";
+
+/// A portal account: an email that claimed access to this contact on a portal.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AccountRecord {
+    pub email: EmailAddress,
+    pub portal_id: PortalId,
+    pub activated_at: DateTime<Utc>,
+}
+
+/// A code generated for this contact, in whatever state it is now.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CodeRecord {
+    pub portal_id: PortalId,
+    /// The plain code, `XXXXX-XXXXX`; present only while pending.
+    pub code: Option<String>,
+    pub state: CodeState,
+    pub created_at: DateTime<Utc>,
+    pub expires_at: DateTime<Utc>,
+    pub email_document_id: Option<String>,
+}
+
+#[derive(Debug, Serialize, PartialEq, Eq)]
+pub struct PortalRef {
+    pub portal_id: PortalId,
+    pub name: String,
+    pub default: bool,
+}
+
+#[derive(Debug, Serialize, PartialEq, Eq)]
+pub struct AccountView {
+    pub email: EmailAddress,
+    pub portal_id: PortalId,
+    #[serde(with = "time::rfc3339")]
+    pub activated_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Serialize, PartialEq, Eq)]
+pub struct PendingCodeView {
+    pub portal_id: PortalId,
+    pub portal_name: String,
+    pub code: String,
+    #[serde(with = "time::rfc3339")]
+    pub created_at: DateTime<Utc>,
+    #[serde(with = "time::rfc3339")]
+    pub expires_at: DateTime<Utc>,
+    pub email_document_id: Option<String>,
+}
+
+/// The body of `GET /v1/contacts/{contact_id}/portal`.
+#[derive(Debug, Serialize, PartialEq, Eq)]
+pub struct PortletView {
+    pub contact_id: ContactId,
+    pub portals: Vec<PortalRef>,
+    pub accounts: Vec<AccountView>,
+    pub pending_codes: Vec<PendingCodeView>,
+    pub message: &'static str,
+}
+
+/// Portals listed for a contact: the tenant's default portals plus those the contact is related to.
+pub fn listed_portals<'a>(contact: &Contact, tenant_portals: &'a [Portal]) -> Vec<&'a Portal> {
+    tenant_portals
+        .iter()
+        .filter(|p| p.default || contact.portal_ids.contains(&p.portal_id))
+        .collect()
+}
+
+pub fn build(
+    contact: &Contact,
+    tenant_portals: &[Portal],
+    accounts: Vec<AccountRecord>,
+    codes: Vec<CodeRecord>,
+    now: DateTime<Utc>,
+) -> PortletView {
+    let portal_name = |id: &PortalId| {
+        tenant_portals.iter().find(|p| &p.portal_id == id).map_or_else(|| id.to_string(), |p| p.name.clone())
+    };
+    let mut pending_codes: Vec<PendingCodeView> = codes
+        .into_iter()
+        .filter(|c| is_listed_as_pending(c.state, c.expires_at, now))
+        .filter_map(|c| {
+            Some(PendingCodeView {
+                portal_name: portal_name(&c.portal_id),
+                code: c.code?,
+                portal_id: c.portal_id,
+                created_at: c.created_at,
+                expires_at: c.expires_at,
+                email_document_id: c.email_document_id,
+            })
+        })
+        .collect();
+    pending_codes.sort_by(|a, b| b.created_at.cmp(&a.created_at));
+    let mut accounts: Vec<AccountView> = accounts
+        .into_iter()
+        .map(|a| AccountView { email: a.email, portal_id: a.portal_id, activated_at: a.activated_at })
+        .collect();
+    accounts.sort_by(|a, b| a.activated_at.cmp(&b.activated_at));
+    PortletView {
+        contact_id: contact.contact_id.clone(),
+        portals: listed_portals(contact, tenant_portals)
+            .into_iter()
+            .map(|p| PortalRef { portal_id: p.portal_id.clone(), name: p.name.clone(), default: p.default })
+            .collect(),
+        message: if accounts.is_empty() { MESSAGE_NO_ACCOUNTS } else { MESSAGE_HAS_ACCOUNTS },
+        accounts,
+        pending_codes,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::contact::ContactKind;
+
+    fn t(s: &str) -> DateTime<Utc> {
+        s.parse().unwrap()
+    }
+    fn pid(s: &str) -> PortalId {
+        PortalId::parse(s).unwrap()
+    }
+    fn portal(id: &str, default: bool) -> Portal {
+        Portal::new(pid(id), &format!("Portal {id}"), default, "https://p.example/claim", None).unwrap()
+    }
+    fn contact(related: &[&str]) -> Contact {
+        Contact {
+            contact_id: ContactId::parse("c1").unwrap(),
+            name: "Ann".into(),
+            email: None,
+            kind: ContactKind::Individual,
+            portal_ids: related.iter().map(|p| pid(p)).collect(),
+        }
+    }
+    fn code(portal: &str, state: CodeState, expires: &str) -> CodeRecord {
+        CodeRecord {
+            portal_id: pid(portal),
+            code: (state == CodeState::Pending).then(|| "ABCDE-FGHJK".to_string()),
+            state,
+            created_at: t("2026-01-01T00:00:00Z"),
+            expires_at: t(expires),
+            email_document_id: None,
+        }
+    }
+
+    #[test]
+    fn lists_default_portals_and_related_ones_only() {
+        let portals = [portal("a", true), portal("b", false), portal("c", false)];
+        let view = build(&contact(&["c"]), &portals, vec![], vec![], t("2026-01-02T00:00:00Z"));
+        let ids: Vec<&str> = view.portals.iter().map(|p| p.portal_id.as_str()).collect();
+        assert_eq!(ids, ["a", "c"]);
+        assert_eq!(view.message, MESSAGE_NO_ACCOUNTS);
+    }
+
+    #[test]
+    fn claimed_revoked_and_expired_codes_are_not_pending() {
+        let now = t("2026-01-02T00:00:00Z");
+        let codes = vec![
+            code("a", CodeState::Pending, "2026-01-08T00:00:00Z"),
+            code("a", CodeState::Claimed, "2026-01-08T00:00:00Z"),
+            code("a", CodeState::Revoked, "2026-01-08T00:00:00Z"),
+            code("a", CodeState::Pending, "2026-01-01T12:00:00Z"),
+        ];
+        let view = build(&contact(&[]), &[portal("a", true)], vec![], codes, now);
+        assert_eq!(view.pending_codes.len(), 1);
+        assert_eq!(view.pending_codes[0].portal_name, "Portal a");
+    }
+
+    #[test]
+    fn accounts_switch_the_message() {
+        let account = AccountRecord {
+            email: EmailAddress::parse("ann@example.org").unwrap(),
+            portal_id: pid("a"),
+            activated_at: t("2026-01-01T10:00:00Z"),
+        };
+        let view = build(&contact(&[]), &[portal("a", true)], vec![account], vec![], t("2026-01-02T00:00:00Z"));
+        assert_eq!(view.message, MESSAGE_HAS_ACCOUNTS);
+        assert_eq!(view.accounts.len(), 1);
+    }
+}

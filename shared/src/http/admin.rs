@@ -1,0 +1,161 @@
+//! The `admin` function: portal settings (Portal Administration), contacts,
+//! and a contact's email log. One function, dispatched on the API's route key.
+
+use super::problem::{ApiError, FieldError};
+use super::request::{caller, finish, json_body, path_param, respond, route_key};
+use crate::app::App;
+use crate::domain::{
+    portal::valid_name, time, Contact, ContactId, ContactKind, EmailAddress, Portal, PortalId, Scope,
+};
+use crate::store::items::EmailItem;
+use chrono::{DateTime, Utc};
+use lambda_http::{http::StatusCode, Body, Request, Response};
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PortalRequest {
+    pub name: String,
+    pub default: bool,
+    pub claim_url: String,
+    #[serde(default)]
+    pub code_ttl_hours: Option<u32>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ContactRequest {
+    pub name: String,
+    #[serde(default)]
+    pub email: Option<String>,
+    pub kind: ContactKind,
+    #[serde(default)]
+    pub portal_ids: Vec<String>,
+}
+
+/// One line of a contact's email log.
+#[derive(Debug, Serialize)]
+pub struct EmailLogEntry {
+    pub document_id: String,
+    pub kind: crate::mail::EmailKind,
+    pub to: String,
+    pub portal_id: String,
+    pub subject: Option<String>,
+    pub status: &'static str,
+    pub ses_message_id: Option<String>,
+    pub failure_reason: Option<String>,
+    #[serde(with = "time::rfc3339")]
+    pub created_at: DateTime<Utc>,
+    #[serde(with = "time::rfc3339_opt")]
+    pub sent_at: Option<DateTime<Utc>>,
+}
+
+impl From<EmailItem> for EmailLogEntry {
+    fn from(e: EmailItem) -> Self {
+        Self {
+            document_id: e.document_id,
+            kind: e.kind,
+            to: e.to,
+            portal_id: e.portal_id,
+            subject: e.subject,
+            status: e.status.public(),
+            ses_message_id: e.ses_message_id,
+            failure_reason: e.failure_reason,
+            created_at: e.created_at,
+            sent_at: e.sent_at,
+        }
+    }
+}
+
+pub async fn handle(app: &App, req: Request) -> Response<Body> {
+    finish(route(app, &req).await)
+}
+
+async fn route(app: &App, req: &Request) -> Result<Response<Body>, ApiError> {
+    match route_key(req).as_str() {
+        "PUT /v1/portals/{portal_id}" => put_portal(app, req).await,
+        "GET /v1/portals/{portal_id}" => get_portal(app, req).await,
+        "GET /v1/portals" => list_portals(app, req).await,
+        "PUT /v1/contacts/{contact_id}" => put_contact(app, req).await,
+        "GET /v1/contacts/{contact_id}" => get_contact(app, req).await,
+        "GET /v1/contacts/{contact_id}/emails" => list_emails(app, req).await,
+        _ => Err(ApiError::NotFound("route")),
+    }
+}
+
+async fn put_portal(app: &App, req: &Request) -> Result<Response<Body>, ApiError> {
+    let caller = caller(req, Scope::Admin)?;
+    let portal_id = path_param(req, "portal_id", PortalId::parse)?;
+    let body: PortalRequest = json_body(req, false)?;
+    let portal = Portal::new(portal_id, &body.name, body.default, &body.claim_url, body.code_ttl_hours)
+        .map_err(|e| ApiError::validation(e.pointer(), e.to_string()))?;
+    app.store.put_portal(&caller.tenant_id, &portal, &caller.sub, (app.clock)()).await?;
+    app.portals.forget(&caller.tenant_id);
+    Ok(respond(StatusCode::OK, &portal))
+}
+
+async fn get_portal(app: &App, req: &Request) -> Result<Response<Body>, ApiError> {
+    let caller = caller(req, Scope::Read)?;
+    let portal_id = path_param(req, "portal_id", PortalId::parse)?;
+    let portal = app.store.get_portal(&caller.tenant_id, &portal_id).await?.ok_or(ApiError::NotFound("portal"))?;
+    Ok(respond(StatusCode::OK, &portal))
+}
+
+async fn list_portals(app: &App, req: &Request) -> Result<Response<Body>, ApiError> {
+    let caller = caller(req, Scope::Read)?;
+    let portals = app.store.list_portals(&caller.tenant_id).await?;
+    Ok(respond(StatusCode::OK, &serde_json::json!({ "items": portals })))
+}
+
+async fn put_contact(app: &App, req: &Request) -> Result<Response<Body>, ApiError> {
+    let caller = caller(req, Scope::Write)?;
+    let contact_id = path_param(req, "contact_id", ContactId::parse)?;
+    let body: ContactRequest = json_body(req, false)?;
+    let mut errors = Vec::new();
+    let name = valid_name(&body.name);
+    if name.is_none() {
+        errors.push(FieldError::new("/name", "name: must be 1 to 200 characters, without control characters"));
+    }
+    let email = match body.email.as_deref().map(str::trim) {
+        None | Some("") => None,
+        Some(raw) => EmailAddress::parse(raw)
+            .map_err(|e| errors.push(FieldError::new("/email", format!("email {e}"))))
+            .ok(),
+    };
+    let known = app.store.list_portals(&caller.tenant_id).await?;
+    let mut portal_ids = Vec::new();
+    for (i, raw) in body.portal_ids.iter().enumerate() {
+        match PortalId::parse(raw) {
+            Ok(id) if known.iter().any(|p| p.portal_id == id) => portal_ids.push(id),
+            Ok(id) => errors.push(FieldError::new(format!("/portal_ids/{i}"), format!("no portal {id} in this tenant"))),
+            Err(e) => errors.push(FieldError::new(format!("/portal_ids/{i}"), format!("portal id {e}"))),
+        }
+    }
+    let Some(name) = name.filter(|_| errors.is_empty()) else {
+        let detail = errors.iter().map(|e| e.detail.as_str()).collect::<Vec<_>>().join("; ");
+        return Err(ApiError::Validation { detail, errors });
+    };
+    portal_ids.dedup();
+    let contact = Contact { contact_id, name, email, kind: body.kind, portal_ids };
+    app.store.put_contact(&caller.tenant_id, &contact, &caller.sub, (app.clock)()).await?;
+    Ok(respond(StatusCode::OK, &contact))
+}
+
+async fn get_contact(app: &App, req: &Request) -> Result<Response<Body>, ApiError> {
+    let caller = caller(req, Scope::Read)?;
+    let contact_id = path_param(req, "contact_id", ContactId::parse)?;
+    let contact = app.store.get_contact(&caller.tenant_id, &contact_id).await?.ok_or(ApiError::NotFound("contact"))?;
+    Ok(respond(StatusCode::OK, &contact))
+}
+
+async fn list_emails(app: &App, req: &Request) -> Result<Response<Body>, ApiError> {
+    let caller = caller(req, Scope::Read)?;
+    let contact_id = path_param(req, "contact_id", ContactId::parse)?;
+    let (contact, emails) = tokio::try_join!(
+        app.store.get_contact(&caller.tenant_id, &contact_id),
+        app.store.list_emails(&caller.tenant_id, &contact_id),
+    )?;
+    contact.ok_or(ApiError::NotFound("contact"))?;
+    let items: Vec<EmailLogEntry> = emails.into_iter().map(Into::into).collect();
+    Ok(respond(StatusCode::OK, &serde_json::json!({ "contact_id": contact_id, "items": items })))
+}

@@ -1,0 +1,81 @@
+//! `POST /v1/claim` (public): a person claims a code and creates their account.
+//!
+//! Unknown, malformed, expired, already used and wrong-portal codes all get
+//! the same 400 body, and every path hashes and looks the code up first, so
+//! the answer says nothing about which it was. The claim itself is one
+//! conditional transaction: of N concurrent claims exactly one succeeds.
+
+use super::problem::ApiError;
+use super::request::{finish, json_body, respond};
+use crate::app::App;
+use crate::domain::{code_lifecycle::is_claimable, ContactId, EmailAddress, PickupCode, PortalId, TenantId};
+use crate::store::TxError;
+use chrono::DateTime;
+use lambda_http::{http::StatusCode, Body, Request, Response};
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClaimRequest {
+    pub code: String,
+    pub email: String,
+    #[serde(default)]
+    pub portal_id: Option<String>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct Claimed {
+    pub contact_id: ContactId,
+    pub portal_id: PortalId,
+    pub email: EmailAddress,
+}
+
+pub async fn handle(app: &App, req: Request) -> Response<Body> {
+    finish(run(app, &req).await)
+}
+
+async fn run(app: &App, req: &Request) -> Result<Response<Body>, ApiError> {
+    let body: ClaimRequest = json_body(req, false)?;
+    let email = EmailAddress::parse(&body.email).map_err(|e| ApiError::validation("/email", format!("email {e}")))?;
+    let claimed = claim(app, &body.code, &email, body.portal_id.as_deref()).await?;
+    Ok(respond(StatusCode::CREATED, &claimed))
+}
+
+pub async fn claim(app: &App, raw_code: &str, email: &EmailAddress, portal: Option<&str>) -> Result<Claimed, ApiError> {
+    // Hash whatever was typed, well-formed or not, so every answer costs the same lookup.
+    let hash = match PickupCode::parse(raw_code) {
+        Ok(code) => app.hasher.hash(&code),
+        Err(_) => app.hasher.hash_secret(raw_code.as_bytes()),
+    };
+    let owner = app.store.find_code(&hash).await?;
+    let now = (app.clock)();
+    let owner = owner.ok_or(ApiError::ClaimRejected)?;
+    let expires_at = DateTime::from_timestamp_millis(owner.expires_at_ms).ok_or(ApiError::ClaimRejected)?;
+    let portal_matches = portal.is_none_or(|p| p == owner.portal_id);
+    if !portal_matches || !is_claimable(owner.state, expires_at, now) {
+        return Err(ApiError::ClaimRejected);
+    }
+    let ids = (
+        TenantId::parse(&owner.tenant_id),
+        ContactId::parse(&owner.contact_id),
+        PortalId::parse(&owner.portal_id),
+    );
+    let (Ok(tenant), Ok(contact), Ok(portal)) = ids else {
+        return Err(anyhow::anyhow!("a code lookup item holds an invalid id").into());
+    };
+    for attempt in 0..5u64 {
+        match app.store.claim_code(&hash, &tenant, &contact, &portal, email, now).await {
+            Ok(()) => {
+                tracing::info!(tenant = %tenant, portal = %portal, "code claimed");
+                return Ok(Claimed { contact_id: contact, portal_id: portal, email: email.clone() });
+            }
+            // Another claim of the same code is in flight: look again shortly.
+            Err(e) if e.is_contention() => {
+                tokio::time::sleep(std::time::Duration::from_millis(10 + attempt * 15)).await;
+            }
+            Err(TxError::Cancelled { .. }) => return Err(ApiError::ClaimRejected),
+            Err(TxError::Unexpected(e)) => return Err(e.into()),
+        }
+    }
+    Err(ApiError::ClaimRejected)
+}

@@ -1,0 +1,44 @@
+//! HTTP entry points. Every operation has the same shape: read the caller and
+//! the input into domain types ([`request`]), call the use case, answer JSON or
+//! a problem ([`problem`]). Each Lambda binary's `main` calls one `handle`.
+
+pub mod admin;
+pub mod claim;
+pub mod generate;
+pub mod problem;
+pub mod request;
+pub mod status;
+
+use crate::app::App;
+use lambda_http::{Body, Request, Response};
+
+/// The HTTP functions, by binary name (as in template.yaml's BuildProperties).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HttpFunction {
+    Generate,
+    Claim,
+    Status,
+    Admin,
+}
+
+impl HttpFunction {
+    pub fn from_binary(name: &str) -> Option<Self> {
+        Some(match name {
+            "generate" => Self::Generate,
+            "claim" => Self::Claim,
+            "status" => Self::Status,
+            "admin" => Self::Admin,
+            _ => return None,
+        })
+    }
+
+    /// Calls the function's handler, as its Lambda binary would.
+    pub async fn handle(self, app: &App, req: Request) -> Response<Body> {
+        match self {
+            Self::Generate => generate::handle(app, req).await,
+            Self::Claim => claim::handle(app, req).await,
+            Self::Status => status::handle(app, req).await,
+            Self::Admin => admin::handle(app, req).await,
+        }
+    }
+}

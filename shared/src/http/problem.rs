@@ -1,0 +1,102 @@
+//! The one place errors become HTTP answers: `application/problem+json`
+//! (RFC 9457). 5xx bodies are generic; the cause chain goes to the log once, here.
+
+use crate::domain::AuthError;
+use lambda_http::{http::StatusCode, Body, Response};
+use serde::Serialize;
+
+/// One invalid field: a JSON pointer into the request and what is wrong with it.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct FieldError {
+    pub pointer: String,
+    pub detail: String,
+}
+
+impl FieldError {
+    pub fn new(pointer: impl Into<String>, detail: impl Into<String>) -> Self {
+        Self { pointer: pointer.into(), detail: detail.into() }
+    }
+}
+
+/// Every way a request can fail.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error("{0}")]
+    Auth(#[from] AuthError),
+    /// The request is not JSON, or not the JSON we take.
+    #[error("{0}")]
+    BadRequest(String),
+    /// The request parsed but its values are not acceptable.
+    #[error("{detail}")]
+    Validation { detail: String, errors: Vec<FieldError> },
+    #[error("{0} not found")]
+    NotFound(&'static str),
+    #[error("{0}")]
+    Conflict(String),
+    /// A claim that cannot go through; deliberately the same for every reason.
+    #[error("this code cannot be claimed")]
+    ClaimRejected,
+    #[error("request body is larger than {0} bytes")]
+    TooLarge(usize),
+    #[error("{0}")]
+    Unavailable(String),
+    #[error(transparent)]
+    Unexpected(#[from] anyhow::Error),
+}
+
+impl ApiError {
+    pub fn validation(pointer: &str, detail: impl Into<String>) -> Self {
+        let detail = detail.into();
+        Self::Validation { errors: vec![FieldError::new(pointer, detail.clone())], detail }
+    }
+
+    fn parts(&self) -> (StatusCode, &'static str, &'static str) {
+        match self {
+            Self::Auth(AuthError::Unauthenticated) => (StatusCode::UNAUTHORIZED, "unauthenticated", "Unauthenticated"),
+            Self::Auth(AuthError::Forbidden(_)) => (StatusCode::FORBIDDEN, "forbidden", "Forbidden"),
+            Self::BadRequest(_) => (StatusCode::BAD_REQUEST, "bad-request", "Bad request"),
+            Self::Validation { .. } => (StatusCode::UNPROCESSABLE_ENTITY, "validation", "Invalid request"),
+            Self::NotFound(_) => (StatusCode::NOT_FOUND, "not-found", "Not found"),
+            Self::Conflict(_) => (StatusCode::CONFLICT, "conflict", "Conflict"),
+            Self::ClaimRejected => (StatusCode::BAD_REQUEST, "claim-rejected", "Code not accepted"),
+            Self::TooLarge(_) => (StatusCode::PAYLOAD_TOO_LARGE, "too-large", "Request too large"),
+            Self::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "unavailable", "Service unavailable"),
+            Self::Unexpected(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal", "Internal error"),
+        }
+    }
+
+    pub fn status(&self) -> StatusCode {
+        self.parts().0
+    }
+
+    /// The problem+json response. Logs unexpected errors with their cause chain.
+    pub fn into_response(self) -> Response<Body> {
+        let (status, slug, title) = self.parts();
+        let detail = match &self {
+            Self::Unexpected(e) => {
+                tracing::error!(error = ?e, "request failed");
+                "an unexpected error occurred; it has been logged".to_owned()
+            }
+            Self::ClaimRejected => {
+                "the code is not valid for this portal, has expired, or has already been used".to_owned()
+            }
+            other => other.to_string(),
+        };
+        let mut body = serde_json::json!({
+            "type": format!("/problems/{slug}"),
+            "title": title,
+            "status": status.as_u16(),
+            "detail": detail,
+        });
+        if let Self::Validation { errors, .. } = &self {
+            body["errors"] = serde_json::to_value(errors).expect("field errors serialise");
+        }
+        let mut builder = Response::builder()
+            .status(status)
+            .header("content-type", "application/problem+json");
+        if status == StatusCode::UNAUTHORIZED {
+            builder = builder.header("www-authenticate", "Bearer");
+        }
+        builder.body(Body::Text(body.to_string())).expect("a valid response")
+    }
+}

@@ -1,0 +1,82 @@
+//! Reading requests at the edge: the caller, path ids, JSON bodies; and writing
+//! JSON answers. Everything here turns raw input into domain types or an
+//! [`ApiError`] with a clear detail.
+
+use super::problem::ApiError;
+use crate::domain::{Caller, Scope};
+use lambda_http::{http::StatusCode, request::RequestContext, Body, Request, RequestExt, Response};
+use serde::{de::DeserializeOwned, Serialize};
+
+/// Largest body we read (64 KiB); larger is 413.
+pub const MAX_BODY_BYTES: usize = 64 * 1024;
+
+/// The staff member behind the request, with at least `needed`.
+pub fn caller(req: &Request, needed: Scope) -> Result<Caller, ApiError> {
+    let claims = match req.request_context_ref() {
+        Some(RequestContext::ApiGatewayV2(ctx)) => ctx.authorizer.as_ref().and_then(|a| a.jwt.as_ref()).map(|j| &j.claims),
+        _ => None,
+    };
+    let caller = Caller::from_claims(claims.ok_or(crate::domain::AuthError::Unauthenticated)?)?;
+    caller.require(needed)?;
+    Ok(caller)
+}
+
+/// The route the API matched, e.g. `PUT /v1/portals/{portal_id}`.
+pub fn route_key(req: &Request) -> String {
+    match req.request_context_ref() {
+        Some(RequestContext::ApiGatewayV2(ctx)) => ctx.route_key.clone().unwrap_or_default(),
+        _ => String::new(),
+    }
+}
+
+/// A path parameter parsed into its id type; 400 naming the parameter otherwise.
+pub fn path_param<T, E: std::fmt::Display>(req: &Request, name: &str, parse: impl Fn(&str) -> Result<T, E>) -> Result<T, ApiError> {
+    let params = req.path_parameters();
+    let raw = params.first(name).ok_or_else(|| ApiError::BadRequest(format!("missing path parameter {name}")))?;
+    parse(raw).map_err(|e| ApiError::BadRequest(format!("path parameter {name} {e}")))
+}
+
+/// The source address API Gateway saw.
+pub fn source_ip(req: &Request) -> Option<String> {
+    match req.request_context_ref() {
+        Some(RequestContext::ApiGatewayV2(ctx)) => ctx.http.source_ip.clone(),
+        _ => None,
+    }
+}
+
+/// Parses the JSON body. An empty body reads as `{}` when `empty_ok`.
+/// Malformed JSON is 400; well-formed JSON of the wrong shape (a missing
+/// field, a wrong type, an unknown field) is 422 with serde's explanation.
+pub fn json_body<T: DeserializeOwned>(req: &Request, empty_ok: bool) -> Result<T, ApiError> {
+    let bytes: &[u8] = req.body().as_ref();
+    if bytes.len() > MAX_BODY_BYTES {
+        return Err(ApiError::TooLarge(MAX_BODY_BYTES));
+    }
+    let bytes: &[u8] = if bytes.iter().all(u8::is_ascii_whitespace) {
+        if !empty_ok {
+            return Err(ApiError::BadRequest("a JSON body is required".into()));
+        }
+        b"{}"
+    } else {
+        bytes
+    };
+    serde_json::from_slice(bytes).map_err(|e| match e.classify() {
+        serde_json::error::Category::Data => ApiError::validation("", e.to_string()),
+        _ => ApiError::BadRequest(format!("malformed JSON: {e}")),
+    })
+}
+
+/// A JSON answer.
+pub fn respond<T: Serialize>(status: StatusCode, value: &T) -> Response<Body> {
+    let body = serde_json::to_string(value).expect("responses serialise");
+    Response::builder()
+        .status(status)
+        .header("content-type", "application/json")
+        .body(Body::Text(body))
+        .expect("a valid response")
+}
+
+/// Turns an operation's result into the response.
+pub fn finish(result: Result<Response<Body>, ApiError>) -> Response<Body> {
+    result.unwrap_or_else(ApiError::into_response)
+}

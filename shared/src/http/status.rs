@@ -1,0 +1,24 @@
+//! `GET /v1/contacts/{contact_id}/portal`: the Portal portlet (seed 000).
+//! One DynamoDB Query of the contact's partition plus the cached portal list.
+
+use super::problem::ApiError;
+use super::request::{caller, finish, path_param, respond};
+use crate::app::App;
+use crate::domain::{portlet, ContactId, Scope};
+use lambda_http::{http::StatusCode, Body, Request, Response};
+
+pub async fn handle(app: &App, req: Request) -> Response<Body> {
+    finish(run(app, &req).await)
+}
+
+async fn run(app: &App, req: &Request) -> Result<Response<Body>, ApiError> {
+    let caller = caller(req, Scope::Read)?;
+    let contact_id = path_param(req, "contact_id", ContactId::parse)?;
+    let (partition, portals) = tokio::try_join!(
+        app.store.contact_partition(&caller.tenant_id, &contact_id),
+        app.portals.get(&app.store, &caller.tenant_id),
+    )?;
+    let partition = partition.ok_or(ApiError::NotFound("contact"))?;
+    let view = portlet::build(&partition.contact, &portals, partition.accounts, partition.codes, (app.clock)());
+    Ok(respond(StatusCode::OK, &view))
+}

@@ -1,0 +1,43 @@
+//! Email: kinds, the job that travels on the mail queue, templates and the
+//! mailer worker that sends through SES v2.
+
+pub mod job;
+pub mod queue;
+pub mod ses;
+pub mod templates;
+pub mod worker;
+
+use serde::{Deserialize, Serialize};
+
+pub use job::MailJob;
+pub use templates::{render, RenderedEmail, TemplateVars};
+
+/// What an email is for; each kind has a built-in default template.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EmailKind {
+    /// Seed 000's "Generate & Email": the pickup/activation code and instructions.
+    PickupCode,
+}
+
+/// Where an email is in its life. `sending` is internal (a mailer holds a
+/// lease); staff see it as `queued`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EmailStatus {
+    Queued,
+    Sending,
+    Sent,
+    Failed,
+}
+
+impl EmailStatus {
+    /// The status staff see.
+    pub fn public(self) -> &'static str {
+        match self {
+            Self::Queued | Self::Sending => "queued",
+            Self::Sent => "sent",
+            Self::Failed => "failed",
+        }
+    }
+}

@@ -1,0 +1,74 @@
+//! The SES v2 adapter: sends one rendered email, and says whether a failure
+//! is worth retrying.
+
+use super::RenderedEmail;
+use aws_sdk_sesv2::{
+    operation::send_email::SendEmailError,
+    types::{Body, Content, Destination, EmailContent, Message},
+    Client,
+};
+
+#[derive(Clone, Debug)]
+pub struct Ses {
+    client: Client,
+    from: String,
+}
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum SendError {
+    /// Throttling, 5xx, timeouts: the queue will bring the job back.
+    #[error("SES is unavailable: {0}")]
+    Retryable(String),
+    /// The address or the message was refused: retrying cannot help.
+    #[error("SES refused the email: {0}")]
+    Permanent(String),
+}
+
+fn content(data: &str) -> Result<Content, SendError> {
+    Content::builder()
+        .data(data)
+        .charset("UTF-8")
+        .build()
+        .map_err(|e| SendError::Permanent(e.to_string()))
+}
+
+impl Ses {
+    pub fn new(sdk: &aws_config::SdkConfig, from: impl Into<String>) -> Self {
+        Self { client: Client::new(sdk), from: from.into() }
+    }
+
+    /// Sends the email; returns SES's message id.
+    #[tracing::instrument(skip_all)]
+    pub async fn send(&self, to: &str, email: &RenderedEmail) -> Result<String, SendError> {
+        let message = Message::builder()
+            .subject(content(&email.subject)?)
+            .body(Body::builder().text(content(&email.text)?).html(content(&email.html)?).build())
+            .build();
+        let result = self
+            .client
+            .send_email()
+            .from_email_address(&self.from)
+            .destination(Destination::builder().to_addresses(to).build())
+            .content(EmailContent::builder().simple(message).build())
+            .send()
+            .await;
+        match result {
+            Ok(out) => Ok(out.message_id.unwrap_or_default()),
+            Err(err) => {
+                let status = err.raw_response().map(|r| r.status().as_u16());
+                let service = err.into_service_error();
+                let reason = match status {
+                    Some(code) => format!("{service} (HTTP {code})"),
+                    None => service.to_string(),
+                };
+                match service {
+                    SendEmailError::MessageRejected(_)
+                    | SendEmailError::MailFromDomainNotVerifiedException(_)
+                    | SendEmailError::BadRequestException(_)
+                    | SendEmailError::NotFoundException(_) => Err(SendError::Permanent(reason)),
+                    _ => Err(SendError::Retryable(reason)),
+                }
+            }
+        }
+    }
+}
