@@ -1,1 +1,9 @@
-fn main(){}
+//! Integration tests against the real local stack: DynamoDB Local, moto (SQS,
+//! SES v2) and the local gateway, all started by `infra/run-tests`.
+
+mod access;
+mod code_loop;
+mod drift;
+mod handlers;
+mod helpers;
+mod validation;

@@ -1,0 +1,169 @@
+//! Handler tests driven by the real-shaped events in events/*.json (the same
+//! files `sam local invoke -e` takes), calling the functions' handlers in
+//! process against the local stack, with a clock the test controls.
+
+use crate::helpers::*;
+use aws_lambda_events::sqs::SqsEvent;
+use chrono::{DateTime, Duration, Utc};
+use portal::app::App;
+use portal::http::{admin, claim, generate, status};
+use portal::mail::queue::MailQueue;
+use portal_local::local::{self, Endpoints};
+use serde_json::{json, Value};
+use std::sync::{Arc, Mutex};
+
+fn event(name: &str) -> Value {
+    let path = portal_local::repo_root().join("events").join(name);
+    serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap()
+}
+
+/// The event as tenant `tenant` would send it, with `body` if given.
+fn request(mut e: Value, tenant: &str, body: Option<Value>) -> lambda_http::Request {
+    if e["requestContext"]["authorizer"].is_object() {
+        e["requestContext"]["authorizer"]["jwt"]["claims"]["tenant_id"] = json!(tenant);
+    }
+    if let Some(b) = body {
+        e["body"] = json!(b.to_string());
+    }
+    lambda_http::request::from_str(&e.to_string()).expect("a valid API Gateway v2 event")
+}
+
+fn body(resp: &lambda_http::Response<lambda_http::Body>) -> Value {
+    serde_json::from_slice(resp.body().as_ref()).unwrap_or(Value::Null)
+}
+
+struct Clock(Arc<Mutex<DateTime<Utc>>>);
+
+impl Clock {
+    fn install(app: &mut App, start: DateTime<Utc>) -> Self {
+        let now = Arc::new(Mutex::new(start));
+        let shared = now.clone();
+        app.clock = Arc::new(move || *shared.lock().unwrap());
+        Self(now)
+    }
+
+    fn set(&self, t: DateTime<Utc>) {
+        *self.0.lock().unwrap() = t;
+    }
+}
+
+/// A function's dependencies on the local stack. Email jobs go to a queue of
+/// the tests' own, so the gateway's mailer does not race the one under test.
+async fn app(binary: &str) -> App {
+    let endpoints = Endpoints::from_env().await;
+    let mut app = local::http_app(&endpoints, &template(), binary).await.unwrap();
+    let sqs = aws_sdk_sqs::Client::new(&endpoints.moto);
+    let url = sqs.create_queue().queue_name("HandlerTestMailQueue").send().await.unwrap().queue_url.unwrap();
+    app.mail_queue = MailQueue::new(&endpoints.moto, url);
+    app
+}
+
+/// Seeds a tenant through the admin handler with the admin events; returns the contact's email.
+async fn seed(admin_app: &App, tenant: &str) -> String {
+    let email = format!("{}@example.com", unique("events"));
+    let put_portal = admin::handle(admin_app, request(event("admin-put-portal.json"), tenant, None)).await;
+    assert_eq!(put_portal.status(), 200, "{:?}", body(&put_portal));
+    let mut contact = event("admin-put-contact.json");
+    let mut contact_body: Value = serde_json::from_str(contact["body"].as_str().unwrap()).unwrap();
+    contact_body["email"] = json!(email);
+    contact["body"] = json!(contact_body.to_string());
+    let put_contact = admin::handle(admin_app, request(contact, tenant, None)).await;
+    assert_eq!(put_contact.status(), 200, "{:?}", body(&put_contact));
+    email
+}
+
+#[tokio::test]
+async fn events_drive_generate_mailer_claim_and_status_and_a_redelivered_job_sends_once() {
+    let tenant = unique("ev");
+    let (admin_app, gen_app, claim_app, status_app) = (app("admin").await, app("generate").await, app("claim").await, app("status").await);
+    let email = seed(&admin_app, &tenant).await;
+
+    let generated = generate::handle(&gen_app, request(event("generate.json"), &tenant, None)).await;
+    assert_eq!(generated.status(), 201);
+    let issued = body(&generated);
+    let document_id = issued["email_document_id"].as_str().unwrap().to_owned();
+
+    // The SQS event from events/mailer.json, carrying this job.
+    let mailer = local::mailer(&Endpoints::from_env().await, &template()).await.unwrap();
+    let mut sqs = event("mailer.json");
+    sqs["Records"][0]["body"] = json!(json!({"tenant_id": tenant, "contact_id": "chart-1001", "document_id": document_id}).to_string());
+    let sqs: SqsEvent = serde_json::from_value(sqs).unwrap();
+    let first = mailer.handle_batch(sqs.clone()).await;
+    assert!(first.batch_item_failures.is_empty(), "{first:?}");
+    let redelivered = mailer.handle_batch(sqs).await;
+    assert!(redelivered.batch_item_failures.is_empty(), "a redelivery is acknowledged, not retried");
+    let sent = ses_messages_to(&email).await;
+    assert_eq!(sent.len(), 1, "the redelivered job sent no second email");
+    assert!(sent[0].1.contains(issued["code"].as_str().unwrap()));
+
+    let emails = admin::handle(&admin_app, request(event("admin-list-emails.json"), &tenant, None)).await;
+    assert_eq!(body(&emails)["items"][0]["status"], "sent");
+
+    let claim_body = json!({"code": issued["code"], "email": email, "portal_id": "main"});
+    let claimed = claim::handle(&claim_app, request(event("claim.json"), &tenant, Some(claim_body))).await;
+    assert_eq!(claimed.status(), 201, "{:?}", body(&claimed));
+
+    let view = status::handle(&status_app, request(event("status.json"), &tenant, None)).await;
+    let view = body(&view);
+    assert_eq!(view["accounts"][0]["email"], email.as_str());
+    assert_eq!(view["pending_codes"], json!([]));
+}
+
+#[tokio::test]
+async fn codes_expire_after_the_portal_ttl() {
+    let tenant = unique("ttl");
+    let admin_app = app("admin").await;
+    seed(&admin_app, &tenant).await;
+    let t0: DateTime<Utc> = "2026-03-01T09:00:00Z".parse().unwrap();
+    let mut gen_app = app("generate").await;
+    let _gen_clock = Clock::install(&mut gen_app, t0);
+    let mut claim_app = app("claim").await;
+    let claim_clock = Clock::install(&mut claim_app, t0);
+    let mut status_app = app("status").await;
+    let status_clock = Clock::install(&mut status_app, t0);
+
+    let issued = body(&generate::handle(&gen_app, request(event("generate.json"), &tenant, Some(json!({})))).await);
+    assert_eq!(issued["expires_at"], "2026-03-08T09:00:00.000Z", "168 h, the portal's code_ttl_hours");
+    let claim_body = json!({"code": issued["code"], "email": "late@example.com"});
+
+    // At the expiry instant the code is gone from the portlet and refused.
+    status_clock.set(t0 + Duration::hours(168));
+    let view = body(&status::handle(&status_app, request(event("status.json"), &tenant, None)).await);
+    assert_eq!(view["pending_codes"], json!([]));
+    claim_clock.set(t0 + Duration::hours(168));
+    let late = claim::handle(&claim_app, request(event("claim.json"), &tenant, Some(claim_body.clone()))).await;
+    assert_eq!(late.status(), 400);
+
+    // A moment earlier the same code still works: the refusal changed nothing.
+    claim_clock.set(t0 + Duration::hours(168) - Duration::seconds(1));
+    let in_time = claim::handle(&claim_app, request(event("claim.json"), &tenant, Some(claim_body))).await;
+    assert_eq!(in_time.status(), 201, "{:?}", body(&in_time));
+}
+
+#[tokio::test]
+async fn the_portlet_costs_one_dynamodb_request() {
+    let tenant = unique("cost");
+    let admin_app = app("admin").await;
+    seed(&admin_app, &tenant).await;
+    let gen_app = app("generate").await;
+    generate::handle(&gen_app, request(event("generate.json"), &tenant, Some(json!({})))).await;
+    let status_app = app("status").await;
+    // The first call also fills the portal cache (one more Query).
+    let first = status::handle(&status_app, request(event("status.json"), &tenant, None)).await;
+    assert_eq!(first.status(), 200);
+    let before = status_app.store.requests_sent();
+    let second = status::handle(&status_app, request(event("status.json"), &tenant, None)).await;
+    assert_eq!(second.status(), 200);
+    assert_eq!(body(&second)["pending_codes"].as_array().unwrap().len(), 1);
+    assert_eq!(status_app.store.requests_sent() - before, 1, "status is exactly one DynamoDB request");
+}
+
+#[tokio::test]
+async fn handlers_answer_401_without_authorizer_claims() {
+    let mut e = event("status.json");
+    e["requestContext"].as_object_mut().unwrap().remove("authorizer");
+    let req = lambda_http::request::from_str(&e.to_string()).unwrap();
+    let resp = status::handle(&app("status").await, req).await;
+    assert_eq!(resp.status(), 401);
+    assert_eq!(resp.headers()["content-type"], "application/problem+json");
+}

@@ -1,0 +1,171 @@
+//! Test harness: every test gets its own tenant on the shared local stack
+//! (DynamoDB Local, moto, the local gateway), started by `infra/run-tests`.
+
+use portal_local::{jwt, local, template::Template};
+use reqwest::{Method, StatusCode};
+use serde_json::{json, Value};
+use std::time::{Duration, Instant};
+
+pub const READ: &str = "portal:read";
+pub const WRITE: &str = "portal:read portal:write";
+pub const ADMIN: &str = "portal:read portal:write portal:admin";
+
+pub fn template() -> Template {
+    Template::load_default().expect("template.yaml loads")
+}
+
+pub fn unique(prefix: &str) -> String {
+    format!("{prefix}-{}", &uuid::Uuid::new_v4().simple().to_string()[..12])
+}
+
+/// A tenant of our own, talking to the gateway.
+pub struct TestApp {
+    pub base: String,
+    pub tenant: String,
+    pub client: reqwest::Client,
+    expected: jwt::Expected,
+}
+
+/// An answer: status, headers' content type, JSON body (Null if none).
+#[derive(Debug)]
+pub struct Answer {
+    pub status: StatusCode,
+    pub content_type: String,
+    pub body: Value,
+}
+
+impl Answer {
+    /// Asserts a problem+json answer with `status`, returning its detail.
+    #[track_caller]
+    pub fn problem(&self, status: u16) -> String {
+        assert_eq!(self.status.as_u16(), status, "unexpected answer: {self:?}");
+        assert_eq!(self.content_type, "application/problem+json", "{self:?}");
+        assert_eq!(self.body["status"], status, "{self:?}");
+        for field in ["type", "title", "detail"] {
+            assert!(self.body[field].is_string(), "problem lacks {field}: {self:?}");
+        }
+        self.body["detail"].as_str().unwrap().to_owned()
+    }
+
+    #[track_caller]
+    pub fn ok(&self, status: u16) -> &Value {
+        assert_eq!(self.status.as_u16(), status, "unexpected answer: {self:?}");
+        &self.body
+    }
+}
+
+impl TestApp {
+    pub async fn new() -> Self {
+        let base = format!("http://{}", local::gateway_addr());
+        let client = reqwest::Client::builder().timeout(Duration::from_secs(30)).build().unwrap();
+        let health = client.get(format!("{base}/local/health")).send().await;
+        assert!(
+            health.is_ok_and(|r| r.status().is_success()),
+            "the local gateway is not running at {base}: run the tests with infra/run-tests"
+        );
+        Self { base, tenant: unique("t"), client, expected: jwt::Expected::from_template(&template()) }
+    }
+
+    pub fn token(&self, scope: &str) -> String {
+        self.token_for(&self.tenant, scope)
+    }
+
+    pub fn token_for(&self, tenant: &str, scope: &str) -> String {
+        jwt::mint(&self.expected, "staff-test", tenant, scope, 600)
+    }
+
+    /// A request with an optional token and a raw body.
+    pub async fn raw(&self, method: Method, path: &str, token: Option<&str>, body: Option<String>) -> Answer {
+        let mut req = self.client.request(method, format!("{}{path}", self.base));
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        if let Some(b) = body {
+            req = req.header("content-type", "application/json").body(b);
+        }
+        let resp = req.send().await.expect("gateway answers");
+        let status = resp.status();
+        let content_type = resp.headers().get("content-type").and_then(|h| h.to_str().ok()).unwrap_or_default().to_owned();
+        let text = resp.text().await.unwrap();
+        let body = if text.is_empty() { Value::Null } else { serde_json::from_str(&text).unwrap_or(Value::String(text)) };
+        Answer { status, content_type, body }
+    }
+
+    pub async fn call(&self, method: Method, path: &str, scope: &str, body: Option<Value>) -> Answer {
+        let token = self.token(scope);
+        self.raw(method, path, Some(&token), body.map(|b| b.to_string())).await
+    }
+
+    pub async fn get(&self, path: &str) -> Answer {
+        self.call(Method::GET, path, READ, None).await
+    }
+
+    pub async fn put_portal(&self, id: &str, default: bool) -> Answer {
+        let body = json!({"name": format!("Portal {id}"), "default": default, "claim_url": "https://portal.example.com/claim"});
+        self.call(Method::PUT, &format!("/v1/portals/{id}"), ADMIN, Some(body)).await
+    }
+
+    pub async fn put_contact(&self, id: &str, email: Option<&str>) -> Answer {
+        let body = json!({"name": format!("Contact {id}"), "email": email, "kind": "individual"});
+        self.call(Method::PUT, &format!("/v1/contacts/{id}"), WRITE, Some(body)).await
+    }
+
+    pub async fn generate(&self, contact: &str, body: Value) -> Answer {
+        self.call(Method::POST, &format!("/v1/contacts/{contact}/codes"), WRITE, Some(body)).await
+    }
+
+    pub async fn claim(&self, body: Value) -> Answer {
+        self.raw(Method::POST, "/v1/claim", None, Some(body.to_string())).await
+    }
+
+    pub async fn status(&self, contact: &str) -> Answer {
+        self.get(&format!("/v1/contacts/{contact}/portal")).await
+    }
+
+    pub async fn emails(&self, contact: &str) -> Answer {
+        self.get(&format!("/v1/contacts/{contact}/emails")).await
+    }
+
+    /// A tenant with a default portal `main` and one contact; returns the contact id.
+    pub async fn with_contact(&self, email: Option<&str>) -> String {
+        self.put_portal("main", true).await.ok(200);
+        let contact = unique("chart");
+        self.put_contact(&contact, email).await.ok(200);
+        contact
+    }
+}
+
+/// Emails moto's SES has accepted for `to`: (subject, body) pairs.
+pub async fn ses_messages_to(to: &str) -> Vec<(String, String)> {
+    let data: Value = reqwest::get(format!("{}/moto-api/data.json", local::moto_endpoint()))
+        .await
+        .expect("moto answers")
+        .json()
+        .await
+        .expect("moto's data is JSON");
+    data["ses"]["Message"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|m| m["destinations"]["ToAddresses"].as_array().is_some_and(|a| a.iter().any(|x| x == to)))
+        .map(|m| (m["subject"].as_str().unwrap_or_default().to_owned(), m["body"].as_str().unwrap_or_default().to_owned()))
+        .collect()
+}
+
+/// Polls `check` until it returns Some or `limit` passes.
+pub async fn eventually<T, F, Fut>(limit: Duration, mut check: F) -> Option<T>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let start = Instant::now();
+    loop {
+        if let Some(v) = check().await {
+            return Some(v);
+        }
+        if start.elapsed() > limit {
+            return None;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
