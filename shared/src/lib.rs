@@ -6,6 +6,7 @@
 //! - [`store`]: the single DynamoDB table: keys, item shapes, the adapter.
 //! - [`mail`]: email kinds, templates, the SQS and SES adapters, the mailer worker.
 //! - [`http`]: the HTTP functions' handlers and the error → problem+json mapping.
+//! - [`invite`]: issuing codes and links, the one path every operation uses.
 //! - [`app`]: settings and the dependencies each function builds at cold start.
 //! - [`telemetry`]: JSON logs.
 //!
@@ -14,6 +15,7 @@
 pub mod app;
 pub mod domain;
 pub mod http;
+pub mod invite;
 pub mod mail;
 pub mod store;
 pub mod telemetry;

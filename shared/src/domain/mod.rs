@@ -18,3 +18,7 @@ pub use email_address::EmailAddress;
 pub use ids::{ContactId, PortalId, TenantId};
 pub use pickup_code::{CodeHash, CodeHasher, PickupCode};
 pub use portal::Portal;
+pub mod access_state;
+pub mod link_token;
+pub use access_state::{AccessEntry, Method, PortalState};
+pub use link_token::LinkToken;

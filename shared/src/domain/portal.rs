@@ -20,6 +20,8 @@ pub struct Portal {
     /// Where people claim: the activation email points here.
     pub claim_url: String,
     pub code_ttl_hours: u32,
+    /// How long an emailed activation link stays usable.
+    pub link_ttl_hours: u32,
 }
 
 /// Why a portal's settings were refused; each names its field.
@@ -31,6 +33,8 @@ pub enum PortalError {
     ClaimUrl,
     #[error("code_ttl_hours: must be between 1 and {MAX_CODE_TTL_HOURS}")]
     CodeTtl,
+    #[error("link_ttl_hours: must be between 1 and {MAX_CODE_TTL_HOURS}")]
+    LinkTtl,
 }
 
 impl PortalError {
@@ -40,6 +44,7 @@ impl PortalError {
             Self::Name => "/name",
             Self::ClaimUrl => "/claim_url",
             Self::CodeTtl => "/code_ttl_hours",
+            Self::LinkTtl => "/link_ttl_hours",
         }
     }
 }
@@ -52,6 +57,7 @@ impl Portal {
         default: bool,
         claim_url: &str,
         code_ttl_hours: Option<u32>,
+        link_ttl_hours: Option<u32>,
     ) -> Result<Self, PortalError> {
         let name = valid_name(name).ok_or(PortalError::Name)?;
         let claim_url = claim_url.trim();
@@ -63,7 +69,11 @@ impl Portal {
         if !(1..=MAX_CODE_TTL_HOURS).contains(&code_ttl_hours) {
             return Err(PortalError::CodeTtl);
         }
-        Ok(Self { portal_id, name, default, claim_url: claim_url.to_owned(), code_ttl_hours })
+        let link_ttl_hours = link_ttl_hours.unwrap_or(DEFAULT_CODE_TTL_HOURS);
+        if !(1..=MAX_CODE_TTL_HOURS).contains(&link_ttl_hours) {
+            return Err(PortalError::LinkTtl);
+        }
+        Ok(Self { portal_id, name, default, claim_url: claim_url.to_owned(), code_ttl_hours, link_ttl_hours })
     }
 }
 
@@ -101,25 +111,25 @@ mod tests {
 
     #[test]
     fn ttl_defaults_to_a_week_and_is_bounded() {
-        let p = Portal::new(id("main"), "Main", true, "https://portal.example/claim", None).unwrap();
+        let p = Portal::new(id("main"), "Main", true, "https://portal.example/claim", None, None).unwrap();
         assert_eq!(p.code_ttl_hours, 168);
-        assert_eq!(Portal::new(id("m"), "M", true, "https://x.example", Some(0)), Err(PortalError::CodeTtl));
-        assert_eq!(Portal::new(id("m"), "M", true, "https://x.example", Some(2161)), Err(PortalError::CodeTtl));
-        assert!(Portal::new(id("m"), "M", true, "https://x.example", Some(2160)).is_ok());
+        assert_eq!(Portal::new(id("m"), "M", true, "https://x.example", Some(0), None), Err(PortalError::CodeTtl));
+        assert_eq!(Portal::new(id("m"), "M", true, "https://x.example", Some(2161), None), Err(PortalError::CodeTtl));
+        assert!(Portal::new(id("m"), "M", true, "https://x.example", Some(2160), None).is_ok());
     }
 
     #[test]
     fn names_and_urls_are_checked() {
-        assert_eq!(Portal::new(id("m"), "  ", true, "https://x.example", None), Err(PortalError::Name));
-        assert_eq!(Portal::new(id("m"), &"n".repeat(201), true, "https://x.example", None), Err(PortalError::Name));
-        assert_eq!(Portal::new(id("m"), "M", true, "javascript:alert(1)", None), Err(PortalError::ClaimUrl));
-        assert_eq!(Portal::new(id("m"), "M", true, "https://x.example/a b", None), Err(PortalError::ClaimUrl));
+        assert_eq!(Portal::new(id("m"), "  ", true, "https://x.example", None, None), Err(PortalError::Name));
+        assert_eq!(Portal::new(id("m"), &"n".repeat(201), true, "https://x.example", None, None), Err(PortalError::Name));
+        assert_eq!(Portal::new(id("m"), "M", true, "javascript:alert(1)", None, None), Err(PortalError::ClaimUrl));
+        assert_eq!(Portal::new(id("m"), "M", true, "https://x.example/a b", None, None), Err(PortalError::ClaimUrl));
     }
 
     #[test]
     fn the_default_portal_must_be_unique() {
-        let a = Portal::new(id("a"), "A", true, "https://a.example", None).unwrap();
-        let b = Portal::new(id("b"), "B", false, "https://b.example", None).unwrap();
+        let a = Portal::new(id("a"), "A", true, "https://a.example", None, None).unwrap();
+        let b = Portal::new(id("b"), "B", false, "https://b.example", None, None).unwrap();
         let mut c = b.clone();
         c.default = true;
         assert_eq!(default_portal(&[a.clone(), b.clone()]), DefaultPortal::Found(&a));

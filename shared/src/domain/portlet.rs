@@ -5,7 +5,9 @@
 //! "which portals, which accounts, which codes, which message" lives here only.
 
 use super::{
+    access_state::{effective, AccessEntry, Method, PortalState},
     code_lifecycle::{is_listed_as_pending, CodeState},
+    pickup_code::CodeHash,
     contact::Contact,
     email_address::EmailAddress,
     ids::{ContactId, PortalId},
@@ -14,6 +16,7 @@ use super::{
 };
 use chrono::{DateTime, Utc};
 use serde::Serialize;
+use std::collections::BTreeMap;
 
 pub const MESSAGE_NO_ACCOUNTS: &str = "There are no accounts currently with portal-only access to this chart.";
 pub const MESSAGE_HAS_ACCOUNTS: &str = "These accounts have portal-only access to this chart.";
@@ -24,12 +27,18 @@ pub struct AccountRecord {
     pub email: EmailAddress,
     pub portal_id: PortalId,
     pub activated_at: DateTime<Utc>,
+    pub method: Method,
+    /// Deactivated accounts stay on record but give no access.
+    pub disabled_at: Option<DateTime<Utc>>,
 }
 
 /// A code generated for this contact, in whatever state it is now.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CodeRecord {
     pub portal_id: PortalId,
+    /// A typed code, or an emailed link (whose token is never stored).
+    pub method: Method,
+    pub hash: CodeHash,
     /// The plain code, `XXXXX-XXXXX`; present only while pending.
     pub code: Option<String>,
     pub state: CodeState,
@@ -43,6 +52,8 @@ pub struct PortalRef {
     pub portal_id: PortalId,
     pub name: String,
     pub default: bool,
+    /// none, pending, expired, active or disabled.
+    pub state: PortalState,
 }
 
 #[derive(Debug, Serialize, PartialEq, Eq)]
@@ -86,6 +97,7 @@ pub fn listed_portals<'a>(contact: &Contact, tenant_portals: &'a [Portal]) -> Ve
 pub fn build(
     contact: &Contact,
     tenant_portals: &[Portal],
+    access: &BTreeMap<String, AccessEntry>,
     accounts: Vec<AccountRecord>,
     codes: Vec<CodeRecord>,
     now: DateTime<Utc>,
@@ -110,6 +122,7 @@ pub fn build(
     pending_codes.sort_by(|a, b| b.created_at.cmp(&a.created_at));
     let mut accounts: Vec<AccountView> = accounts
         .into_iter()
+        .filter(|a| a.disabled_at.is_none())
         .map(|a| AccountView { email: a.email, portal_id: a.portal_id, activated_at: a.activated_at })
         .collect();
     accounts.sort_by(|a, b| a.activated_at.cmp(&b.activated_at));
@@ -117,7 +130,12 @@ pub fn build(
         contact_id: contact.contact_id.clone(),
         portals: listed_portals(contact, tenant_portals)
             .into_iter()
-            .map(|p| PortalRef { portal_id: p.portal_id.clone(), name: p.name.clone(), default: p.default })
+            .map(|p| PortalRef {
+                portal_id: p.portal_id.clone(),
+                name: p.name.clone(),
+                default: p.default,
+                state: effective(access.get(p.portal_id.as_str()), now),
+            })
             .collect(),
         message: if accounts.is_empty() { MESSAGE_NO_ACCOUNTS } else { MESSAGE_HAS_ACCOUNTS },
         accounts,
@@ -137,7 +155,7 @@ mod tests {
         PortalId::parse(s).unwrap()
     }
     fn portal(id: &str, default: bool) -> Portal {
-        Portal::new(pid(id), &format!("Portal {id}"), default, "https://p.example/claim", None).unwrap()
+        Portal::new(pid(id), &format!("Portal {id}"), default, "https://p.example/claim", None, None).unwrap()
     }
     fn contact(related: &[&str]) -> Contact {
         Contact {
@@ -151,6 +169,8 @@ mod tests {
     fn code(portal: &str, state: CodeState, expires: &str) -> CodeRecord {
         CodeRecord {
             portal_id: pid(portal),
+            method: Method::Code,
+            hash: CodeHash::from_stored("h".into()),
             code: (state == CodeState::Pending).then(|| "ABCDE-FGHJK".to_string()),
             state,
             created_at: t("2026-01-01T00:00:00Z"),
@@ -162,7 +182,7 @@ mod tests {
     #[test]
     fn lists_default_portals_and_related_ones_only() {
         let portals = [portal("a", true), portal("b", false), portal("c", false)];
-        let view = build(&contact(&["c"]), &portals, vec![], vec![], t("2026-01-02T00:00:00Z"));
+        let view = build(&contact(&["c"]), &portals, &BTreeMap::new(), vec![], vec![], t("2026-01-02T00:00:00Z"));
         let ids: Vec<&str> = view.portals.iter().map(|p| p.portal_id.as_str()).collect();
         assert_eq!(ids, ["a", "c"]);
         assert_eq!(view.message, MESSAGE_NO_ACCOUNTS);
@@ -177,7 +197,7 @@ mod tests {
             code("a", CodeState::Revoked, "2026-01-08T00:00:00Z"),
             code("a", CodeState::Pending, "2026-01-01T12:00:00Z"),
         ];
-        let view = build(&contact(&[]), &[portal("a", true)], vec![], codes, now);
+        let view = build(&contact(&[]), &[portal("a", true)], &BTreeMap::new(), vec![], codes, now);
         assert_eq!(view.pending_codes.len(), 1);
         assert_eq!(view.pending_codes[0].portal_name, "Portal a");
     }
@@ -188,9 +208,17 @@ mod tests {
             email: EmailAddress::parse("ann@example.org").unwrap(),
             portal_id: pid("a"),
             activated_at: t("2026-01-01T10:00:00Z"),
+            method: Method::Code,
+            disabled_at: None,
         };
-        let view = build(&contact(&[]), &[portal("a", true)], vec![account], vec![], t("2026-01-02T00:00:00Z"));
+        let mut disabled = account.clone();
+        disabled.disabled_at = Some(t("2026-01-01T11:00:00Z"));
+        let view = build(&contact(&[]), &[portal("a", true)], &BTreeMap::new(), vec![disabled], vec![], t("2026-01-02T00:00:00Z"));
+        assert_eq!(view.message, MESSAGE_NO_ACCOUNTS, "a disabled account gives no access");
+        let access = BTreeMap::from([("a".to_string(), AccessEntry::new(PortalState::Active, None, t("2026-01-01T10:00:00Z")))]);
+        let view = build(&contact(&[]), &[portal("a", true)], &access, vec![account], vec![], t("2026-01-02T00:00:00Z"));
         assert_eq!(view.message, MESSAGE_HAS_ACCOUNTS);
         assert_eq!(view.accounts.len(), 1);
+        assert_eq!(view.portals[0].state, PortalState::Active);
     }
 }

@@ -1,5 +1,6 @@
-//! The `admin` function: portal settings (Portal Administration), contacts,
-//! and a contact's email log. One function, dispatched on the API's route key.
+//! The `admin` function: portal settings and email templates (Portal
+//! Administration), contacts and their listing, the email log and stored
+//! documents, and the audit trail. One function, dispatched on the route key.
 
 use super::problem::{ApiError, FieldError};
 use super::request::{caller, finish, json_body, path_param, respond, route_key};
@@ -20,6 +21,8 @@ pub struct PortalRequest {
     pub claim_url: String,
     #[serde(default)]
     pub code_ttl_hours: Option<u32>,
+    #[serde(default)]
+    pub link_ttl_hours: Option<u32>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -79,6 +82,12 @@ async fn route(app: &App, req: &Request) -> Result<Response<Body>, ApiError> {
         "PUT /v1/contacts/{contact_id}" => put_contact(app, req).await,
         "GET /v1/contacts/{contact_id}" => get_contact(app, req).await,
         "GET /v1/contacts/{contact_id}/emails" => list_emails(app, req).await,
+        "GET /v1/contacts" => super::admin_views::list_contacts(app, req).await,
+        "GET /v1/contacts/{contact_id}/audit" => super::admin_views::contact_audit(app, req).await,
+        "GET /v1/emails/{document_id}" => super::admin_views::get_document(app, req).await,
+        "GET /v1/portals/{portal_id}/templates/{kind}" => super::templates::get(app, req).await,
+        "PUT /v1/portals/{portal_id}/templates/{kind}" => super::templates::put(app, req).await,
+        "POST /v1/portals/{portal_id}/templates/{kind}/preview" => super::templates::preview(app, req).await,
         _ => Err(ApiError::NotFound("route")),
     }
 }
@@ -87,7 +96,7 @@ async fn put_portal(app: &App, req: &Request) -> Result<Response<Body>, ApiError
     let caller = caller(req, Scope::Admin)?;
     let portal_id = path_param(req, "portal_id", PortalId::parse)?;
     let body: PortalRequest = json_body(req, false)?;
-    let portal = Portal::new(portal_id, &body.name, body.default, &body.claim_url, body.code_ttl_hours)
+    let portal = Portal::new(portal_id, &body.name, body.default, &body.claim_url, body.code_ttl_hours, body.link_ttl_hours)
         .map_err(|e| ApiError::validation(e.pointer(), e.to_string()))?;
     app.store.put_portal(&caller.tenant_id, &portal, &caller.sub, (app.clock)()).await?;
     app.portals.forget(&caller.tenant_id);

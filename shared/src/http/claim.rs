@@ -1,4 +1,7 @@
-//! `POST /v1/claim` (public): a person claims a code and creates their account.
+//! `POST /v1/claim` (public): a person claims a code (`{"code","email"}`) or
+//! an activation link's token (`{"token","email"}`) and creates their account.
+//! Only this POST consumes a token: no GET anywhere uses one up, so a mail
+//! scanner that follows the emailed link changes nothing.
 //!
 //! Unknown, malformed, expired, already used and wrong-portal codes all get
 //! the same 400 body, and every path hashes and looks the code up first, so
@@ -8,7 +11,7 @@
 use super::problem::ApiError;
 use super::request::{finish, json_body, respond};
 use crate::app::App;
-use crate::domain::{code_lifecycle::is_claimable, ContactId, EmailAddress, PickupCode, PortalId, TenantId};
+use crate::domain::{code_lifecycle::is_claimable, ContactId, EmailAddress, LinkToken, Method, PickupCode, PortalId, TenantId};
 use crate::store::TxError;
 use chrono::DateTime;
 use lambda_http::{http::StatusCode, Body, Request, Response};
@@ -17,7 +20,10 @@ use serde::{Deserialize, Serialize};
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ClaimRequest {
-    pub code: String,
+    #[serde(default)]
+    pub code: Option<String>,
+    #[serde(default)]
+    pub token: Option<String>,
     pub email: String,
     #[serde(default)]
     pub portal_id: Option<String>,
@@ -37,22 +43,33 @@ pub async fn handle(app: &App, req: Request) -> Response<Body> {
 async fn run(app: &App, req: &Request) -> Result<Response<Body>, ApiError> {
     let body: ClaimRequest = json_body(req, false)?;
     let email = EmailAddress::parse(&body.email).map_err(|e| ApiError::validation("/email", format!("email {e}")))?;
-    let claimed = claim(app, &body.code, &email, body.portal_id.as_deref()).await?;
+    let (secret, method) = match (&body.code, &body.token) {
+        (Some(code), None) => (code.as_str(), Method::Code),
+        (None, Some(token)) => (token.as_str(), Method::Link),
+        _ => return Err(ApiError::validation("", "give either a code or a token")),
+    };
+    let claimed = claim(app, secret, method, &email, body.portal_id.as_deref()).await?;
     Ok(respond(StatusCode::CREATED, &claimed))
 }
 
-pub async fn claim(app: &App, raw_code: &str, email: &EmailAddress, portal: Option<&str>) -> Result<Claimed, ApiError> {
-    // Hash whatever was typed, well-formed or not, so every answer costs the same lookup.
-    let hash = match PickupCode::parse(raw_code) {
-        Ok(code) => app.hasher.hash(&code),
-        Err(_) => app.hasher.hash_secret(raw_code.as_bytes()),
+pub async fn claim(app: &App, secret: &str, method: Method, email: &EmailAddress, portal: Option<&str>) -> Result<Claimed, ApiError> {
+    // Hash whatever was given, well-formed or not, so every answer costs the same lookup.
+    let hash = match method {
+        Method::Code => match PickupCode::parse(secret) {
+            Ok(code) => app.hasher.hash(&code),
+            Err(_) => app.hasher.hash_secret(secret.as_bytes()),
+        },
+        Method::Link => match LinkToken::parse(secret) {
+            Ok(token) => token.hash(&app.hasher),
+            Err(_) => app.hasher.hash_secret(format!("link:{secret}").as_bytes()),
+        },
     };
     let owner = app.store.find_code(&hash).await?;
     let now = (app.clock)();
     let owner = owner.ok_or(ApiError::ClaimRejected)?;
     let expires_at = DateTime::from_timestamp_millis(owner.expires_at_ms).ok_or(ApiError::ClaimRejected)?;
     let portal_matches = portal.is_none_or(|p| p == owner.portal_id);
-    if !portal_matches || !is_claimable(owner.state, expires_at, now) {
+    if !portal_matches || owner.method != method || !is_claimable(owner.state, expires_at, now) {
         return Err(ApiError::ClaimRejected);
     }
     let ids = (
@@ -64,7 +81,7 @@ pub async fn claim(app: &App, raw_code: &str, email: &EmailAddress, portal: Opti
         return Err(anyhow::anyhow!("a code lookup item holds an invalid id").into());
     };
     for attempt in 0..5u64 {
-        match app.store.claim_code(&hash, &tenant, &contact, &portal, email, now).await {
+        match app.store.claim_code(&hash, method, &tenant, &contact, &portal, email, now).await {
             Ok(()) => {
                 tracing::info!(tenant = %tenant, portal = %portal, "code claimed");
                 return Ok(Claimed { contact_id: contact, portal_id: portal, email: email.clone() });

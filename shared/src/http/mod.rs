@@ -2,12 +2,16 @@
 //! the input into domain types ([`request`]), call the use case, answer JSON or
 //! a problem ([`problem`]). Each Lambda binary's `main` calls one `handle`.
 
+pub mod access;
 pub mod admin;
+pub mod admin_views;
 pub mod claim;
 pub mod generate;
+pub mod lifecycle;
 pub mod problem;
 pub mod request;
 pub mod status;
+pub mod templates;
 
 use crate::app::App;
 use lambda_http::{Body, Request, Response};
@@ -19,6 +23,8 @@ pub enum HttpFunction {
     Claim,
     Status,
     Admin,
+    Lifecycle,
+    Access,
 }
 
 impl HttpFunction {
@@ -28,6 +34,8 @@ impl HttpFunction {
             "claim" => Self::Claim,
             "status" => Self::Status,
             "admin" => Self::Admin,
+            "lifecycle" => Self::Lifecycle,
+            "access" => Self::Access,
             _ => return None,
         })
     }
@@ -39,6 +47,8 @@ impl HttpFunction {
             Self::Claim => claim::handle(app, req).await,
             Self::Status => status::handle(app, req).await,
             Self::Admin => admin::handle(app, req).await,
+            Self::Lifecycle => lifecycle::handle(app, req).await,
+            Self::Access => access::handle(app, req).await,
         }
     }
 }

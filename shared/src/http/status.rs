@@ -19,6 +19,6 @@ async fn run(app: &App, req: &Request) -> Result<Response<Body>, ApiError> {
         app.portals.get(&app.store, &caller.tenant_id),
     )?;
     let partition = partition.ok_or(ApiError::NotFound("contact"))?;
-    let view = portlet::build(&partition.contact, &portals, partition.accounts, partition.codes, (app.clock)());
+    let view = portlet::build(&partition.contact, &portals, &partition.access, partition.accounts, partition.codes, (app.clock)());
     Ok(respond(StatusCode::OK, &view))
 }

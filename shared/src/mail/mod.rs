@@ -18,6 +18,29 @@ pub use templates::{render, RenderedEmail, TemplateVars};
 pub enum EmailKind {
     /// Seed 000's "Generate & Email": the pickup/activation code and instructions.
     PickupCode,
+    /// Seed 001/002's activation link (activate, resend, reset).
+    ActivationLink,
+    /// Access enabled again after it was disabled: a create-account link.
+    Reactivation,
+    /// Seed 002's notice that access was terminated.
+    Deactivation,
+}
+
+impl EmailKind {
+    pub const ALL: [Self; 4] = [Self::PickupCode, Self::ActivationLink, Self::Reactivation, Self::Deactivation];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::PickupCode => "pickup_code",
+            Self::ActivationLink => "activation_link",
+            Self::Reactivation => "reactivation",
+            Self::Deactivation => "deactivation",
+        }
+    }
+
+    pub fn parse(raw: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|k| k.as_str() == raw)
+    }
 }
 
 /// Where an email is in its life. `sending` is internal (a mailer holds a

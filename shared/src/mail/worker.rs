@@ -13,10 +13,11 @@
 
 use super::{
     ses::{SendError, Ses},
-    templates::{default_template, render, TemplateVars},
+    templates::{default_template, render, EmailTemplate, TemplateVars},
     EmailStatus, MailJob,
 };
 use crate::app::Clock;
+use crate::domain::{PortalId, TenantId};
 use crate::store::{EmailKey, Store};
 use aws_lambda_events::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent, SqsMessage};
 
@@ -82,7 +83,8 @@ impl Mailer {
             });
         }
         let vars = TemplateVars::from_map(&entry.vars);
-        let rendered = match render(&default_template(entry.kind), &vars) {
+        let template = self.template_for(&job.tenant_id, &entry.portal_id, entry.kind).await?;
+        let rendered = match render(&template, &vars) {
             Ok(r) => r,
             Err(e) => {
                 let reason = e.to_string();
@@ -108,6 +110,14 @@ impl Mailer {
                 Ok(if last_try { Outcome::Failed { reason, to_dlq: true } } else { Outcome::WillRetry(reason) })
             }
         }
+    }
+
+    /// The portal's own template for the kind, or the built-in default.
+    async fn template_for(&self, tenant: &str, portal: &str, kind: super::EmailKind) -> anyhow::Result<EmailTemplate> {
+        let (Ok(tenant), Ok(portal)) = (TenantId::parse(tenant), PortalId::parse(portal)) else {
+            return Ok(default_template(kind));
+        };
+        Ok(self.store.get_template(&tenant, &portal, kind).await?.unwrap_or_else(|| default_template(kind)))
     }
 
     async fn process_message(&self, message: &SqsMessage) -> bool {

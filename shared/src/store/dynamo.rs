@@ -10,24 +10,23 @@ use super::keys;
 use crate::domain::{
     code_lifecycle::CodeState,
     portlet::{AccountRecord, CodeRecord},
-    time, CodeHash, Contact, ContactId, EmailAddress, Portal, PortalId, TenantId,
+    time, AccessEntry, CodeHash, Contact, ContactId, EmailAddress, Portal, PortalId, TenantId,
 };
-use crate::mail::RenderedEmail;
 use anyhow::Context as _;
 use aws_sdk_dynamodb::{
     config::{interceptors::BeforeTransmitInterceptorContextRef, ConfigBag, Intercept, RuntimeComponents},
     error::BoxError,
     operation::transact_write_items::TransactWriteItemsError,
-    types::{AttributeValue, ConditionCheck, Put, TransactWriteItem, Update},
+    types::{AttributeValue, Put, TransactWriteItem, Update},
     Client,
 };
 use chrono::{DateTime, Utc};
 use serde::{de::DeserializeOwned, Serialize};
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
-type Item = HashMap<String, AttributeValue>;
+pub(super) type Item = HashMap<String, AttributeValue>;
 
 /// The table adapter. Cheap to share; build once per Lambda instance.
 #[derive(Clone, Debug)]
@@ -60,6 +59,8 @@ impl Intercept for RequestCounter {
 #[derive(Debug, Clone)]
 pub struct ContactPartition {
     pub contact: Contact,
+    /// Portal id → stored state.
+    pub access: BTreeMap<String, AccessEntry>,
     pub accounts: Vec<AccountRecord>,
     pub codes: Vec<CodeRecord>,
 }
@@ -82,33 +83,6 @@ impl TxError {
     }
 }
 
-/// What generating a code writes, in one transaction.
-#[derive(Debug)]
-pub struct CodeIssue {
-    pub tenant_id: TenantId,
-    pub contact_id: ContactId,
-    pub portal_id: PortalId,
-    pub code_display: String,
-    pub code_hash: CodeHash,
-    pub created_at: DateTime<Utc>,
-    pub expires_at: DateTime<Utc>,
-    pub created_by: String,
-    /// Earlier pending codes of the same contact and portal, revoked by this one.
-    pub revoke: Vec<CodeHash>,
-    /// The email log entry, when the code is also emailed.
-    pub email: Option<EmailItem>,
-}
-
-/// Where a code belongs, read from its lookup item.
-#[derive(Debug, Clone)]
-pub struct CodeOwner {
-    pub tenant_id: String,
-    pub contact_id: String,
-    pub portal_id: String,
-    pub state: CodeState,
-    pub expires_at_ms: i64,
-}
-
 /// The key of one email log entry.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct EmailKey {
@@ -118,7 +92,7 @@ pub struct EmailKey {
 }
 
 impl EmailKey {
-    fn key(&self) -> Item {
+    pub(super) fn key(&self) -> Item {
         HashMap::from([
             ("pk".into(), s(format!("T#{}#C#{}", self.tenant_id, self.contact_id))),
             ("sk".into(), s(keys::email_sk(&self.document_id))),
@@ -126,23 +100,23 @@ impl EmailKey {
     }
 }
 
-fn s(v: impl Into<String>) -> AttributeValue {
+pub(super) fn s(v: impl Into<String>) -> AttributeValue {
     AttributeValue::S(v.into())
 }
 
-fn n(v: i64) -> AttributeValue {
+pub(super) fn n(v: i64) -> AttributeValue {
     AttributeValue::N(v.to_string())
 }
 
-fn key(pk: String, sk: String) -> Item {
+pub(super) fn key(pk: String, sk: String) -> Item {
     HashMap::from([("pk".into(), s(pk)), ("sk".into(), s(sk))])
 }
 
-fn to_item<T: Serialize>(value: &T) -> anyhow::Result<Item> {
+pub(super) fn to_item<T: Serialize>(value: &T) -> anyhow::Result<Item> {
     serde_dynamo::to_item(value).context("Failed to encode an item")
 }
 
-fn from_item<T: DeserializeOwned>(item: Item) -> anyhow::Result<T> {
+pub(super) fn from_item<T: DeserializeOwned>(item: Item) -> anyhow::Result<T> {
     serde_dynamo::from_item(item).context("Failed to decode an item")
 }
 
@@ -168,7 +142,7 @@ impl Store {
         &self.client
     }
 
-    async fn get(&self, pk: String, sk: String) -> anyhow::Result<Option<Item>> {
+    pub(super) async fn get(&self, pk: String, sk: String) -> anyhow::Result<Option<Item>> {
         let out = self
             .client
             .get_item()
@@ -182,7 +156,7 @@ impl Store {
     }
 
     /// All items of a partition whose sort key starts with `prefix`, following pages.
-    async fn query_prefix(&self, pk: String, prefix: &str, newest_first: bool) -> anyhow::Result<Vec<Item>> {
+    pub(super) async fn query_prefix(&self, pk: String, prefix: &str, newest_first: bool) -> anyhow::Result<Vec<Item>> {
         let mut items = Vec::new();
         let mut start = None;
         loop {
@@ -217,6 +191,7 @@ impl Store {
             default: portal.default,
             claim_url: portal.claim_url.clone(),
             code_ttl_hours: portal.code_ttl_hours,
+            link_ttl_hours: portal.link_ttl_hours,
             updated_at: now,
             updated_by: actor.to_owned(),
         };
@@ -238,6 +213,7 @@ impl Store {
             default: p.default,
             claim_url: p.claim_url,
             code_ttl_hours: p.code_ttl_hours,
+            link_ttl_hours: p.link_ttl_hours,
         })
     }
 
@@ -252,49 +228,74 @@ impl Store {
         self.get(keys::tenant_pk(tenant), keys::portal_sk(portal)).await?.map(Self::portal_from).transpose()
     }
 
+    /// Creates or updates a contact's profile; its portal states are kept.
     #[tracing::instrument(skip_all, fields(tenant = %tenant))]
     pub async fn put_contact(&self, tenant: &TenantId, contact: &Contact, actor: &str, now: DateTime<Utc>) -> anyhow::Result<()> {
-        let item = ContactItem {
-            pk: keys::contact_pk(tenant, &contact.contact_id),
-            sk: keys::CONTACT_SK.into(),
-            contact_id: contact.contact_id.to_string(),
-            name: contact.name.clone(),
-            email: contact.email.as_ref().map(|e| e.to_string()),
-            kind: contact.kind,
-            portal_ids: contact.portal_ids.iter().map(|p| p.to_string()).collect(),
-            updated_at: now,
-            updated_by: actor.to_owned(),
-        };
-        self.client
-            .put_item()
+        let mut req = self
+            .client
+            .update_item()
             .table_name(&self.table)
-            .set_item(Some(to_item(&item)?))
-            .send()
-            .await
-            .context("Failed to store a contact")?;
+            .set_key(Some(key(keys::contact_pk(tenant, &contact.contact_id), keys::CONTACT_SK.into())))
+            .expression_attribute_names("#name", "name")
+            .expression_attribute_names("#access", "access")
+            .expression_attribute_values(":id", s(contact.contact_id.as_str()))
+            .expression_attribute_values(":name", s(contact.name.clone()))
+            .expression_attribute_values(":kind", serde_dynamo::to_attribute_value(contact.kind)?)
+            .expression_attribute_values(
+                ":portals",
+                AttributeValue::L(contact.portal_ids.iter().map(|p| s(p.as_str())).collect()),
+            )
+            .expression_attribute_values(":at", s(time::format(&now)))
+            .expression_attribute_values(":by", s(actor))
+            .expression_attribute_values(":empty", AttributeValue::M(HashMap::new()))
+            .expression_attribute_values(":gpk", s(keys::contacts_gsi_pk(tenant)))
+            .expression_attribute_values(":gsk", s(contact.contact_id.as_str()));
+        let mut expression = "SET contact_id = :id, #name = :name, kind = :kind, portal_ids = :portals, \
+                              updated_at = :at, updated_by = :by, #access = if_not_exists(#access, :empty), \
+                              gsi1pk = :gpk, gsi1sk = :gsk"
+            .to_owned();
+        match &contact.email {
+            Some(email) => {
+                expression.push_str(", email = :email");
+                req = req.expression_attribute_values(":email", s(email.as_str()));
+            }
+            None => expression.push_str(" REMOVE email"),
+        }
+        req.update_expression(expression).send().await.context("Failed to store a contact")?;
         Ok(())
     }
 
-    fn contact_from(item: Item) -> anyhow::Result<Contact> {
+    pub(super) fn contact_from(item: Item) -> anyhow::Result<(Contact, BTreeMap<String, AccessEntry>)> {
         let c: ContactItem = from_item(item)?;
-        Ok(Contact {
+        let contact = Contact {
             contact_id: ContactId::parse(&c.contact_id).context("stored contact id")?,
             name: c.name,
             email: c.email.map(|e| EmailAddress::parse(&e)).transpose().context("stored email")?,
             kind: c.kind,
             portal_ids: c.portal_ids.iter().filter_map(|p| PortalId::parse(p).ok()).collect(),
-        })
+        };
+        Ok((contact, c.access))
     }
 
     #[tracing::instrument(skip_all, fields(tenant = %tenant))]
     pub async fn get_contact(&self, tenant: &TenantId, contact: &ContactId) -> anyhow::Result<Option<Contact>> {
+        Ok(self.get_contact_with_access(tenant, contact).await?.map(|(c, _)| c))
+    }
+
+    /// The contact and its stored portal states.
+    #[tracing::instrument(skip_all, fields(tenant = %tenant))]
+    pub async fn get_contact_with_access(
+        &self,
+        tenant: &TenantId,
+        contact: &ContactId,
+    ) -> anyhow::Result<Option<(Contact, BTreeMap<String, AccessEntry>)>> {
         self.get(keys::contact_pk(tenant, contact), keys::CONTACT_SK.into())
             .await?
             .map(Self::contact_from)
             .transpose()
     }
 
-    /// The contact, its accounts and its codes: one Query (pages aside).
+    /// The contact, its portal states, accounts and codes/links: one Query (pages aside).
     #[tracing::instrument(skip_all, fields(tenant = %tenant))]
     pub async fn contact_partition(&self, tenant: &TenantId, contact: &ContactId) -> anyhow::Result<Option<ContactPartition>> {
         let items = self.query_prefix(keys::contact_pk(tenant, contact), keys::CONTACT_VIEW_PREFIX, false).await?;
@@ -308,11 +309,19 @@ impl Store {
                 profile = Some(Self::contact_from(item)?);
             } else if sk.starts_with(keys::ACCOUNT_PREFIX) {
                 let a: AccountItem = from_item(item)?;
-                accounts.push(AccountRecord { email: a.email, portal_id: a.portal_id, activated_at: a.activated_at });
+                accounts.push(AccountRecord {
+                    email: a.email,
+                    portal_id: a.portal_id,
+                    activated_at: a.activated_at,
+                    method: a.method,
+                    disabled_at: a.disabled_at,
+                });
             } else if sk.starts_with(keys::CODE_PREFIX) {
                 let c: CodeItem = from_item(item)?;
                 codes.push(CodeRecord {
                     portal_id: c.portal_id,
+                    method: c.method,
+                    hash: CodeHash::from_stored(c.code_hash),
                     code: c.code,
                     state: c.state,
                     created_at: c.created_at,
@@ -321,10 +330,10 @@ impl Store {
                 });
             }
         }
-        Ok(profile.map(|contact| ContactPartition { contact, accounts, codes }))
+        Ok(profile.map(|(contact, access)| ContactPartition { contact, access, accounts, codes }))
     }
 
-    /// Hashes of the pending codes a contact has on a portal.
+    /// Hashes of the pending codes and links a contact has on a portal.
     #[tracing::instrument(skip_all, fields(tenant = %tenant))]
     pub async fn pending_code_hashes(&self, tenant: &TenantId, contact: &ContactId, portal: &PortalId) -> anyhow::Result<Vec<CodeHash>> {
         let items = self
@@ -340,7 +349,7 @@ impl Store {
         Ok(hashes)
     }
 
-    async fn transact(&self, items: Vec<TransactWriteItem>) -> Result<(), TxError> {
+    pub(super) async fn transact(&self, items: Vec<TransactWriteItem>) -> Result<(), TxError> {
         let result = self
             .client
             .transact_write_items()
@@ -365,7 +374,7 @@ impl Store {
         }
     }
 
-    fn put(&self, item: Item, condition: &str) -> anyhow::Result<TransactWriteItem> {
+    pub(super) fn put(&self, item: Item, condition: &str) -> anyhow::Result<TransactWriteItem> {
         let put = Put::builder()
             .table_name(&self.table)
             .set_item(Some(item))
@@ -375,72 +384,9 @@ impl Store {
         Ok(TransactWriteItem::builder().put(put).build())
     }
 
-    /// Stores a new code (lookup + contact row), revokes the earlier pending
-    /// ones and records the email entry, all or nothing.
-    #[tracing::instrument(skip_all, fields(tenant = %issue.tenant_id))]
-    pub async fn issue_code(&self, issue: &CodeIssue) -> Result<(), TxError> {
-        let pk = keys::contact_pk(&issue.tenant_id, &issue.contact_id);
-        let expires_ms = issue.expires_at.timestamp_millis();
-        let lookup = CodeLookupItem {
-            pk: keys::code_lookup_pk(&issue.code_hash),
-            sk: keys::CODE_LOOKUP_SK.into(),
-            tenant_id: issue.tenant_id.to_string(),
-            contact_id: issue.contact_id.to_string(),
-            portal_id: issue.portal_id.to_string(),
-            state: CodeState::Pending,
-            expires_at_ms: expires_ms,
-            // Keep the guard 30 days past expiry so late claims still get a clean "no".
-            expires_ttl: expires_ms / 1000 + 30 * 24 * 3600,
-        };
-        let row = CodeItem {
-            pk: pk.clone(),
-            sk: keys::code_sk(&issue.portal_id, &issue.code_hash),
-            portal_id: issue.portal_id.clone(),
-            code_hash: issue.code_hash.as_str().to_owned(),
-            code: Some(issue.code_display.clone()),
-            state: CodeState::Pending,
-            created_at: issue.created_at,
-            expires_at: issue.expires_at,
-            email_document_id: issue.email.as_ref().map(|e| e.document_id.clone()),
-            created_by: issue.created_by.clone(),
-        };
-        let mut items = vec![
-            self.put(to_item(&lookup)?, "attribute_not_exists(pk)")?,
-            self.put(to_item(&row)?, "attribute_not_exists(pk)")?,
-            TransactWriteItem::builder()
-                .condition_check(
-                    ConditionCheck::builder()
-                        .table_name(&self.table)
-                        .set_key(Some(key(pk.clone(), keys::CONTACT_SK.into())))
-                        .condition_expression("attribute_exists(pk)")
-                        .build()
-                        .context("Failed to build a ConditionCheck")?,
-                )
-                .build(),
-        ];
-        for old in &issue.revoke {
-            items.push(self.set_state(
-                key(pk.clone(), keys::code_sk(&issue.portal_id, old)),
-                CodeState::Revoked,
-                "REMOVE code",
-                None,
-            )?);
-            items.push(self.set_state(
-                key(keys::code_lookup_pk(old), keys::CODE_LOOKUP_SK.into()),
-                CodeState::Revoked,
-                "",
-                None,
-            )?);
-        }
-        if let Some(email) = &issue.email {
-            items.push(self.put(to_item(email)?, "attribute_not_exists(pk)")?);
-        }
-        self.transact(items).await
-    }
-
     /// An Update that moves a code row from pending to `to`; with `not_after_ms`
     /// it also requires the code to be unexpired.
-    fn set_state(&self, key: Item, to: CodeState, extra: &str, not_after_ms: Option<i64>) -> anyhow::Result<TransactWriteItem> {
+    pub(super) fn set_state(&self, key: Item, to: CodeState, extra: &str, not_after_ms: Option<i64>) -> anyhow::Result<TransactWriteItem> {
         let mut condition = "#state = :pending".to_owned();
         let mut update = Update::builder()
             .table_name(&self.table)
@@ -457,146 +403,4 @@ impl Store {
         Ok(TransactWriteItem::builder().update(update).build())
     }
 
-    /// Reads the lookup item of a code hash.
-    #[tracing::instrument(skip_all)]
-    pub async fn find_code(&self, hash: &CodeHash) -> anyhow::Result<Option<CodeOwner>> {
-        let Some(item) = self.get(keys::code_lookup_pk(hash), keys::CODE_LOOKUP_SK.into()).await? else {
-            return Ok(None);
-        };
-        let l: CodeLookupItem = from_item(item)?;
-        Ok(Some(CodeOwner {
-            tenant_id: l.tenant_id,
-            contact_id: l.contact_id,
-            portal_id: l.portal_id,
-            state: l.state,
-            expires_at_ms: l.expires_at_ms,
-        }))
-    }
-
-    /// Claims a code for `email`: the lookup and the contact row go from
-    /// pending to claimed (only if still pending and unexpired at `now`), the
-    /// plain code is erased and the portal account is created, in one transaction.
-    #[tracing::instrument(skip_all, fields(tenant = %tenant))]
-    pub async fn claim_code(
-        &self,
-        hash: &CodeHash,
-        tenant: &TenantId,
-        contact: &ContactId,
-        portal: &PortalId,
-        email: &EmailAddress,
-        now: DateTime<Utc>,
-    ) -> Result<(), TxError> {
-        let pk = keys::contact_pk(tenant, contact);
-        let now_s = time::format(&now);
-        let account = Update::builder()
-            .table_name(&self.table)
-            .set_key(Some(key(pk.clone(), keys::account_sk(portal, email))))
-            .update_expression("SET email = :email, portal_id = :portal, activated_at = if_not_exists(activated_at, :now)")
-            .expression_attribute_values(":email", s(email.as_str()))
-            .expression_attribute_values(":portal", s(portal.as_str()))
-            .expression_attribute_values(":now", s(now_s.clone()))
-            .build()
-            .context("Failed to build an Update")?;
-        let items = vec![
-            self.set_state(
-                key(keys::code_lookup_pk(hash), keys::CODE_LOOKUP_SK.into()),
-                CodeState::Claimed,
-                "",
-                Some(now.timestamp_millis()),
-            )?,
-            self.set_state(key(pk, keys::code_sk(portal, hash)), CodeState::Claimed, "REMOVE code", None)?,
-            TransactWriteItem::builder().update(account).build(),
-        ];
-        self.transact(items).await
-    }
-
-    #[tracing::instrument(skip_all, fields(tenant = %tenant))]
-    pub async fn list_emails(&self, tenant: &TenantId, contact: &ContactId) -> anyhow::Result<Vec<EmailItem>> {
-        let items = self.query_prefix(keys::contact_pk(tenant, contact), keys::EMAIL_PREFIX, true).await?;
-        items.into_iter().map(from_item).collect()
-    }
-
-    #[tracing::instrument(skip_all)]
-    pub async fn get_email(&self, key: &EmailKey) -> anyhow::Result<Option<EmailItem>> {
-        let k = key.key();
-        let (pk, sk) = (k["pk"].as_s().unwrap().clone(), k["sk"].as_s().unwrap().clone());
-        self.get(pk, sk).await?.map(from_item).transpose()
-    }
-
-    async fn update_email(&self, key: &EmailKey, expression: &str, condition: Option<&str>, values: Vec<(&str, AttributeValue)>) -> anyhow::Result<bool> {
-        let mut req = self
-            .client
-            .update_item()
-            .table_name(&self.table)
-            .set_key(Some(key.key()))
-            .update_expression(expression)
-            .expression_attribute_names("#status", "status");
-        for (name, value) in values {
-            req = req.expression_attribute_values(name, value);
-        }
-        let condition = condition.map_or("attribute_exists(pk)".to_owned(), |c| format!("attribute_exists(pk) AND ({c})"));
-        match req.condition_expression(condition).send().await {
-            Ok(_) => Ok(true),
-            Err(err) => match err.into_service_error() {
-                aws_sdk_dynamodb::operation::update_item::UpdateItemError::ConditionalCheckFailedException(_) => Ok(false),
-                other => Err(anyhow::Error::new(other).context("Failed to update an email entry")),
-            },
-        }
-    }
-
-    /// Takes the email for sending: queued, failed (a message redriven from the
-    /// DLQ gets another try), or sending under an expired lease (a mailer died).
-    /// `false` when another mailer holds it or it was sent: a sent email is never sent again.
-    #[tracing::instrument(skip_all)]
-    pub async fn lease_email(&self, key: &EmailKey, now: DateTime<Utc>, lease_ms: i64) -> anyhow::Result<bool> {
-        let now_ms = now.timestamp_millis();
-        self.update_email(
-            key,
-            "SET #status = :sending, lease_until_ms = :until ADD attempts :one",
-            Some("#status IN (:queued, :failed) OR (#status = :sending AND lease_until_ms < :now)"),
-            vec![
-                (":sending", s("sending")),
-                (":queued", s("queued")),
-                (":failed", s("failed")),
-                (":until", n(now_ms + lease_ms)),
-                (":now", n(now_ms)),
-                (":one", n(1)),
-            ],
-        )
-        .await
-    }
-
-    #[tracing::instrument(skip_all)]
-    pub async fn mark_email_sent(&self, key: &EmailKey, message_id: &str, rendered: &RenderedEmail, now: DateTime<Utc>) -> anyhow::Result<()> {
-        self.update_email(
-            key,
-            "SET #status = :sent, ses_message_id = :mid, sent_at = :now, subject = :subject, body_text = :text, body_html = :html \
-             REMOVE lease_until_ms, failure_reason",
-            None,
-            vec![
-                (":sent", s("sent")),
-                (":mid", s(message_id)),
-                (":now", s(time::format(&now))),
-                (":subject", s(rendered.subject.clone())),
-                (":text", s(rendered.text.clone())),
-                (":html", s(rendered.html.clone())),
-            ],
-        )
-        .await
-        .map(drop)
-    }
-
-    /// Records a failure: `final_failure` marks it `failed`, otherwise it goes back to `queued` for a retry.
-    #[tracing::instrument(skip_all)]
-    pub async fn mark_email_unsent(&self, key: &EmailKey, reason: &str, final_failure: bool) -> anyhow::Result<()> {
-        let status = if final_failure { "failed" } else { "queued" };
-        self.update_email(
-            key,
-            "SET #status = :status, failure_reason = :reason REMOVE lease_until_ms",
-            None,
-            vec![(":status", s(status)), (":reason", s(reason))],
-        )
-        .await
-        .map(drop)
-    }
 }

@@ -1,11 +1,16 @@
 //! The stored shape of each item, (de)serialised with serde_dynamo.
 //! Field names are the attribute names; keys come from [`super::keys`].
 
-use crate::domain::{time, CodeState, ContactKind, EmailAddress, PortalId};
+use super::keys;
+use crate::domain::{time, AccessEntry, CodeState, ContactId, ContactKind, EmailAddress, Method, PortalId, TenantId};
 use crate::mail::{EmailKind, EmailStatus};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
+
+fn default_ttl() -> u32 {
+    crate::domain::portal::DEFAULT_CODE_TTL_HOURS
+}
 
 /// Attribute DynamoDB's TTL deletes by (epoch seconds); named in template.yaml.
 pub const TTL_ATTRIBUTE: &str = "expires_ttl";
@@ -19,6 +24,8 @@ pub struct PortalItem {
     pub default: bool,
     pub claim_url: String,
     pub code_ttl_hours: u32,
+    #[serde(default = "default_ttl")]
+    pub link_ttl_hours: u32,
     #[serde(with = "time::rfc3339")]
     pub updated_at: DateTime<Utc>,
     pub updated_by: String,
@@ -38,6 +45,9 @@ pub struct ContactItem {
     #[serde(with = "time::rfc3339")]
     pub updated_at: DateTime<Utc>,
     pub updated_by: String,
+    /// Portal id → this contact's stored state on that portal (absent: `none`).
+    #[serde(default)]
+    pub access: BTreeMap<String, AccessEntry>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -48,6 +58,11 @@ pub struct AccountItem {
     pub portal_id: PortalId,
     #[serde(with = "time::rfc3339")]
     pub activated_at: DateTime<Utc>,
+    #[serde(default)]
+    pub method: Method,
+    /// Set when staff deactivated access; the account no longer opens the portal.
+    #[serde(default, with = "time::rfc3339_opt", skip_serializing_if = "Option::is_none")]
+    pub disabled_at: Option<DateTime<Utc>>,
 }
 
 /// A code on its contact's partition: what the portlet lists.
@@ -56,6 +71,8 @@ pub struct CodeItem {
     pub pk: String,
     pub sk: String,
     pub portal_id: PortalId,
+    #[serde(default)]
+    pub method: Method,
     pub code_hash: String,
     /// The plain code (`XXXXX-XXXXX`), only while pending.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -78,6 +95,8 @@ pub struct CodeLookupItem {
     pub tenant_id: String,
     pub contact_id: String,
     pub portal_id: String,
+    #[serde(default)]
+    pub method: Method,
     pub state: CodeState,
     /// Expiry in epoch milliseconds, compared in the claim's condition.
     pub expires_at_ms: i64,
@@ -118,4 +137,123 @@ pub struct EmailItem {
     /// While a mailer is sending: until when (epoch ms) others must leave it alone.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub lease_until_ms: Option<i64>,
+    /// Index keys: find a document by id alone (`GET /v1/emails/{document_id}`).
+    pub gsi1pk: String,
+    pub gsi1sk: String,
+}
+
+impl EmailItem {
+    /// A new `queued` email for a contact.
+    pub fn queued(
+        tenant: &TenantId,
+        contact: &ContactId,
+        portal: &PortalId,
+        kind: EmailKind,
+        to: &EmailAddress,
+        vars: BTreeMap<String, String>,
+        now: DateTime<Utc>,
+    ) -> Self {
+        let document_id = uuid::Uuid::now_v7().to_string();
+        Self {
+            pk: keys::contact_pk(tenant, contact),
+            sk: keys::email_sk(&document_id),
+            gsi1pk: keys::document_gsi_pk(tenant, &document_id),
+            gsi1sk: keys::DOCUMENT_GSI_SK.into(),
+            document_id,
+            tenant_id: tenant.to_string(),
+            contact_id: contact.to_string(),
+            portal_id: portal.to_string(),
+            kind,
+            to: to.to_string(),
+            status: EmailStatus::Queued,
+            vars,
+            subject: None,
+            body_text: None,
+            body_html: None,
+            ses_message_id: None,
+            created_at: now,
+            sent_at: None,
+            failure_reason: None,
+            attempts: 0,
+            lease_until_ms: None,
+        }
+    }
+}
+
+/// One staff action, kept with the contact (or, for portal settings, the tenant).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct AuditItem {
+    pub pk: String,
+    pub sk: String,
+    /// The staff member's `sub`.
+    pub actor: String,
+    pub action: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub contact_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub portal_id: Option<String>,
+    #[serde(with = "time::rfc3339")]
+    pub at: DateTime<Utc>,
+    #[serde(default)]
+    pub detail: BTreeMap<String, String>,
+}
+
+impl AuditItem {
+    pub fn contact(
+        tenant: &TenantId,
+        contact: &ContactId,
+        portal: Option<&PortalId>,
+        actor: &str,
+        action: &str,
+        at: DateTime<Utc>,
+        detail: BTreeMap<String, String>,
+    ) -> Self {
+        Self {
+            pk: keys::contact_pk(tenant, contact),
+            sk: keys::audit_sk(at),
+            actor: actor.into(),
+            action: action.into(),
+            contact_id: Some(contact.to_string()),
+            portal_id: portal.map(|p| p.to_string()),
+            at,
+            detail,
+        }
+    }
+
+    pub fn tenant(tenant: &TenantId, portal: Option<&PortalId>, actor: &str, action: &str, at: DateTime<Utc>, detail: BTreeMap<String, String>) -> Self {
+        Self {
+            pk: keys::tenant_pk(tenant),
+            sk: keys::audit_sk(at),
+            actor: actor.into(),
+            action: action.into(),
+            contact_id: None,
+            portal_id: portal.map(|p| p.to_string()),
+            at,
+            detail,
+        }
+    }
+}
+
+/// A portal's own template for one email kind.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct TemplateItem {
+    pub pk: String,
+    pub sk: String,
+    pub portal_id: String,
+    pub kind: EmailKind,
+    pub subject: String,
+    pub text: String,
+    pub html: String,
+    #[serde(with = "time::rfc3339")]
+    pub updated_at: DateTime<Utc>,
+    pub updated_by: String,
+}
+
+/// What an email address may open: one per (contact, portal) it claimed.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct AccessGrantItem {
+    pub pk: String,
+    pub sk: String,
+    pub contact_id: String,
+    pub portal_id: String,
 }

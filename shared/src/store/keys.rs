@@ -9,7 +9,21 @@
 //! | portal account  | `T#{t}#C#{contact}`      | `CONTACT#ACCOUNT#{portal}#{email}`   |
 //! | code (contact)  | `T#{t}#C#{contact}`      | `CONTACT#CODE#{portal}#{code hash}`  |
 //! | email log entry | `T#{t}#C#{contact}`      | `EMAIL#{document id}`                |
+//! | audit record    | `T#{t}#C#{contact}`      | `AUDIT#{time}#{id}`                  |
+//! | template        | `T#{t}`                  | `TEMPLATE#{portal}#{kind}`           |
+//! | tenant audit    | `T#{t}`                  | `AUDIT#{time}#{id}`                  |
+//! | access grant    | `T#{t}#A#{email}`        | `ACCESS#{contact}#{portal}`          |
 //! | code lookup     | `CODE#{code hash}`       | `CODE`                               |
+//!
+//! The index `gsi1` (`gsi1pk`, `gsi1sk`, all attributes) serves two lookups:
+//! a tenant's contacts in id order (`gsi1pk = T#{t}#CONTACTS`, on contact
+//! profiles, for the listing) and an email document by id
+//! (`gsi1pk = T#{t}#DOC#{document id}`, on email log entries).
+//!
+//! The login check ("what may this email open?") is one strongly consistent
+//! Query of `T#{t}#A#{email}`: grants are written by the claim and deleted by
+//! deactivation in the same transactions, so a deactivated contact is gone
+//! from it at once.
 //!
 //! The portlet is one Query: `pk = T#{t}#C#{c} AND begins_with(sk, "CONTACT")`
 //! returns the profile, its accounts and its codes, and nothing else.
@@ -28,6 +42,36 @@ pub const CODE_PREFIX: &str = "CONTACT#CODE#";
 pub const EMAIL_PREFIX: &str = "EMAIL#";
 pub const PORTAL_PREFIX: &str = "PORTAL#";
 pub const CODE_LOOKUP_SK: &str = "CODE";
+pub const AUDIT_PREFIX: &str = "AUDIT#";
+pub const TEMPLATE_PREFIX: &str = "TEMPLATE#";
+pub const GRANT_PREFIX: &str = "ACCESS#";
+pub const GSI1: &str = "gsi1";
+pub const DOCUMENT_GSI_SK: &str = "DOC";
+
+pub fn contacts_gsi_pk(t: &TenantId) -> String {
+    format!("T#{t}#CONTACTS")
+}
+
+pub fn document_gsi_pk(t: &TenantId, document_id: &str) -> String {
+    format!("T#{t}#DOC#{document_id}")
+}
+
+/// Audit records sort by time; the random suffix keeps same-millisecond ones apart.
+pub fn audit_sk(at: chrono::DateTime<chrono::Utc>) -> String {
+    format!("{AUDIT_PREFIX}{}#{}", crate::domain::time::format(&at), &uuid::Uuid::new_v4().simple().to_string()[..8])
+}
+
+pub fn template_sk(p: &PortalId, kind: &str) -> String {
+    format!("{TEMPLATE_PREFIX}{p}#{kind}")
+}
+
+pub fn grant_pk(t: &TenantId, email: &EmailAddress) -> String {
+    format!("T#{t}#A#{email}")
+}
+
+pub fn grant_sk(c: &ContactId, p: &PortalId) -> String {
+    format!("{GRANT_PREFIX}{c}#{p}")
+}
 
 pub fn tenant_pk(t: &TenantId) -> String {
     format!("T#{t}")

@@ -1,8 +1,15 @@
 //! DynamoDB: the key design ([`keys`]), the stored item shapes ([`items`]) and
-//! the adapter ([`dynamo::Store`]).
+//! the adapter ([`dynamo::Store`]), whose methods are grouped by concern:
+//! profiles and portals ([`dynamo`]), codes, links, claims and deactivation
+//! ([`invitations`]), the email log, templates and audit ([`mail_log`]), and
+//! the contact listing ([`listing`]).
 
 pub mod dynamo;
+pub mod invitations;
 pub mod items;
 pub mod keys;
+pub mod listing;
+pub mod mail_log;
 
-pub use dynamo::{CodeIssue, CodeOwner, ContactPartition, EmailKey, Store, TxError};
+pub use dynamo::{ContactPartition, EmailKey, Store, TxError};
+pub use invitations::{CodeOwner, Deactivation, Invitation};

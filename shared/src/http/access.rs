@@ -1,0 +1,23 @@
+//! The `access` function: `GET /v1/accounts/{email}/access`, what the portal
+//! asks at every login: which contacts (on which portals) this email may open.
+//! One strongly consistent Query; deactivation deletes the grants in the same
+//! transaction, so a deactivated contact is gone from the answer at once.
+
+use super::problem::ApiError;
+use super::request::{caller, finish, path_param, respond};
+use crate::app::App;
+use crate::domain::{EmailAddress, Scope};
+use lambda_http::{http::StatusCode, Body, Request, Response};
+use serde_json::json;
+
+pub async fn handle(app: &App, req: Request) -> Response<Body> {
+    finish(run(app, &req).await)
+}
+
+async fn run(app: &App, req: &Request) -> Result<Response<Body>, ApiError> {
+    let caller = caller(req, Scope::Read)?;
+    let email = path_param(req, "email", EmailAddress::parse)?;
+    let grants = app.store.access_of(&caller.tenant_id, &email).await?;
+    let access: Vec<_> = grants.into_iter().map(|(c, p)| json!({"contact_id": c, "portal_id": p})).collect();
+    Ok(respond(StatusCode::OK, &json!({"email": email, "access": access})))
+}

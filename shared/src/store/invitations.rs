@@ -1,0 +1,305 @@
+//! Codes and links ("invitations"), claims and deactivation: the writes that
+//! change who may use a portal. Each is one DynamoDB transaction, so nothing
+//! is ever half done; a cancelled transaction wrote nothing.
+
+use super::dynamo::{from_item, key, s, to_item, Item, Store, TxError};
+use super::items::{AuditItem, CodeItem, CodeLookupItem, EmailItem};
+use super::keys;
+use crate::domain::{
+    time, AccessEntry, CodeHash, CodeState, ContactId, EmailAddress, Method, PortalId, PortalState, TenantId,
+};
+use anyhow::Context as _;
+use aws_sdk_dynamodb::types::{ConditionCheck, Delete, TransactWriteItem, Update};
+use chrono::{DateTime, Utc};
+
+/// A code or link being issued, with everything that goes with it.
+#[derive(Debug)]
+pub struct Invitation {
+    pub tenant_id: TenantId,
+    pub contact_id: ContactId,
+    pub portal_id: PortalId,
+    pub method: Method,
+    /// The plain code (`XXXXX-XXXXX`) for codes; links keep no plain token.
+    pub code_display: Option<String>,
+    pub hash: CodeHash,
+    pub created_at: DateTime<Utc>,
+    pub expires_at: DateTime<Utc>,
+    pub created_by: String,
+    /// Earlier pending codes and links of the same contact and portal, revoked by this one.
+    pub revoke: Vec<CodeHash>,
+    pub email: Option<EmailItem>,
+    /// The contact's new state on the portal; `None` leaves it (a code for an active contact).
+    pub access: Option<AccessEntry>,
+    /// Fail (write nothing) if the contact is active on the portal by the time this commits.
+    pub unless_active: bool,
+    pub audit: AuditItem,
+}
+
+/// Where a code or link belongs, read from its lookup item.
+#[derive(Debug, Clone)]
+pub struct CodeOwner {
+    pub tenant_id: String,
+    pub contact_id: String,
+    pub portal_id: String,
+    pub method: Method,
+    pub state: CodeState,
+    pub expires_at_ms: i64,
+}
+
+/// What deactivating a contact on a portal writes.
+#[derive(Debug)]
+pub struct Deactivation {
+    pub tenant_id: TenantId,
+    pub contact_id: ContactId,
+    pub portal_id: PortalId,
+    /// The state entry read before; the transaction fails if it changed meanwhile.
+    pub seen: Option<AccessEntry>,
+    /// Accounts that still have access.
+    pub accounts: Vec<EmailAddress>,
+    pub revoke: Vec<CodeHash>,
+    pub email: Option<EmailItem>,
+    pub audit: AuditItem,
+    pub now: DateTime<Utc>,
+}
+
+/// The attribute value of an access entry.
+fn entry_value(entry: &AccessEntry) -> anyhow::Result<aws_sdk_dynamodb::types::AttributeValue> {
+    serde_dynamo::to_attribute_value(entry).context("Failed to encode an access entry")
+}
+
+impl Store {
+    fn revocations(&self, pk: &str, portal: &PortalId, hashes: &[CodeHash]) -> anyhow::Result<Vec<TransactWriteItem>> {
+        let mut items = Vec::new();
+        for old in hashes {
+            items.push(self.set_state(key(pk.to_owned(), keys::code_sk(portal, old)), CodeState::Revoked, "REMOVE code", None)?);
+            items.push(self.set_state(key(keys::code_lookup_pk(old), keys::CODE_LOOKUP_SK.into()), CodeState::Revoked, "", None)?);
+        }
+        Ok(items)
+    }
+
+    /// Stores a new code or link (lookup + contact row), revokes the earlier
+    /// pending ones, sets the contact's state, records the email and the audit
+    /// entry: all or nothing.
+    #[tracing::instrument(skip_all, fields(tenant = %inv.tenant_id, method = inv.method.as_str()))]
+    pub async fn issue_invitation(&self, inv: &Invitation) -> Result<(), TxError> {
+        let pk = keys::contact_pk(&inv.tenant_id, &inv.contact_id);
+        let expires_ms = inv.expires_at.timestamp_millis();
+        let lookup = CodeLookupItem {
+            pk: keys::code_lookup_pk(&inv.hash),
+            sk: keys::CODE_LOOKUP_SK.into(),
+            tenant_id: inv.tenant_id.to_string(),
+            contact_id: inv.contact_id.to_string(),
+            portal_id: inv.portal_id.to_string(),
+            method: inv.method,
+            state: CodeState::Pending,
+            expires_at_ms: expires_ms,
+            // Keep the guard 30 days past expiry so late claims still get a clean "no".
+            expires_ttl: expires_ms / 1000 + 30 * 24 * 3600,
+        };
+        let row = CodeItem {
+            pk: pk.clone(),
+            sk: keys::code_sk(&inv.portal_id, &inv.hash),
+            portal_id: inv.portal_id.clone(),
+            method: inv.method,
+            code_hash: inv.hash.as_str().to_owned(),
+            code: inv.code_display.clone(),
+            state: CodeState::Pending,
+            created_at: inv.created_at,
+            expires_at: inv.expires_at,
+            email_document_id: inv.email.as_ref().map(|e| e.document_id.clone()),
+            created_by: inv.created_by.clone(),
+        };
+        let mut condition = "attribute_exists(pk)".to_owned();
+        if inv.unless_active {
+            condition.push_str(" AND (attribute_not_exists(#access.#p) OR #access.#p.#st <> :active)");
+        }
+        let contact_key = key(pk.clone(), keys::CONTACT_SK.into());
+        let contact_write = match &inv.access {
+            Some(entry) => {
+                let mut u = Update::builder()
+                    .table_name(self.table_name())
+                    .set_key(Some(contact_key))
+                    .update_expression("SET #access.#p = :entry")
+                    .condition_expression(condition)
+                    .expression_attribute_names("#access", "access")
+                    .expression_attribute_names("#p", inv.portal_id.as_str())
+                    .expression_attribute_values(":entry", entry_value(entry)?);
+                if inv.unless_active {
+                    u = u
+                        .expression_attribute_names("#st", "state")
+                        .expression_attribute_values(":active", s(PortalState::Active.as_str()));
+                }
+                TransactWriteItem::builder().update(u.build().context("Failed to build an Update")?).build()
+            }
+            None => {
+                let mut c = ConditionCheck::builder()
+                    .table_name(self.table_name())
+                    .set_key(Some(contact_key))
+                    .condition_expression(condition);
+                if inv.unless_active {
+                    c = c
+                        .expression_attribute_names("#access", "access")
+                        .expression_attribute_names("#p", inv.portal_id.as_str())
+                        .expression_attribute_names("#st", "state")
+                        .expression_attribute_values(":active", s(PortalState::Active.as_str()));
+                }
+                TransactWriteItem::builder().condition_check(c.build().context("Failed to build a ConditionCheck")?).build()
+            }
+        };
+        let mut items = vec![
+            self.put(to_item(&lookup)?, "attribute_not_exists(pk)")?,
+            self.put(to_item(&row)?, "attribute_not_exists(pk)")?,
+            contact_write,
+            self.put(to_item(&inv.audit)?, "attribute_not_exists(pk)")?,
+        ];
+        items.extend(self.revocations(&pk, &inv.portal_id, &inv.revoke)?);
+        if let Some(email) = &inv.email {
+            items.push(self.put(to_item(email)?, "attribute_not_exists(pk)")?);
+        }
+        self.transact(items).await
+    }
+
+    /// Reads the lookup item of a code or link hash.
+    #[tracing::instrument(skip_all)]
+    pub async fn find_code(&self, hash: &CodeHash) -> anyhow::Result<Option<CodeOwner>> {
+        let Some(item) = self.get(keys::code_lookup_pk(hash), keys::CODE_LOOKUP_SK.into()).await? else {
+            return Ok(None);
+        };
+        let l: CodeLookupItem = from_item(item)?;
+        Ok(Some(CodeOwner {
+            tenant_id: l.tenant_id,
+            contact_id: l.contact_id,
+            portal_id: l.portal_id,
+            method: l.method,
+            state: l.state,
+            expires_at_ms: l.expires_at_ms,
+        }))
+    }
+
+    /// Claims a code or link for `email`: the lookup and the contact row go
+    /// from pending to claimed (only if still pending and unexpired at `now`),
+    /// the plain code is erased, the account is created (or re-enabled), the
+    /// contact becomes active and the email's access grant is written, in one
+    /// transaction.
+    #[tracing::instrument(skip_all, fields(tenant = %tenant))]
+    #[allow(clippy::too_many_arguments)]
+    pub async fn claim_code(
+        &self,
+        hash: &CodeHash,
+        method: Method,
+        tenant: &TenantId,
+        contact: &ContactId,
+        portal: &PortalId,
+        email: &EmailAddress,
+        now: DateTime<Utc>,
+    ) -> Result<(), TxError> {
+        let pk = keys::contact_pk(tenant, contact);
+        let now_s = time::format(&now);
+        let account = Update::builder()
+            .table_name(self.table_name())
+            .set_key(Some(key(pk.clone(), keys::account_sk(portal, email))))
+            .update_expression("SET email = :email, portal_id = :portal, activated_at = :now, #method = :method REMOVE disabled_at")
+            .expression_attribute_names("#method", "method")
+            .expression_attribute_values(":email", s(email.as_str()))
+            .expression_attribute_values(":portal", s(portal.as_str()))
+            .expression_attribute_values(":now", s(now_s.clone()))
+            .expression_attribute_values(":method", s(method.as_str()))
+            .build()
+            .context("Failed to build an Update")?;
+        let state = Update::builder()
+            .table_name(self.table_name())
+            .set_key(Some(key(pk.clone(), keys::CONTACT_SK.into())))
+            .update_expression("SET #access.#p = :entry")
+            .condition_expression("attribute_exists(pk)")
+            .expression_attribute_names("#access", "access")
+            .expression_attribute_names("#p", portal.as_str())
+            .expression_attribute_values(":entry", entry_value(&AccessEntry::new(PortalState::Active, None, now))?)
+            .build()
+            .context("Failed to build an Update")?;
+        let grant = Update::builder()
+            .table_name(self.table_name())
+            .set_key(Some(key(keys::grant_pk(tenant, email), keys::grant_sk(contact, portal))))
+            .update_expression("SET contact_id = :contact, portal_id = :portal, granted_at = :now")
+            .expression_attribute_values(":contact", s(contact.as_str()))
+            .expression_attribute_values(":portal", s(portal.as_str()))
+            .expression_attribute_values(":now", s(now_s))
+            .build()
+            .context("Failed to build an Update")?;
+        let items = vec![
+            self.set_state(
+                key(keys::code_lookup_pk(hash), keys::CODE_LOOKUP_SK.into()),
+                CodeState::Claimed,
+                "",
+                Some(now.timestamp_millis()),
+            )?,
+            self.set_state(key(pk, keys::code_sk(portal, hash)), CodeState::Claimed, "REMOVE code", None)?,
+            TransactWriteItem::builder().update(account).build(),
+            TransactWriteItem::builder().update(state).build(),
+            TransactWriteItem::builder().update(grant).build(),
+        ];
+        self.transact(items).await
+    }
+
+    /// Ends a contact's access to a portal: accounts disabled, their access
+    /// grants deleted, pending codes and links revoked, the state `disabled`,
+    /// the notice and the audit entry recorded. Fails (writes nothing) if the
+    /// state changed since it was read.
+    #[tracing::instrument(skip_all, fields(tenant = %d.tenant_id))]
+    pub async fn deactivate(&self, d: &Deactivation) -> Result<(), TxError> {
+        let pk = keys::contact_pk(&d.tenant_id, &d.contact_id);
+        let now_s = time::format(&d.now);
+        let mut state = Update::builder()
+            .table_name(self.table_name())
+            .set_key(Some(key(pk.clone(), keys::CONTACT_SK.into())))
+            .update_expression("SET #access.#p = :entry")
+            .expression_attribute_names("#access", "access")
+            .expression_attribute_names("#p", d.portal_id.as_str())
+            .expression_attribute_values(":entry", entry_value(&AccessEntry::new(PortalState::Disabled, None, d.now))?);
+        state = match &d.seen {
+            Some(seen) => state
+                .condition_expression("#access.#p.updated_at = :seen")
+                .expression_attribute_values(":seen", s(time::format(&seen.updated_at))),
+            None => state.condition_expression("attribute_exists(pk) AND attribute_not_exists(#access.#p)"),
+        };
+        let mut items = vec![
+            TransactWriteItem::builder().update(state.build().context("Failed to build an Update")?).build(),
+            self.put(to_item(&d.audit)?, "attribute_not_exists(pk)")?,
+        ];
+        for email in &d.accounts {
+            let disable = Update::builder()
+                .table_name(self.table_name())
+                .set_key(Some(key(pk.clone(), keys::account_sk(&d.portal_id, email))))
+                .update_expression("SET disabled_at = :now")
+                .condition_expression("attribute_exists(pk)")
+                .expression_attribute_values(":now", s(now_s.clone()))
+                .build()
+                .context("Failed to build an Update")?;
+            let revoke_grant = Delete::builder()
+                .table_name(self.table_name())
+                .set_key(Some(key(keys::grant_pk(&d.tenant_id, email), keys::grant_sk(&d.contact_id, &d.portal_id))))
+                .build()
+                .context("Failed to build a Delete")?;
+            items.push(TransactWriteItem::builder().update(disable).build());
+            items.push(TransactWriteItem::builder().delete(revoke_grant).build());
+        }
+        items.extend(self.revocations(&pk, &d.portal_id, &d.revoke)?);
+        if let Some(email) = &d.email {
+            items.push(self.put(to_item(email)?, "attribute_not_exists(pk)")?);
+        }
+        self.transact(items).await
+    }
+
+    /// What an email address may open in a tenant: (contact, portal) pairs.
+    #[tracing::instrument(skip_all, fields(tenant = %tenant))]
+    pub async fn access_of(&self, tenant: &TenantId, email: &EmailAddress) -> anyhow::Result<Vec<(String, String)>> {
+        let items = self.query_prefix(keys::grant_pk(tenant, email), keys::GRANT_PREFIX, false).await?;
+        items
+            .into_iter()
+            .map(|i: Item| {
+                let g: super::items::AccessGrantItem = from_item(i)?;
+                Ok((g.contact_id, g.portal_id))
+            })
+            .collect()
+    }
+}
+

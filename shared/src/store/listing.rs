@@ -1,0 +1,123 @@
+//! The contact listing with each contact's portal state, filterable by
+//! state: a Query of the tenant's contacts on `gsi1` (id order) with a filter
+//! on the stored state, never a Scan. Pages are followed until `limit`
+//! matches are found or a bounded number of reads is spent; the opaque cursor
+//! resumes exactly where the last page stopped.
+
+use super::dynamo::{s, Item, Store};
+use super::keys;
+use crate::domain::{access_state::effective, time, Contact, PortalId, PortalState, TenantId};
+use anyhow::Context as _;
+use aws_sdk_dynamodb::types::AttributeValue;
+use base64::{engine::general_purpose::URL_SAFE_NO_PAD, Engine as _};
+use chrono::{DateTime, Utc};
+use std::collections::HashMap;
+
+/// Reads per listing call at most; a sparse filter then returns fewer items and a cursor.
+const MAX_PAGES_PER_CALL: usize = 10;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ListError {
+    #[error("cursor is not one this service issued")]
+    BadCursor,
+    #[error(transparent)]
+    Unexpected(#[from] anyhow::Error),
+}
+
+/// One page of the listing.
+#[derive(Debug)]
+pub struct ContactPage {
+    pub items: Vec<(Contact, PortalState)>,
+    pub next_cursor: Option<String>,
+}
+
+fn encode_cursor(key: &Item) -> anyhow::Result<String> {
+    let plain: HashMap<&str, &str> = key
+        .iter()
+        .filter_map(|(k, v)| v.as_s().ok().map(|v| (k.as_str(), v.as_str())))
+        .collect();
+    Ok(URL_SAFE_NO_PAD.encode(serde_json::to_vec(&plain)?))
+}
+
+fn decode_cursor(tenant: &TenantId, raw: &str) -> Result<Item, ListError> {
+    let bytes = URL_SAFE_NO_PAD.decode(raw).map_err(|_| ListError::BadCursor)?;
+    let plain: HashMap<String, String> = serde_json::from_slice(&bytes).map_err(|_| ListError::BadCursor)?;
+    // A cursor may only point into the caller's own tenant.
+    if plain.get("gsi1pk") != Some(&keys::contacts_gsi_pk(tenant)) || plain.len() != 4 {
+        return Err(ListError::BadCursor);
+    }
+    Ok(plain.into_iter().map(|(k, v)| (k, AttributeValue::S(v))).collect())
+}
+
+impl Store {
+    /// Contacts of a tenant with their state on `portal`, optionally only those in `filter`.
+    #[tracing::instrument(skip_all, fields(tenant = %tenant))]
+    pub async fn list_contacts(
+        &self,
+        tenant: &TenantId,
+        portal: &PortalId,
+        filter: Option<PortalState>,
+        limit: usize,
+        cursor: Option<&str>,
+        now: DateTime<Utc>,
+    ) -> Result<ContactPage, ListError> {
+        let mut start = cursor.map(|c| decode_cursor(tenant, c)).transpose()?;
+        let now_s = time::format(&now);
+        let mut items = Vec::new();
+        for _ in 0..MAX_PAGES_PER_CALL {
+            let mut q = self
+                .client()
+                .query()
+                .table_name(self.table_name())
+                .index_name(keys::GSI1)
+                .key_condition_expression("gsi1pk = :pk")
+                .expression_attribute_values(":pk", s(keys::contacts_gsi_pk(tenant)))
+                .limit((limit - items.len()) as i32)
+                .set_exclusive_start_key(start.take());
+            let state_filter = match filter {
+                None => None,
+                Some(PortalState::None) => Some("attribute_not_exists(#access.#p)"),
+                Some(PortalState::Pending) => Some("#access.#p.#st = :pending AND #access.#p.expires_at > :now"),
+                Some(PortalState::Expired) => {
+                    Some("#access.#p.#st = :expired OR (#access.#p.#st = :pending AND #access.#p.expires_at <= :now)")
+                }
+                Some(PortalState::Active) => Some("#access.#p.#st = :active"),
+                Some(PortalState::Disabled) => Some("#access.#p.#st = :disabled"),
+            };
+            if let Some(expr) = state_filter {
+                q = q
+                    .filter_expression(expr)
+                    .expression_attribute_names("#access", "access")
+                    .expression_attribute_names("#p", portal.as_str());
+                let values: &[(&str, &str)] = match filter {
+                    Some(PortalState::Pending) => &[(":pending", "pending")],
+                    Some(PortalState::Expired) => &[(":expired", "expired"), (":pending", "pending")],
+                    Some(PortalState::Active) => &[(":active", "active")],
+                    Some(PortalState::Disabled) => &[(":disabled", "disabled")],
+                    _ => &[],
+                };
+                if !values.is_empty() {
+                    q = q.expression_attribute_names("#st", "state");
+                }
+                for (name, value) in values {
+                    q = q.expression_attribute_values(*name, s(*value));
+                }
+                if matches!(filter, Some(PortalState::Pending | PortalState::Expired)) {
+                    q = q.expression_attribute_values(":now", s(now_s.clone()));
+                }
+            }
+            let out = q.send().await.context("Failed to list contacts")?;
+            for item in out.items.unwrap_or_default() {
+                let (contact, access) = Self::contact_from(item)?;
+                let state = effective(access.get(portal.as_str()), now);
+                items.push((contact, state));
+            }
+            start = out.last_evaluated_key.filter(|k| !k.is_empty());
+            if start.is_none() || items.len() >= limit {
+                break;
+            }
+        }
+        let next_cursor = start.as_ref().map(encode_cursor).transpose()?;
+        Ok(ContactPage { items, next_cursor })
+    }
+}

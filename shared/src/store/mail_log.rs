@@ -1,0 +1,171 @@
+//! The email log (documents), portal templates and audit records.
+
+use super::dynamo::{from_item, n, s, to_item, EmailKey, Store};
+use super::items::{AuditItem, EmailItem, TemplateItem};
+use super::keys;
+use crate::domain::{time, ContactId, PortalId, TenantId};
+use crate::mail::{templates::EmailTemplate, EmailKind, RenderedEmail};
+use anyhow::Context as _;
+use aws_sdk_dynamodb::types::AttributeValue;
+use chrono::{DateTime, Utc};
+
+impl Store {
+    #[tracing::instrument(skip_all, fields(tenant = %tenant))]
+    pub async fn list_emails(&self, tenant: &TenantId, contact: &ContactId) -> anyhow::Result<Vec<EmailItem>> {
+        let items = self.query_prefix(keys::contact_pk(tenant, contact), keys::EMAIL_PREFIX, true).await?;
+        items.into_iter().map(from_item).collect()
+    }
+
+    #[tracing::instrument(skip_all)]
+    pub async fn get_email(&self, key: &EmailKey) -> anyhow::Result<Option<EmailItem>> {
+        let k = key.key();
+        let (pk, sk) = (k["pk"].as_s().unwrap().clone(), k["sk"].as_s().unwrap().clone());
+        self.get(pk, sk).await?.map(from_item).transpose()
+    }
+
+    async fn update_email(&self, key: &EmailKey, expression: &str, condition: Option<&str>, values: Vec<(&str, AttributeValue)>) -> anyhow::Result<bool> {
+        let mut req = self
+            .client()
+            .update_item()
+            .table_name(self.table_name())
+            .set_key(Some(key.key()))
+            .update_expression(expression)
+            .expression_attribute_names("#status", "status");
+        for (name, value) in values {
+            req = req.expression_attribute_values(name, value);
+        }
+        let condition = condition.map_or("attribute_exists(pk)".to_owned(), |c| format!("attribute_exists(pk) AND ({c})"));
+        match req.condition_expression(condition).send().await {
+            Ok(_) => Ok(true),
+            Err(err) => match err.into_service_error() {
+                aws_sdk_dynamodb::operation::update_item::UpdateItemError::ConditionalCheckFailedException(_) => Ok(false),
+                other => Err(anyhow::Error::new(other).context("Failed to update an email entry")),
+            },
+        }
+    }
+
+    /// Takes the email for sending: queued, failed (a message redriven from the
+    /// DLQ gets another try), or sending under an expired lease (a mailer died).
+    /// `false` when another mailer holds it or it was sent: a sent email is never sent again.
+    #[tracing::instrument(skip_all)]
+    pub async fn lease_email(&self, key: &EmailKey, now: DateTime<Utc>, lease_ms: i64) -> anyhow::Result<bool> {
+        let now_ms = now.timestamp_millis();
+        self.update_email(
+            key,
+            "SET #status = :sending, lease_until_ms = :until ADD attempts :one",
+            Some("#status IN (:queued, :failed) OR (#status = :sending AND lease_until_ms < :now)"),
+            vec![
+                (":sending", s("sending")),
+                (":queued", s("queued")),
+                (":failed", s("failed")),
+                (":until", n(now_ms + lease_ms)),
+                (":now", n(now_ms)),
+                (":one", n(1)),
+            ],
+        )
+        .await
+    }
+
+    #[tracing::instrument(skip_all)]
+    pub async fn mark_email_sent(&self, key: &EmailKey, message_id: &str, rendered: &RenderedEmail, now: DateTime<Utc>) -> anyhow::Result<()> {
+        self.update_email(
+            key,
+            "SET #status = :sent, ses_message_id = :mid, sent_at = :now, subject = :subject, body_text = :text, body_html = :html \
+             REMOVE lease_until_ms, failure_reason",
+            None,
+            vec![
+                (":sent", s("sent")),
+                (":mid", s(message_id)),
+                (":now", s(time::format(&now))),
+                (":subject", s(rendered.subject.clone())),
+                (":text", s(rendered.text.clone())),
+                (":html", s(rendered.html.clone())),
+            ],
+        )
+        .await
+        .map(drop)
+    }
+
+    /// Records a failure: `final_failure` marks it `failed`, otherwise it goes back to `queued` for a retry.
+    #[tracing::instrument(skip_all)]
+    pub async fn mark_email_unsent(&self, key: &EmailKey, reason: &str, final_failure: bool) -> anyhow::Result<()> {
+        let status = if final_failure { "failed" } else { "queued" };
+        self.update_email(
+            key,
+            "SET #status = :status, failure_reason = :reason REMOVE lease_until_ms",
+            None,
+            vec![(":status", s(status)), (":reason", s(reason))],
+        )
+        .await
+        .map(drop)
+    }
+
+    /// An email document by id alone (through `gsi1`).
+    #[tracing::instrument(skip_all, fields(tenant = %tenant))]
+    pub async fn get_document(&self, tenant: &TenantId, document_id: &str) -> anyhow::Result<Option<EmailItem>> {
+        let out = self
+            .client()
+            .query()
+            .table_name(self.table_name())
+            .index_name(keys::GSI1)
+            .key_condition_expression("gsi1pk = :pk AND gsi1sk = :sk")
+            .expression_attribute_values(":pk", s(keys::document_gsi_pk(tenant, document_id)))
+            .expression_attribute_values(":sk", s(keys::DOCUMENT_GSI_SK))
+            .send()
+            .await
+            .context("Failed to find an email document")?;
+        out.items.unwrap_or_default().into_iter().next().map(from_item).transpose()
+    }
+
+    /// A portal's own template for a kind, if it has one.
+    #[tracing::instrument(skip_all, fields(tenant = %tenant))]
+    pub async fn get_template(&self, tenant: &TenantId, portal: &PortalId, kind: EmailKind) -> anyhow::Result<Option<EmailTemplate>> {
+        let item = self.get(keys::tenant_pk(tenant), keys::template_sk(portal, kind.as_str())).await?;
+        Ok(item
+            .map(from_item::<TemplateItem>)
+            .transpose()?
+            .map(|t| EmailTemplate { subject: t.subject, text: t.text, html: t.html }))
+    }
+
+    /// Saves a portal's template together with its audit record.
+    #[tracing::instrument(skip_all, fields(tenant = %tenant))]
+    pub async fn put_template(
+        &self,
+        tenant: &TenantId,
+        portal: &PortalId,
+        kind: EmailKind,
+        template: &EmailTemplate,
+        audit: &AuditItem,
+        now: DateTime<Utc>,
+    ) -> anyhow::Result<()> {
+        let item = TemplateItem {
+            pk: keys::tenant_pk(tenant),
+            sk: keys::template_sk(portal, kind.as_str()),
+            portal_id: portal.to_string(),
+            kind,
+            subject: template.subject.clone(),
+            text: template.text.clone(),
+            html: template.html.clone(),
+            updated_at: now,
+            updated_by: audit.actor.clone(),
+        };
+        let put = self.put(to_item(&item)?, "attribute_exists(pk) OR attribute_not_exists(pk)")?;
+        let record = self.put(to_item(audit)?, "attribute_not_exists(pk)")?;
+        self.transact(vec![put, record]).await.map_err(|e| anyhow::anyhow!(e).context("Failed to save a template"))
+    }
+
+    /// A contact's audit trail, newest first.
+    #[tracing::instrument(skip_all, fields(tenant = %tenant))]
+    pub async fn list_audit(&self, tenant: &TenantId, contact: &ContactId) -> anyhow::Result<Vec<AuditItem>> {
+        let items = self.query_prefix(keys::contact_pk(tenant, contact), keys::AUDIT_PREFIX, true).await?;
+        items.into_iter().map(from_item).collect()
+    }
+
+    /// A tenant's own audit trail (portal settings, templates), newest first.
+    #[tracing::instrument(skip_all, fields(tenant = %tenant))]
+    pub async fn list_tenant_audit(&self, tenant: &TenantId) -> anyhow::Result<Vec<AuditItem>> {
+        let items = self.query_prefix(keys::tenant_pk(tenant), keys::AUDIT_PREFIX, true).await?;
+        items.into_iter().map(from_item).collect()
+    }
+}
+
