@@ -7,56 +7,8 @@ use aws_lambda_events::sqs::SqsEvent;
 use chrono::{DateTime, Duration, Utc};
 use portal::app::App;
 use portal::http::{admin, claim, generate, status};
-use portal::mail::queue::MailQueue;
 use portal_local::local::{self, Endpoints};
 use serde_json::{json, Value};
-use std::sync::{Arc, Mutex};
-
-fn event(name: &str) -> Value {
-    let path = portal_local::repo_root().join("events").join(name);
-    serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap()
-}
-
-/// The event as tenant `tenant` would send it, with `body` if given.
-fn request(mut e: Value, tenant: &str, body: Option<Value>) -> lambda_http::Request {
-    if e["requestContext"]["authorizer"].is_object() {
-        e["requestContext"]["authorizer"]["jwt"]["claims"]["tenant_id"] = json!(tenant);
-    }
-    if let Some(b) = body {
-        e["body"] = json!(b.to_string());
-    }
-    lambda_http::request::from_str(&e.to_string()).expect("a valid API Gateway v2 event")
-}
-
-fn body(resp: &lambda_http::Response<lambda_http::Body>) -> Value {
-    serde_json::from_slice(resp.body().as_ref()).unwrap_or(Value::Null)
-}
-
-struct Clock(Arc<Mutex<DateTime<Utc>>>);
-
-impl Clock {
-    fn install(app: &mut App, start: DateTime<Utc>) -> Self {
-        let now = Arc::new(Mutex::new(start));
-        let shared = now.clone();
-        app.clock = Arc::new(move || *shared.lock().unwrap());
-        Self(now)
-    }
-
-    fn set(&self, t: DateTime<Utc>) {
-        *self.0.lock().unwrap() = t;
-    }
-}
-
-/// A function's dependencies on the local stack. Email jobs go to a queue of
-/// the tests' own, so the gateway's mailer does not race the one under test.
-async fn app(binary: &str) -> App {
-    let endpoints = Endpoints::from_env().await;
-    let mut app = local::http_app(&endpoints, &template(), binary).await.unwrap();
-    let sqs = aws_sdk_sqs::Client::new(&endpoints.moto);
-    let url = sqs.create_queue().queue_name("HandlerTestMailQueue").send().await.unwrap().queue_url.unwrap();
-    app.mail_queue = MailQueue::new(&endpoints.moto, url);
-    app
-}
 
 /// Seeds a tenant through the admin handler with the admin events; returns the contact's email.
 async fn seed(admin_app: &App, tenant: &str) -> String {

@@ -1,7 +1,12 @@
 //! Test harness: every test gets its own tenant on the shared local stack
 //! (DynamoDB Local, moto, the local gateway), started by `infra/run-tests`.
 
+use chrono::{DateTime, Utc};
+use portal::app::App;
+use portal::mail::queue::MailQueue;
+use portal_local::local::Endpoints;
 use portal_local::{jwt, local, template::Template};
+use std::sync::{Arc, Mutex};
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 use std::time::{Duration, Instant};
@@ -169,3 +174,52 @@ where
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
+
+// In-process handler tests: real-shaped events, the functions' handlers, a clock the test controls.
+
+pub fn event(name: &str) -> Value {
+    let path = portal_local::repo_root().join("events").join(name);
+    serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap()
+}
+
+/// The event as tenant `tenant` would send it, with `body` if given.
+pub fn request(mut e: Value, tenant: &str, body: Option<Value>) -> lambda_http::Request {
+    if e["requestContext"]["authorizer"].is_object() {
+        e["requestContext"]["authorizer"]["jwt"]["claims"]["tenant_id"] = json!(tenant);
+    }
+    if let Some(b) = body {
+        e["body"] = json!(b.to_string());
+    }
+    lambda_http::request::from_str(&e.to_string()).expect("a valid API Gateway v2 event")
+}
+
+pub fn body(resp: &lambda_http::Response<lambda_http::Body>) -> Value {
+    serde_json::from_slice(resp.body().as_ref()).unwrap_or(Value::Null)
+}
+
+pub struct Clock(Arc<Mutex<DateTime<Utc>>>);
+
+impl Clock {
+    pub fn install(app: &mut App, start: DateTime<Utc>) -> Self {
+        let now = Arc::new(Mutex::new(start));
+        let shared = now.clone();
+        app.clock = Arc::new(move || *shared.lock().unwrap());
+        Self(now)
+    }
+
+    pub fn set(&self, t: DateTime<Utc>) {
+        *self.0.lock().unwrap() = t;
+    }
+}
+
+/// A function's dependencies on the local stack. Email jobs go to a queue of
+/// the tests' own, so the gateway's mailer does not race the one under test.
+pub async fn app(binary: &str) -> App {
+    let endpoints = Endpoints::from_env().await;
+    let mut app = local::http_app(&endpoints, &template(), binary).await.unwrap();
+    let sqs = aws_sdk_sqs::Client::new(&endpoints.moto);
+    let url = sqs.create_queue().queue_name("HandlerTestMailQueue").send().await.unwrap().queue_url.unwrap();
+    app.mail_queue = MailQueue::new(&endpoints.moto, url);
+    app
+}
+

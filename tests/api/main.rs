@@ -6,4 +6,6 @@ mod code_loop;
 mod drift;
 mod handlers;
 mod helpers;
+mod lifecycle;
+mod lifecycle_clock;
 mod validation;

@@ -1,0 +1,282 @@
+//! The access lifecycle through the gateway (seeds 001 and 002): activation
+//! links, resend, deactivate with notice, enable again, the login-time access
+//! check, templates, documents, audit and the listing.
+
+use crate::helpers::*;
+use reqwest::Method;
+use serde_json::{json, Value};
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+async fn lifecycle(app: &TestApp, contact: &str, op: &str, body: Value) -> Answer {
+    app.call(Method::POST, &format!("/v1/contacts/{contact}/portal/{op}"), WRITE, Some(body)).await
+}
+
+/// Waits until the email document is sent, and returns it.
+async fn sent_document(app: &TestApp, document_id: &str) -> Value {
+    eventually(Duration::from_secs(20), || async {
+        let doc = app.get(&format!("/v1/emails/{document_id}")).await.body;
+        (doc["status"] == "sent").then_some(doc)
+    })
+    .await
+    .unwrap_or_else(|| panic!("document {document_id} was not sent within 20 s"))
+}
+
+fn token_in(text: &str) -> String {
+    let at = text.find("token=").expect("the email carries an activation link") + "token=".len();
+    text[at..].chars().take_while(|c| c.is_ascii_alphanumeric() || *c == '-' || *c == '_').collect()
+}
+
+fn state_on(status: &Value, portal: &str) -> String {
+    status["portals"].as_array().unwrap().iter().find(|p| p["portal_id"] == portal).expect("portal listed")["state"]
+        .as_str()
+        .unwrap()
+        .to_owned()
+}
+
+async fn access_of(app: &TestApp, email: &str) -> Vec<Value> {
+    app.get(&format!("/v1/accounts/{email}/access")).await.ok(200)["access"].as_array().unwrap().clone()
+}
+
+#[tokio::test]
+async fn an_activation_link_is_emailed_and_claimed_by_post_only() {
+    let app = TestApp::new().await;
+    let email = format!("{}@example.com", unique("link"));
+    let contact = app.with_contact(Some(&email)).await;
+    assert_eq!(state_on(&app.status(&contact).await.body, "main"), "none");
+
+    let activated = lifecycle(&app, &contact, "activate", json!({})).await.ok(202).clone();
+    assert_eq!(activated["state"], "pending");
+    assert!(activated["expires_at"].is_string());
+    assert_eq!(state_on(&app.status(&contact).await.body, "main"), "pending");
+    let doc = sent_document(&app, activated["email_document_id"].as_str().unwrap()).await;
+    assert_eq!(doc["kind"], "activation_link");
+    assert_eq!(doc["to"], email.as_str());
+    let token = token_in(doc["text"].as_str().unwrap());
+    assert_eq!(token.len(), 43);
+    assert!(doc["text"].as_str().unwrap().contains("https://portal.example.com/claim?token="));
+
+    // A mail scanner following the link with GET reaches nothing that consumes it.
+    let scanner = app.raw(Method::GET, &format!("/v1/claim?token={token}"), None, None).await;
+    assert_eq!(scanner.status, 404);
+    assert_eq!(state_on(&app.status(&contact).await.body, "main"), "pending");
+
+    let claimed = app.claim(json!({"token": token, "email": email})).await;
+    assert_eq!(claimed.ok(201)["contact_id"], contact.as_str());
+    let status = app.status(&contact).await.ok(200).clone();
+    assert_eq!(state_on(&status, "main"), "active");
+    assert_eq!(status["accounts"][0]["email"], email.as_str());
+    assert_eq!(access_of(&app, &email).await, [json!({"contact_id": contact, "portal_id": "main"})]);
+
+    assert!(lifecycle(&app, &contact, "activate", json!({})).await.problem(409).contains("already active"));
+    lifecycle(&app, &contact, "resend", json!({})).await.problem(409);
+    // A token is not a code, and a used token is refused like any other.
+    app.claim(json!({"token": token, "email": email})).await.problem(400);
+    app.claim(json!({"code": token, "email": email})).await.problem(400);
+    app.claim(json!({"code": "ABCDE-FGHJK", "token": token, "email": email})).await.problem(422);
+
+    let audit = app.get(&format!("/v1/contacts/{contact}/audit")).await.ok(200).clone();
+    let actions: Vec<&str> = audit["items"].as_array().unwrap().iter().map(|a| a["action"].as_str().unwrap()).collect();
+    assert_eq!(actions, ["activate"], "only staff actions are audited");
+    assert_eq!(audit["items"][0]["actor"], "staff-test");
+    assert_eq!(audit["items"][0]["portal_id"], "main");
+}
+
+#[tokio::test]
+async fn activating_a_contact_without_an_email_address_is_422_and_stores_nothing() {
+    let app = TestApp::new().await;
+    let contact = app.with_contact(None).await;
+    let detail = lifecycle(&app, &contact, "activate", json!({})).await.problem(422);
+    assert_eq!(detail, "contact has no email address");
+    let status = app.status(&contact).await.ok(200).clone();
+    assert_eq!(state_on(&status, "main"), "none");
+    assert_eq!(app.emails(&contact).await.ok(200)["items"], json!([]));
+    assert_eq!(app.get(&format!("/v1/contacts/{contact}/audit")).await.ok(200)["items"], json!([]));
+    lifecycle(&app, &contact, "resend", json!({})).await.problem(409);
+}
+
+#[tokio::test]
+async fn resending_a_pending_link_revokes_the_old_one() {
+    let app = TestApp::new().await;
+    let email = format!("{}@example.com", unique("resend"));
+    let contact = app.with_contact(Some(&email)).await;
+    let first = lifecycle(&app, &contact, "activate", json!({"portal_id": "main"})).await.ok(202).clone();
+    let old = token_in(sent_document(&app, first["email_document_id"].as_str().unwrap()).await["text"].as_str().unwrap());
+    let resent = lifecycle(&app, &contact, "resend", json!({})).await.ok(202).clone();
+    assert_eq!(resent["action"], "resent");
+    assert_eq!(resent["state"], "pending");
+    let new = token_in(sent_document(&app, resent["email_document_id"].as_str().unwrap()).await["text"].as_str().unwrap());
+    assert_ne!(old, new);
+    app.claim(json!({"token": old, "email": email})).await.problem(400);
+    app.claim(json!({"token": new, "email": email})).await.ok(201);
+}
+
+#[tokio::test]
+async fn deactivation_ends_access_at_once_sends_one_notice_and_can_be_undone_by_enabling() {
+    let app = TestApp::new().await;
+    let email = format!("{}@example.com", unique("deact"));
+    let contact = app.with_contact(Some(&email)).await;
+    let code = app.generate(&contact, json!({})).await.ok(201)["code"].as_str().unwrap().to_owned();
+    app.claim(json!({"code": code, "email": email})).await.ok(201);
+    // Staff generate another code later; it is pending while the contact is active.
+    let pending = app.generate(&contact, json!({})).await.ok(201)["code"].as_str().unwrap().to_owned();
+    assert_eq!(state_on(&app.status(&contact).await.body, "main"), "active");
+    assert_eq!(access_of(&app, &email).await.len(), 1);
+
+    let off = lifecycle(&app, &contact, "deactivate", json!({})).await.ok(200).clone();
+    assert_eq!(off["state"], "disabled");
+    assert!(access_of(&app, &email).await.is_empty(), "the login check forgets the contact at once");
+    app.claim(json!({"code": pending, "email": "someone@example.com"})).await.problem(400);
+    let status = app.status(&contact).await.ok(200).clone();
+    assert_eq!(state_on(&status, "main"), "disabled");
+    assert_eq!(status["accounts"], json!([]));
+    assert_eq!(status["pending_codes"], json!([]));
+    let notice = sent_document(&app, off["email_document_id"].as_str().unwrap()).await;
+    assert_eq!(notice["kind"], "deactivation");
+    assert!(notice["subject"].as_str().unwrap().contains("access has ended"));
+
+    let emails_before = app.emails(&contact).await.body["items"].as_array().unwrap().len();
+    let again = lifecycle(&app, &contact, "deactivate", json!({})).await.ok(200).clone();
+    assert_eq!(again, json!({"state": "disabled", "email_document_id": null}));
+    assert_eq!(app.emails(&contact).await.body["items"].as_array().unwrap().len(), emails_before, "nothing sent again");
+
+    let enabled = lifecycle(&app, &contact, "resend", json!({})).await.ok(202).clone();
+    assert_eq!(enabled["action"], "enabled");
+    let doc = sent_document(&app, enabled["email_document_id"].as_str().unwrap()).await;
+    assert_eq!(doc["kind"], "reactivation");
+    app.claim(json!({"token": token_in(doc["text"].as_str().unwrap()), "email": email})).await.ok(201);
+    assert_eq!(state_on(&app.status(&contact).await.body, "main"), "active");
+    assert_eq!(access_of(&app, &email).await.len(), 1);
+
+    let audit = app.get(&format!("/v1/contacts/{contact}/audit")).await.ok(200).clone();
+    let actions: BTreeSet<&str> = audit["items"].as_array().unwrap().iter().map(|a| a["action"].as_str().unwrap()).collect();
+    assert_eq!(actions, BTreeSet::from(["generate", "deactivate", "enable"]));
+}
+
+#[tokio::test]
+async fn templates_are_checked_at_save_escaped_in_html_and_used_for_their_portal_only() {
+    let app = TestApp::new().await;
+    app.put_portal("main", true).await.ok(200);
+    app.put_portal("side", false).await.ok(200);
+    let path = "/v1/portals/main/templates/pickup_code";
+    let put = |body: Value| app.call(Method::PUT, path, ADMIN, Some(body));
+
+    let syntax = put(json!({"subject": "Hi", "text": "Hello\n{% if %}", "html": "<p>x</p>"})).await;
+    assert!(syntax.problem(422).contains("line 2"), "{:?}", syntax.body);
+    assert_eq!(syntax.body["errors"][0]["pointer"], "/text");
+    let unknown = put(json!({"subject": "Hi {{ password }}", "text": "t", "html": "h"})).await;
+    assert!(unknown.problem(422).contains("password"));
+    put(json!({"subject": "Hi\nBcc: x@example.com", "text": "t", "html": "h"})).await.problem(422);
+    assert_eq!(app.get(path).await.ok(200)["source"], "default", "refused templates were not saved");
+
+    let custom = json!({
+        "subject": "Welcome, {{ contact_name }}",
+        "text": "Code {{ code }} for {{ contact_name }}",
+        "html": "<p>Code <b>{{ code }}</b> for {{ contact_name }}</p>",
+    });
+    put(custom).await.ok(200);
+    assert_eq!(app.get(path).await.ok(200)["source"], "portal");
+    assert_eq!(app.get("/v1/portals/side/templates/pickup_code").await.ok(200)["source"], "default");
+
+    let preview = app
+        .call(Method::POST, &format!("{path}/preview"), READ, Some(json!({"vars": {"contact_name": "<script>alert(1)</script>"}})))
+        .await;
+    let preview = preview.ok(200);
+    assert_eq!(preview["html"], "<p>Code <b>7K3QD-M9XPT</b> for &lt;script&gt;alert(1)&lt;&#x2f;script&gt;</p>");
+    assert_eq!(preview["text"], "Code 7K3QD-M9XPT for <script>alert(1)</script>");
+
+    // The mailer uses the portal's template, escaping the contact's name in HTML.
+    let email = format!("{}@example.com", unique("tpl"));
+    let contact = unique("chart");
+    let body = json!({"name": "<script>x</script>", "email": email, "kind": "individual", "portal_ids": ["side"]});
+    app.call(Method::PUT, &format!("/v1/contacts/{contact}"), WRITE, Some(body)).await.ok(200);
+    let main_doc = app.generate(&contact, json!({"send_email": true})).await.ok(201)["email_document_id"].as_str().unwrap().to_owned();
+    let side_doc = app.generate(&contact, json!({"send_email": true, "portal_id": "side"})).await.ok(201)["email_document_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let main = sent_document(&app, &main_doc).await;
+    assert_eq!(main["subject"], "Welcome, <script>x</script>");
+    assert!(main["html"].as_str().unwrap().contains("&lt;script&gt;x&lt;&#x2f;script&gt;"));
+    assert!(!main["html"].as_str().unwrap().contains("<script>"));
+    let side = sent_document(&app, &side_doc).await;
+    assert_eq!(side["subject"], "Your Portal side activation code", "the other portal keeps the default");
+    let sent = ses_messages_to(&email).await;
+    assert!(sent.iter().any(|(subject, _)| subject == "Welcome, <script>x</script>"));
+}
+
+#[tokio::test]
+async fn the_listing_filters_by_portal_state_and_pages_without_gaps() {
+    let app = TestApp::new().await;
+    app.put_portal("main", true).await.ok(200);
+    let mut by_state: Vec<(&str, Vec<String>)> = vec![("none", vec![]), ("pending", vec![]), ("active", vec![]), ("disabled", vec![])];
+    for (i, (state, ids)) in by_state.iter_mut().enumerate() {
+        for j in 0..2 {
+            let id = format!("c{i}{j}-{}", unique("x"));
+            let email = format!("{id}@example.com");
+            app.put_contact(&id, Some(&email)).await.ok(200);
+            match *state {
+                "none" => {}
+                "pending" => {
+                    app.generate(&id, json!({})).await.ok(201);
+                }
+                _ => {
+                    let code = app.generate(&id, json!({})).await.ok(201)["code"].as_str().unwrap().to_owned();
+                    app.claim(json!({"code": code, "email": email})).await.ok(201);
+                    if *state == "disabled" {
+                        lifecycle(&app, &id, "deactivate", json!({})).await.ok(200);
+                    }
+                }
+            }
+            ids.push(id);
+        }
+    }
+    for (state, ids) in &by_state {
+        let listed = app.get(&format!("/v1/contacts?portal_status={state}")).await.ok(200).clone();
+        let got: BTreeSet<String> = listed["items"].as_array().unwrap().iter().map(|c| c["contact_id"].as_str().unwrap().to_owned()).collect();
+        assert_eq!(got, ids.iter().cloned().collect::<BTreeSet<_>>(), "portal_status={state}");
+        assert!(listed["items"].as_array().unwrap().iter().all(|c| c["portal_status"] == *state));
+    }
+    assert_eq!(app.get("/v1/contacts?portal_status=expired").await.ok(200)["items"], json!([]));
+
+    // Pages of 3 cover all 8 contacts once each, in id order.
+    let (mut seen, mut cursor) = (Vec::new(), None::<String>);
+    loop {
+        let q = cursor.as_ref().map(|c| format!("&cursor={c}")).unwrap_or_default();
+        let page = app.get(&format!("/v1/contacts?limit=3{q}")).await.ok(200).clone();
+        seen.extend(page["items"].as_array().unwrap().iter().map(|c| c["contact_id"].as_str().unwrap().to_owned()));
+        match page["next_cursor"].as_str() {
+            Some(c) => cursor = Some(c.to_owned()),
+            None => break,
+        }
+    }
+    let mut sorted = seen.clone();
+    sorted.sort();
+    sorted.dedup();
+    assert_eq!(seen, sorted, "no repeats, id order");
+    assert_eq!(seen.len(), 8);
+
+    assert!(app.get("/v1/contacts?portal_status=happy").await.problem(422).contains("portal_status"));
+    app.get("/v1/contacts?limit=0").await.problem(422);
+    app.get("/v1/contacts?cursor=bm90LWEtY3Vyc29y").await.problem(422);
+    // Another tenant's cursor cannot read this tenant.
+    let other = TestApp::new().await;
+    other.put_portal("main", true).await.ok(200);
+    let page = app.get("/v1/contacts?limit=1").await.ok(200).clone();
+    other.get(&format!("/v1/contacts?cursor={}", page["next_cursor"].as_str().unwrap())).await.problem(422);
+}
+
+#[tokio::test]
+async fn codes_and_tokens_never_reach_the_logs() {
+    let app = TestApp::new().await;
+    let email = format!("{}@example.com", unique("logs"));
+    let contact = app.with_contact(Some(&email)).await;
+    let code = app.generate(&contact, json!({"send_email": true})).await.ok(201)["code"].as_str().unwrap().to_owned();
+    let activated = lifecycle(&app, &contact, "resend", json!({})).await.ok(202).clone();
+    let token = token_in(sent_document(&app, activated["email_document_id"].as_str().unwrap()).await["text"].as_str().unwrap());
+    app.claim(json!({"token": token, "email": email})).await.ok(201);
+    let log = std::fs::read_to_string(portal_local::repo_root().join(".local/gateway.log")).expect("the gateway log");
+    assert!(log.contains("invitation issued"), "the log is the gateway's");
+    assert!(!log.contains(&code) && !log.contains(&code.replace('-', "")), "a code was logged");
+    assert!(!log.contains(&token), "a token was logged");
+}
