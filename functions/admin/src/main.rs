@@ -1,13 +1,9 @@
-//! `admin` Lambda: Portal settings, contacts and the email log.
+//! `admin` Lambda: Portal settings, templates, contacts and their listing, the email log, documents and audit.
 //! Wiring only; the handler lives in `portal::http::admin`.
 
-use lambda_http::{run, service_fn, Error, Request};
-use portal::{app::App, http::admin, telemetry};
+use portal::http::{serve, HttpFunction};
 
 #[tokio::main]
-async fn main() -> Result<(), Error> {
-    telemetry::init();
-    let app = App::from_env().await?;
-    let app = &app;
-    run(service_fn(move |req: Request| async move { Ok::<_, Error>(admin::handle(app, req).await) })).await
+async fn main() -> Result<(), lambda_http::Error> {
+    serve(HttpFunction::Admin).await
 }

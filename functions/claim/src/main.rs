@@ -1,13 +1,9 @@
-//! `claim` Lambda: Public claim of a code: creates the portal account.
+//! `claim` Lambda: Public claim of a code or activation link: creates the portal account.
 //! Wiring only; the handler lives in `portal::http::claim`.
 
-use lambda_http::{run, service_fn, Error, Request};
-use portal::{app::App, http::claim, telemetry};
+use portal::http::{serve, HttpFunction};
 
 #[tokio::main]
-async fn main() -> Result<(), Error> {
-    telemetry::init();
-    let app = App::from_env().await?;
-    let app = &app;
-    run(service_fn(move |req: Request| async move { Ok::<_, Error>(claim::handle(app, req).await) })).await
+async fn main() -> Result<(), lambda_http::Error> {
+    serve(HttpFunction::Claim).await
 }

@@ -1,13 +1,9 @@
 //! `status` Lambda: The Portal portlet view of one contact.
 //! Wiring only; the handler lives in `portal::http::status`.
 
-use lambda_http::{run, service_fn, Error, Request};
-use portal::{app::App, http::status, telemetry};
+use portal::http::{serve, HttpFunction};
 
 #[tokio::main]
-async fn main() -> Result<(), Error> {
-    telemetry::init();
-    let app = App::from_env().await?;
-    let app = &app;
-    run(service_fn(move |req: Request| async move { Ok::<_, Error>(status::handle(app, req).await) })).await
+async fn main() -> Result<(), lambda_http::Error> {
+    serve(HttpFunction::Status).await
 }

@@ -7,7 +7,7 @@
 //! Issuing itself is [`crate::invite::invite`], shared with every other way.
 
 use super::problem::ApiError;
-use super::request::{caller, finish, json_body, path_param, respond};
+use super::request::{caller, finish, json_body, optional_portal_id, path_param, respond};
 use crate::app::App;
 use crate::domain::{
     portal::{default_portal, DefaultPortal}, time, Caller, ContactId, Method, Portal, PortalId, Scope,
@@ -47,11 +47,7 @@ async fn run(app: &App, req: &Request) -> Result<Response<Body>, ApiError> {
     let caller = caller(req, Scope::Write)?;
     let contact_id = path_param(req, "contact_id", ContactId::parse)?;
     let body: GenerateRequest = json_body(req, true)?;
-    let portal_id = body
-        .portal_id
-        .as_deref()
-        .map(|p| PortalId::parse(p).map_err(|e| ApiError::validation("/portal_id", format!("portal_id {e}"))))
-        .transpose()?;
+    let portal_id = optional_portal_id(body.portal_id.as_deref())?;
     let portal = resolve_portal(app, &caller, portal_id.as_ref()).await?;
     let send_email = body.send_email;
     let issued = invite(app, &caller, &contact_id, &portal, Method::Code, |_| {

@@ -11,7 +11,7 @@
 
 use super::generate::resolve_portal;
 use super::problem::ApiError;
-use super::request::{caller, finish, json_body, path_param, respond, route_key};
+use super::request::{caller, finish, json_body, optional_portal_id, path_param, respond, route_key};
 use crate::app::App;
 use crate::domain::{
     access_state::{check_activate, effective, resend_action, ResendAction, TransitionError},
@@ -69,11 +69,7 @@ async fn route(app: &App, req: &Request) -> Result<Response<Body>, ApiError> {
     let caller = caller(req, Scope::Write)?;
     let contact_id = path_param(req, "contact_id", ContactId::parse)?;
     let body: LifecycleRequest = json_body(req, true)?;
-    let portal_id = body
-        .portal_id
-        .as_deref()
-        .map(|p| PortalId::parse(p).map_err(|e| ApiError::validation("/portal_id", format!("portal_id {e}"))))
-        .transpose()?;
+    let portal_id = optional_portal_id(body.portal_id.as_deref())?;
     match route_key(req).as_str() {
         "POST /v1/contacts/{contact_id}/portal/activate" => activate(app, &caller, &contact_id, portal_id.as_ref()).await,
         "POST /v1/contacts/{contact_id}/portal/resend" => resend(app, &caller, &contact_id, portal_id.as_ref()).await,

@@ -52,3 +52,15 @@ impl HttpFunction {
         }
     }
 }
+
+/// Runs an HTTP function as a Lambda: JSON logs, dependencies built once at
+/// cold start from the environment, then every request to its handler.
+pub async fn serve(function: HttpFunction) -> Result<(), lambda_http::Error> {
+    crate::telemetry::init();
+    let app = App::from_env().await?;
+    let app = &app;
+    lambda_http::run(lambda_http::service_fn(move |req: Request| async move {
+        Ok::<_, lambda_http::Error>(function.handle(app, req).await)
+    }))
+    .await
+}

@@ -80,3 +80,9 @@ pub fn respond<T: Serialize>(status: StatusCode, value: &T) -> Response<Body> {
 pub fn finish(result: Result<Response<Body>, ApiError>) -> Response<Body> {
     result.unwrap_or_else(ApiError::into_response)
 }
+
+/// An optional `portal_id` from a request body, parsed; 422 pointing at it otherwise.
+pub fn optional_portal_id(raw: Option<&str>) -> Result<Option<crate::domain::PortalId>, ApiError> {
+    raw.map(|p| crate::domain::PortalId::parse(p).map_err(|e| ApiError::validation("/portal_id", format!("portal_id {e}"))))
+        .transpose()
+}
