@@ -2,7 +2,8 @@
 //! environment that template.yaml (or the local stack) sets.
 
 use crate::domain::{CodeHasher, Portal, TenantId};
-use crate::mail::{queue::MailQueue, ses::Ses, worker::Mailer};
+use crate::bulk::Activator;
+use crate::mail::{queue::{JsonQueue, MailQueue}, ses::Ses, worker::Mailer};
 use crate::store::Store;
 use anyhow::Context as _;
 use chrono::{DateTime, Utc};
@@ -30,6 +31,10 @@ pub struct Settings {
     pub mail_from: String,
     /// `MAIL_MAX_RECEIVE_COUNT`: the mail queue's redrive maxReceiveCount.
     pub mail_max_receive_count: u32,
+    /// `ACTIVATION_QUEUE_URL`: where bulk activation batches go.
+    pub activation_queue_url: String,
+    /// `ACTIVATION_MAX_RECEIVE_COUNT`: the activation queue's redrive maxReceiveCount.
+    pub activation_max_receive_count: u32,
     /// `PORTAL_CACHE_SECONDS`: how long a tenant's portal list is cached (default 30).
     pub portal_cache_seconds: u64,
 }
@@ -51,6 +56,8 @@ impl Settings {
             code_hash_key: key,
             mail_from: get("MAIL_FROM").unwrap_or_default(),
             mail_max_receive_count: get("MAIL_MAX_RECEIVE_COUNT").and_then(|v| v.parse().ok()).unwrap_or(5),
+            activation_queue_url: get("ACTIVATION_QUEUE_URL").unwrap_or_default(),
+            activation_max_receive_count: get("ACTIVATION_MAX_RECEIVE_COUNT").and_then(|v| v.parse().ok()).unwrap_or(5),
             portal_cache_seconds: get("PORTAL_CACHE_SECONDS").and_then(|v| v.parse().ok()).unwrap_or(30),
         })
     }
@@ -88,6 +95,8 @@ impl PortalCache {
 pub struct App {
     pub store: Store,
     pub mail_queue: MailQueue,
+    /// Bulk activation batches (used by the `activations` function).
+    pub activation_queue: JsonQueue,
     pub hasher: CodeHasher,
     pub clock: Clock,
     pub portals: PortalCache,
@@ -98,15 +107,17 @@ impl App {
         Self::from_parts(
             Store::new(sdk, &settings.table_name),
             MailQueue::new(sdk, &settings.mail_queue_url),
+            JsonQueue::new(sdk, &settings.activation_queue_url),
             settings,
         )
     }
 
     /// From adapters built elsewhere (the local stack points each at its own endpoint).
-    pub fn from_parts(store: Store, mail_queue: MailQueue, settings: &Settings) -> Self {
+    pub fn from_parts(store: Store, mail_queue: MailQueue, activation_queue: JsonQueue, settings: &Settings) -> Self {
         Self {
             store,
             mail_queue,
+            activation_queue,
             hasher: CodeHasher::new(settings.code_hash_key.as_bytes()),
             clock: system_clock(),
             portals: PortalCache::new(Duration::from_secs(settings.portal_cache_seconds)),
@@ -141,5 +152,13 @@ impl Mailer {
         anyhow::ensure!(!settings.mail_from.is_empty(), "environment variable MAIL_FROM is not set");
         let sdk = aws_config::load_from_env().await;
         Ok(Self::new(&sdk, &settings))
+    }
+}
+
+impl Activator {
+    pub async fn from_env() -> anyhow::Result<Self> {
+        let settings = Settings::from_env()?;
+        let sdk = aws_config::load_from_env().await;
+        Ok(Self { app: App::new(&sdk, &settings), max_receive_count: settings.activation_max_receive_count })
     }
 }

@@ -7,7 +7,7 @@
 use crate::app::App;
 use crate::domain::{
     access_state::effective, code_lifecycle, time, AccessEntry, Caller, CodeHash, Contact, ContactId, LinkToken,
-    Method, PickupCode, Portal, PortalState,
+    Method, PickupCode, Portal, PortalState, TenantId,
 };
 use crate::http::problem::ApiError;
 use crate::mail::{templates::TemplateVars, EmailKind, MailJob};
@@ -51,16 +51,85 @@ fn secret(app: &App, method: Method, portal: &Portal) -> (CodeHash, Option<Strin
     }
 }
 
-fn vars(caller: &Caller, contact: &Contact, portal: &Portal, code: Option<&str>, link: String, expires_at: DateTime<Utc>) -> TemplateVars {
+fn vars(tenant: &TenantId, contact: &Contact, portal: &Portal, code: Option<&str>, link: String, expires_at: DateTime<Utc>) -> TemplateVars {
     TemplateVars {
         contact_name: contact.name.clone(),
         portal_name: portal.name.clone(),
-        tenant_name: caller.tenant_id.to_string(),
+        tenant_name: tenant.to_string(),
         code: code.unwrap_or_default().to_owned(),
         link,
         claim_url: portal.claim_url.clone(),
         expires_at: time::format(&expires_at),
     }
+}
+
+/// Who issues, to whom, on which portal, read just before.
+pub struct Target<'a> {
+    pub actor: &'a str,
+    pub tenant: &'a TenantId,
+    pub contact: &'a Contact,
+    pub portal: &'a Portal,
+    pub method: Method,
+    /// The contact's state on the portal now.
+    pub previous: PortalState,
+    pub now: DateTime<Utc>,
+}
+
+/// Builds the invitation for a contact in the given state: the secret, its
+/// expiry, the email and audit entries, the new state. Writes nothing.
+pub fn plan(app: &App, target: &Target<'_>, step: Step, revoke: Vec<CodeHash>) -> Result<(Invitation, Issued), ApiError> {
+    let Target { actor, tenant, contact, portal, method, previous, now } = *target;
+    let to = match (step.email, &contact.email) {
+        (Some(_), None) => return Err(ApiError::validation("/send_email", "contact has no email address")),
+        (Some(_), Some(to)) => Some(to.clone()),
+        (None, _) => None,
+    };
+    let ttl = match method {
+        Method::Code => portal.code_ttl_hours,
+        Method::Link => portal.link_ttl_hours,
+    };
+    let expires_at = code_lifecycle::expires_at(now, ttl);
+    let (hash, code, link) = secret(app, method, portal);
+    let email = match (step.email, to) {
+        (Some(kind), Some(to)) => {
+            let v = vars(tenant, contact, portal, code.as_deref(), link, expires_at);
+            Some(EmailItem::queued(tenant, &contact.contact_id, &portal.portal_id, kind, &to, v.to_map(), now))
+        }
+        _ => None,
+    };
+    let detail = BTreeMap::from([
+        ("method".to_owned(), method.as_str().to_owned()),
+        ("previous_state".to_owned(), previous.as_str().to_owned()),
+        ("emailed".to_owned(), email.is_some().to_string()),
+    ]);
+    let invitation = Invitation {
+        tenant_id: tenant.clone(),
+        contact_id: contact.contact_id.clone(),
+        portal_id: portal.portal_id.clone(),
+        method,
+        code_display: code.clone(),
+        hash,
+        created_at: now,
+        expires_at,
+        created_by: actor.to_owned(),
+        revoke,
+        // A new code for someone already active leaves them active.
+        access: (previous != PortalState::Active).then(|| AccessEntry::new(PortalState::Pending, Some(expires_at), now)),
+        unless_active: method == Method::Link,
+        audit: AuditItem::contact(tenant, &contact.contact_id, Some(&portal.portal_id), actor, step.action, now, detail),
+        email_document_id: email.as_ref().map(|e| e.document_id.clone()),
+        email,
+        job_marker: None,
+    };
+    let issued = Issued {
+        code,
+        created_at: now,
+        expires_at,
+        email_document_id: invitation.email_document_id.clone(),
+        previous,
+        step,
+    };
+    Ok((invitation, issued))
 }
 
 /// Issues a code or link for a contact on a portal. `decide` sees the
@@ -81,57 +150,19 @@ pub async fn invite(
             .get_contact_with_access(tenant, contact_id)
             .await?
             .ok_or(ApiError::NotFound("contact"))?;
-        let created_at = (app.clock)();
-        let previous = effective(access.get(portal.portal_id.as_str()), created_at);
+        let now = (app.clock)();
+        let previous = effective(access.get(portal.portal_id.as_str()), now);
         let step = decide(previous)?;
-        let to = match (step.email, &contact.email) {
-            (Some(_), None) => return Err(ApiError::validation("/send_email", "contact has no email address")),
-            (Some(_), Some(to)) => Some(to.clone()),
-            (None, _) => None,
-        };
-        let ttl = match method {
-            Method::Code => portal.code_ttl_hours,
-            Method::Link => portal.link_ttl_hours,
-        };
-        let expires_at = code_lifecycle::expires_at(created_at, ttl);
-        let (hash, code, link) = secret(app, method, portal);
-        let email = match (step.email, to) {
-            (Some(kind), Some(to)) => {
-                let v = vars(caller, &contact, portal, code.as_deref(), link, expires_at);
-                Some(EmailItem::queued(tenant, contact_id, &portal.portal_id, kind, &to, v.to_map(), created_at))
-            }
-            _ => None,
-        };
-        let detail = BTreeMap::from([
-            ("method".to_owned(), method.as_str().to_owned()),
-            ("previous_state".to_owned(), previous.as_str().to_owned()),
-            ("emailed".to_owned(), email.is_some().to_string()),
-        ]);
-        let invitation = Invitation {
-            tenant_id: tenant.clone(),
-            contact_id: contact_id.clone(),
-            portal_id: portal.portal_id.clone(),
-            method,
-            code_display: code.clone(),
-            hash,
-            created_at,
-            expires_at,
-            created_by: caller.sub.clone(),
-            revoke: app.store.pending_code_hashes(tenant, contact_id, &portal.portal_id).await?,
-            email,
-            // A new code for someone already active leaves them active.
-            access: (previous != PortalState::Active).then(|| AccessEntry::new(PortalState::Pending, Some(expires_at), created_at)),
-            unless_active: method == Method::Link,
-            audit: AuditItem::contact(tenant, contact_id, Some(&portal.portal_id), &caller.sub, step.action, created_at, detail),
-        };
+        let revoke = app.store.pending_code_hashes(tenant, contact_id, &portal.portal_id).await?;
+        let target = Target { actor: &caller.sub, tenant, contact: &contact, portal, method, previous, now };
+        let (invitation, issued) = plan(app, &target, step, revoke)?;
         match app.store.issue_invitation(&invitation).await {
             Ok(()) => {
-                tracing::info!(tenant = %tenant, portal = %portal.portal_id, method = method.as_str(), action = step.action, revoked = invitation.revoke.len(), "invitation issued");
-                let email_document_id = invitation.email.as_ref().map(|e| e.document_id.clone());
-                if let Some(document_id) = &email_document_id {
+                tracing::info!(tenant = %tenant, portal = %portal.portal_id, method = method.as_str(), action = issued.step.action, revoked = invitation.revoke.len(), "invitation issued");
+                if let Some(document_id) = &issued.email_document_id {
                     enqueue_email(app, tenant.as_str(), contact_id.as_str(), document_id).await?;
                 }
-                return Ok(Issued { code, created_at, expires_at, email_document_id, previous, step });
+                return Ok(issued);
             }
             // The contact changed (claimed, activated, deleted) or, at 2^-50, the
             // code collided: read again and decide afresh.

@@ -13,9 +13,11 @@
 //! Each Lambda binary under `functions/` only wires these together.
 
 pub mod app;
+pub mod bulk;
 pub mod domain;
 pub mod http;
 pub mod invite;
 pub mod mail;
+pub mod metrics;
 pub mod store;
 pub mod telemetry;

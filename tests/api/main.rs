@@ -2,6 +2,7 @@
 //! SES v2) and the local gateway, all started by `infra/run-tests`.
 
 mod access;
+mod bulk;
 mod code_loop;
 mod drift;
 mod handlers;

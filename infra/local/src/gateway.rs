@@ -242,6 +242,7 @@ pub async fn run(endpoints: Endpoints, template: Template, addr: &str, shutdown:
 /// The SQS functions the local stack can drive, by binary name.
 enum SqsFunction {
     Mailer(portal::mail::worker::Mailer),
+    Activator(portal::bulk::Activator),
 }
 
 struct SqsPoller {
@@ -257,6 +258,7 @@ impl SqsPoller {
     async fn new(endpoints: &Endpoints, t: &Template, binary: &str, source: &crate::template::SqsSource) -> anyhow::Result<Self> {
         let function = match binary {
             "mailer" => SqsFunction::Mailer(local::mailer(endpoints, t).await?),
+            "activator" => SqsFunction::Activator(local::activator(endpoints, t).await?),
             other => anyhow::bail!("no local SQS handler for {other}"),
         };
         let sqs = aws_sdk_sqs::Client::new(&endpoints.moto);
@@ -336,6 +338,7 @@ impl SqsPoller {
         let event: aws_lambda_events::sqs::SqsEvent = serde_json::from_value(serde_json::json!({ "Records": records }))?;
         let response = match &self.function {
             SqsFunction::Mailer(m) => m.handle_batch(event).await,
+            SqsFunction::Activator(a) => a.handle_batch(event).await,
         };
         let failed: HashSet<String> = response.batch_item_failures.into_iter().map(|f| f.item_identifier).collect();
         if !failed.is_empty() && !self.report_failures {

@@ -6,7 +6,8 @@ use anyhow::Context as _;
 use aws_config::{BehaviorVersion, Region, SdkConfig};
 use aws_sdk_dynamodb::config::Credentials;
 use portal::app::{App, Settings};
-use portal::mail::{queue::MailQueue, ses::Ses, worker::Mailer};
+use portal::bulk::Activator;
+use portal::mail::{queue::{JsonQueue, MailQueue}, ses::Ses, worker::Mailer};
 use portal::store::Store;
 use serde_yaml::Value;
 use std::collections::BTreeMap;
@@ -109,8 +110,21 @@ pub async fn http_app(endpoints: &Endpoints, t: &Template, binary: &str) -> anyh
     Ok(App::from_parts(
         Store::new(&endpoints.dynamodb, &s.table_name),
         MailQueue::new(&endpoints.moto, &s.mail_queue_url),
+        JsonQueue::new(&endpoints.moto, &s.activation_queue_url),
         &s,
     ))
+}
+
+/// The bulk activator, pointed at the local stack.
+pub async fn activator(endpoints: &Endpoints, t: &Template) -> anyhow::Result<Activator> {
+    let s = settings(endpoints, t, "activator").await?;
+    let app = App::from_parts(
+        Store::new(&endpoints.dynamodb, &s.table_name),
+        MailQueue::new(&endpoints.moto, &s.mail_queue_url),
+        JsonQueue::new(&endpoints.moto, &s.activation_queue_url),
+        &s,
+    );
+    Ok(Activator { app, max_receive_count: s.activation_max_receive_count })
 }
 
 /// The mailer, pointed at the local stack.

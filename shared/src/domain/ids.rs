@@ -88,6 +88,14 @@ define_id!(
     /// One of a tenant's customer portals.
     PortalId
 );
+define_id!(
+    /// A bulk activation job (generated, or chosen by an upstream system).
+    JobId
+);
+define_id!(
+    /// A SmartGroup or List of contacts (seed 002).
+    GroupId
+);
 
 #[cfg(test)]
 mod tests {

@@ -3,6 +3,7 @@
 //! a problem ([`problem`]). Each Lambda binary's `main` calls one `handle`.
 
 pub mod access;
+pub mod activations;
 pub mod admin;
 pub mod admin_views;
 pub mod claim;
@@ -25,6 +26,7 @@ pub enum HttpFunction {
     Admin,
     Lifecycle,
     Access,
+    Activations,
 }
 
 impl HttpFunction {
@@ -36,6 +38,7 @@ impl HttpFunction {
             "admin" => Self::Admin,
             "lifecycle" => Self::Lifecycle,
             "access" => Self::Access,
+            "activations" => Self::Activations,
             _ => return None,
         })
     }
@@ -49,6 +52,7 @@ impl HttpFunction {
             Self::Admin => admin::handle(app, req).await,
             Self::Lifecycle => lifecycle::handle(app, req).await,
             Self::Access => access::handle(app, req).await,
+            Self::Activations => activations::handle(app, req).await,
         }
     }
 }

@@ -14,8 +14,6 @@ use crate::domain::{
 };
 use anyhow::Context as _;
 use aws_sdk_dynamodb::{
-    config::{interceptors::BeforeTransmitInterceptorContextRef, ConfigBag, Intercept, RuntimeComponents},
-    error::BoxError,
     operation::transact_write_items::TransactWriteItemsError,
     types::{AttributeValue, Put, TransactWriteItem, Update},
     Client,
@@ -34,25 +32,6 @@ pub struct Store {
     client: Client,
     table: String,
     requests: Arc<AtomicU64>,
-}
-
-#[derive(Debug)]
-struct RequestCounter(Arc<AtomicU64>);
-
-impl Intercept for RequestCounter {
-    fn name(&self) -> &'static str {
-        "RequestCounter"
-    }
-
-    fn read_before_transmit(
-        &self,
-        _context: &BeforeTransmitInterceptorContextRef<'_>,
-        _components: &RuntimeComponents,
-        _cfg: &mut ConfigBag,
-    ) -> Result<(), BoxError> {
-        self.0.fetch_add(1, Ordering::Relaxed);
-        Ok(())
-    }
 }
 
 /// Everything on a contact's partition that the portlet needs.
@@ -124,7 +103,7 @@ impl Store {
     pub fn new(sdk: &aws_config::SdkConfig, table: impl Into<String>) -> Self {
         let requests = Arc::new(AtomicU64::new(0));
         let config = aws_sdk_dynamodb::config::Builder::from(sdk)
-            .interceptor(RequestCounter(requests.clone()))
+            .interceptor(crate::metrics::RequestCounter(requests.clone()))
             .build();
         Self { client: Client::from_conf(config), table: table.into(), requests }
     }

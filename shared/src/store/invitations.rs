@@ -3,7 +3,7 @@
 //! is ever half done; a cancelled transaction wrote nothing.
 
 use super::dynamo::{from_item, key, s, to_item, Item, Store, TxError};
-use super::items::{AuditItem, CodeItem, CodeLookupItem, EmailItem};
+use super::items::{AuditItem, CodeItem, CodeLookupItem, EmailItem, JobMarkerItem};
 use super::keys;
 use crate::domain::{
     time, AccessEntry, CodeHash, CodeState, ContactId, EmailAddress, Method, PortalId, PortalState, TenantId,
@@ -28,6 +28,9 @@ pub struct Invitation {
     /// Earlier pending codes and links of the same contact and portal, revoked by this one.
     pub revoke: Vec<CodeHash>,
     pub email: Option<EmailItem>,
+    pub email_document_id: Option<String>,
+    /// For bulk activation: the (job, contact) marker; the transaction fails if it exists.
+    pub job_marker: Option<JobMarkerItem>,
     /// The contact's new state on the portal; `None` leaves it (a code for an active contact).
     pub access: Option<AccessEntry>,
     /// Fail (write nothing) if the contact is active on the portal by the time this commits.
@@ -155,6 +158,9 @@ impl Store {
         items.extend(self.revocations(&pk, &inv.portal_id, &inv.revoke)?);
         if let Some(email) = &inv.email {
             items.push(self.put(to_item(email)?, "attribute_not_exists(pk)")?);
+        }
+        if let Some(marker) = &inv.job_marker {
+            items.push(self.put(to_item(marker)?, "attribute_not_exists(pk)")?);
         }
         self.transact(items).await
     }

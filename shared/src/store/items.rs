@@ -257,3 +257,51 @@ pub struct AccessGrantItem {
     pub contact_id: String,
     pub portal_id: String,
 }
+
+/// A bulk job's record of one contact: written in the same transaction as
+/// the contact's invitation (or alone, for a skip), so a redelivered message
+/// finds it and issues nothing twice.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct JobMarkerItem {
+    pub pk: String,
+    pub sk: String,
+    pub contact_id: String,
+    pub outcome: crate::domain::job::Outcome,
+    /// The email queued for the contact, so a redelivery can queue its job again.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub email_document_id: Option<String>,
+    /// DynamoDB removes markers 30 days on.
+    pub expires_ttl: i64,
+}
+
+/// A bulk activation job and its counters.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct JobItem {
+    pub pk: String,
+    pub sk: String,
+    pub job_id: String,
+    pub state: crate::domain::job::JobState,
+    #[serde(default)]
+    pub portal_id: Option<String>,
+    #[serde(default)]
+    pub method: Option<Method>,
+    #[serde(default)]
+    pub total: u32,
+    #[serde(default)]
+    pub activated: u32,
+    #[serde(default)]
+    pub skipped_no_email: u32,
+    #[serde(default)]
+    pub skipped_already_active: u32,
+    #[serde(default)]
+    pub failed: u32,
+    #[serde(with = "time::rfc3339")]
+    pub created_at: DateTime<Utc>,
+    #[serde(default, with = "time::rfc3339_opt", skip_serializing_if = "Option::is_none")]
+    pub finished_at: Option<DateTime<Utc>>,
+    #[serde(default)]
+    pub created_by: String,
+    /// `http`, `group:{id}` or `queue`.
+    #[serde(default)]
+    pub source: String,
+}

@@ -6,6 +6,7 @@
 
 pub mod dynamo;
 pub mod invitations;
+pub mod jobs;
 pub mod items;
 pub mod keys;
 pub mod listing;

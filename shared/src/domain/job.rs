@@ -1,0 +1,262 @@
+//! Bulk activation (seed 002): the activation-queue message, the per-contact
+//! outcome, the job's counters and when a job is done.
+//!
+//! # The activation queue's message (version 1)
+//!
+//! Upstream systems may send these directly (SendMessageBatch, no HTTP call):
+//!
+//! ```json
+//! {
+//!   "version": 1,
+//!   "tenant_id": "acme-clinic",
+//!   "job_id": "nightly-2026-11-23",
+//!   "portal_id": "main",
+//!   "method": "code",
+//!   "send_email": true,
+//!   "contact_ids": ["chart-1001", "chart-1002"],
+//!   "job_total": 2,
+//!   "actor": "crm-sync"
+//! }
+//! ```
+//!
+//! `portal_id` (default: the tenant's default portal), `send_email` (default
+//! true), `job_total` (the job's contact count, when the sender knows it) and
+//! `actor` (recorded in the audit trail, default `activation-queue`) are
+//! optional; `contact_ids` holds 1 to 100 ids. Unknown fields are refused.
+
+use super::{access_state::Method, ContactId, JobId, PortalId, TenantId};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+/// Most contacts one job takes.
+pub const MAX_CONTACTS_PER_JOB: usize = 10_000;
+/// Most contacts one queue message carries.
+pub const CONTACTS_PER_MESSAGE: usize = 100;
+/// The actor recorded for messages that name none.
+pub const QUEUE_ACTOR: &str = "activation-queue";
+
+fn yes() -> bool {
+    true
+}
+
+/// The activation queue's message, as it travels.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ActivationMessage {
+    pub version: u32,
+    pub tenant_id: String,
+    pub job_id: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub portal_id: Option<String>,
+    pub method: Method,
+    #[serde(default = "yes")]
+    pub send_email: bool,
+    pub contact_ids: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub job_total: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub actor: Option<String>,
+}
+
+/// A message whose every field has been checked.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ActivationBatch {
+    pub tenant_id: TenantId,
+    pub job_id: JobId,
+    pub portal_id: Option<PortalId>,
+    pub method: Method,
+    pub send_email: bool,
+    pub contact_ids: Vec<ContactId>,
+    pub job_total: Option<u32>,
+    pub actor: String,
+}
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[error("invalid activation message: {0}")]
+pub struct MessageError(pub String);
+
+impl ActivationMessage {
+    pub fn parse(body: &str) -> Result<ActivationBatch, MessageError> {
+        let m: Self = serde_json::from_str(body).map_err(|e| MessageError(e.to_string()))?;
+        m.check()
+    }
+
+    pub fn check(self) -> Result<ActivationBatch, MessageError> {
+        let bad = |what: &str, e: &dyn std::fmt::Display| MessageError(format!("{what} {e}"));
+        if self.version != 1 {
+            return Err(MessageError(format!("version {} is not supported (1 is)", self.version)));
+        }
+        if self.contact_ids.is_empty() || self.contact_ids.len() > CONTACTS_PER_MESSAGE {
+            return Err(MessageError(format!("contact_ids must hold 1 to {CONTACTS_PER_MESSAGE} ids")));
+        }
+        let mut contact_ids = Vec::with_capacity(self.contact_ids.len());
+        for id in &self.contact_ids {
+            contact_ids.push(ContactId::parse(id).map_err(|e| bad("contact id", &e))?);
+        }
+        contact_ids.sort();
+        contact_ids.dedup();
+        Ok(ActivationBatch {
+            tenant_id: TenantId::parse(&self.tenant_id).map_err(|e| bad("tenant_id", &e))?,
+            job_id: JobId::parse(&self.job_id).map_err(|e| bad("job_id", &e))?,
+            portal_id: self.portal_id.as_deref().map(PortalId::parse).transpose().map_err(|e| bad("portal_id", &e))?,
+            method: self.method,
+            send_email: self.send_email,
+            contact_ids,
+            job_total: self.job_total,
+            actor: self.actor.filter(|a| !a.is_empty() && a.len() <= 200).unwrap_or_else(|| QUEUE_ACTOR.to_owned()),
+        })
+    }
+}
+
+impl ActivationBatch {
+    /// Identifies the batch by its content, so a duplicate delivery (or a
+    /// duplicate send) of the same contacts for the same job counts once.
+    pub fn key(&self) -> String {
+        let mut h = Sha256::new();
+        for id in &self.contact_ids {
+            h.update(id.as_str().as_bytes());
+            h.update([0]);
+        }
+        hex::encode(&h.finalize()[..12])
+    }
+}
+
+/// Splits a job's contacts into messages of at most 100.
+pub fn messages(
+    tenant: &TenantId,
+    job: &JobId,
+    portal: &PortalId,
+    method: Method,
+    send_email: bool,
+    contacts: &[ContactId],
+    actor: &str,
+) -> Vec<ActivationMessage> {
+    contacts
+        .chunks(CONTACTS_PER_MESSAGE)
+        .map(|chunk| ActivationMessage {
+            version: 1,
+            tenant_id: tenant.to_string(),
+            job_id: job.to_string(),
+            portal_id: Some(portal.to_string()),
+            method,
+            send_email,
+            contact_ids: chunk.iter().map(|c| c.to_string()).collect(),
+            job_total: Some(contacts.len() as u32),
+            actor: Some(actor.to_owned()),
+        })
+        .collect()
+}
+
+/// What happened to one contact of a job.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Outcome {
+    Activated,
+    SkippedNoEmail,
+    SkippedAlreadyActive,
+    /// Not a contact of this tenant, or the write failed for good.
+    Failed,
+}
+
+/// A job's counters.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Counts {
+    pub activated: u32,
+    pub skipped_no_email: u32,
+    pub skipped_already_active: u32,
+    pub failed: u32,
+}
+
+impl Counts {
+    pub fn add(&mut self, o: Outcome) {
+        match o {
+            Outcome::Activated => self.activated += 1,
+            Outcome::SkippedNoEmail => self.skipped_no_email += 1,
+            Outcome::SkippedAlreadyActive => self.skipped_already_active += 1,
+            Outcome::Failed => self.failed += 1,
+        }
+    }
+
+    /// Contacts accounted for.
+    pub fn accounted(&self) -> u32 {
+        self.activated + self.skipped_no_email + self.skipped_already_active + self.failed
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum JobState {
+    Queued,
+    Running,
+    Done,
+}
+
+/// A job is done exactly when every one of its contacts is accounted for.
+pub fn is_done(counts: &Counts, total: u32) -> bool {
+    total > 0 && counts.accounted() >= total
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ids(n: usize) -> Vec<ContactId> {
+        (0..n).map(|i| ContactId::parse(&format!("c{i}")).unwrap()).collect()
+    }
+
+    #[test]
+    fn jobs_split_into_messages_of_a_hundred() {
+        let t = TenantId::parse("t").unwrap();
+        let j = JobId::parse("j").unwrap();
+        let p = PortalId::parse("p").unwrap();
+        let m = messages(&t, &j, &p, Method::Code, true, &ids(250), "staff");
+        assert_eq!(m.iter().map(|m| m.contact_ids.len()).collect::<Vec<_>>(), [100, 100, 50]);
+        assert!(m.iter().all(|m| m.job_total == Some(250)));
+        let round = ActivationMessage::parse(&serde_json::to_string(&m[2]).unwrap()).unwrap();
+        assert_eq!(round.contact_ids.len(), 50);
+        assert_eq!(round.actor, "staff");
+    }
+
+    #[test]
+    fn messages_are_checked() {
+        let ok = r#"{"version":1,"tenant_id":"t","job_id":"j","method":"link","contact_ids":["a","b","a"]}"#;
+        let b = ActivationMessage::parse(ok).unwrap();
+        assert_eq!(b.contact_ids.len(), 2, "duplicates collapse");
+        assert!(b.send_email, "send_email defaults to true");
+        assert_eq!(b.actor, QUEUE_ACTOR);
+        for bad in [
+            r#"{"version":2,"tenant_id":"t","job_id":"j","method":"code","contact_ids":["a"]}"#,
+            r#"{"version":1,"tenant_id":"t#x","job_id":"j","method":"code","contact_ids":["a"]}"#,
+            r#"{"version":1,"tenant_id":"t","job_id":"j","method":"code","contact_ids":[]}"#,
+            r#"{"version":1,"tenant_id":"t","job_id":"j","method":"sms","contact_ids":["a"]}"#,
+            r#"{"version":1,"tenant_id":"t","job_id":"j","method":"code","contact_ids":["a"],"extra":1}"#,
+            "not json",
+        ] {
+            assert!(ActivationMessage::parse(bad).is_err(), "{bad}");
+        }
+        let too_many = serde_json::json!({"version":1,"tenant_id":"t","job_id":"j","method":"code",
+            "contact_ids": (0..101).map(|i| format!("c{i}")).collect::<Vec<_>>()});
+        assert!(ActivationMessage::parse(&too_many.to_string()).is_err());
+    }
+
+    #[test]
+    fn the_batch_key_depends_on_the_contacts_only() {
+        let a = ActivationMessage::parse(r#"{"version":1,"tenant_id":"t","job_id":"j","method":"code","contact_ids":["a","b"]}"#).unwrap();
+        let b = ActivationMessage::parse(r#"{"version":1,"tenant_id":"t","job_id":"j","method":"code","contact_ids":["b","a"]}"#).unwrap();
+        let c = ActivationMessage::parse(r#"{"version":1,"tenant_id":"t","job_id":"j","method":"code","contact_ids":["a","c"]}"#).unwrap();
+        assert_eq!(a.key(), b.key());
+        assert_ne!(a.key(), c.key());
+    }
+
+    #[test]
+    fn done_means_every_contact_accounted_for() {
+        let mut c = Counts::default();
+        for o in [Outcome::Activated, Outcome::SkippedNoEmail, Outcome::SkippedAlreadyActive] {
+            c.add(o);
+        }
+        assert!(!is_done(&c, 4));
+        c.add(Outcome::Failed);
+        assert!(is_done(&c, 4));
+        assert!(!is_done(&Counts::default(), 0));
+    }
+}

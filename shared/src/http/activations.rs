@@ -1,0 +1,166 @@
+//! The `activations` function: bulk activation (seed 002).
+//!
+//! - `POST /v1/activations` `{"contact_ids":[..≤10000],"portal_id"?,"method":"code"|"link","send_email"?}` → 202 `{"job_id","total"}`
+//! - `PUT /v1/groups/{group_id}` `{"name","contact_ids":[..≤10000]}`, `GET /v1/groups/{group_id}`
+//! - `POST /v1/groups/{group_id}/activate` `{"portal_id"?,"method","send_email"?}` → 202 `{"job_id","total"}`:
+//!   the members as they are now; contacts added later are not activated.
+//! - `GET /v1/jobs/{job_id}` → progress.
+
+use super::generate::resolve_portal;
+use super::problem::{ApiError, FieldError};
+use super::request::{caller, finish, json_body, json_body_up_to, optional_portal_id, path_param, respond, route_key, MAX_BULK_BODY_BYTES};
+use crate::app::App;
+use crate::bulk::{submit, JobRequest};
+use crate::domain::job::MAX_CONTACTS_PER_JOB;
+use crate::domain::{portal::valid_name, time, Caller, ContactId, GroupId, JobId, Method, Scope};
+use lambda_http::{http::StatusCode, Body, Request, Response};
+use serde::Deserialize;
+use serde_json::json;
+
+fn yes() -> bool {
+    true
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ActivationsRequest {
+    pub contact_ids: Vec<String>,
+    #[serde(default)]
+    pub portal_id: Option<String>,
+    pub method: Method,
+    #[serde(default = "yes")]
+    pub send_email: bool,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GroupRequest {
+    pub name: String,
+    pub contact_ids: Vec<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GroupActivateRequest {
+    #[serde(default)]
+    pub portal_id: Option<String>,
+    pub method: Method,
+    #[serde(default = "yes")]
+    pub send_email: bool,
+}
+
+/// Parses and de-duplicates up to 10,000 contact ids, naming each bad one.
+fn contact_ids(raw: &[String]) -> Result<Vec<ContactId>, ApiError> {
+    if raw.is_empty() || raw.len() > MAX_CONTACTS_PER_JOB {
+        return Err(ApiError::validation("/contact_ids", format!("contact_ids must hold 1 to {MAX_CONTACTS_PER_JOB} ids")));
+    }
+    let mut errors = Vec::new();
+    let mut ids = Vec::with_capacity(raw.len());
+    for (i, r) in raw.iter().enumerate() {
+        match ContactId::parse(r) {
+            Ok(id) => ids.push(id),
+            Err(e) => errors.push(FieldError::new(format!("/contact_ids/{i}"), format!("contact id {e}"))),
+        }
+    }
+    if !errors.is_empty() {
+        errors.truncate(20);
+        return Err(ApiError::Validation { detail: format!("{} contact ids are invalid", errors.len()), errors });
+    }
+    let mut seen = std::collections::HashSet::with_capacity(ids.len());
+    ids.retain(|id| seen.insert(id.clone()));
+    Ok(ids)
+}
+
+pub async fn handle(app: &App, req: Request) -> Response<Body> {
+    finish(route(app, &req).await)
+}
+
+async fn route(app: &App, req: &Request) -> Result<Response<Body>, ApiError> {
+    match route_key(req).as_str() {
+        "POST /v1/activations" => activate_selection(app, req).await,
+        "PUT /v1/groups/{group_id}" => put_group(app, req).await,
+        "GET /v1/groups/{group_id}" => get_group(app, req).await,
+        "POST /v1/groups/{group_id}/activate" => activate_group(app, req).await,
+        "GET /v1/jobs/{job_id}" => get_job(app, req).await,
+        _ => Err(ApiError::NotFound("route")),
+    }
+}
+
+async fn start(
+    app: &App,
+    caller: &Caller,
+    portal_id: Option<&str>,
+    method: Method,
+    send_email: bool,
+    contacts: &[ContactId],
+    source: String,
+) -> Result<Response<Body>, ApiError> {
+    let portal_id = optional_portal_id(portal_id)?;
+    let portal = resolve_portal(app, caller, portal_id.as_ref()).await?;
+    let request = JobRequest { tenant: &caller.tenant_id, actor: &caller.sub, portal: &portal, method, send_email, contacts, source };
+    let job_id = submit(&app.store, &app.activation_queue, &app.clock, request).await?;
+    Ok(respond(StatusCode::ACCEPTED, &json!({"job_id": job_id, "total": contacts.len()})))
+}
+
+async fn activate_selection(app: &App, req: &Request) -> Result<Response<Body>, ApiError> {
+    let caller = caller(req, Scope::Write)?;
+    let body: ActivationsRequest = json_body_up_to(req, false, MAX_BULK_BODY_BYTES)?;
+    let ids = contact_ids(&body.contact_ids)?;
+    start(app, &caller, body.portal_id.as_deref(), body.method, body.send_email, &ids, "http".into()).await
+}
+
+async fn put_group(app: &App, req: &Request) -> Result<Response<Body>, ApiError> {
+    let caller = caller(req, Scope::Write)?;
+    let group_id = path_param(req, "group_id", GroupId::parse)?;
+    let body: GroupRequest = json_body_up_to(req, false, MAX_BULK_BODY_BYTES)?;
+    let name = valid_name(&body.name).ok_or_else(|| ApiError::validation("/name", "name: must be 1 to 200 characters"))?;
+    let ids = if body.contact_ids.is_empty() { Vec::new() } else { contact_ids(&body.contact_ids)? };
+    app.store.put_group(&caller.tenant_id, &group_id, &name, &ids, &caller.sub, (app.clock)()).await?;
+    Ok(respond(StatusCode::OK, &json!({"group_id": group_id, "name": name, "size": ids.len()})))
+}
+
+async fn get_group(app: &App, req: &Request) -> Result<Response<Body>, ApiError> {
+    let caller = caller(req, Scope::Read)?;
+    let group_id = path_param(req, "group_id", GroupId::parse)?;
+    let g = app.store.get_group(&caller.tenant_id, &group_id).await?.ok_or(ApiError::NotFound("group"))?;
+    Ok(respond(
+        StatusCode::OK,
+        &json!({"group_id": g.group_id, "name": g.name, "contact_ids": g.contact_ids, "size": g.contact_ids.len(),
+                "updated_at": time::format(&g.updated_at)}),
+    ))
+}
+
+async fn activate_group(app: &App, req: &Request) -> Result<Response<Body>, ApiError> {
+    let caller = caller(req, Scope::Write)?;
+    let group_id = path_param(req, "group_id", GroupId::parse)?;
+    let body: GroupActivateRequest = json_body(req, false)?;
+    // The members as they are at this moment: a one-time action (seed 002).
+    let group = app.store.get_group(&caller.tenant_id, &group_id).await?.ok_or(ApiError::NotFound("group"))?;
+    if group.contact_ids.is_empty() {
+        return Err(ApiError::Conflict("the group has no members".into()));
+    }
+    start(app, &caller, body.portal_id.as_deref(), body.method, body.send_email, &group.contact_ids, format!("group:{group_id}")).await
+}
+
+async fn get_job(app: &App, req: &Request) -> Result<Response<Body>, ApiError> {
+    let caller = caller(req, Scope::Read)?;
+    let job_id = path_param(req, "job_id", JobId::parse)?;
+    let j = app.store.get_job(&caller.tenant_id, &job_id).await?.ok_or(ApiError::NotFound("job"))?;
+    Ok(respond(
+        StatusCode::OK,
+        &json!({
+            "job_id": j.job_id,
+            "state": j.state,
+            "total": j.total,
+            "activated": j.activated,
+            "skipped_no_email": j.skipped_no_email,
+            "skipped_already_active": j.skipped_already_active,
+            "failed": j.failed,
+            "portal_id": j.portal_id,
+            "method": j.method,
+            "source": j.source,
+            "created_at": time::format(&j.created_at),
+            "finished_at": j.finished_at.as_ref().map(time::format),
+        }),
+    ))
+}
