@@ -162,3 +162,11 @@ impl Activator {
         Ok(Self { app: App::new(&sdk, &settings), max_receive_count: settings.activation_max_receive_count })
     }
 }
+
+impl crate::scheduler::Scheduler {
+    pub async fn from_env() -> anyhow::Result<Self> {
+        let settings = Settings::from_env()?;
+        let sdk = aws_config::load_from_env().await;
+        Ok(Self { app: App::new(&sdk, &settings) })
+    }
+}

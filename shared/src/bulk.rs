@@ -160,7 +160,7 @@ impl Activator {
         }
         let now = (app.clock)();
         app.store
-            .apply_batch(tenant, &batch.job_id, &batch.key(), counts, batch.contact_ids.len() as u32, batch.job_total, now)
+            .apply_batch(tenant, &batch.job_id, &batch.key(), counts, batch.contact_ids.len() as u32, batch.job_total, batch.method, now)
             .await?;
         Ok(counts)
     }

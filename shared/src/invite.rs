@@ -112,6 +112,7 @@ pub fn plan(app: &App, target: &Target<'_>, step: Step, revoke: Vec<CodeHash>) -
         created_at: now,
         expires_at,
         created_by: actor.to_owned(),
+        contact_name: contact.name.clone(),
         revoke,
         // A new code for someone already active leaves them active.
         access: (previous != PortalState::Active).then(|| AccessEntry::new(PortalState::Pending, Some(expires_at), now)),

@@ -19,5 +19,6 @@ pub mod http;
 pub mod invite;
 pub mod mail;
 pub mod metrics;
+pub mod scheduler;
 pub mod store;
 pub mod telemetry;

@@ -178,11 +178,10 @@ async fn activator() -> portal::bulk::Activator {
 }
 
 fn sqs_event(message_id: &str, body: Value, receive_count: u32) -> SqsEvent {
-    let mut e = event("mailer.json");
+    let mut e = event("activation-batch.json");
     e["Records"][0]["messageId"] = json!(message_id);
     e["Records"][0]["body"] = json!(body.to_string());
     e["Records"][0]["attributes"]["ApproximateReceiveCount"] = json!(receive_count.to_string());
-    e["Records"][0]["eventSourceARN"] = json!("arn:aws:sqs:us-east-1:123456789012:ActivationQueue");
     serde_json::from_value(e).unwrap()
 }
 

@@ -223,3 +223,30 @@ pub async fn app(binary: &str) -> App {
     app
 }
 
+
+pub fn staff_event(method: &str, route: &str, path: &str, params: Value, body: Option<Value>, query: Option<Value>) -> Value {
+    let mut e = event("status.json");
+    e["routeKey"] = json!(format!("{method} {route}"));
+    e["requestContext"]["routeKey"] = e["routeKey"].clone();
+    e["requestContext"]["http"]["method"] = json!(method);
+    e["rawPath"] = json!(path);
+    e["requestContext"]["http"]["path"] = json!(path);
+    e["pathParameters"] = params;
+    if let Some(b) = body {
+        e["body"] = json!(b.to_string());
+    }
+    if let Some(q) = query {
+        // As API Gateway sends it: the raw string (which lambda_http reads) and the map.
+        let encode = |s: &str| s.replace('%', "%25").replace('+', "%2B").replace('&', "%26").replace('=', "%3D").replace(' ', "%20").replace('#', "%23");
+        let raw: Vec<String> = q.as_object().unwrap().iter().map(|(k, v)| format!("{k}={}", encode(v.as_str().unwrap()))).collect();
+        e["rawQueryString"] = json!(raw.join("&"));
+        e["queryStringParameters"] = q;
+    }
+    e
+}
+
+pub async fn call(app: &App, f: portal::http::HttpFunction, tenant: &str, e: Value) -> (u16, Value) {
+    let resp = f.handle(app, request(e, tenant, None)).await;
+    (resp.status().as_u16(), body(&resp))
+}
+

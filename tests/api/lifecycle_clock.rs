@@ -9,31 +9,6 @@ use portal::http::{admin, claim};
 use portal::store::EmailKey;
 use serde_json::{json, Value};
 
-fn staff_event(method: &str, route: &str, path: &str, params: Value, body: Option<Value>, query: Option<Value>) -> Value {
-    let mut e = event("status.json");
-    e["routeKey"] = json!(format!("{method} {route}"));
-    e["requestContext"]["routeKey"] = e["routeKey"].clone();
-    e["requestContext"]["http"]["method"] = json!(method);
-    e["rawPath"] = json!(path);
-    e["requestContext"]["http"]["path"] = json!(path);
-    e["pathParameters"] = params;
-    if let Some(b) = body {
-        e["body"] = json!(b.to_string());
-    }
-    if let Some(q) = query {
-        // As API Gateway sends it: the raw string (which lambda_http reads) and the map.
-        let raw: Vec<String> = q.as_object().unwrap().iter().map(|(k, v)| format!("{k}={}", v.as_str().unwrap())).collect();
-        e["rawQueryString"] = json!(raw.join("&"));
-        e["queryStringParameters"] = q;
-    }
-    e
-}
-
-async fn call(app: &App, f: portal::http::HttpFunction, tenant: &str, e: Value) -> (u16, Value) {
-    let resp = f.handle(app, request(e, tenant, None)).await;
-    (resp.status().as_u16(), body(&resp))
-}
-
 async fn op(app: &App, tenant: &str, contact: &str, name: &str) -> (u16, Value) {
     let route = format!("/v1/contacts/{{contact_id}}/portal/{name}");
     let e = staff_event("POST", &route, &format!("/v1/contacts/{contact}/portal/{name}"), json!({"contact_id": contact}), Some(json!({})), None);

@@ -9,4 +9,6 @@ mod handlers;
 mod helpers;
 mod lifecycle;
 mod lifecycle_clock;
+mod reports;
+mod scheduler;
 mod validation;

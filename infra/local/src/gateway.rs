@@ -39,6 +39,7 @@ struct Served {
 struct Gateway {
     routes: Vec<Served>,
     expected: Expected,
+    scheduler: Option<portal::scheduler::Scheduler>,
 }
 
 /// Matches a concrete path against a template path like `/v1/contacts/{contact_id}/codes`.
@@ -102,6 +103,19 @@ impl Gateway {
         let path = parts.uri.path().to_owned();
         if path == "/local/health" {
             return (StatusCode::OK, "ok").into_response();
+        }
+        // The EventBridge schedule, on demand: runs the scheduler once.
+        if path == "/local/scheduler/run" && method == "POST" {
+            let Some(scheduler) = &self.scheduler else {
+                return gateway_error(StatusCode::NOT_FOUND, "Not Found");
+            };
+            return match scheduler.run(std::time::Instant::now() + std::time::Duration::from_secs(300)).await {
+                Ok(summary) => (StatusCode::OK, [("content-type", "application/json")], serde_json::to_string(&summary).unwrap_or_default()).into_response(),
+                Err(e) => {
+                    tracing::error!(error = ?e, "scheduler run failed");
+                    gateway_error(StatusCode::INTERNAL_SERVER_ERROR, "scheduler run failed")
+                }
+            };
         }
         let Some((served, params)) = self
             .routes
@@ -213,7 +227,11 @@ pub async fn run(endpoints: Endpoints, template: Template, addr: &str, shutdown:
             routes.push(Served { route: route.clone(), function, app: app.clone() });
         }
     }
-    let gateway = Arc::new(Gateway { routes, expected: Expected::from_template(&template) });
+    let scheduler = match template.function("scheduler") {
+        Some(_) => Some(local::scheduler(&endpoints, &template).await?),
+        None => None,
+    };
+    let gateway = Arc::new(Gateway { routes, expected: Expected::from_template(&template), scheduler });
     let mut pollers = Vec::new();
     for f in &template.functions {
         for source in &f.sqs {

@@ -5,8 +5,10 @@
 //! - [`gateway`]: serves its HTTP routes with the functions' handlers and polls its queues;
 //! - [`jwt`]: local staff tokens, checked as the HTTP API's JWT authorizer would;
 //! - [`local`]: endpoints, names and the functions' resolved settings;
-//! - [`seed`]: a demo tenant.
+//! - [`seed`]: a demo tenant;
+//! - [`bench`]: the bulk activation benchmark.
 
+pub mod bench;
 pub mod gateway;
 pub mod jwt;
 pub mod local;

@@ -132,3 +132,8 @@ pub async fn mailer(endpoints: &Endpoints, t: &Template) -> anyhow::Result<Maile
     let s = settings(endpoints, t, "mailer").await?;
     Ok(Mailer::from_parts(Store::new(&endpoints.dynamodb, &s.table_name), Ses::new(&endpoints.moto, &s.mail_from), &s))
 }
+
+/// The scheduler, pointed at the local stack.
+pub async fn scheduler(endpoints: &Endpoints, t: &Template) -> anyhow::Result<portal::scheduler::Scheduler> {
+    Ok(portal::scheduler::Scheduler { app: http_app(endpoints, t, "scheduler").await? })
+}

@@ -5,9 +5,10 @@
 //! portal-local seed                       add the demo tenant
 //! portal-local serve                      run the gateway on 127.0.0.1:3000 and the queue pollers
 //! portal-local token [--tenant T] [--scope S] [--sub U] [--ttl SECONDS]
+//! portal-local bench-bulk [--contacts N] [--workers W]   the bulk activation benchmark
 //! ```
 
-use portal_local::{gateway, jwt, local, seed, setup, template::Template};
+use portal_local::{bench, gateway, jwt, local, seed, setup, template::Template};
 
 fn flag(args: &[String], name: &str, default: &str) -> String {
     args.windows(2).find(|w| w[0] == name).map_or_else(|| default.to_owned(), |w| w[1].clone())
@@ -29,6 +30,11 @@ async fn main() -> anyhow::Result<()> {
                 let _ = tx.send(true);
             });
             gateway::run(local::Endpoints::from_env().await, template, &local::gateway_addr(), rx).await
+        }
+        Some("bench-bulk") => {
+            let contacts = flag(&args, "--contacts", "10000").parse()?;
+            let workers = flag(&args, "--workers", "4").parse()?;
+            bench::run(&local::Endpoints::from_env().await, &template, contacts, workers).await
         }
         Some("token") => {
             let expected = jwt::Expected::from_template(&template);

@@ -165,6 +165,8 @@ impl Template {
                                     .and_then(Value::as_sequence)
                                     .is_some_and(|s| s.iter().any(|t| t.as_str() == Some("ReportBatchItemFailures"))),
                             }),
+                            // Run on demand locally: POST /local/scheduler/run.
+                            Some("Schedule") => {}
                             Some(other) => bail!("{id}: event type {other} is not served locally"),
                             None => bail!("{id}: event without Type"),
                         }

@@ -16,6 +16,8 @@ pub enum CodeState {
     Pending,
     Claimed,
     Revoked,
+    /// Moved by the scheduler once past expiry, so every view agrees without computing.
+    Expired,
 }
 
 impl CodeState {
@@ -24,6 +26,7 @@ impl CodeState {
             Self::Pending => "pending",
             Self::Claimed => "claimed",
             Self::Revoked => "revoked",
+            Self::Expired => "expired",
         }
     }
 }
@@ -43,6 +46,11 @@ pub fn is_listed_as_pending(state: CodeState, expires_at: DateTime<Utc>, now: Da
     is_claimable(state, expires_at, now)
 }
 
+/// Whether a reminder `days_before` expiry is due at `now` (and not too late).
+pub fn reminder_due(expires_at: DateTime<Utc>, days_before: u32, now: DateTime<Utc>) -> bool {
+    now < expires_at && now >= expires_at - Duration::days(i64::from(days_before))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -58,11 +66,21 @@ mod tests {
     }
 
     #[test]
+    fn reminders_fall_due_in_the_window_before_expiry() {
+        let exp = t("2026-01-08T00:00:00Z");
+        assert!(!reminder_due(exp, 2, t("2026-01-05T23:59:59Z")));
+        assert!(reminder_due(exp, 2, t("2026-01-06T00:00:00Z")));
+        assert!(reminder_due(exp, 2, t("2026-01-07T23:00:00Z")));
+        assert!(!reminder_due(exp, 2, exp), "expired: no reminder");
+    }
+
+    #[test]
     fn only_pending_unexpired_codes_are_claimable() {
         let exp = t("2026-01-08T00:00:00Z");
         assert!(is_claimable(CodeState::Pending, exp, t("2026-01-07T23:59:59Z")));
         assert!(!is_claimable(CodeState::Pending, exp, exp), "expiry instant itself is too late");
         assert!(!is_claimable(CodeState::Claimed, exp, t("2026-01-02T00:00:00Z")));
         assert!(!is_claimable(CodeState::Revoked, exp, t("2026-01-02T00:00:00Z")));
+        assert!(!is_claimable(CodeState::Expired, exp, t("2026-01-02T00:00:00Z")));
     }
 }

@@ -10,6 +10,7 @@ pub mod ids;
 pub mod pickup_code;
 pub mod portal;
 pub mod portlet;
+pub mod report;
 pub mod time;
 
 pub use auth::{AuthError, Caller, Scope};

@@ -22,7 +22,19 @@ pub struct Portal {
     pub code_ttl_hours: u32,
     /// How long an emailed activation link stays usable.
     pub link_ttl_hours: u32,
+    /// Scheduler: generate codes for related contacts with neither a pending code nor an account.
+    #[serde(default)]
+    pub auto_generate: bool,
+    /// Scheduler: email pending codes that were never emailed.
+    #[serde(default)]
+    pub auto_email: bool,
+    /// Scheduler: one reminder per code or link this many days before it expires (none when absent).
+    #[serde(default)]
+    pub reminder_days_before_expiry: Option<u32>,
 }
+
+/// Longest reminder lead time, in days.
+pub const MAX_REMINDER_DAYS: u32 = 90;
 
 /// Why a portal's settings were refused; each names its field.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -35,6 +47,8 @@ pub enum PortalError {
     CodeTtl,
     #[error("link_ttl_hours: must be between 1 and {MAX_CODE_TTL_HOURS}")]
     LinkTtl,
+    #[error("reminder_days_before_expiry: must be between 1 and {MAX_REMINDER_DAYS}")]
+    ReminderDays,
 }
 
 impl PortalError {
@@ -45,6 +59,7 @@ impl PortalError {
             Self::ClaimUrl => "/claim_url",
             Self::CodeTtl => "/code_ttl_hours",
             Self::LinkTtl => "/link_ttl_hours",
+            Self::ReminderDays => "/reminder_days_before_expiry",
         }
     }
 }
@@ -73,7 +88,33 @@ impl Portal {
         if !(1..=MAX_CODE_TTL_HOURS).contains(&link_ttl_hours) {
             return Err(PortalError::LinkTtl);
         }
-        Ok(Self { portal_id, name, default, claim_url: claim_url.to_owned(), code_ttl_hours, link_ttl_hours })
+        Ok(Self {
+            portal_id,
+            name,
+            default,
+            claim_url: claim_url.to_owned(),
+            code_ttl_hours,
+            link_ttl_hours,
+            auto_generate: false,
+            auto_email: false,
+            reminder_days_before_expiry: None,
+        })
+    }
+
+    /// Sets the scheduler's work for this portal (all off by default).
+    pub fn with_automation(mut self, auto_generate: bool, auto_email: bool, reminder_days: Option<u32>) -> Result<Self, PortalError> {
+        if reminder_days.is_some_and(|d| !(1..=MAX_REMINDER_DAYS).contains(&d)) {
+            return Err(PortalError::ReminderDays);
+        }
+        self.auto_generate = auto_generate;
+        self.auto_email = auto_email;
+        self.reminder_days_before_expiry = reminder_days;
+        Ok(self)
+    }
+
+    /// Whether the scheduler has anything to do for this portal beyond expiry.
+    pub fn automated(&self) -> bool {
+        self.auto_generate || self.auto_email || self.reminder_days_before_expiry.is_some()
     }
 }
 

@@ -23,6 +23,12 @@ pub struct PortalRequest {
     pub code_ttl_hours: Option<u32>,
     #[serde(default)]
     pub link_ttl_hours: Option<u32>,
+    #[serde(default)]
+    pub auto_generate: bool,
+    #[serde(default)]
+    pub auto_email: bool,
+    #[serde(default)]
+    pub reminder_days_before_expiry: Option<u32>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -97,6 +103,7 @@ async fn put_portal(app: &App, req: &Request) -> Result<Response<Body>, ApiError
     let portal_id = path_param(req, "portal_id", PortalId::parse)?;
     let body: PortalRequest = json_body(req, false)?;
     let portal = Portal::new(portal_id, &body.name, body.default, &body.claim_url, body.code_ttl_hours, body.link_ttl_hours)
+        .and_then(|p| p.with_automation(body.auto_generate, body.auto_email, body.reminder_days_before_expiry))
         .map_err(|e| ApiError::validation(e.pointer(), e.to_string()))?;
     app.store.put_portal(&caller.tenant_id, &portal, &caller.sub, (app.clock)()).await?;
     app.portals.forget(&caller.tenant_id);

@@ -81,7 +81,7 @@ pub async fn claim(app: &App, secret: &str, method: Method, email: &EmailAddress
         return Err(anyhow::anyhow!("a code lookup item holds an invalid id").into());
     };
     for attempt in 0..5u64 {
-        match app.store.claim_code(&hash, method, &tenant, &contact, &portal, email, now).await {
+        match app.store.claim_code(&hash, &owner, &tenant, &contact, &portal, email, now).await {
             Ok(()) => {
                 tracing::info!(tenant = %tenant, portal = %portal, "code claimed");
                 return Ok(Claimed { contact_id: contact, portal_id: portal, email: email.clone() });

@@ -10,6 +10,7 @@ pub mod claim;
 pub mod generate;
 pub mod lifecycle;
 pub mod problem;
+pub mod reports;
 pub mod request;
 pub mod status;
 pub mod templates;
@@ -27,6 +28,7 @@ pub enum HttpFunction {
     Lifecycle,
     Access,
     Activations,
+    Reports,
 }
 
 impl HttpFunction {
@@ -39,6 +41,7 @@ impl HttpFunction {
             "lifecycle" => Self::Lifecycle,
             "access" => Self::Access,
             "activations" => Self::Activations,
+            "reports" => Self::Reports,
             _ => return None,
         })
     }
@@ -53,6 +56,7 @@ impl HttpFunction {
             Self::Lifecycle => lifecycle::handle(app, req).await,
             Self::Access => access::handle(app, req).await,
             Self::Activations => activations::handle(app, req).await,
+            Self::Reports => reports::handle(app, req).await,
         }
     }
 }

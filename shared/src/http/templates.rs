@@ -1,7 +1,7 @@
 //! Email templates per portal (Portal Administration):
 //! `GET/PUT /v1/portals/{portal_id}/templates/{kind}` and `POST …/preview`.
 //!
-//! Kinds: `pickup_code`, `activation_link`, `reactivation`, `deactivation`.
+//! Kinds: `pickup_code`, `activation_link`, `reactivation`, `deactivation`, `reminder`.
 //! Variables: `contact_name`, `portal_name`, `tenant_name`, `code`, `link`,
 //! `claim_url`, `expires_at`. A template with a syntax error or an unknown
 //! variable is refused at save with 422 naming the part and the line.
@@ -42,7 +42,7 @@ pub struct PreviewBody {
 
 fn kind_of(req: &Request) -> Result<EmailKind, ApiError> {
     path_param(req, "kind", |raw: &str| {
-        EmailKind::parse(raw).ok_or("must be one of pickup_code, activation_link, reactivation, deactivation")
+        EmailKind::parse(raw).ok_or("must be one of pickup_code, activation_link, reactivation, deactivation, reminder")
     })
 }
 

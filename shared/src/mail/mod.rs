@@ -24,10 +24,12 @@ pub enum EmailKind {
     Reactivation,
     /// Seed 002's notice that access was terminated.
     Deactivation,
+    /// The scheduler's one reminder before a code or link expires.
+    Reminder,
 }
 
 impl EmailKind {
-    pub const ALL: [Self; 4] = [Self::PickupCode, Self::ActivationLink, Self::Reactivation, Self::Deactivation];
+    pub const ALL: [Self; 5] = [Self::PickupCode, Self::ActivationLink, Self::Reactivation, Self::Deactivation, Self::Reminder];
 
     pub fn as_str(self) -> &'static str {
         match self {
@@ -35,6 +37,7 @@ impl EmailKind {
             Self::ActivationLink => "activation_link",
             Self::Reactivation => "reactivation",
             Self::Deactivation => "deactivation",
+            Self::Reminder => "reminder",
         }
     }
 

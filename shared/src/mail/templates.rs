@@ -115,6 +115,19 @@ pub fn default_template(kind: EmailKind) -> EmailTemplate {
              <p>{{ tenant_name }} has ended your access to {{ portal_name }}.</p>\n\
              <p>If you think this is a mistake, please contact {{ tenant_name }}.</p>\n",
         ),
+        EmailKind::Reminder => (
+            "Reminder: your {{ portal_name }} invitation expires soon",
+            "Hello {{ contact_name }},\n\n\
+             Your invitation to {{ portal_name }} from {{ tenant_name }} expires at {{ expires_at }}.\n\
+             {% if code %}Your pickup/activation code is: {{ code }}\n\
+             Go to {{ claim_url }}, enter the code and create your account.\n\
+             {% else %}Use the link in the email we sent you earlier to create your account.\n{% endif %}",
+            "<p>Hello {{ contact_name }},</p>\n\
+             <p>Your invitation to {{ portal_name }} from {{ tenant_name }} expires at {{ expires_at }}.</p>\n\
+             {% if code %}<p>Your pickup/activation code is: <strong>{{ code }}</strong></p>\n\
+             <p>Go to <a href=\"{{ claim_url }}\">{{ claim_url }}</a>, enter the code and create your account.</p>\n\
+             {% else %}<p>Use the link in the email we sent you earlier to create your account.</p>\n{% endif %}",
+        ),
     };
     EmailTemplate { subject: subject.into(), text: text.into(), html: html.into() }
 }

@@ -171,6 +171,9 @@ impl Store {
             claim_url: portal.claim_url.clone(),
             code_ttl_hours: portal.code_ttl_hours,
             link_ttl_hours: portal.link_ttl_hours,
+            auto_generate: portal.auto_generate,
+            auto_email: portal.auto_email,
+            reminder_days_before_expiry: portal.reminder_days_before_expiry,
             updated_at: now,
             updated_by: actor.to_owned(),
         };
@@ -181,6 +184,14 @@ impl Store {
             .send()
             .await
             .context("Failed to store a portal")?;
+        // The scheduler's registry of tenants (idempotent).
+        self.client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(key(keys::TENANTS_PK.into(), tenant.to_string())))
+            .send()
+            .await
+            .context("Failed to register a tenant")?;
         Ok(())
     }
 
@@ -193,6 +204,9 @@ impl Store {
             claim_url: p.claim_url,
             code_ttl_hours: p.code_ttl_hours,
             link_ttl_hours: p.link_ttl_hours,
+            auto_generate: p.auto_generate,
+            auto_email: p.auto_email,
+            reminder_days_before_expiry: p.reminder_days_before_expiry,
         })
     }
 

@@ -25,6 +25,8 @@ pub struct Invitation {
     pub created_at: DateTime<Utc>,
     pub expires_at: DateTime<Utc>,
     pub created_by: String,
+    /// The contact's name, kept with the code for the reports.
+    pub contact_name: String,
     /// Earlier pending codes and links of the same contact and portal, revoked by this one.
     pub revoke: Vec<CodeHash>,
     pub email: Option<EmailItem>,
@@ -47,6 +49,9 @@ pub struct CodeOwner {
     pub method: Method,
     pub state: CodeState,
     pub expires_at_ms: i64,
+    pub contact_name: String,
+    pub created_at: Option<DateTime<Utc>>,
+    pub email_document_id: Option<String>,
 }
 
 /// What deactivating a contact on a portal writes.
@@ -65,16 +70,60 @@ pub struct Deactivation {
     pub now: DateTime<Utc>,
 }
 
+fn s_or_null(v: Option<String>) -> aws_sdk_dynamodb::types::AttributeValue {
+    v.map_or(aws_sdk_dynamodb::types::AttributeValue::Null(true), s)
+}
+
 /// The attribute value of an access entry.
 fn entry_value(entry: &AccessEntry) -> anyhow::Result<aws_sdk_dynamodb::types::AttributeValue> {
     serde_dynamo::to_attribute_value(entry).context("Failed to encode an access entry")
+}
+
+impl Invitation {
+    /// The code's two items: the global lookup (claim guard) and the contact's row.
+    pub fn code_items(&self) -> (CodeLookupItem, CodeItem) {
+        let expires_ms = self.expires_at.timestamp_millis();
+        let lookup = CodeLookupItem {
+            pk: keys::code_lookup_pk(&self.hash),
+            sk: keys::CODE_LOOKUP_SK.into(),
+            tenant_id: self.tenant_id.to_string(),
+            contact_id: self.contact_id.to_string(),
+            portal_id: self.portal_id.to_string(),
+            method: self.method,
+            state: CodeState::Pending,
+            expires_at_ms: expires_ms,
+            // Keep the guard 30 days past expiry so late claims still get a clean "no".
+            expires_ttl: expires_ms / 1000 + 30 * 24 * 3600,
+            contact_name: self.contact_name.clone(),
+            created_at: Some(self.created_at),
+            email_document_id: self.email.as_ref().map(|e| e.document_id.clone()),
+        };
+        let row = CodeItem {
+            pk: keys::contact_pk(&self.tenant_id, &self.contact_id),
+            sk: keys::code_sk(&self.portal_id, &self.hash),
+            portal_id: self.portal_id.clone(),
+            method: self.method,
+            code_hash: self.hash.as_str().to_owned(),
+            code: self.code_display.clone(),
+            state: CodeState::Pending,
+            created_at: self.created_at,
+            expires_at: self.expires_at,
+            email_document_id: self.email.as_ref().map(|e| e.document_id.clone()),
+            created_by: self.created_by.clone(),
+            contact_name: self.contact_name.clone(),
+            gsi2pk: Some(keys::pending_gsi_pk(&self.tenant_id)),
+            gsi2sk: Some(keys::pending_gsi_sk(&self.expires_at, &self.contact_id, &self.hash)),
+            reminder_sent_at: None,
+        };
+        (lookup, row)
+    }
 }
 
 impl Store {
     fn revocations(&self, pk: &str, portal: &PortalId, hashes: &[CodeHash]) -> anyhow::Result<Vec<TransactWriteItem>> {
         let mut items = Vec::new();
         for old in hashes {
-            items.push(self.set_state(key(pk.to_owned(), keys::code_sk(portal, old)), CodeState::Revoked, "REMOVE code", None)?);
+            items.push(self.set_state(key(pk.to_owned(), keys::code_sk(portal, old)), CodeState::Revoked, "REMOVE code, gsi2pk, gsi2sk", None)?);
             items.push(self.set_state(key(keys::code_lookup_pk(old), keys::CODE_LOOKUP_SK.into()), CodeState::Revoked, "", None)?);
         }
         Ok(items)
@@ -86,32 +135,7 @@ impl Store {
     #[tracing::instrument(skip_all, fields(tenant = %inv.tenant_id, method = inv.method.as_str()))]
     pub async fn issue_invitation(&self, inv: &Invitation) -> Result<(), TxError> {
         let pk = keys::contact_pk(&inv.tenant_id, &inv.contact_id);
-        let expires_ms = inv.expires_at.timestamp_millis();
-        let lookup = CodeLookupItem {
-            pk: keys::code_lookup_pk(&inv.hash),
-            sk: keys::CODE_LOOKUP_SK.into(),
-            tenant_id: inv.tenant_id.to_string(),
-            contact_id: inv.contact_id.to_string(),
-            portal_id: inv.portal_id.to_string(),
-            method: inv.method,
-            state: CodeState::Pending,
-            expires_at_ms: expires_ms,
-            // Keep the guard 30 days past expiry so late claims still get a clean "no".
-            expires_ttl: expires_ms / 1000 + 30 * 24 * 3600,
-        };
-        let row = CodeItem {
-            pk: pk.clone(),
-            sk: keys::code_sk(&inv.portal_id, &inv.hash),
-            portal_id: inv.portal_id.clone(),
-            method: inv.method,
-            code_hash: inv.hash.as_str().to_owned(),
-            code: inv.code_display.clone(),
-            state: CodeState::Pending,
-            created_at: inv.created_at,
-            expires_at: inv.expires_at,
-            email_document_id: inv.email.as_ref().map(|e| e.document_id.clone()),
-            created_by: inv.created_by.clone(),
-        };
+        let (lookup, row) = inv.code_items();
         let mut condition = "attribute_exists(pk)".to_owned();
         if inv.unless_active {
             condition.push_str(" AND (attribute_not_exists(#access.#p) OR #access.#p.#st <> :active)");
@@ -179,6 +203,9 @@ impl Store {
             method: l.method,
             state: l.state,
             expires_at_ms: l.expires_at_ms,
+            contact_name: l.contact_name,
+            created_at: l.created_at,
+            email_document_id: l.email_document_id,
         }))
     }
 
@@ -192,7 +219,7 @@ impl Store {
     pub async fn claim_code(
         &self,
         hash: &CodeHash,
-        method: Method,
+        owner: &CodeOwner,
         tenant: &TenantId,
         contact: &ContactId,
         portal: &PortalId,
@@ -204,14 +231,23 @@ impl Store {
         let account = Update::builder()
             .table_name(self.table_name())
             .set_key(Some(key(pk.clone(), keys::account_sk(portal, email))))
-            .update_expression("SET email = :email, portal_id = :portal, activated_at = :now, #method = :method REMOVE disabled_at")
+            .update_expression(
+                "SET email = :email, portal_id = :portal, activated_at = :now, #method = :method, contact_name = :name, \
+                 #search = :search, gsi3pk = :g3pk, gsi3sk = :g3sk, sent_at = :sent, email_document_id = :doc REMOVE disabled_at",
+            )
             .expression_attribute_names("#method", "method")
+            .expression_attribute_names("#search", "search")
             .expression_attribute_values(":email", s(email.as_str()))
             .expression_attribute_values(":portal", s(portal.as_str()))
             .expression_attribute_values(":now", s(now_s.clone()))
-            .expression_attribute_values(":method", s(method.as_str()))
-            .build()
-            .context("Failed to build an Update")?;
+            .expression_attribute_values(":method", s(owner.method.as_str()))
+            .expression_attribute_values(":name", s(owner.contact_name.clone()))
+            .expression_attribute_values(":search", s(crate::domain::report::search_text(&owner.contact_name, email.as_str())))
+            .expression_attribute_values(":g3pk", s(keys::activated_gsi_pk(tenant)))
+            .expression_attribute_values(":g3sk", s(keys::activated_gsi_sk(&now, contact, portal, email)))
+            .expression_attribute_values(":sent", s_or_null(owner.created_at.as_ref().map(time::format)))
+            .expression_attribute_values(":doc", s_or_null(owner.email_document_id.clone()));
+        let account = account.build().context("Failed to build an Update")?;
         let state = Update::builder()
             .table_name(self.table_name())
             .set_key(Some(key(pk.clone(), keys::CONTACT_SK.into())))
@@ -238,7 +274,7 @@ impl Store {
                 "",
                 Some(now.timestamp_millis()),
             )?,
-            self.set_state(key(pk, keys::code_sk(portal, hash)), CodeState::Claimed, "REMOVE code", None)?,
+            self.set_state(key(pk, keys::code_sk(portal, hash)), CodeState::Claimed, "REMOVE code, gsi2pk, gsi2sk", None)?,
             TransactWriteItem::builder().update(account).build(),
             TransactWriteItem::builder().update(state).build(),
             TransactWriteItem::builder().update(grant).build(),

@@ -26,6 +26,12 @@ pub struct PortalItem {
     pub code_ttl_hours: u32,
     #[serde(default = "default_ttl")]
     pub link_ttl_hours: u32,
+    #[serde(default)]
+    pub auto_generate: bool,
+    #[serde(default)]
+    pub auto_email: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reminder_days_before_expiry: Option<u32>,
     #[serde(with = "time::rfc3339")]
     pub updated_at: DateTime<Utc>,
     pub updated_by: String,
@@ -63,6 +69,13 @@ pub struct AccountItem {
     /// Set when staff deactivated access; the account no longer opens the portal.
     #[serde(default, with = "time::rfc3339_opt", skip_serializing_if = "Option::is_none")]
     pub disabled_at: Option<DateTime<Utc>>,
+    /// The activation report's fields (see `store::reports`).
+    #[serde(default)]
+    pub contact_name: String,
+    #[serde(default, with = "time::rfc3339_opt", skip_serializing_if = "Option::is_none")]
+    pub sent_at: Option<DateTime<Utc>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub email_document_id: Option<String>,
 }
 
 /// A code on its contact's partition: what the portlet lists.
@@ -85,6 +98,16 @@ pub struct CodeItem {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub email_document_id: Option<String>,
     pub created_by: String,
+    /// For the reports: the contact's name when issued.
+    #[serde(default)]
+    pub contact_name: String,
+    /// Index keys while pending (`gsi2`); removed when claimed, revoked or expired.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gsi2pk: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gsi2sk: Option<String>,
+    #[serde(default, with = "time::rfc3339_opt", skip_serializing_if = "Option::is_none")]
+    pub reminder_sent_at: Option<DateTime<Utc>>,
 }
 
 /// The global claim guard for a code: found by hash, names the owner.
@@ -102,6 +125,13 @@ pub struct CodeLookupItem {
     pub expires_at_ms: i64,
     /// Epoch seconds after which DynamoDB may delete the guard (well after expiry).
     pub expires_ttl: i64,
+    /// Copied onto the account when claimed (the activation report's row).
+    #[serde(default)]
+    pub contact_name: String,
+    #[serde(default, with = "time::rfc3339_opt", skip_serializing_if = "Option::is_none")]
+    pub created_at: Option<DateTime<Utc>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub email_document_id: Option<String>,
 }
 
 /// One email: the job's inputs while queued, the rendered document once sent.

@@ -200,6 +200,7 @@ impl Store {
     /// job's size when the message knows it; otherwise the message's count
     /// is added to the total (direct submissions that do not announce one).
     #[tracing::instrument(skip_all, fields(tenant = %tenant))]
+    #[allow(clippy::too_many_arguments)]
     pub async fn apply_batch(
         &self,
         tenant: &TenantId,
@@ -208,6 +209,7 @@ impl Store {
         counts: Counts,
         message_size: u32,
         total_hint: Option<u32>,
+        method: crate::domain::Method,
         now: DateTime<Utc>,
     ) -> anyhow::Result<()> {
         let pk = job_pk(tenant, job);
@@ -227,6 +229,7 @@ impl Store {
             .update_expression(format!(
                 "SET #job_id = if_not_exists(#job_id, :jid), #created_at = if_not_exists(#created_at, :now), \
                  #state = if_not_exists(#state, :running), #source = if_not_exists(#source, :queue), {total_part}, \
+                 #method = if_not_exists(#method, :method), \
                  #activated = if_not_exists(#activated, :zero) + :a, #no_email = if_not_exists(#no_email, :zero) + :ne, \
                  #already = if_not_exists(#already, :zero) + :aa, #failed = if_not_exists(#failed, :zero) + :f"
             ))
@@ -234,6 +237,8 @@ impl Store {
             .expression_attribute_names("#job_id", "job_id")
             .expression_attribute_names("#created_at", "created_at")
             .expression_attribute_names("#source", "source")
+            .expression_attribute_names("#method", "method")
+            .expression_attribute_values(":method", s(method.as_str()))
             .expression_attribute_names("#total", "total")
             .expression_attribute_names("#activated", "activated")
             .expression_attribute_names("#no_email", "skipped_no_email")

@@ -20,6 +20,11 @@
 //! profiles, for the listing) and an email document by id
 //! (`gsi1pk = T#{t}#DOC#{document id}`, on email log entries).
 //!
+//! Two sparse indexes serve the reports and the scheduler: `gsi2`
+//! (`T#{t}#PENDING`, by expiry) holds a code or link only while it is
+//! pending, and `gsi3` (`T#{t}#ACTIVATED`, by activation time) holds accounts.
+//! The scheduler finds tenants in the registry `pk = TENANTS`.
+//!
 //! The login check ("what may this email open?") is one strongly consistent
 //! Query of `T#{t}#A#{email}`: grants are written by the claim and deleted by
 //! deactivation in the same transactions, so a deactivated contact is gone
@@ -46,6 +51,29 @@ pub const AUDIT_PREFIX: &str = "AUDIT#";
 pub const TEMPLATE_PREFIX: &str = "TEMPLATE#";
 pub const GRANT_PREFIX: &str = "ACCESS#";
 pub const GSI1: &str = "gsi1";
+/// Pending codes and links of a tenant by expiry (sparse: only while pending).
+pub const GSI2: &str = "gsi2";
+/// Activations of a tenant by time (sparse: only accounts).
+pub const GSI3: &str = "gsi3";
+/// The registry of tenants the scheduler visits.
+pub const TENANTS_PK: &str = "TENANTS";
+
+pub fn pending_gsi_pk(t: &TenantId) -> String {
+    format!("T#{t}#PENDING")
+}
+
+/// Sorts by expiry; the rest keeps keys unique.
+pub fn pending_gsi_sk(expires_at: &chrono::DateTime<chrono::Utc>, c: &ContactId, hash: &CodeHash) -> String {
+    format!("{}#{c}#{}", crate::domain::time::format(expires_at), &hash.as_str()[..16])
+}
+
+pub fn activated_gsi_pk(t: &TenantId) -> String {
+    format!("T#{t}#ACTIVATED")
+}
+
+pub fn activated_gsi_sk(at: &chrono::DateTime<chrono::Utc>, c: &ContactId, p: &PortalId, email: &EmailAddress) -> String {
+    format!("{}#{c}#{p}#{email}", crate::domain::time::format(at))
+}
 pub const DOCUMENT_GSI_SK: &str = "DOC";
 
 pub fn contacts_gsi_pk(t: &TenantId) -> String {

@@ -4,14 +4,12 @@
 //! matches are found or a bounded number of reads is spent; the opaque cursor
 //! resumes exactly where the last page stopped.
 
-use super::dynamo::{s, Item, Store};
+use super::dynamo::{s, Store};
 use super::keys;
 use crate::domain::{access_state::effective, time, Contact, PortalId, PortalState, TenantId};
 use anyhow::Context as _;
-use aws_sdk_dynamodb::types::AttributeValue;
-use base64::{engine::general_purpose::URL_SAFE_NO_PAD, Engine as _};
+use super::cursor::{decode_cursor, encode_cursor};
 use chrono::{DateTime, Utc};
-use std::collections::HashMap;
 
 /// Reads per listing call at most; a sparse filter then returns fewer items and a cursor.
 const MAX_PAGES_PER_CALL: usize = 10;
@@ -31,24 +29,6 @@ pub struct ContactPage {
     pub next_cursor: Option<String>,
 }
 
-fn encode_cursor(key: &Item) -> anyhow::Result<String> {
-    let plain: HashMap<&str, &str> = key
-        .iter()
-        .filter_map(|(k, v)| v.as_s().ok().map(|v| (k.as_str(), v.as_str())))
-        .collect();
-    Ok(URL_SAFE_NO_PAD.encode(serde_json::to_vec(&plain)?))
-}
-
-fn decode_cursor(tenant: &TenantId, raw: &str) -> Result<Item, ListError> {
-    let bytes = URL_SAFE_NO_PAD.decode(raw).map_err(|_| ListError::BadCursor)?;
-    let plain: HashMap<String, String> = serde_json::from_slice(&bytes).map_err(|_| ListError::BadCursor)?;
-    // A cursor may only point into the caller's own tenant.
-    if plain.get("gsi1pk") != Some(&keys::contacts_gsi_pk(tenant)) || plain.len() != 4 {
-        return Err(ListError::BadCursor);
-    }
-    Ok(plain.into_iter().map(|(k, v)| (k, AttributeValue::S(v))).collect())
-}
-
 impl Store {
     /// Contacts of a tenant with their state on `portal`, optionally only those in `filter`.
     #[tracing::instrument(skip_all, fields(tenant = %tenant))]
@@ -61,7 +41,9 @@ impl Store {
         cursor: Option<&str>,
         now: DateTime<Utc>,
     ) -> Result<ContactPage, ListError> {
-        let mut start = cursor.map(|c| decode_cursor(tenant, c)).transpose()?;
+        let mut start = cursor
+            .map(|c| decode_cursor(c, "gsi1pk", &keys::contacts_gsi_pk(tenant)).ok_or(ListError::BadCursor))
+            .transpose()?;
         let now_s = time::format(&now);
         let mut items = Vec::new();
         for _ in 0..MAX_PAGES_PER_CALL {

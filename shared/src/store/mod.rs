@@ -4,6 +4,7 @@
 //! ([`invitations`]), the email log, templates and audit ([`mail_log`]), and
 //! the contact listing ([`listing`]).
 
+pub mod cursor;
 pub mod dynamo;
 pub mod invitations;
 pub mod jobs;
@@ -11,6 +12,8 @@ pub mod items;
 pub mod keys;
 pub mod listing;
 pub mod mail_log;
+pub mod reports;
+pub mod scheduling;
 
 pub use dynamo::{ContactPartition, EmailKey, Store, TxError};
 pub use invitations::{CodeOwner, Deactivation, Invitation};

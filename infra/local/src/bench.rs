@@ -1,0 +1,276 @@
+//! `portal-local bench-bulk`: activates N contacts end to end on the local
+//! stack (submit through the `activations` handler → the activator over the
+//! queue → every code stored and every email job queued) and, in the same
+//! run, the floor: the same items written with bare BatchWriteItem and the
+//! same email jobs with SendMessageBatch. Prints a table.
+//!
+//! Runs in process against its own queues, so a running gateway does not
+//! take its messages. A benchmark, not a test: it asserts only that the work
+//! was really done (every contact activated, every email job on the queue).
+
+use crate::local::{self, Endpoints};
+use crate::template::Template;
+use anyhow::Context as _;
+use aws_sdk_dynamodb::types::{PutRequest, WriteRequest};
+use aws_sdk_sqs::types::{DeleteMessageBatchRequestEntry, MessageSystemAttributeName, QueueAttributeName};
+use futures::stream::{self, StreamExt, TryStreamExt};
+use portal::domain::job::JobState;
+use portal::domain::{Contact, ContactId, ContactKind, EmailAddress, JobId, Method, Portal, PortalId, PortalState, TenantId};
+use portal::http::HttpFunction;
+use portal::invite::{plan, Step, Target};
+use portal::mail::{queue::JsonQueue, EmailKind, MailJob};
+use portal::metrics::RequestCounter;
+use portal::store::Store;
+use serde_json::json;
+use std::time::{Duration, Instant};
+
+async fn fresh_queue(sqs: &aws_sdk_sqs::Client, name: &str) -> anyhow::Result<String> {
+    let url = sqs.create_queue().queue_name(name).send().await?.queue_url.context("queue url")?;
+    sqs.purge_queue().queue_url(&url).send().await?;
+    Ok(url)
+}
+
+async fn queued(sqs: &aws_sdk_sqs::Client, url: &str) -> anyhow::Result<u64> {
+    let attrs = sqs
+        .get_queue_attributes()
+        .queue_url(url)
+        .attribute_names(QueueAttributeName::ApproximateNumberOfMessages)
+        .send()
+        .await?
+        .attributes
+        .unwrap_or_default();
+    Ok(attrs.get(&QueueAttributeName::ApproximateNumberOfMessages).and_then(|v| v.parse().ok()).unwrap_or(0))
+}
+
+/// Receives and deletes everything on `url` until `stop`, counting distinct
+/// messages. moto's SQS slows down as a queue grows (each request costs more
+/// with every message held), so the benchmark keeps its email queues short the
+/// way the mailer does on AWS; these requests are the consumer's, not counted
+/// as the producer's.
+async fn drain(sqs: aws_sdk_sqs::Client, url: String, stop: tokio::sync::watch::Receiver<bool>) -> anyhow::Result<u64> {
+    let mut seen = std::collections::HashSet::new();
+    loop {
+        let out = sqs.receive_message().queue_url(&url).max_number_of_messages(10).wait_time_seconds(1).send().await?;
+        let messages = out.messages.unwrap_or_default();
+        if messages.is_empty() && *stop.borrow() {
+            return Ok(seen.len() as u64);
+        }
+        let entries: Vec<_> = messages
+            .iter()
+            .enumerate()
+            .filter_map(|(i, m)| {
+                seen.insert(m.body.clone().unwrap_or_default());
+                DeleteMessageBatchRequestEntry::builder().id(format!("x{i}")).receipt_handle(m.receipt_handle.clone()?).build().ok()
+            })
+            .collect();
+        if !entries.is_empty() {
+            sqs.delete_message_batch().queue_url(&url).set_entries(Some(entries)).send().await?;
+        }
+    }
+}
+
+struct Row {
+    name: String,
+    seconds: f64,
+    ddb: u64,
+    sqs: u64,
+}
+
+pub async fn run(endpoints: &Endpoints, t: &Template, contacts: usize, workers: usize) -> anyhow::Result<()> {
+    let tenant = TenantId::parse(&format!("bench-{}", &uuid::Uuid::new_v4().simple().to_string()[..8]))?;
+    let sqs = aws_sdk_sqs::Client::new(&endpoints.moto);
+    let activation_url = fresh_queue(&sqs, "BenchActivationQueue").await?;
+    // The template's visibility timeout, so a slow batch is not handed out twice.
+    let visibility = t.queue("ActivationQueue").and_then(|q| q.visibility_timeout).unwrap_or(720);
+    sqs.set_queue_attributes()
+        .queue_url(&activation_url)
+        .attributes(QueueAttributeName::VisibilityTimeout, visibility.to_string())
+        .send()
+        .await?;
+    let mail_url = fresh_queue(&sqs, "BenchMailQueue").await?;
+    let floor_mail_url = fresh_queue(&sqs, "BenchFloorMailQueue").await?;
+
+    let mut submit_app = local::http_app(endpoints, t, "activations").await?;
+    submit_app.activation_queue = JsonQueue::new(&endpoints.moto, &activation_url);
+    let mut activator = local::activator(endpoints, t).await?;
+    activator.app.mail_queue = JsonQueue::new(&endpoints.moto, &mail_url);
+
+    // Seed (not measured): a default portal and N contacts with email addresses.
+    let now = (submit_app.clock)();
+    let portal = Portal::new(PortalId::parse("main")?, "Bench Portal", true, "https://portal.example.com/claim", None, None)?;
+    submit_app.store.put_portal(&tenant, &portal, "bench", now).await?;
+    let ids: Vec<ContactId> = (0..contacts).map(|i| ContactId::parse(&format!("c{i:06}")).expect("id")).collect();
+    let seeding = Instant::now();
+    let contact_of = |id: &ContactId| Contact {
+        contact_id: id.clone(),
+        name: format!("Contact {id}"),
+        email: Some(EmailAddress::parse(&format!("{id}@example.com")).expect("email")),
+        kind: ContactKind::Individual,
+        portal_ids: vec![],
+    };
+    stream::iter(&ids)
+        .map(|id| {
+            let (store, tenant, contact) = (&submit_app.store, &tenant, contact_of(id));
+            async move { store.put_contact(tenant, &contact, "bench", now).await }
+        })
+        .buffer_unordered(32)
+        .try_collect::<Vec<_>>()
+        .await?;
+    eprintln!("seeded {contacts} contacts in {:.1} s", seeding.elapsed().as_secs_f64());
+
+    // The service: submit through the handler, then drain the queue with `workers` activators.
+    let (ddb0, sqs0) = (submit_app.store.requests_sent() + activator.app.store.requests_sent(), submit_app.activation_queue.requests_sent() + activator.app.mail_queue.requests_sent());
+    let started = Instant::now();
+    let event = json!({
+        "version": "2.0", "routeKey": "POST /v1/activations", "rawPath": "/v1/activations", "rawQueryString": "",
+        "headers": {"content-type": "application/json"},
+        "requestContext": {"accountId": "123456789012", "apiId": "bench", "http": {"method": "POST", "path": "/v1/activations",
+            "protocol": "HTTP/1.1", "sourceIp": "127.0.0.1", "userAgent": "bench"}, "requestId": "bench", "routeKey": "POST /v1/activations",
+            "stage": "$default", "time": "", "timeEpoch": 0,
+            "authorizer": {"jwt": {"claims": {"sub": "bench", "tenant_id": tenant.as_str(), "scope": "portal:write"}, "scopes": ["portal:write"]}}},
+        "body": json!({"contact_ids": ids, "method": "code", "send_email": true}).to_string(),
+        "isBase64Encoded": false,
+    });
+    let response = HttpFunction::Activations.handle(&submit_app, lambda_http::request::from_str(&event.to_string())?).await;
+    let submit_ms = started.elapsed().as_secs_f64() * 1000.0;
+    anyhow::ensure!(response.status() == 202, "submit answered {}", response.status());
+    let job: serde_json::Value = serde_json::from_slice(response.body().as_ref())?;
+    let job_id = JobId::parse(job["job_id"].as_str().context("job id")?)?;
+
+    let (stop_mail, stop_mail_rx) = tokio::sync::watch::channel(false);
+    let mail_drain = tokio::spawn(drain(sqs.clone(), mail_url.clone(), stop_mail_rx));
+    let esm_counter = RequestCounter::default();
+    let esm = aws_sdk_sqs::Client::from_conf(aws_sdk_sqs::config::Builder::from(&endpoints.moto).interceptor(esm_counter.clone()).build());
+    let deadline = Instant::now() + Duration::from_secs(1800);
+    let worker = |_: usize| {
+        let (esm, activator, url, store, tenant, job_id) = (&esm, &activator, &activation_url, &submit_app.store, &tenant, &job_id);
+        async move {
+            loop {
+                anyhow::ensure!(Instant::now() < deadline, "the job did not finish within 30 minutes");
+                let out = esm
+                    .receive_message()
+                    .queue_url(url)
+                    .max_number_of_messages(5)
+                    .wait_time_seconds(1)
+                    .message_system_attribute_names(MessageSystemAttributeName::All)
+                    .send()
+                    .await?;
+                let messages = out.messages.unwrap_or_default();
+                if messages.is_empty() {
+                    match store.get_job(tenant, job_id).await?.map(|j| j.state) {
+                        Some(JobState::Done) => return Ok::<_, anyhow::Error>(()),
+                        _ => continue,
+                    }
+                }
+                let records: Vec<_> = messages
+                    .iter()
+                    .map(|m| json!({"messageId": m.message_id, "receiptHandle": m.receipt_handle, "body": m.body,
+                                    "attributes": {"ApproximateReceiveCount": "1"}, "messageAttributes": {}, "eventSource": "aws:sqs"}))
+                    .collect();
+                let event: aws_lambda_events::sqs::SqsEvent = serde_json::from_value(json!({"Records": records}))?;
+                let failed = activator.handle_batch(event).await.batch_item_failures;
+                let done: Vec<_> = messages
+                    .iter()
+                    .filter(|m| !failed.iter().any(|f| Some(f.item_identifier.as_str()) == m.message_id.as_deref()))
+                    .enumerate()
+                    .filter_map(|(i, m)| DeleteMessageBatchRequestEntry::builder().id(format!("d{i}")).receipt_handle(m.receipt_handle.clone()?).build().ok())
+                    .collect();
+                if !done.is_empty() {
+                    esm.delete_message_batch().queue_url(url).set_entries(Some(done)).send().await?;
+                }
+            }
+        }
+    };
+    futures::future::try_join_all((0..workers).map(worker)).await?;
+    let service_secs = started.elapsed().as_secs_f64();
+    let service = Row {
+        name: format!("service: submit → activator ({workers} concurrent batches, 16 contacts in flight each)"),
+        seconds: service_secs,
+        ddb: submit_app.store.requests_sent() + activator.app.store.requests_sent() - ddb0,
+        sqs: submit_app.activation_queue.requests_sent() + activator.app.mail_queue.requests_sent() - sqs0,
+    };
+    let j = submit_app.store.get_job(&tenant, &job_id).await?.context("job")?;
+    anyhow::ensure!(j.activated as usize == contacts, "only {} of {contacts} activated", j.activated);
+    let _ = stop_mail.send(true);
+    let emails = mail_drain.await?? + queued(&sqs, &mail_url).await?;
+    anyhow::ensure!(emails as usize >= contacts, "only {emails} distinct email jobs queued");
+
+    // The floor: the same items and email jobs, written with bare batch calls.
+    let floor_tenant = TenantId::parse(&format!("{tenant}-floor"))?;
+    let floor_store = Store::new(&endpoints.dynamodb, submit_app.store.table_name());
+    let floor_queue = JsonQueue::new(&endpoints.moto, &floor_mail_url);
+    let mut items = Vec::with_capacity(contacts * 6);
+    let mut jobs = Vec::with_capacity(contacts);
+    for id in &ids {
+        let contact = contact_of(id);
+        let target = Target { actor: "bench", tenant: &floor_tenant, contact: &contact, portal: &portal, method: Method::Code, previous: PortalState::None, now };
+        let (mut inv, issued) = plan(&submit_app, &target, Step { email: Some(EmailKind::PickupCode), action: "bulk_activate" }, vec![])
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
+        inv.job_marker = Some(Store::marker(&floor_tenant, &job_id, id, portal::domain::job::Outcome::Activated, now));
+        let (lookup, row) = inv.code_items();
+        items.push(serde_dynamo::to_item(&lookup)?);
+        items.push(serde_dynamo::to_item(&row)?);
+        items.push(serde_dynamo::to_item(&inv.audit)?);
+        items.push(serde_dynamo::to_item(inv.email.as_ref().context("email")?)?);
+        items.push(serde_dynamo::to_item(inv.job_marker.as_ref().context("marker")?)?);
+        let mut c: std::collections::HashMap<String, aws_sdk_dynamodb::types::AttributeValue> = serde_dynamo::to_item(&contact)?;
+        c.insert("pk".into(), aws_sdk_dynamodb::types::AttributeValue::S(format!("T#{floor_tenant}#C#{id}")));
+        c.insert("sk".into(), aws_sdk_dynamodb::types::AttributeValue::S("CONTACT".into()));
+        items.push(c);
+        jobs.push(MailJob { tenant_id: floor_tenant.to_string(), contact_id: id.to_string(), document_id: issued.email_document_id.context("doc")? });
+    }
+    let (stop_floor, stop_floor_rx) = tokio::sync::watch::channel(false);
+    let floor_drain = tokio::spawn(drain(sqs.clone(), floor_mail_url.clone(), stop_floor_rx));
+    let (fddb0, fsqs0) = (floor_store.requests_sent(), floor_queue.requests_sent());
+    let floor_started = Instant::now();
+    let writes = stream::iter(items.chunks(25))
+        .map(|chunk| {
+            let requests: Vec<WriteRequest> = chunk
+                .iter()
+                .map(|i| WriteRequest::builder().put_request(PutRequest::builder().set_item(Some(i.clone())).build().expect("item")).build())
+                .collect();
+            let store = &floor_store;
+            async move {
+                let mut pending = Some(requests);
+                while let Some(batch) = pending.take() {
+                    let out = store.client().batch_write_item().request_items(store.table_name(), batch).send().await?;
+                    pending = out.unprocessed_items.and_then(|mut u| u.remove(store.table_name())).filter(|u| !u.is_empty());
+                }
+                Ok::<_, anyhow::Error>(())
+            }
+        })
+        .buffer_unordered(workers * 16)
+        .try_collect::<Vec<_>>();
+    let sends = stream::iter(jobs.chunks(10)).map(|c| floor_queue.send_all(c)).buffer_unordered(workers * 16).try_collect::<Vec<_>>();
+    tokio::try_join!(writes, sends)?;
+    let floor = Row {
+        name: "floor: the same items by bare BatchWriteItem + jobs by SendMessageBatch".into(),
+        seconds: floor_started.elapsed().as_secs_f64(),
+        ddb: floor_store.requests_sent() - fddb0,
+        sqs: floor_queue.requests_sent() - fsqs0,
+    };
+    let _ = stop_floor.send(true);
+    let floor_emails = floor_drain.await??;
+    anyhow::ensure!(floor_emails as usize >= contacts, "the floor queued only {floor_emails} email jobs");
+
+    println!("\nBulk activation of {contacts} contacts (method code, with email), local stack, one run:\n");
+    println!("| path | wall s | contacts/s | DynamoDB req/contact | SQS req/contact |");
+    println!("|---|---:|---:|---:|---:|");
+    for r in [&service, &floor] {
+        println!(
+            "| {} | {:.2} | {:.0} | {:.2} | {:.3} |",
+            r.name,
+            r.seconds,
+            contacts as f64 / r.seconds,
+            r.ddb as f64 / contacts as f64,
+            r.sqs as f64 / contacts as f64
+        );
+    }
+    println!(
+        "\nsubmit (POST /v1/activations handler, {contacts} ids): {submit_ms:.0} ms; service/floor time: {:.2}×; \
+         event-source polling (receive + delete, not the function's): {:.3} SQS req/contact; distinct email jobs queued: {emails}",
+        service.seconds / floor.seconds,
+        esm_counter.get() as f64 / contacts as f64
+    );
+    Ok(())
+}

@@ -1,0 +1,186 @@
+//! The `reports` function (seed 000):
+//!
+//! - `GET /v1/reports/activations?q=&portal_id=&from=&to=&limit=&cursor=`: contacts
+//!   sent a code or link who activated with it, newest first. `q` matches a
+//!   prefix of any word of the contact's name or the account email.
+//! - `GET /v1/reports/unused-codes?portal_id=&older_than=&limit=&cursor=`: every
+//!   pending, unexpired code, with the stored email's document id (null if
+//!   never emailed).
+//!
+//! JSON by default, one Query per page (`limit` ≤ 500, opaque `next_cursor`).
+//! With `Accept: text/csv` or `format=csv`: every page in one CSV file with a
+//! header row, RFC 4180 quoting, and formula-like cells neutralised.
+
+use super::problem::ApiError;
+use super::request::{caller, finish, respond, route_key};
+use crate::app::App;
+use crate::domain::report::{csv_line, search_needle};
+use crate::domain::{time, PortalId, Scope, TenantId};
+use crate::store::reports::{ActivationFilter, Page, ReportError};
+use chrono::{DateTime, Utc};
+use lambda_http::{http::StatusCode, Body, Request, RequestExt, Response};
+use serde_json::{json, Value};
+
+pub const DEFAULT_LIMIT: i32 = 100;
+pub const MAX_LIMIT: i32 = 500;
+/// Most rows one CSV file holds; narrower filters for more.
+pub const MAX_CSV_ROWS: usize = 100_000;
+
+const ACTIVATION_COLUMNS: [&str; 8] =
+    ["contact_id", "contact_name", "email", "portal_id", "method", "sent_at", "activated_at", "email_document_id"];
+const UNUSED_COLUMNS: [&str; 7] = ["contact_id", "contact_name", "portal_id", "code", "created_at", "expires_at", "email_document_id"];
+
+pub async fn handle(app: &App, req: Request) -> Response<Body> {
+    finish(route(app, &req).await)
+}
+
+async fn route(app: &App, req: &Request) -> Result<Response<Body>, ApiError> {
+    match route_key(req).as_str() {
+        "GET /v1/reports/activations" => report(app, req, Report::Activations).await,
+        "GET /v1/reports/unused-codes" => report(app, req, Report::UnusedCodes).await,
+        _ => Err(ApiError::NotFound("route")),
+    }
+}
+
+#[derive(Clone, Copy)]
+enum Report {
+    Activations,
+    UnusedCodes,
+}
+
+fn time_param(req: &Request, name: &str) -> Result<Option<DateTime<Utc>>, ApiError> {
+    req.query_string_parameters()
+        .first(name)
+        .filter(|v| !v.is_empty())
+        .map(|v| {
+            // An unencoded `+` in an offset arrives as a space; read it as meant.
+            DateTime::parse_from_rfc3339(v)
+                .or_else(|e| if v.contains(' ') { DateTime::parse_from_rfc3339(&v.replace(' ', "+")) } else { Err(e) })
+                .map(|t| t.with_timezone(&Utc))
+                .map_err(|_| ApiError::validation(&format!("/{name}"), format!("{name} must be an RFC 3339 time, e.g. 2026-11-23T00:00:00Z")))
+        })
+        .transpose()
+}
+
+fn contact_of(pk: &str) -> String {
+    pk.rsplit("#C#").next().unwrap_or_default().to_owned()
+}
+
+fn opt_time(t: &Option<DateTime<Utc>>) -> Value {
+    t.as_ref().map_or(Value::Null, |t| json!(time::format(t)))
+}
+
+struct Params {
+    tenant: TenantId,
+    filter: ActivationFilter,
+    older_than: Option<DateTime<Utc>>,
+    now: DateTime<Utc>,
+}
+
+/// One page of rows (as JSON objects in column order).
+async fn page(app: &App, which: Report, p: &Params, limit: i32, cursor: Option<&str>) -> Result<Page<Value>, ApiError> {
+    let map_err = |e: ReportError| match e {
+        ReportError::BadCursor => ApiError::validation("/cursor", e.to_string()),
+        ReportError::Unexpected(e) => ApiError::Unexpected(e),
+    };
+    Ok(match which {
+        Report::Activations => {
+            let page = app.store.activations_page(&p.tenant, &p.filter, limit, cursor).await.map_err(map_err)?;
+            let rows = page
+                .rows
+                .into_iter()
+                .map(|a| {
+                    json!({"contact_id": contact_of(&a.pk), "contact_name": a.contact_name, "email": a.email, "portal_id": a.portal_id,
+                           "method": a.method, "sent_at": opt_time(&a.sent_at), "activated_at": time::format(&a.activated_at),
+                           "email_document_id": a.email_document_id})
+                })
+                .collect();
+            Page { rows, next_cursor: page.next_cursor }
+        }
+        Report::UnusedCodes => {
+            let page = app
+                .store
+                .unused_codes_page(&p.tenant, p.filter.portal.as_ref(), p.older_than, p.now, limit, cursor)
+                .await
+                .map_err(map_err)?;
+            let rows = page
+                .rows
+                .into_iter()
+                .map(|c| {
+                    json!({"contact_id": contact_of(&c.pk), "contact_name": c.contact_name, "portal_id": c.portal_id, "code": c.code,
+                           "created_at": time::format(&c.created_at), "expires_at": time::format(&c.expires_at),
+                           "email_document_id": c.email_document_id})
+                })
+                .collect();
+            Page { rows, next_cursor: page.next_cursor }
+        }
+    })
+}
+
+async fn report(app: &App, req: &Request, which: Report) -> Result<Response<Body>, ApiError> {
+    let caller = caller(req, Scope::Read)?;
+    let query = req.query_string_parameters();
+    let limit = match query.first("limit") {
+        None => DEFAULT_LIMIT,
+        Some(raw) => raw
+            .parse::<i32>()
+            .ok()
+            .filter(|l| (1..=MAX_LIMIT).contains(l))
+            .ok_or_else(|| ApiError::validation("/limit", format!("limit must be a whole number from 1 to {MAX_LIMIT}")))?,
+    };
+    let portal = query
+        .first("portal_id")
+        .filter(|p| !p.is_empty())
+        .map(|p| PortalId::parse(p).map_err(|e| ApiError::validation("/portal_id", format!("portal_id {e}"))))
+        .transpose()?;
+    let (from, to) = (time_param(req, "from")?, time_param(req, "to")?);
+    if matches!((from, to), (Some(f), Some(t)) if f > t) {
+        return Err(ApiError::validation("/from", "from must not be after to"));
+    }
+    let params = Params {
+        tenant: caller.tenant_id.clone(),
+        filter: ActivationFilter { needle: query.first("q").and_then(search_needle), portal, from, to },
+        older_than: time_param(req, "older_than")?,
+        now: (app.clock)(),
+    };
+    let wants_csv = query.first("format") == Some("csv")
+        || req.headers().get("accept").and_then(|a| a.to_str().ok()).is_some_and(|a| a.contains("text/csv"));
+    if !wants_csv {
+        let p = page(app, which, &params, limit, query.first("cursor")).await?;
+        return Ok(respond(StatusCode::OK, &json!({"items": p.rows, "next_cursor": p.next_cursor})));
+    }
+    let (columns, name): (&[&str], &str) = match which {
+        Report::Activations => (&ACTIVATION_COLUMNS, "activations.csv"),
+        Report::UnusedCodes => (&UNUSED_COLUMNS, "unused-codes.csv"),
+    };
+    let mut csv = csv_line(columns);
+    let (mut cursor, mut rows) = (query.first("cursor").map(str::to_owned), 0usize);
+    loop {
+        let p = page(app, which, &params, MAX_LIMIT, cursor.as_deref()).await?;
+        for row in &p.rows {
+            let cells: Vec<String> = columns
+                .iter()
+                .map(|c| match &row[*c] {
+                    Value::Null => String::new(),
+                    Value::String(s) => s.clone(),
+                    other => other.to_string(),
+                })
+                .collect();
+            csv.push_str(&csv_line(&cells));
+        }
+        rows += p.rows.len();
+        if rows > MAX_CSV_ROWS {
+            return Err(ApiError::validation("", format!("more than {MAX_CSV_ROWS} rows; narrow the report with from/to or portal_id")));
+        }
+        match p.next_cursor {
+            Some(c) => cursor = Some(c),
+            None => break,
+        }
+    }
+    Ok(Response::builder()
+        .status(StatusCode::OK)
+        .header("content-type", "text/csv; charset=utf-8")
+        .header("content-disposition", format!("attachment; filename=\"{name}\""))
+        .body(Body::Text(csv))
+        .expect("a valid response"))
+}
