@@ -134,18 +134,41 @@ impl Store {
         Ok(out.item)
     }
 
+    /// Puts an item unless its key is taken; `false` when it was.
+    pub(super) async fn put_new(&self, item: Item) -> anyhow::Result<bool> {
+        let result = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(item))
+            .condition_expression("attribute_not_exists(pk)")
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(true),
+            Err(e) if e.as_service_error().is_some_and(|e| e.is_conditional_check_failed_exception()) => Ok(false),
+            Err(e) => Err(anyhow::Error::new(e).context("Failed to put a new item")),
+        }
+    }
+
     /// All items of a partition whose sort key starts with `prefix`, following pages.
     pub(super) async fn query_prefix(&self, pk: String, prefix: &str, newest_first: bool) -> anyhow::Result<Vec<Item>> {
+        self.query_partition(pk, Some(prefix), newest_first).await
+    }
+
+    /// All items of a partition (those whose sort key starts with `prefix`, if given), following pages.
+    pub(super) async fn query_partition(&self, pk: String, prefix: Option<&str>, newest_first: bool) -> anyhow::Result<Vec<Item>> {
         let mut items = Vec::new();
         let mut start = None;
         loop {
-            let out = self
-                .client
-                .query()
-                .table_name(&self.table)
-                .key_condition_expression("pk = :pk AND begins_with(sk, :prefix)")
-                .expression_attribute_values(":pk", s(pk.clone()))
-                .expression_attribute_values(":prefix", s(prefix))
+            let mut q = self.client.query().table_name(&self.table).expression_attribute_values(":pk", s(pk.clone()));
+            q = match prefix {
+                Some(prefix) => q
+                    .key_condition_expression("pk = :pk AND begins_with(sk, :prefix)")
+                    .expression_attribute_values(":prefix", s(prefix)),
+                None => q.key_condition_expression("pk = :pk"),
+            };
+            let out = q
                 .consistent_read(true)
                 .scan_index_forward(!newest_first)
                 .set_exclusive_start_key(start)

@@ -156,37 +156,13 @@ impl Store {
 
     /// Records a skip; `false` if the contact already had a marker (a redelivery).
     pub async fn put_marker(&self, marker: &JobMarkerItem) -> anyhow::Result<bool> {
-        let result = self
-            .client()
-            .put_item()
-            .table_name(self.table_name())
-            .set_item(Some(to_item(marker)?))
-            .condition_expression("attribute_not_exists(pk)")
-            .send()
-            .await;
-        match result {
-            Ok(_) => Ok(true),
-            Err(e) if e.as_service_error().is_some_and(|e| e.is_conditional_check_failed_exception()) => Ok(false),
-            Err(e) => Err(anyhow::Error::new(e).context("Failed to record a job marker")),
-        }
+        self.put_new(to_item(marker)?).await.context("Failed to record a job marker")
     }
 
     /// Creates a job; `false` if the id is taken.
     #[tracing::instrument(skip_all)]
     pub async fn create_job(&self, job: &JobItem) -> anyhow::Result<bool> {
-        let result = self
-            .client()
-            .put_item()
-            .table_name(self.table_name())
-            .set_item(Some(to_item(job)?))
-            .condition_expression("attribute_not_exists(pk)")
-            .send()
-            .await;
-        match result {
-            Ok(_) => Ok(true),
-            Err(e) if e.as_service_error().is_some_and(|e| e.is_conditional_check_failed_exception()) => Ok(false),
-            Err(e) => Err(anyhow::Error::new(e).context("Failed to create a job")),
-        }
+        self.put_new(to_item(job)?).await.context("Failed to create a job")
     }
 
     #[tracing::instrument(skip_all, fields(tenant = %tenant))]

@@ -28,35 +28,12 @@ pub struct PendingPage {
 impl Store {
     /// Every tenant with a portal.
     pub async fn list_tenants(&self) -> anyhow::Result<Vec<TenantId>> {
-        let items = self.query_all(keys::TENANTS_PK.into()).await?;
+        let items = self.query_partition(keys::TENANTS_PK.into(), None, false).await?;
         Ok(items
             .iter()
             .filter_map(|i| i.get("sk").and_then(|v| v.as_s().ok()))
             .filter_map(|t| TenantId::parse(t).ok())
             .collect())
-    }
-
-    /// Every item of a partition.
-    pub(super) async fn query_all(&self, pk: String) -> anyhow::Result<Vec<Item>> {
-        let mut items = Vec::new();
-        let mut start = None;
-        loop {
-            let out = self
-                .client()
-                .query()
-                .table_name(self.table_name())
-                .key_condition_expression("pk = :pk")
-                .expression_attribute_values(":pk", s(pk.clone()))
-                .set_exclusive_start_key(start)
-                .send()
-                .await
-                .context("Failed to query a partition")?;
-            items.extend(out.items.unwrap_or_default());
-            match out.last_evaluated_key {
-                Some(k) if !k.is_empty() => start = Some(k),
-                _ => return Ok(items),
-            }
-        }
     }
 
     /// One page of a tenant's pending codes and links, by expiry.
