@@ -42,18 +42,34 @@ async fn queued(sqs: &aws_sdk_sqs::Client, url: &str) -> anyhow::Result<u64> {
     Ok(attrs.get(&QueueAttributeName::ApproximateNumberOfMessages).and_then(|v| v.parse().ok()).unwrap_or(0))
 }
 
-/// Receives and deletes everything on `url` until `stop`, counting distinct
+/// Drains with `DRAINERS` consumers at once (moto's receive costs grow with
+/// the queue's length, so one consumer falls behind) and counts distinct
+/// messages.
+async fn drain_all(sqs: &aws_sdk_sqs::Client, url: &str, stop: tokio::sync::watch::Receiver<bool>) -> tokio::task::JoinHandle<anyhow::Result<u64>> {
+    let tasks: Vec<_> = (0..DRAINERS).map(|_| tokio::spawn(drain(sqs.clone(), url.to_owned(), stop.clone()))).collect();
+    tokio::spawn(async move {
+        let mut all = std::collections::HashSet::new();
+        for t in tasks {
+            all.extend(t.await??);
+        }
+        Ok(all.len() as u64)
+    })
+}
+
+const DRAINERS: usize = 6;
+
+/// Receives and deletes everything on `url` until `stop`, collecting distinct
 /// messages. moto's SQS slows down as a queue grows (each request costs more
 /// with every message held), so the benchmark keeps its email queues short the
 /// way the mailer does on AWS; these requests are the consumer's, not counted
 /// as the producer's.
-async fn drain(sqs: aws_sdk_sqs::Client, url: String, stop: tokio::sync::watch::Receiver<bool>) -> anyhow::Result<u64> {
+async fn drain(sqs: aws_sdk_sqs::Client, url: String, stop: tokio::sync::watch::Receiver<bool>) -> anyhow::Result<std::collections::HashSet<String>> {
     let mut seen = std::collections::HashSet::new();
     loop {
         let out = sqs.receive_message().queue_url(&url).max_number_of_messages(10).wait_time_seconds(1).send().await?;
         let messages = out.messages.unwrap_or_default();
         if messages.is_empty() && *stop.borrow() {
-            return Ok(seen.len() as u64);
+            return Ok(seen);
         }
         let entries: Vec<_> = messages
             .iter()
@@ -138,7 +154,7 @@ pub async fn run(endpoints: &Endpoints, t: &Template, contacts: usize, workers: 
     let job_id = JobId::parse(job["job_id"].as_str().context("job id")?)?;
 
     let (stop_mail, stop_mail_rx) = tokio::sync::watch::channel(false);
-    let mail_drain = tokio::spawn(drain(sqs.clone(), mail_url.clone(), stop_mail_rx));
+    let mail_drain = drain_all(&sqs, &mail_url, stop_mail_rx).await;
     let esm_counter = RequestCounter::default();
     let esm = aws_sdk_sqs::Client::from_conf(aws_sdk_sqs::config::Builder::from(&endpoints.moto).interceptor(esm_counter.clone()).build());
     let deadline = Instant::now() + Duration::from_secs(1800);
@@ -220,7 +236,7 @@ pub async fn run(endpoints: &Endpoints, t: &Template, contacts: usize, workers: 
         jobs.push(MailJob { tenant_id: floor_tenant.to_string(), contact_id: id.to_string(), document_id: issued.email_document_id.context("doc")? });
     }
     let (stop_floor, stop_floor_rx) = tokio::sync::watch::channel(false);
-    let floor_drain = tokio::spawn(drain(sqs.clone(), floor_mail_url.clone(), stop_floor_rx));
+    let floor_drain = drain_all(&sqs, &floor_mail_url, stop_floor_rx).await;
     let (fddb0, fsqs0) = (floor_store.requests_sent(), floor_queue.requests_sent());
     let floor_started = Instant::now();
     let writes = stream::iter(items.chunks(25))
