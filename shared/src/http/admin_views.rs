@@ -24,14 +24,7 @@ pub async fn list_contacts(app: &App, req: &Request) -> Result<Response<Body>, A
             ApiError::validation("/portal_status", format!("portal_status must be one of none, pending, expired, active, disabled (got {raw:?})"))
         })?),
     };
-    let limit = match query.first("limit") {
-        None => DEFAULT_LIMIT,
-        Some(raw) => raw
-            .parse::<usize>()
-            .ok()
-            .filter(|l| (1..=MAX_LIMIT).contains(l))
-            .ok_or_else(|| ApiError::validation("/limit", format!("limit must be a whole number from 1 to {MAX_LIMIT}")))?,
-    };
+    let limit = super::request::limit_param(req, DEFAULT_LIMIT, MAX_LIMIT)?;
     let portal_id = query
         .first("portal_id")
         .map(|p| PortalId::parse(p).map_err(|e| ApiError::validation("/portal_id", format!("portal_id {e}"))))

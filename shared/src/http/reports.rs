@@ -120,14 +120,7 @@ async fn page(app: &App, which: Report, p: &Params, limit: i32, cursor: Option<&
 async fn report(app: &App, req: &Request, which: Report) -> Result<Response<Body>, ApiError> {
     let caller = caller(req, Scope::Read)?;
     let query = req.query_string_parameters();
-    let limit = match query.first("limit") {
-        None => DEFAULT_LIMIT,
-        Some(raw) => raw
-            .parse::<i32>()
-            .ok()
-            .filter(|l| (1..=MAX_LIMIT).contains(l))
-            .ok_or_else(|| ApiError::validation("/limit", format!("limit must be a whole number from 1 to {MAX_LIMIT}")))?,
-    };
+    let limit = super::request::limit_param(req, DEFAULT_LIMIT as usize, MAX_LIMIT as usize)? as i32;
     let portal = query
         .first("portal_id")
         .filter(|p| !p.is_empty())

@@ -94,3 +94,16 @@ pub fn optional_portal_id(raw: Option<&str>) -> Result<Option<crate::domain::Por
     raw.map(|p| crate::domain::PortalId::parse(p).map_err(|e| ApiError::validation("/portal_id", format!("portal_id {e}"))))
         .transpose()
 }
+
+/// The `limit` query parameter: `default` when absent, 422 outside 1..=`max`.
+pub fn limit_param(req: &Request, default: usize, max: usize) -> Result<usize, ApiError> {
+    use lambda_http::RequestExt as _;
+    match req.query_string_parameters().first("limit") {
+        None => Ok(default),
+        Some(raw) => raw
+            .parse::<usize>()
+            .ok()
+            .filter(|l| (1..=max).contains(l))
+            .ok_or_else(|| ApiError::validation("/limit", format!("limit must be a whole number from 1 to {max}"))),
+    }
+}
