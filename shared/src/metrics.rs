@@ -34,3 +34,56 @@ impl Intercept for RequestCounter {
         Ok(())
     }
 }
+
+/// CloudWatch metrics in Embedded Metric Format: one JSON line on stdout per
+/// data point, which Lambda's log ingestion turns into a metric. No API call,
+/// no permission, no latency.
+pub mod emf {
+    /// The namespace every metric of the service is under.
+    pub const NAMESPACE: &str = "PortalAccess";
+
+    /// The EMF line for `value` of `metric` (unit Count) with `dimensions`.
+    pub fn line(metric: &str, value: f64, dimensions: &[(&str, &str)], timestamp_ms: i64) -> String {
+        let mut doc = serde_json::json!({
+            "_aws": {
+                "Timestamp": timestamp_ms,
+                "CloudWatchMetrics": [{
+                    "Namespace": NAMESPACE,
+                    "Dimensions": [dimensions.iter().map(|(k, _)| *k).collect::<Vec<_>>()],
+                    "Metrics": [{ "Name": metric, "Unit": "Count" }],
+                }],
+            },
+        });
+        for (k, v) in dimensions {
+            doc[*k] = serde_json::Value::from(*v);
+        }
+        doc[metric] = serde_json::Value::from(value);
+        doc.to_string()
+    }
+
+    /// Emits `value` of `metric` now.
+    pub fn put(metric: &str, value: f64, dimensions: &[(&str, &str)]) {
+        use std::io::Write as _;
+        let line = line(metric, value, dimensions, chrono::Utc::now().timestamp_millis());
+        let _ = writeln!(std::io::stdout().lock(), "{line}");
+    }
+
+    /// Emits one occurrence of `metric`.
+    pub fn count(metric: &str, dimensions: &[(&str, &str)]) {
+        put(metric, 1.0, dimensions);
+    }
+
+    #[cfg(test)]
+    mod tests {
+        #[test]
+        fn a_line_declares_its_metric_and_dimensions() {
+            let v: serde_json::Value = serde_json::from_str(&super::line("ClaimsFailed", 1.0, &[("PortalId", "p1")], 5)).unwrap();
+            assert_eq!(v["_aws"]["Timestamp"], 5);
+            assert_eq!(v["_aws"]["CloudWatchMetrics"][0]["Namespace"], "PortalAccess");
+            assert_eq!(v["_aws"]["CloudWatchMetrics"][0]["Dimensions"], serde_json::json!([["PortalId"]]));
+            assert_eq!(v["_aws"]["CloudWatchMetrics"][0]["Metrics"][0]["Name"], "ClaimsFailed");
+            assert_eq!(v["PortalId"], "p1");
+            assert_eq!(v["ClaimsFailed"], 1.0);
+        }
+    }
+}

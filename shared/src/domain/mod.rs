@@ -5,6 +5,7 @@ pub mod auth;
 pub mod code_lifecycle;
 pub mod contact;
 pub mod email_address;
+pub mod guard;
 pub mod job;
 pub mod ids;
 pub mod pickup_code;

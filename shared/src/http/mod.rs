@@ -8,6 +8,7 @@ pub mod admin;
 pub mod admin_views;
 pub mod claim;
 pub mod generate;
+pub mod idempotency;
 pub mod lifecycle;
 pub mod problem;
 pub mod reports;
@@ -46,8 +47,16 @@ impl HttpFunction {
         })
     }
 
-    /// Calls the function's handler, as its Lambda binary would.
+    /// Calls the function's handler, as its Lambda binary would: through
+    /// [`idempotency::around`] when the request carries a key for an effectful route.
     pub async fn handle(self, app: &App, req: Request) -> Response<Body> {
+        if idempotency::applies(&req) {
+            return idempotency::around(app, req, |req| self.dispatch(app, req)).await;
+        }
+        self.dispatch(app, req).await
+    }
+
+    async fn dispatch(self, app: &App, req: Request) -> Response<Body> {
         match self {
             Self::Generate => generate::handle(app, req).await,
             Self::Claim => claim::handle(app, req).await,

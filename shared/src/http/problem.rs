@@ -38,6 +38,12 @@ pub enum ApiError {
     ClaimRejected,
     #[error("request body is larger than {0} bytes")]
     TooLarge(usize),
+    /// Too many failed claims from this address: try again after the seconds given.
+    #[error("too many failed claims from this address; try again in {0} seconds")]
+    RateLimited(u64),
+    /// A request with the same Idempotency-Key is still being answered.
+    #[error("a request with this Idempotency-Key is still in progress; retry shortly")]
+    InProgress,
     #[error("{0}")]
     Unavailable(String),
     #[error(transparent)]
@@ -60,6 +66,8 @@ impl ApiError {
             Self::Conflict(_) => (StatusCode::CONFLICT, "conflict", "Conflict"),
             Self::ClaimRejected => (StatusCode::BAD_REQUEST, "claim-rejected", "Code not accepted"),
             Self::TooLarge(_) => (StatusCode::PAYLOAD_TOO_LARGE, "too-large", "Request too large"),
+            Self::RateLimited(_) => (StatusCode::TOO_MANY_REQUESTS, "rate-limited", "Too many requests"),
+            Self::InProgress => (StatusCode::CONFLICT, "in-progress", "Request in progress"),
             Self::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "unavailable", "Service unavailable"),
             Self::Unexpected(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal", "Internal error"),
         }
@@ -96,6 +104,11 @@ impl ApiError {
             .header("content-type", "application/problem+json");
         if status == StatusCode::UNAUTHORIZED {
             builder = builder.header("www-authenticate", "Bearer");
+        }
+        match &self {
+            Self::RateLimited(secs) => builder = builder.header("retry-after", secs.to_string()),
+            Self::InProgress => builder = builder.header("retry-after", "1"),
+            _ => {}
         }
         builder.body(Body::Text(body.to_string())).expect("a valid response")
     }

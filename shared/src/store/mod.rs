@@ -6,6 +6,7 @@
 
 pub mod cursor;
 pub mod dynamo;
+pub mod guards;
 pub mod invitations;
 pub mod jobs;
 pub mod items;

@@ -1,0 +1,191 @@
+//! Rules that protect the service from guessing and retries: the claim
+//! throttle (failed claims per source address) and idempotency keys.
+//! Pure: the store keeps the counters and records, these decide.
+
+use chrono::{DateTime, Duration, Utc};
+use sha2::{Digest, Sha256};
+
+/// Failed claims one source address may make within [`CLAIM_WINDOW`].
+pub const MAX_FAILED_CLAIMS: u32 = 10;
+/// The window failed claims are counted in (15 minutes from the first failure).
+pub const CLAIM_WINDOW: Duration = Duration::minutes(15);
+
+/// Failed claims of one source address since `started_at`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FailureWindow {
+    pub started_at: DateTime<Utc>,
+    pub failures: u32,
+}
+
+impl FailureWindow {
+    /// Whether this window still counts at `now`.
+    pub fn is_open(&self, now: DateTime<Utc>) -> bool {
+        now < self.ends_at()
+    }
+
+    pub fn ends_at(&self) -> DateTime<Utc> {
+        self.started_at + CLAIM_WINDOW
+    }
+}
+
+/// Whether a claim from an address may go ahead.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ClaimVerdict {
+    Allow,
+    /// Refused for the rest of the window: retry after this many seconds (≥ 1).
+    Refuse { retry_after_secs: u64 },
+}
+
+/// The throttle: refused once [`MAX_FAILED_CLAIMS`] failures fall in an open window.
+pub fn claim_verdict(window: Option<FailureWindow>, now: DateTime<Utc>) -> ClaimVerdict {
+    match window {
+        Some(w) if w.is_open(now) && w.failures >= MAX_FAILED_CLAIMS => {
+            let secs = (w.ends_at() - now).num_milliseconds().div_euclid(1000) + 1;
+            ClaimVerdict::Refuse { retry_after_secs: secs.max(1) as u64 }
+        }
+        _ => ClaimVerdict::Allow,
+    }
+}
+
+/// How long an idempotency key is remembered.
+pub const IDEMPOTENCY_TTL: Duration = Duration::hours(24);
+/// A request still `in progress` after this long has died (the functions time
+/// out after 10 s): its key may be taken over.
+pub const IDEMPOTENCY_STALE_AFTER: Duration = Duration::seconds(60);
+
+/// A client's `Idempotency-Key`: 1 to 255 visible ASCII characters.
+#[derive(Clone, PartialEq, Eq)]
+pub struct IdempotencyKey(String);
+
+impl IdempotencyKey {
+    pub const MAX_LEN: usize = 255;
+
+    pub fn parse(raw: &str) -> Result<Self, &'static str> {
+        if raw.is_empty() || raw.len() > Self::MAX_LEN {
+            return Err("must be 1 to 255 characters");
+        }
+        if !raw.bytes().all(|b| b.is_ascii_graphic()) {
+            return Err("must be visible ASCII characters (no spaces)");
+        }
+        Ok(Self(raw.to_owned()))
+    }
+
+    /// What the store keys the record by (a hash: keys may hold `#`).
+    pub fn digest(&self) -> String {
+        hex::encode(Sha256::digest(self.0.as_bytes()))
+    }
+}
+
+impl std::fmt::Debug for IdempotencyKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_tuple("IdempotencyKey").field(&self.0).finish()
+    }
+}
+
+/// What identifies "the same request" under one key: route, path and body.
+pub fn request_fingerprint(route: &str, path: &str, body: &[u8]) -> String {
+    let mut h = Sha256::new();
+    for part in [route.as_bytes(), path.as_bytes()] {
+        h.update((part.len() as u64).to_be_bytes());
+        h.update(part);
+    }
+    h.update(body);
+    hex::encode(h.finalize())
+}
+
+/// A stored response, replayed for a repeat of the request.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct StoredResponse {
+    pub status: u16,
+    pub content_type: String,
+    pub body: String,
+}
+
+/// What the store holds under a key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IdempotencyRecord {
+    pub fingerprint: String,
+    pub started_at: DateTime<Utc>,
+    pub expires_at: DateTime<Utc>,
+    pub response: Option<StoredResponse>,
+}
+
+/// What to do with a request whose key is already on record.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Repeat {
+    /// The record has expired or its request died: run the request afresh.
+    TakeOver,
+    /// The same request finished: answer what it answered.
+    Replay(StoredResponse),
+    /// The same request is still running.
+    InProgress,
+    /// The key was used for another request.
+    Mismatch,
+}
+
+pub fn repeat_of(record: &IdempotencyRecord, fingerprint: &str, now: DateTime<Utc>) -> Repeat {
+    if record.expires_at <= now {
+        return Repeat::TakeOver;
+    }
+    if record.fingerprint != fingerprint {
+        return Repeat::Mismatch;
+    }
+    match &record.response {
+        Some(r) => Repeat::Replay(r.clone()),
+        None if now - record.started_at >= IDEMPOTENCY_STALE_AFTER => Repeat::TakeOver,
+        None => Repeat::InProgress,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn at(secs: i64) -> DateTime<Utc> {
+        DateTime::from_timestamp(1_700_000_000 + secs, 0).unwrap()
+    }
+
+    #[test]
+    fn ten_failures_refuse_until_the_window_ends() {
+        let w = FailureWindow { started_at: at(0), failures: 9 };
+        assert_eq!(claim_verdict(Some(w), at(60)), ClaimVerdict::Allow);
+        let w = FailureWindow { failures: 10, ..w };
+        assert_eq!(claim_verdict(Some(w), at(60)), ClaimVerdict::Refuse { retry_after_secs: 841 });
+        assert_eq!(claim_verdict(Some(w), at(899)), ClaimVerdict::Refuse { retry_after_secs: 2 });
+        assert_eq!(claim_verdict(Some(w), at(900)), ClaimVerdict::Allow);
+        assert_eq!(claim_verdict(None, at(0)), ClaimVerdict::Allow);
+    }
+
+    #[test]
+    fn keys_are_visible_ascii_up_to_255() {
+        assert!(IdempotencyKey::parse("a1-B2_c3:d4").is_ok());
+        assert!(IdempotencyKey::parse(&"k".repeat(255)).is_ok());
+        assert!(IdempotencyKey::parse(&"k".repeat(256)).is_err());
+        assert!(IdempotencyKey::parse("").is_err());
+        assert!(IdempotencyKey::parse("with space").is_err());
+        assert!(IdempotencyKey::parse("ключ").is_err());
+    }
+
+    #[test]
+    fn fingerprints_tell_route_path_and_body_apart() {
+        let a = request_fingerprint("POST /x", "/x", b"{}");
+        assert_eq!(a, request_fingerprint("POST /x", "/x", b"{}"));
+        assert_ne!(a, request_fingerprint("POST /x", "/y", b"{}"));
+        assert_ne!(a, request_fingerprint("POST /x", "/x", b"{ }"));
+        // Lengths are framed: moving bytes between parts changes the print.
+        assert_ne!(request_fingerprint("ab", "c", b""), request_fingerprint("a", "bc", b""));
+    }
+
+    #[test]
+    fn repeats_replay_wait_refuse_or_take_over() {
+        let done = StoredResponse { status: 201, content_type: "application/json".into(), body: "{}".into() };
+        let rec = IdempotencyRecord { fingerprint: "f".into(), started_at: at(0), expires_at: at(86_400), response: None };
+        assert_eq!(repeat_of(&rec, "f", at(5)), Repeat::InProgress);
+        assert_eq!(repeat_of(&rec, "f", at(60)), Repeat::TakeOver);
+        assert_eq!(repeat_of(&rec, "g", at(5)), Repeat::Mismatch);
+        let rec = IdempotencyRecord { response: Some(done.clone()), ..rec };
+        assert_eq!(repeat_of(&rec, "f", at(3600)), Repeat::Replay(done));
+        assert_eq!(repeat_of(&rec, "g", at(3600)), Repeat::Mismatch);
+        assert_eq!(repeat_of(&rec, "g", at(86_400)), Repeat::TakeOver);
+    }
+}
