@@ -2,9 +2,7 @@
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-STATE="$ROOT/.local"
 VENV="$ROOT/.venv"
-mkdir -p "$STATE"
 
 export AWS_ACCESS_KEY_ID="${AWS_ACCESS_KEY_ID:-local}"
 export AWS_SECRET_ACCESS_KEY="${AWS_SECRET_ACCESS_KEY:-local}"
@@ -19,6 +17,10 @@ export PORTAL_MOTO_ENDPOINT="http://127.0.0.1:$PORTAL_MOTO_PORT"
 export PORTAL_GATEWAY_ADDR="127.0.0.1:$PORTAL_GATEWAY_PORT"
 export PORTAL_LOCAL_JWT_SECRET="${PORTAL_LOCAL_JWT_SECRET:-local-dev-secret}"
 export PORTAL_REPO_ROOT="$ROOT"
+# Pids and logs: .local/ for the default ports, .local/stack-<dynamodb port>/ for a second stack.
+if [ "$PORTAL_DYNAMODB_PORT" = 8000 ]; then STATE="$ROOT/.local"; else STATE="$ROOT/.local/stack-$PORTAL_DYNAMODB_PORT"; fi
+mkdir -p "$STATE"
+export PORTAL_STATE_DIR="$STATE"
 
 say() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
 die() { printf 'error: %s\n' "$*" >&2; exit 1; }
