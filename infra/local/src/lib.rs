@@ -6,12 +6,14 @@
 //! - [`jwt`]: local staff tokens, checked as the HTTP API's JWT authorizer would;
 //! - [`local`]: endpoints, names and the functions' resolved settings;
 //! - [`seed`]: a demo tenant;
-//! - [`bench`]: the bulk activation benchmark.
+//! - [`bench`]: the bulk activation benchmark;
+//! - [`perf`]: latency against the raw floor, requests per operation, cold starts.
 
 pub mod bench;
 pub mod gateway;
 pub mod jwt;
 pub mod local;
+pub mod perf;
 pub mod seed;
 pub mod setup;
 pub mod template;

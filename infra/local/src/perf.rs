@@ -1,0 +1,573 @@
+//! `portal-local bench-perf`: the performance evidence, in one process run on
+//! the local stack, printed as Markdown (and written into the README between
+//! `<!-- perf:begin -->` and `<!-- perf:end -->` with `--readme`).
+//!
+//! 1. The raw floor: bare SDK GetItem, Query and TransactWriteItems on the
+//!    same DynamoDB Local, and the bare request sequence each handler needs
+//!    (generate: Query + a 4-item transaction; claim: GetItem + a 5-item
+//!    transaction; status: Query), at concurrency 1, 8 and 32.
+//! 2. generate, claim and status through their handlers at the same
+//!    concurrencies: p50/p99 latency, requests per second, ratio to the floor,
+//!    and DynamoDB requests per operation, counted.
+//! 3. Cold start and peak RSS of every release binary under a minimal Lambda
+//!    Runtime API served here, beside a hello-world lambda_runtime binary.
+//!
+//! A benchmark, not a test: it asserts only that the work was done (every
+//! operation answered its success status).
+
+use crate::local::{self, Endpoints};
+use crate::template::Template;
+use anyhow::Context as _;
+use aws_sdk_dynamodb::types::{AttributeValue, Put, TransactWriteItem};
+use futures::stream::{self, StreamExt};
+use portal::app::App;
+use portal::http::HttpFunction;
+use serde_json::{json, Value};
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+pub const CONCURRENCY: [usize; 3] = [1, 8, 32];
+
+/// Operations measured at each concurrency.
+fn ops_at(concurrency: usize, scale: usize) -> usize {
+    scale * match concurrency {
+        1 => 150,
+        8 => 400,
+        _ => 800,
+    } / 100
+}
+
+#[derive(Debug, Clone)]
+pub struct Sample {
+    pub p50_ms: f64,
+    pub p99_ms: f64,
+    pub per_sec: f64,
+}
+
+/// Latency percentiles and throughput of `latencies` measured over `wall`.
+pub fn summarise(mut latencies: Vec<Duration>, wall: Duration) -> Sample {
+    latencies.sort();
+    let pick = |q: f64| {
+        let i = ((latencies.len() as f64 * q).ceil() as usize).clamp(1, latencies.len()) - 1;
+        latencies[i].as_secs_f64() * 1000.0
+    };
+    Sample { p50_ms: pick(0.50), p99_ms: pick(0.99), per_sec: latencies.len() as f64 / wall.as_secs_f64() }
+}
+
+/// Runs `op(i)` for i in 0..n with `concurrency` in flight; every op must succeed.
+async fn measure<F, Fut>(n: usize, concurrency: usize, op: F) -> anyhow::Result<Sample>
+where
+    F: Fn(usize) -> Fut,
+    Fut: std::future::Future<Output = anyhow::Result<()>>,
+{
+    let started = Instant::now();
+    let latencies: Vec<anyhow::Result<Duration>> = stream::iter(0..n)
+        .map(|i| {
+            let fut = op(i);
+            async move {
+                let t = Instant::now();
+                fut.await?;
+                Ok(t.elapsed())
+            }
+        })
+        .buffer_unordered(concurrency)
+        .collect()
+        .await;
+    let wall = started.elapsed();
+    Ok(summarise(latencies.into_iter().collect::<anyhow::Result<_>>()?, wall))
+}
+
+fn s(v: impl Into<String>) -> AttributeValue {
+    AttributeValue::S(v.into())
+}
+
+fn floor_item(pk: &str, sk: &str) -> HashMap<String, AttributeValue> {
+    HashMap::from([
+        ("pk".to_owned(), s(pk)),
+        ("sk".to_owned(), s(sk)),
+        ("state".to_owned(), s("pending")),
+        ("created_at".to_owned(), s("2026-01-01T00:00:00.000Z")),
+        ("payload".to_owned(), s("x".repeat(120))),
+    ])
+}
+
+/// The bare primitives on the same table, under a partition of their own.
+struct Floor {
+    client: aws_sdk_dynamodb::Client,
+    table: String,
+    run: String,
+}
+
+impl Floor {
+    async fn get(&self, i: usize) -> anyhow::Result<()> {
+        self.client
+            .get_item()
+            .table_name(&self.table)
+            .key("pk", s(format!("PERF#{}#C#{i}", self.run)))
+            .key("sk", s("CONTACT"))
+            .consistent_read(true)
+            .send()
+            .await?;
+        Ok(())
+    }
+
+    async fn query(&self, i: usize) -> anyhow::Result<()> {
+        self.client
+            .query()
+            .table_name(&self.table)
+            .key_condition_expression("pk = :pk AND begins_with(sk, :p)")
+            .expression_attribute_values(":pk", s(format!("PERF#{}#C#{i}", self.run)))
+            .expression_attribute_values(":p", s("CONTACT"))
+            .consistent_read(true)
+            .send()
+            .await?;
+        Ok(())
+    }
+
+    /// `items` conditional puts of new items in one transaction.
+    async fn transact(&self, tag: &str, i: usize, items: usize) -> anyhow::Result<()> {
+        let writes = (0..items)
+            .map(|k| {
+                let put = Put::builder()
+                    .table_name(&self.table)
+                    .set_item(Some(floor_item(&format!("PERF#{}#{tag}#{i}#{k}", self.run), "ITEM")))
+                    .condition_expression("attribute_not_exists(pk)")
+                    .build()?;
+                Ok(TransactWriteItem::builder().put(put).build())
+            })
+            .collect::<anyhow::Result<Vec<_>>>()?;
+        self.client.transact_write_items().set_transact_items(Some(writes)).send().await?;
+        Ok(())
+    }
+}
+
+fn ms(v: f64) -> String {
+    format!("{v:.2}")
+}
+
+/// A staff event for `route`, as API Gateway sends it.
+fn staff_event(base: &Value, tenant: &str, method: &str, route: &str, path: &str, params: Value, body: Option<Value>) -> lambda_http::Request {
+    let mut e = base.clone();
+    e["routeKey"] = json!(format!("{method} {route}"));
+    e["requestContext"]["routeKey"] = e["routeKey"].clone();
+    e["requestContext"]["http"]["method"] = json!(method);
+    e["rawPath"] = json!(path);
+    e["requestContext"]["http"]["path"] = json!(path);
+    e["pathParameters"] = params;
+    e["requestContext"]["authorizer"]["jwt"]["claims"]["tenant_id"] = json!(tenant);
+    e["body"] = body.map_or(Value::Null, |b| json!(b.to_string()));
+    lambda_http::request::from_str(&e.to_string()).expect("a valid API Gateway v2 event")
+}
+
+fn event(root: &Path, name: &str) -> anyhow::Result<Value> {
+    Ok(serde_json::from_str(&std::fs::read_to_string(root.join("events").join(name))?)?)
+}
+
+struct Handlers {
+    generate: App,
+    claim: App,
+    status: App,
+    staff: Value,
+    public: Value,
+    tenant: String,
+}
+
+impl Handlers {
+    async fn generate(&self, contact: &str) -> anyhow::Result<String> {
+        let req = staff_event(
+            &self.staff,
+            &self.tenant,
+            "POST",
+            "/v1/contacts/{contact_id}/codes",
+            &format!("/v1/contacts/{contact}/codes"),
+            json!({"contact_id": contact}),
+            Some(json!({})),
+        );
+        let resp = HttpFunction::Generate.handle(&self.generate, req).await;
+        let body: Value = serde_json::from_slice(resp.body().as_ref()).unwrap_or(Value::Null);
+        anyhow::ensure!(resp.status() == 201, "generate answered {}: {body}", resp.status());
+        Ok(body["code"].as_str().context("no code")?.to_owned())
+    }
+
+    async fn claim(&self, code: &str, i: usize) -> anyhow::Result<()> {
+        let mut e = self.public.clone();
+        e["body"] = json!(json!({"code": code, "email": format!("perf{i}@example.com")}).to_string());
+        // Every claim from its own address, as many people claiming at once would be.
+        e["requestContext"]["http"]["sourceIp"] = json!(format!("10.{}.{}.{}", (i >> 16) & 255, (i >> 8) & 255, i & 255));
+        let req = lambda_http::request::from_str(&e.to_string())?;
+        let resp = HttpFunction::Claim.handle(&self.claim, req).await;
+        anyhow::ensure!(resp.status() == 201, "claim answered {}", resp.status());
+        Ok(())
+    }
+
+    async fn status(&self, contact: &str) -> anyhow::Result<()> {
+        let req = staff_event(
+            &self.staff,
+            &self.tenant,
+            "GET",
+            "/v1/contacts/{contact_id}/portal",
+            &format!("/v1/contacts/{contact}/portal"),
+            json!({"contact_id": contact}),
+            None,
+        );
+        let resp = HttpFunction::Status.handle(&self.status, req).await;
+        anyhow::ensure!(resp.status() == 200, "status answered {}", resp.status());
+        Ok(())
+    }
+}
+
+struct Row {
+    op: &'static str,
+    concurrency: usize,
+    handler: Sample,
+    floor: Sample,
+    requests_per_op: f64,
+}
+
+/// Part 1 and 2: the floors and the handlers, at every concurrency.
+async fn latency(endpoints: &Endpoints, t: &Template, root: &Path, scale: usize) -> anyhow::Result<(Vec<(String, usize, Sample)>, Vec<Row>)> {
+    let run = uuid::Uuid::new_v4().simple().to_string()[..8].to_owned();
+    let tenant = format!("perf-{run}");
+    let h = Handlers {
+        generate: local::http_app(endpoints, t, "generate").await?,
+        claim: local::http_app(endpoints, t, "claim").await?,
+        status: local::http_app(endpoints, t, "status").await?,
+        staff: event(root, "generate.json")?,
+        public: event(root, "claim.json")?,
+        tenant: tenant.clone(),
+    };
+    let floor = Floor { client: h.status.store.client().clone(), table: h.status.store.table_name().to_owned(), run: run.clone() };
+    let floor = &floor;
+
+    // Seed (not measured): a default portal, a contact per generate, floor rows to read.
+    let tenant_id = portal::domain::TenantId::parse(&tenant)?;
+    let now = chrono::Utc::now();
+    let portal = portal::domain::Portal::new(portal::domain::PortalId::parse("main")?, "Perf", true, "https://portal.example.com/claim", None, None)?;
+    h.generate.store.put_portal(&tenant_id, &portal, "perf", now).await?;
+    let total: usize = CONCURRENCY.iter().map(|c| ops_at(*c, scale)).sum();
+    let contacts: Vec<String> = (0..total).map(|i| format!("p{i:05}")).collect();
+    stream::iter(&contacts)
+        .map(|id| {
+            let (h, tenant_id) = (&h, &tenant_id);
+            async move {
+                let contact = portal::domain::Contact {
+                    contact_id: portal::domain::ContactId::parse(id)?,
+                    name: format!("Perf {id}"),
+                    email: Some(portal::domain::EmailAddress::parse(&format!("{id}@example.com"))?),
+                    kind: portal::domain::ContactKind::Individual,
+                    portal_ids: vec![],
+                };
+                h.generate.store.put_contact(tenant_id, &contact, "perf", now).await?;
+                let i: usize = id[1..].parse()?;
+                floor.client.put_item().table_name(&floor.table).set_item(Some(floor_item(&format!("PERF#{}#C#{i}", floor.run), "CONTACT"))).send().await?;
+                Ok::<_, anyhow::Error>(())
+            }
+        })
+        .buffer_unordered(32)
+        .collect::<Vec<_>>()
+        .await
+        .into_iter()
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    // Warm up both paths (portal caches, connections), not measured.
+    for i in 0..5 {
+        floor.query(i).await?;
+        h.status(&contacts[i]).await?;
+    }
+
+    let mut primitives = Vec::new();
+    let mut rows = Vec::new();
+    let mut offset = 0;
+    for c in CONCURRENCY {
+        let n = ops_at(c, scale);
+        let slice = &contacts[offset..offset + n];
+        let base = offset;
+        offset += n;
+        let get = measure(n, c, |i| floor.get(base + i)).await?;
+        let query = measure(n, c, |i| floor.query(base + i)).await?;
+        let tx4 = measure(n, c, |i| floor.transact("T4", base + i, 4)).await?;
+        primitives.push(("GetItem".to_owned(), c, get));
+        primitives.push(("Query".to_owned(), c, query.clone()));
+        primitives.push(("TransactWriteItems (4 puts)".to_owned(), c, tx4));
+
+        // generate: Query + 4-item transaction, then the handler.
+        let floor_gen = measure(n, c, |i| async move {
+            floor.query(base + i).await?;
+            floor.transact("G", base + i, 4).await
+        })
+        .await?;
+        let codes = Arc::new(std::sync::Mutex::new(vec![String::new(); n]));
+        let before = h.generate.store.requests_sent();
+        let gen = measure(n, c, |i| {
+            let codes = codes.clone();
+            let h = &h;
+            let contact = slice[i].clone();
+            async move {
+                let code = h.generate(&contact).await?;
+                codes.lock().unwrap()[i] = code;
+                Ok(())
+            }
+        })
+        .await?;
+        let gen_requests = (h.generate.store.requests_sent() - before) as f64 / n as f64;
+        rows.push(Row { op: "generate", concurrency: c, handler: gen, floor: floor_gen, requests_per_op: gen_requests });
+
+        // claim: GetItem + 5-item transaction, then the handler on the codes just made.
+        let floor_claim = measure(n, c, |i| async move {
+            floor.get(base + i).await?;
+            floor.transact("C", base + i, 5).await
+        })
+        .await?;
+        let codes = codes.lock().unwrap().clone();
+        let before = h.claim.store.requests_sent();
+        let claim = measure(n, c, |i| h.claim(&codes[i], base + i)).await?;
+        let claim_requests = (h.claim.store.requests_sent() - before) as f64 / n as f64;
+        rows.push(Row { op: "claim", concurrency: c, handler: claim, floor: floor_claim, requests_per_op: claim_requests });
+
+        // status: one Query.
+        let before = h.status.store.requests_sent();
+        let status = measure(n, c, |i| h.status(&slice[i])).await?;
+        let status_requests = (h.status.store.requests_sent() - before) as f64 / n as f64;
+        rows.push(Row { op: "status", concurrency: c, handler: status, floor: query, requests_per_op: status_requests });
+        eprintln!("latency at concurrency {c}: done");
+    }
+    Ok((primitives, rows))
+}
+
+/// One cold start: process start → first event answered, and its peak RSS.
+#[derive(Debug, Clone)]
+pub struct ColdStart {
+    pub millis: f64,
+    pub peak_rss_kib: u64,
+}
+
+/// A Runtime API for one invocation: hands out `event`, reports when answered.
+async fn runtime_api(event: Value) -> anyhow::Result<(String, tokio::sync::oneshot::Receiver<(Instant, String)>, tokio::task::JoinHandle<()>)> {
+    use axum::routing::{get, post};
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    let tx = Arc::new(std::sync::Mutex::new(Some(tx)));
+    let served = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let answer = move |kind: &'static str| {
+        let tx = tx.clone();
+        move |body: String| {
+            let tx = tx.clone();
+            async move {
+                if let Some(tx) = tx.lock().unwrap().take() {
+                    let _ = tx.send((Instant::now(), format!("{kind}: {}", body.chars().take(200).collect::<String>())));
+                }
+                axum::http::StatusCode::ACCEPTED
+            }
+        }
+    };
+    let app = axum::Router::new()
+        .route(
+            "/2018-06-01/runtime/invocation/next",
+            get(move || {
+                let (event, served) = (event.clone(), served.clone());
+                async move {
+                    if served.swap(true, std::sync::atomic::Ordering::SeqCst) {
+                        // One invocation per process: the next one never comes.
+                        std::future::pending::<()>().await;
+                    }
+                    let deadline = (chrono::Utc::now() + chrono::Duration::seconds(30)).timestamp_millis();
+                    (
+                        [
+                            ("lambda-runtime-aws-request-id", "cold-start-1".to_owned()),
+                            ("lambda-runtime-deadline-ms", deadline.to_string()),
+                            ("lambda-runtime-invoked-function-arn", "arn:aws:lambda:us-east-1:123456789012:function:bench".to_owned()),
+                            ("lambda-runtime-trace-id", "Root=1-00000000-000000000000000000000000;Sampled=0".to_owned()),
+                            ("content-type", "application/json".to_owned()),
+                        ],
+                        event.to_string(),
+                    )
+                }
+            }),
+        )
+        .route("/2018-06-01/runtime/invocation/{id}/response", post(answer("response")))
+        .route("/2018-06-01/runtime/invocation/{id}/error", post(answer("error")))
+        .route("/2018-06-01/runtime/init/error", post(answer("init error")));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let addr = listener.local_addr()?.to_string();
+    let server = tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    Ok((addr, rx, server))
+}
+
+fn peak_rss_kib(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|s| s.lines().find(|l| l.starts_with("VmHWM:")).and_then(|l| l.split_whitespace().nth(1)?.parse().ok()))
+        .unwrap_or(0)
+}
+
+/// Starts `binary` under the Runtime API with `env`, until it answers `event`.
+pub async fn cold_start(binary: &Path, env: &HashMap<String, String>, event: Value) -> anyhow::Result<(ColdStart, String)> {
+    let (addr, answered, server) = runtime_api(event).await?;
+    let started = Instant::now();
+    let mut child = tokio::process::Command::new(binary)
+        .envs(env)
+        .env("AWS_LAMBDA_RUNTIME_API", &addr)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .with_context(|| format!("starting {}", binary.display()))?;
+    let pid = child.id().context("no pid")?;
+    let (at, what) = tokio::time::timeout(Duration::from_secs(30), answered)
+        .await
+        .with_context(|| format!("{} did not answer within 30 s", binary.display()))??;
+    let rss = peak_rss_kib(pid);
+    let _ = child.kill().await;
+    server.abort();
+    Ok((ColdStart { millis: (at - started).as_secs_f64() * 1000.0, peak_rss_kib: rss }, what))
+}
+
+/// The Lambda environment of `binary`, with the local stack's endpoints.
+async fn lambda_env(endpoints: &Endpoints, t: &Template, binary: &str) -> anyhow::Result<HashMap<String, String>> {
+    let mut env: HashMap<String, String> = match t.function(binary) {
+        Some(_) => local::function_env(endpoints, t, binary).await?.into_iter().collect(),
+        None => HashMap::new(),
+    };
+    for (k, v) in [
+        ("AWS_LAMBDA_FUNCTION_NAME", binary.to_owned()),
+        ("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "256".to_owned()),
+        ("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST".to_owned()),
+        ("AWS_LAMBDA_LOG_GROUP_NAME", format!("/aws/lambda/{binary}")),
+        ("AWS_LAMBDA_LOG_STREAM_NAME", "bench".to_owned()),
+        ("AWS_REGION", "us-east-1".to_owned()),
+        ("AWS_ACCESS_KEY_ID", "local".to_owned()),
+        ("AWS_SECRET_ACCESS_KEY", "local".to_owned()),
+        ("AWS_ENDPOINT_URL_DYNAMODB", local::dynamodb_endpoint()),
+        ("AWS_ENDPOINT_URL_SQS", local::moto_endpoint()),
+        ("AWS_ENDPOINT_URL_SESV2", local::moto_endpoint()),
+        ("RUST_LOG", "info".to_owned()),
+    ] {
+        env.insert(k.to_owned(), v);
+    }
+    Ok(env)
+}
+
+/// The event each binary gets: its own events/<binary>.json, else the closest.
+fn event_for(root: &Path, binary: &str) -> anyhow::Result<Value> {
+    let name = match binary {
+        "hello" => return Ok(json!({"hello": "event"})),
+        "admin" => "admin-list-emails.json".to_owned(),
+        "lifecycle" => "lifecycle-deactivate.json".to_owned(),
+        "activator" => "activation-batch.json".to_owned(),
+        "reports" => "reports-activations.json".to_owned(),
+        other => format!("{other}.json"),
+    };
+    event(root, &name)
+}
+
+struct ColdRow {
+    binary: String,
+    median_ms: f64,
+    peak_rss_mib: f64,
+    size_kib: u64,
+    answer: String,
+}
+
+async fn cold_starts(endpoints: &Endpoints, t: &Template, root: &Path, bin_dir: &Path, runs: usize) -> anyhow::Result<Vec<ColdRow>> {
+    let mut binaries: Vec<String> = t.functions.iter().map(|f| f.binary.clone()).collect();
+    binaries.sort();
+    binaries.insert(0, "hello".to_owned());
+    let mut rows = Vec::new();
+    for binary in binaries {
+        let path = bin_dir.join(&binary);
+        anyhow::ensure!(path.exists(), "{} is missing: build with `cargo build --release --workspace --bins`", path.display());
+        let env = lambda_env(endpoints, t, &binary).await?;
+        let event = event_for(root, &binary)?;
+        let mut times = Vec::new();
+        let mut rss = 0;
+        let mut answer = String::new();
+        for _ in 0..runs {
+            let (c, what) = cold_start(&path, &env, event.clone()).await?;
+            times.push(c.millis);
+            rss = rss.max(c.peak_rss_kib);
+            answer = what;
+        }
+        times.sort_by(f64::total_cmp);
+        rows.push(ColdRow {
+            binary,
+            median_ms: times[times.len() / 2],
+            peak_rss_mib: rss as f64 / 1024.0,
+            size_kib: std::fs::metadata(&path)?.len() / 1024,
+            answer,
+        });
+    }
+    Ok(rows)
+}
+
+pub struct Options {
+    pub scale: usize,
+    pub cold_runs: usize,
+    pub bin_dir: PathBuf,
+    pub readme: Option<PathBuf>,
+}
+
+pub async fn run(endpoints: &Endpoints, t: &Template, opts: &Options) -> anyhow::Result<()> {
+    let root = crate::repo_root();
+    let (primitives, rows) = latency(endpoints, t, &root, opts.scale).await?;
+    let cold = cold_starts(endpoints, t, &root, &opts.bin_dir, opts.cold_runs).await?;
+    let mut md = String::new();
+    md.push_str(&format!(
+        "Measured by `infra/bench-perf` on {} ({} cores), local stack (DynamoDB Local, moto), release build, one process run.\n\n",
+        chrono::Utc::now().format("%Y-%m-%d"),
+        std::thread::available_parallelism().map_or(0, |n| n.get())
+    ));
+    md.push_str("Raw floor: bare SDK requests on the same DynamoDB Local (ms)\n\n| request | c | p50 | p99 | req/s |\n|---|---:|---:|---:|---:|\n");
+    for (name, c, s) in &primitives {
+        md.push_str(&format!("| {name} | {c} | {} | {} | {:.0} |\n", ms(s.p50_ms), ms(s.p99_ms), s.per_sec));
+    }
+    md.push_str(
+        "\nHandlers in process against their floor (the same bare request sequence: generate = Query + 4-item transaction, \
+         claim = GetItem + 5-item transaction, status = Query); target: p50 ≤ 1.25× floor\n\n\
+         | op | c | p50 ms | p99 ms | req/s | floor p50 | floor p99 | p50 ratio | DynamoDB req/op |\n|---|---:|---:|---:|---:|---:|---:|---:|---:|\n",
+    );
+    for r in &rows {
+        md.push_str(&format!(
+            "| {} | {} | {} | {} | {:.0} | {} | {} | {:.2}× | {:.2} |\n",
+            r.op,
+            r.concurrency,
+            ms(r.handler.p50_ms),
+            ms(r.handler.p99_ms),
+            r.handler.per_sec,
+            ms(r.floor.p50_ms),
+            ms(r.floor.p99_ms),
+            r.handler.p50_ms / r.floor.p50_ms,
+            r.requests_per_op
+        ));
+    }
+    let hello = cold.iter().find(|c| c.binary == "hello").map_or(1.0, |c| c.median_ms);
+    md.push_str(&format!(
+        "\nCold start (process start → first event answered through a local Lambda Runtime API, median of {}) and peak RSS; \
+         target: ≤ 1.5× hello-world, < 40 MiB\n\n| binary | size KiB | cold start ms | × hello | peak RSS MiB | first answer |\n|---|---:|---:|---:|---:|---|\n",
+        opts.cold_runs
+    ));
+    for c in &cold {
+        let answer = c.answer.replace('|', "\\|").replace('\n', " ");
+        let answer: String = answer.chars().take(60).collect();
+        md.push_str(&format!(
+            "| {} | {} | {:.1} | {:.2}× | {:.1} | `{}` |\n",
+            c.binary,
+            c.size_kib,
+            c.median_ms,
+            c.median_ms / hello,
+            c.peak_rss_mib,
+            answer
+        ));
+    }
+    println!("{md}");
+    if let Some(readme) = &opts.readme {
+        let text = std::fs::read_to_string(readme)?;
+        let (begin, end) = ("<!-- perf:begin -->", "<!-- perf:end -->");
+        let (a, b) = (text.find(begin).context("README has no perf:begin marker")?, text.find(end).context("README has no perf:end marker")?);
+        let updated = format!("{}{begin}\n{md}{}", &text[..a], &text[b..]);
+        std::fs::write(readme, updated)?;
+        eprintln!("wrote the tables into {}", readme.display());
+    }
+    Ok(())
+}
