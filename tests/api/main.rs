@@ -4,6 +4,7 @@
 mod access;
 mod bulk;
 mod code_loop;
+mod contract;
 mod drift;
 mod handlers;
 mod helpers;

@@ -6,6 +6,7 @@
 //! authorizer context, source IP), is parsed by lambda_http exactly as in the
 //! Lambda, and the handler's response is sent back. Staff routes check the
 //! bearer JWT as the authorizer does; 401 and 404 look like API Gateway's own.
+//! `GET /openapi.yaml` answers the repository's API contract (no auth).
 //!
 //! SQS: for each SQS event source in the template, a poller receives batches
 //! (the template's BatchSize, the queue's visibility timeout), hands them to
@@ -85,6 +86,18 @@ fn gateway_error(status: StatusCode, message: &str) -> axum::response::Response 
     (status, [("content-type", "application/json")], serde_json::json!({ "message": message }).to_string()).into_response()
 }
 
+/// `GET /openapi.yaml`: the API's contract, read from the repository root on
+/// every request so it is always the checked-in file. No auth, like a docs page.
+fn openapi_document() -> axum::response::Response {
+    match std::fs::read(crate::repo_root().join("openapi.yaml")) {
+        Ok(bytes) => (StatusCode::OK, [("content-type", "application/yaml")], bytes).into_response(),
+        Err(e) => {
+            tracing::error!(error = %e, "could not read openapi.yaml");
+            gateway_error(StatusCode::NOT_FOUND, "Not Found")
+        }
+    }
+}
+
 fn query_map(raw: &str) -> serde_json::Map<String, serde_json::Value> {
     let mut map: BTreeMap<String, Vec<String>> = BTreeMap::new();
     for pair in raw.split('&').filter(|p| !p.is_empty()) {
@@ -103,6 +116,9 @@ impl Gateway {
         let path = parts.uri.path().to_owned();
         if path == "/local/health" {
             return (StatusCode::OK, "ok").into_response();
+        }
+        if path == "/openapi.yaml" && (method == "GET" || method == "HEAD") {
+            return openapi_document();
         }
         // The EventBridge schedule, on demand: runs the scheduler once.
         if path == "/local/scheduler/run" && method == "POST" {
