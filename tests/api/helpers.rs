@@ -19,6 +19,12 @@ pub fn template() -> Template {
     Template::load_default().expect("template.yaml loads")
 }
 
+/// A random private address, to act as one client of the claim page.
+pub fn random_ip() -> String {
+    let b = uuid::Uuid::new_v4().into_bytes();
+    format!("10.{}.{}.{}", b[0], b[1], b[2])
+}
+
 pub fn unique(prefix: &str) -> String {
     format!("{prefix}-{}", &uuid::Uuid::new_v4().simple().to_string()[..12])
 }
@@ -62,7 +68,11 @@ impl Answer {
 impl TestApp {
     pub async fn new() -> Self {
         let base = format!("http://{}", local::gateway_addr());
-        let client = reqwest::Client::builder().timeout(Duration::from_secs(30)).build().unwrap();
+        // Each test app is its own client address, so one test's failed
+        // claims never throttle another's (see the gateway's X-Forwarded-For).
+        let mut headers = reqwest::header::HeaderMap::new();
+        headers.insert("x-forwarded-for", random_ip().parse().unwrap());
+        let client = reqwest::Client::builder().timeout(Duration::from_secs(30)).default_headers(headers).build().unwrap();
         let health = client.get(format!("{base}/local/health")).send().await;
         assert!(
             health.is_ok_and(|r| r.status().is_success()),
@@ -182,8 +192,15 @@ pub fn event(name: &str) -> Value {
     serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap()
 }
 
-/// The event as tenant `tenant` would send it, with `body` if given.
-pub fn request(mut e: Value, tenant: &str, body: Option<Value>) -> lambda_http::Request {
+/// The event as tenant `tenant` would send it, with `body` if given, from a
+/// random client address (so no test's failed claims throttle another's).
+pub fn request(e: Value, tenant: &str, body: Option<Value>) -> lambda_http::Request {
+    request_from(e, tenant, body, &random_ip())
+}
+
+/// [`request`] from the client address `ip`.
+pub fn request_from(mut e: Value, tenant: &str, body: Option<Value>, ip: &str) -> lambda_http::Request {
+    e["requestContext"]["http"]["sourceIp"] = json!(ip);
     if e["requestContext"]["authorizer"].is_object() {
         e["requestContext"]["authorizer"]["jwt"]["claims"]["tenant_id"] = json!(tenant);
     }

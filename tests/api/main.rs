@@ -7,6 +7,7 @@ mod code_loop;
 mod contract;
 mod drift;
 mod handlers;
+mod hardening;
 mod helpers;
 mod lifecycle;
 mod lifecycle_clock;

@@ -109,6 +109,19 @@ fn query_map(raw: &str) -> serde_json::Map<String, serde_json::Value> {
     map.into_iter().map(|(k, v)| (k, serde_json::Value::String(v.join(",")))).collect()
 }
 
+/// The caller's address as API Gateway would see it: the TCP peer, or the
+/// first `X-Forwarded-For` address when one is given (local only, so tests
+/// can act as many clients; the real API Gateway uses the peer).
+fn source_ip(headers: &axum::http::HeaderMap, peer: SocketAddr) -> String {
+    headers
+        .get("x-forwarded-for")
+        .and_then(|h| h.to_str().ok())
+        .and_then(|h| h.split(',').next())
+        .and_then(|ip| ip.trim().parse::<std::net::IpAddr>().ok())
+        .unwrap_or(peer.ip())
+        .to_string()
+}
+
 impl Gateway {
     async fn serve(&self, peer: SocketAddr, req: axum::extract::Request) -> axum::response::Response {
         let (parts, body) = req.into_parts();
@@ -189,7 +202,7 @@ impl Gateway {
                     "method": method,
                     "path": path,
                     "protocol": "HTTP/1.1",
-                    "sourceIp": peer.ip().to_string(),
+                    "sourceIp": source_ip(&parts.headers, peer),
                     "userAgent": parts.headers.get("user-agent").and_then(|h| h.to_str().ok()).unwrap_or_default(),
                 },
                 "requestId": uuid::Uuid::new_v4().to_string(),

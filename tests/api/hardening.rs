@@ -1,0 +1,283 @@
+//! Abuse and retries: the claim throttle per source address and
+//! `Idempotency-Key` on every effectful POST, through the local gateway and
+//! in process with a controlled clock, on DynamoDB Local and moto.
+
+use crate::helpers::*;
+use chrono::{DateTime, Duration, Utc};
+use portal::http::HttpFunction;
+use reqwest::Method;
+use serde_json::{json, Value};
+
+/// A claim from client address `ip`: status, Retry-After, body.
+async fn claim_from(t: &TestApp, ip: &str, body: Value) -> (u16, Option<String>, Value) {
+    // A client of its own: the test app's client already names an address.
+    let resp = reqwest::Client::new()
+        .post(format!("{}/v1/claim", t.base))
+        .header("x-forwarded-for", ip)
+        .header("content-type", "application/json")
+        .body(body.to_string())
+        .send()
+        .await
+        .unwrap();
+    let status = resp.status().as_u16();
+    let retry = resp.headers().get("retry-after").map(|h| h.to_str().unwrap().to_owned());
+    (status, retry, resp.json().await.unwrap_or(Value::Null))
+}
+
+fn gateway_log() -> String {
+    let dir = std::env::var("PORTAL_STATE_DIR").map(std::path::PathBuf::from).unwrap_or_else(|_| portal_local::repo_root().join(".local"));
+    std::fs::read_to_string(dir.join("gateway.log")).unwrap_or_default()
+}
+
+fn failed_claim_metrics(portal: &str) -> usize {
+    gateway_log()
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .filter(|v| v["ClaimsFailed"] == 1.0 && v["PortalId"] == portal && v["_aws"]["CloudWatchMetrics"][0]["Namespace"] == "PortalAccess")
+        .count()
+}
+
+#[tokio::test]
+async fn ten_failed_claims_from_one_address_are_followed_by_429_for_that_address_only() {
+    let t = TestApp::new().await;
+    let contact = t.with_contact(Some("guess@example.com")).await;
+    let code = t.generate(&contact, json!({})).await.ok(201)["code"].as_str().unwrap().to_owned();
+    let (guesser, other) = (random_ip(), random_ip());
+    let none_before = failed_claim_metrics("none");
+
+    for i in 0..10 {
+        let (status, retry, body) = claim_from(&t, &guesser, json!({"code": format!("ZZZZZ-ZZZ{i:02}"), "email": "x@example.com"})).await;
+        assert_eq!((status, retry), (400, None), "failure {i}: {body}");
+    }
+    // The 11th, even with the right code, is refused for the rest of the window.
+    let (status, retry, body) = claim_from(&t, &guesser, json!({"code": code, "email": "guess@example.com"})).await;
+    assert_eq!(status, 429, "{body}");
+    assert_eq!(body["type"], "/problems/rate-limited");
+    let secs: u64 = retry.expect("Retry-After").parse().unwrap();
+    assert!((1..=900).contains(&secs), "Retry-After {secs}");
+
+    // Another address is not affected, and its success does not reset the guesser.
+    let (status, _, body) = claim_from(&t, &other, json!({"code": code, "email": "guess@example.com"})).await;
+    assert_eq!(status, 201, "{body}");
+    let (status, _, _) = claim_from(&t, &guesser, json!({"code": "AAAAA-AAAAA", "email": "x@example.com"})).await;
+    assert_eq!(status, 429);
+
+    // Every refused claim is a ClaimsFailed data point (no code matched: portal "none").
+    let counted = eventually(std::time::Duration::from_secs(5), || async {
+        (failed_claim_metrics("none") >= none_before + 10).then_some(())
+    })
+    .await;
+    assert!(counted.is_some(), "ClaimsFailed EMF lines missing from the gateway log");
+}
+
+#[tokio::test]
+async fn the_throttle_lasts_fifteen_minutes_from_the_first_failure() {
+    let tenant = unique("throttle");
+    let t0: DateTime<Utc> = "2026-06-01T10:00:00Z".parse().unwrap();
+    let mut app = app("claim").await;
+    let clock = Clock::install(&mut app, t0);
+    let ip = random_ip();
+    let claim = |code: &str| request_from(event("claim.json"), &tenant, Some(json!({"code": code, "email": "a@example.com"})), &ip);
+
+    for minute in 0..10 {
+        clock.set(t0 + Duration::minutes(minute));
+        assert_eq!(portal::http::claim::handle(&app, claim("BBBBB-BBBBB")).await.status(), 400);
+    }
+    clock.set(t0 + Duration::minutes(14) + Duration::seconds(50));
+    let resp = portal::http::claim::handle(&app, claim("BBBBB-BBBBB")).await;
+    assert_eq!(resp.status(), 429);
+    assert_eq!(resp.headers()["retry-after"], "11", "ends 15 minutes after the first failure");
+
+    // The window is over: claims are judged again (and a new window starts).
+    clock.set(t0 + Duration::minutes(15));
+    assert_eq!(portal::http::claim::handle(&app, claim("BBBBB-BBBBB")).await.status(), 400);
+    for _ in 0..9 {
+        assert_eq!(portal::http::claim::handle(&app, claim("BBBBB-BBBBB")).await.status(), 400);
+    }
+    assert_eq!(portal::http::claim::handle(&app, claim("BBBBB-BBBBB")).await.status(), 429);
+}
+
+#[tokio::test]
+async fn a_refused_claim_does_the_same_work_whether_or_not_the_code_exists() {
+    // Timing cannot be asserted in a test; the work can. Every refusal looks
+    // the hash up (with the throttle read beside it) and counts the failure.
+    let t = TestApp::new().await;
+    let contact = t.with_contact(Some("same@example.com")).await;
+    let code = t.generate(&contact, json!({})).await.ok(201)["code"].as_str().unwrap().to_owned();
+    let app = app("claim").await;
+    let mut costs = Vec::new();
+    for body in [
+        json!({"code": "CCCCC-CCCCC", "email": "a@example.com"}),          // no such code
+        json!({"code": "not a code", "email": "a@example.com"}),           // malformed
+        json!({"code": code, "email": "a@example.com", "portal_id": "other"}), // another portal's
+        json!({"token": "x".repeat(43), "email": "a@example.com"}),        // no such link
+    ] {
+        let before = app.store.requests_sent();
+        let resp = portal::http::claim::handle(&app, request(event("claim.json"), &t.tenant, Some(body.clone()))).await;
+        assert_eq!(resp.status(), 400, "{body}");
+        costs.push(app.store.requests_sent() - before);
+    }
+    assert!(costs.iter().all(|c| *c == costs[0]), "DynamoDB requests per refusal differ: {costs:?}");
+    assert_eq!(costs, [3, 3, 3, 3], "lookup + throttle read + failure count, the first failure too");
+    // And the code still works for its own portal.
+    let resp = portal::http::claim::handle(&app, request(event("claim.json"), &t.tenant, Some(json!({"code": code, "email": "same@example.com"})))).await;
+    assert_eq!(resp.status(), 201);
+}
+
+/// A POST with an Idempotency-Key: status, replayed?, body.
+async fn keyed(t: &TestApp, path: &str, key: &str, body: Value) -> (u16, bool, Value) {
+    let resp = t
+        .client
+        .request(Method::POST, format!("{}{path}", t.base))
+        .bearer_auth(t.token(WRITE))
+        .header("idempotency-key", key)
+        .header("content-type", "application/json")
+        .body(body.to_string())
+        .send()
+        .await
+        .unwrap();
+    let status = resp.status().as_u16();
+    let replayed = resp.headers().get("idempotent-replayed").is_some_and(|h| h == "true");
+    (status, replayed, resp.json().await.unwrap_or(Value::Null))
+}
+
+fn pending_codes(status: &Value) -> usize {
+    status["pending_codes"].as_array().map_or(0, Vec::len)
+}
+
+#[tokio::test]
+async fn a_repeated_generate_with_its_key_answers_the_first_code_and_issues_nothing() {
+    let t = TestApp::new().await;
+    let contact = t.with_contact(Some("idem@example.com")).await;
+    let path = format!("/v1/contacts/{contact}/codes");
+    let key = unique("key");
+
+    let (s1, r1, first) = keyed(&t, &path, &key, json!({"send_email": true})).await;
+    assert_eq!((s1, r1), (201, false), "{first}");
+    let (s2, r2, second) = keyed(&t, &path, &key, json!({"send_email": true})).await;
+    assert_eq!((s2, r2), (201, true), "{second}");
+    assert_eq!(first, second, "the replay is the first answer");
+    let status = t.status(&contact).await.ok(200).clone();
+    assert_eq!(pending_codes(&status), 1, "{status}");
+    let emails = t.emails(&contact).await.ok(200).clone();
+    assert_eq!(emails["items"].as_array().map(Vec::len), Some(1), "{emails}");
+
+    // The same key with another body is refused and changes nothing.
+    let (s3, _, problem) = keyed(&t, &path, &key, json!({"send_email": false})).await;
+    assert_eq!(s3, 422, "{problem}");
+    assert!(problem["detail"].as_str().unwrap().contains("Idempotency-Key"), "{problem}");
+    // The same key under another tenant is another key.
+    let other = TestApp::new().await;
+    let other_contact = other.with_contact(Some("idem2@example.com")).await;
+    let (s4, r4, _) = keyed(&other, &format!("/v1/contacts/{other_contact}/codes"), &key, json!({"send_email": true})).await;
+    assert_eq!((s4, r4), (201, false));
+    // A new key is a new request.
+    let (s5, r5, third) = keyed(&t, &path, &unique("key"), json!({"send_email": true})).await;
+    assert_eq!((s5, r5), (201, false));
+    assert_ne!(third["code"], first["code"]);
+    // Bad keys are refused before anything runs.
+    let (s6, _, _) = keyed(&t, &path, "has space", json!({})).await;
+    assert_eq!(s6, 400);
+}
+
+#[tokio::test]
+async fn concurrent_duplicates_resolve_to_one_effect() {
+    let t = TestApp::new().await;
+    let contact = t.with_contact(Some("race@example.com")).await;
+    let path = format!("/v1/contacts/{contact}/codes");
+    let key = unique("key");
+    let answers = futures::future::join_all((0..12).map(|_| keyed(&t, &path, &key, json!({"send_email": true})))).await;
+    let firsts = answers.iter().filter(|(s, replayed, _)| *s == 201 && !replayed).count();
+    assert_eq!(firsts, 1, "exactly one request ran: {answers:?}");
+    let code = &answers.iter().find(|a| !a.1).unwrap().2["code"];
+    for (status, _, body) in &answers {
+        // Duplicates wait for the first answer (or, if it were slow, get 409).
+        assert!(*status == 201 && &body["code"] == code || *status == 409, "{status} {body}");
+    }
+    let status = t.status(&contact).await.ok(200).clone();
+    assert_eq!(pending_codes(&status), 1, "{status}");
+    assert_eq!(t.emails(&contact).await.ok(200)["items"].as_array().map(Vec::len), Some(1));
+}
+
+#[tokio::test]
+async fn every_effectful_post_honours_its_key() {
+    let t = TestApp::new().await;
+    let contact = t.with_contact(Some("every@example.com")).await;
+    let base = format!("/v1/contacts/{contact}/portal");
+
+    let activate = unique("k");
+    let (s, r, first) = keyed(&t, &format!("{base}/activate"), &activate, json!({})).await;
+    assert_eq!((s, r), (202, false), "{first}");
+    assert_eq!(keyed(&t, &format!("{base}/activate"), &activate, json!({})).await, (202, true, first.clone()));
+
+    let resend = unique("k");
+    let (s, r, first) = keyed(&t, &format!("{base}/resend"), &resend, json!({})).await;
+    assert_eq!((s, r), (202, false), "{first}");
+    assert_eq!(keyed(&t, &format!("{base}/resend"), &resend, json!({})).await, (202, true, first.clone()));
+
+    let deactivate = unique("k");
+    let (s, r, first) = keyed(&t, &format!("{base}/deactivate"), &deactivate, json!({})).await;
+    assert_eq!((s, r), (200, false), "{first}");
+    assert!(first["email_document_id"].is_string(), "{first}");
+    // Replayed: the first answer, notice email id and all (a new deactivate would answer null).
+    assert_eq!(keyed(&t, &format!("{base}/deactivate"), &deactivate, json!({})).await, (200, true, first.clone()));
+    let emails = t.emails(&contact).await.ok(200).clone();
+    let kinds: Vec<&str> = emails["items"].as_array().unwrap().iter().map(|e| e["kind"].as_str().unwrap()).collect();
+    assert_eq!(kinds.iter().filter(|k| **k == "deactivation").count(), 1, "{kinds:?}");
+
+    // Bulk: one job for a key, and a group activation likewise.
+    let other = unique("chart");
+    t.put_contact(&other, Some("bulk@example.com")).await.ok(200);
+    let bulk = unique("k");
+    let body = json!({"contact_ids": [other.clone()], "method": "code", "send_email": false});
+    let (s, r, job) = keyed(&t, "/v1/activations", &bulk, body.clone()).await;
+    assert_eq!((s, r), (202, false), "{job}");
+    assert_eq!(keyed(&t, "/v1/activations", &bulk, body).await, (202, true, job.clone()));
+
+    let group = unique("g");
+    t.call(Method::PUT, &format!("/v1/groups/{group}"), WRITE, Some(json!({"name": "G", "contact_ids": [other]}))).await.ok(200);
+    let gkey = unique("k");
+    let gbody = json!({"method": "code", "send_email": false});
+    let (s, r, gjob) = keyed(&t, &format!("/v1/groups/{group}/activate"), &gkey, gbody.clone()).await;
+    assert_eq!((s, r), (202, false), "{gjob}");
+    let (s, r, again) = keyed(&t, &format!("/v1/groups/{group}/activate"), &gkey, gbody).await;
+    assert_eq!((s, r), (202, true));
+    assert_eq!(again["job_id"], gjob["job_id"]);
+}
+
+#[tokio::test]
+async fn a_key_is_ignored_where_nothing_changes_and_without_a_token() {
+    let t = TestApp::new().await;
+    let contact = t.with_contact(Some("noauth@example.com")).await;
+    // No token: the authorizer answers 401 before any key is recorded.
+    let resp = t
+        .client
+        .post(format!("{}/v1/contacts/{contact}/codes", t.base))
+        .header("idempotency-key", "k1")
+        .body("{}")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 401);
+    // A read-only caller gets 403 each time, never a replay.
+    for _ in 0..2 {
+        let resp = t
+            .client
+            .post(format!("{}/v1/contacts/{contact}/codes", t.base))
+            .bearer_auth(t.token(READ))
+            .header("idempotency-key", "k2")
+            .body("{}")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 403);
+        assert!(resp.headers().get("idempotent-replayed").is_none());
+    }
+    // In process, the route decides: a key on a GET is not looked at.
+    let app = app("status").await;
+    let mut e = staff_event("GET", "/v1/contacts/{contact_id}/portal", &format!("/v1/contacts/{contact}/portal"), json!({"contact_id": contact}), None, None);
+    e["headers"]["idempotency-key"] = json!("k3");
+    let (code, _) = call(&app, HttpFunction::Status, &t.tenant, e.clone()).await;
+    let (again, _) = call(&app, HttpFunction::Status, &t.tenant, e).await;
+    assert_eq!((code, again), (200, 200));
+}
