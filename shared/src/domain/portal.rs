@@ -77,7 +77,7 @@ impl Portal {
         let name = valid_name(name).ok_or(PortalError::Name)?;
         let claim_url = claim_url.trim();
         let scheme_ok = claim_url.starts_with("https://") || claim_url.starts_with("http://");
-        if !scheme_ok || claim_url.len() > 2048 || claim_url.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        if !scheme_ok || !has_host(claim_url) || claim_url.len() > 2048 || claim_url.chars().any(|c| c.is_whitespace() || c.is_control()) {
             return Err(PortalError::ClaimUrl);
         }
         let code_ttl_hours = code_ttl_hours.unwrap_or(DEFAULT_CODE_TTL_HOURS);
@@ -115,6 +115,18 @@ impl Portal {
     /// Whether the scheduler has anything to do for this portal beyond expiry.
     pub fn automated(&self) -> bool {
         self.auto_generate || self.auto_email || self.reminder_days_before_expiry.is_some()
+    }
+}
+
+/// Whether an http(s) URL names a host: `https://`, `https://?x` or
+/// `https://:443/` do not, and their links would lead nowhere.
+fn has_host(url: &str) -> bool {
+    let rest = url.split_once("://").map_or("", |(_, rest)| rest);
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
+    let host = authority.rsplit_once('@').map_or(authority, |(_, host)| host);
+    match host.strip_prefix('[') {
+        Some(v6) => v6.split_once(']').is_some_and(|(address, _)| !address.is_empty()),
+        None => host.split(':').next().is_some_and(|name| !name.is_empty()),
     }
 }
 
@@ -165,6 +177,10 @@ mod tests {
         assert_eq!(Portal::new(id("m"), &"n".repeat(201), true, "https://x.example", None, None), Err(PortalError::Name));
         assert_eq!(Portal::new(id("m"), "M", true, "javascript:alert(1)", None, None), Err(PortalError::ClaimUrl));
         assert_eq!(Portal::new(id("m"), "M", true, "https://x.example/a b", None, None), Err(PortalError::ClaimUrl));
+        for hostless in ["https://", "https://?token=", "http://:443/claim", "https://user@/claim", "https://[]/"] {
+            assert_eq!(Portal::new(id("m"), "M", true, hostless, None, None), Err(PortalError::ClaimUrl), "{hostless}");
+        }
+        assert!(Portal::new(id("m"), "M", true, "https://[::1]:8443/claim", None, None).is_ok());
     }
 
     #[test]
