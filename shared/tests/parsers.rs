@@ -597,25 +597,6 @@ fn arbitrary_body<T: RequestBody>() -> BoxedStrategy<Vec<u8>> {
     .boxed()
 }
 
-/// KNOWN DEVIATION, reported rather than fixed (http/request.rs is not this
-/// test's to change): serde_json reports an enum field (`method`, `kind`)
-/// given a non-string (`null`, `1`, `[]`...) as a syntax error, "expected
-/// value", so `json_body` answers 400 "malformed JSON" for well-formed JSON
-/// of the wrong shape, which its own doc says is 422. Still a client error.
-/// Remove this allowance once request.rs classifies by well-formedness.
-fn enum_given_a_non_string(detail: &str) -> bool {
-    detail.starts_with("malformed JSON: expected value at line ")
-}
-
-/// KNOWN DEVIATION, reported: serde's derived structs also read a JSON array
-/// positionally (`[""]` is a `LifecycleRequest` with `portal_id: ""`), so
-/// `json_body` takes an array where the API documents an object, and answers
-/// one with too many elements 400 "trailing characters". Harmless (the same
-/// checks follow) but undocumented. Remove once request.rs requires an object.
-fn positional_array(json: &Value, answer: Result<(), &str>) -> bool {
-    json.is_array() && answer.map_or_else(|detail| detail.starts_with("malformed JSON: trailing characters"), |()| true)
-}
-
 /// Any body: parsed, or refused with 400 (malformed), 413 (too large) or 422 (wrong shape).
 /// Well-formed means RFC 8259 JSON: UTF-8, no lone surrogates.
 fn answered<T: RequestBody>(body: &[u8]) -> Result<(), TestCaseError> {
@@ -625,7 +606,7 @@ fn answered<T: RequestBody>(body: &[u8]) -> Result<(), TestCaseError> {
         Ok(parsed) => {
             prop_assert!(body.len() <= T::MAX, "{} bytes parsed over the {} limit", body.len(), T::MAX);
             match &json {
-                Some(json) => prop_assert!(parsed.matches(json) || positional_array(json, Ok(())), "{:?} does not hold {}", parsed, json),
+                Some(json) => prop_assert!(json.is_object() && parsed.matches(json), "{:?} does not hold {}", parsed, json),
                 None => prop_assert!(blank && T::EMPTY_OK, "malformed body accepted"),
             }
         }
@@ -636,8 +617,7 @@ fn answered<T: RequestBody>(body: &[u8]) -> Result<(), TestCaseError> {
                 if blank {
                     prop_assert!(!T::EMPTY_OK && status == 400, "blank body: {} {}", status, detail);
                 } else if let Some(json) = &json {
-                    let deviation = enum_given_a_non_string(&detail) || positional_array(json, Err(&detail));
-                    prop_assert!(status == 422 || deviation, "well-formed JSON answered {}: {}", status, detail);
+                    prop_assert!(status == 422, "well-formed JSON answered {}: {}", status, detail);
                 }
             }
         }
@@ -685,8 +665,7 @@ macro_rules! body_properties {
                         Ok(parsed) => prop_assert!(parsed.matches(&json), "{:?} does not hold {}", parsed, json),
                         Err(e) => {
                             let (status, detail) = client_error(e)?;
-                            let enum_field = matches!(field, "method" | "kind");
-                            prop_assert!(status == 422 || (enum_field && enum_given_a_non_string(&detail)), "{} {}", status, detail);
+                            prop_assert!(status == 422, "{} {}", status, detail);
                         }
                     }
                 }

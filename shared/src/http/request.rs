@@ -68,9 +68,22 @@ pub fn json_body_up_to<T: DeserializeOwned>(req: &Request, empty_ok: bool, max: 
     } else {
         bytes
     };
-    serde_json::from_slice(bytes).map_err(|e| match e.classify() {
-        serde_json::error::Category::Data => ApiError::validation("", e.to_string()),
-        _ => ApiError::BadRequest(format!("malformed JSON: {e}")),
+    // Only an object is a request (serde would also read an array by position).
+    if bytes.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
+        return Err(match serde_json::from_slice::<serde_json::Value>(bytes) {
+            Ok(_) => ApiError::validation("", "the body must be a JSON object"),
+            Err(e) => ApiError::BadRequest(format!("malformed JSON: {e}")),
+        });
+    }
+    serde_json::from_slice(bytes).map_err(|e| {
+        // serde_json reports some shape errors (an enum given `null`) as syntax
+        // errors and stops at the first one either way: whether the body is
+        // well-formed JSON decides 400 against 422.
+        if serde_json::from_slice::<serde_json::Value>(bytes).is_ok() {
+            ApiError::validation("", e.to_string())
+        } else {
+            ApiError::BadRequest(format!("malformed JSON: {e}"))
+        }
     })
 }
 
