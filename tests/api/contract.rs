@@ -518,6 +518,13 @@ async fn every_operation_answers_as_documented() {
     r.case(M::POST, "/v1/claim", "/v1/claim", None, Some(json!({"code": code, "email": email1})), 400).await;
     r.case(M::POST, "/v1/claim", "/v1/claim", None, Some(json!({"code": code, "token": "t", "email": email1})), 422).await;
     r.raw_case(M::POST, "/v1/claim", "/v1/claim", None, Some("{".into()), None, 400).await;
+    // Guessing: this test app is one client address; its 10th refused claim
+    // (one above) closes the window, and the next answer is the documented 429.
+    for _ in 0..9 {
+        r.case(M::POST, "/v1/claim", "/v1/claim", None, Some(json!({"code": "ZZZZZ-ZZZZZ", "email": email1})), 400).await;
+    }
+    let limited = r.raw_case(M::POST, "/v1/claim", "/v1/claim", None, Some(json!({"code": code, "email": email1}).to_string()), None, 429).await;
+    assert!(limited.headers.contains_key("retry-after"), "429 without Retry-After");
     let access = r.case(M::GET, "/v1/accounts/{email}/access", &format!("/v1/accounts/{email1}/access"), Some(READ), None, 200).await;
     assert_eq!(access["access"], json!([{"contact_id": c1, "portal_id": "main"}]));
     r.case(M::GET, "/v1/accounts/{email}/access", "/v1/accounts/not-an-email/access", Some(READ), None, 400).await;
