@@ -243,6 +243,7 @@ impl Activator {
                 Some(Ok(batch)) => match self.process(&batch, receive_count).await {
                     Ok(counts) => {
                         tracing::info!(job = %batch.job_id, activated = counts.activated, accounted = counts.accounted(), "activation batch done");
+                        crate::metrics::emf::put("BulkContactsProcessed", counts.accounted() as f64, &[]);
                         true
                     }
                     Err(e) => {

@@ -160,6 +160,7 @@ pub async fn invite(
         match app.store.issue_invitation(&invitation).await {
             Ok(()) => {
                 tracing::info!(tenant = %tenant, portal = %portal.portal_id, method = method.as_str(), action = issued.step.action, revoked = invitation.revoke.len(), "invitation issued");
+                crate::metrics::emf::count("CodesGenerated", &[("PortalId", portal.portal_id.as_str())]);
                 if let Some(document_id) = &issued.email_document_id {
                     enqueue_email(app, tenant.as_str(), contact_id.as_str(), document_id).await?;
                 }
