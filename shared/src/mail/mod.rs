@@ -3,6 +3,7 @@
 
 pub mod job;
 pub mod queue;
+pub mod retry;
 pub mod ses;
 pub mod templates;
 pub mod worker;

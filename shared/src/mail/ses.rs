@@ -1,6 +1,9 @@
 //! The SES v2 adapter: sends one rendered email, and says whether a failure
-//! is worth retrying.
+//! is worth retrying. It also carries the mailer's [`Redelivery`] (the SQS
+//! side of a retry: how long a job SES could not take waits), built from the
+//! same SDK configuration, so every way a mailer is built gets it.
 
+use super::retry::{Backoff, Redelivery};
 use super::RenderedEmail;
 use aws_sdk_sesv2::{
     operation::send_email::SendEmailError,
@@ -12,6 +15,7 @@ use aws_sdk_sesv2::{
 pub struct Ses {
     client: Client,
     from: String,
+    redelivery: Redelivery,
 }
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -34,7 +38,18 @@ fn content(data: &str) -> Result<Content, SendError> {
 
 impl Ses {
     pub fn new(sdk: &aws_config::SdkConfig, from: impl Into<String>) -> Self {
-        Self { client: Client::new(sdk), from: from.into() }
+        Self { client: Client::new(sdk), from: from.into(), redelivery: Redelivery::new(sdk) }
+    }
+
+    /// With another retry backoff (the default: 30 s doubling to 15 min).
+    pub fn with_backoff(mut self, backoff: Backoff) -> Self {
+        self.redelivery.backoff = backoff;
+        self
+    }
+
+    /// How the mailer holds back a job SES could not take.
+    pub fn redelivery(&self) -> &Redelivery {
+        &self.redelivery
     }
 
     /// Sends the email; returns SES's message id.

@@ -7,9 +7,12 @@
 //! 3. it is marked `sent` with SES's message id and the rendered document.
 //!
 //! If SES fails in a retryable way the entry goes back to `queued` and the
-//! message is reported as a batch item failure, so SQS brings it back after
-//! the visibility timeout; on the last receive before the DLQ it is marked
-//! `failed` with the reason. A refused address fails at once: retrying cannot help.
+//! message is reported as a batch item failure, so SQS brings it back; it
+//! backs off first: its visibility is set to an exponential backoff by its
+//! receive count ([`super::retry`]). On the last receive before the DLQ the
+//! entry is marked `failed` with the reason and the message is made visible
+//! at once, so SQS moves it to the DLQ: nothing is dropped silently. A refused
+//! address fails at once: retrying cannot help.
 
 use super::{
     ses::{SendError, Ses},
@@ -133,10 +136,22 @@ impl Mailer {
                 return true;
             }
         };
+        let redelivery = self.ses.redelivery();
         match self.process(&job, receive_count).await {
+            Ok(Outcome::WillRetry(_)) => {
+                redelivery.back_off(message, receive_count).await;
+                true
+            }
+            Ok(outcome @ Outcome::Failed { to_dlq: true, .. }) => {
+                // The last try: on to the DLQ now rather than after the visibility timeout.
+                redelivery.release(message).await;
+                outcome.keep_message()
+            }
             Ok(outcome) => outcome.keep_message(),
             Err(e) => {
+                // DynamoDB (or the log entry) failed: retrying at once rarely helps either.
                 tracing::error!(error = ?e, "mail job failed");
+                redelivery.back_off(message, receive_count).await;
                 true
             }
         }
