@@ -13,6 +13,7 @@ use crate::app::App;
 use crate::bulk::{submit, JobRequest};
 use crate::domain::job::MAX_CONTACTS_PER_JOB;
 use crate::domain::{portal::valid_name, time, Caller, ContactId, GroupId, JobId, Method, Scope};
+use crate::store::TxError;
 use lambda_http::{http::StatusCode, Body, Request, Response};
 use serde::Deserialize;
 use serde_json::json;
@@ -115,7 +116,14 @@ async fn put_group(app: &App, req: &Request) -> Result<Response<Body>, ApiError>
     let body: GroupRequest = json_body_up_to(req, false, MAX_BULK_BODY_BYTES)?;
     let name = valid_name(&body.name).ok_or_else(|| ApiError::validation("/name", "name: must be 1 to 200 characters"))?;
     let ids = if body.contact_ids.is_empty() { Vec::new() } else { contact_ids(&body.contact_ids)? };
-    app.store.put_group(&caller.tenant_id, &group_id, &name, &ids, &caller.sub, (app.clock)()).await?;
+    match app.store.put_group(&caller.tenant_id, &group_id, &name, &ids, &caller.sub, (app.clock)()).await {
+        Ok(()) => {}
+        Err(TxError::Cancelled { reasons }) => {
+            tracing::info!(?reasons, "group change cancelled");
+            return Err(ApiError::Conflict("the group was changed by another request at the same moment; try again".into()));
+        }
+        Err(TxError::Unexpected(e)) => return Err(e.into()),
+    }
     Ok(respond(StatusCode::OK, &json!({"group_id": group_id, "name": name, "size": ids.len()})))
 }
 

@@ -12,7 +12,7 @@ use crate::app::App;
 use crate::domain::{Caller, PortalId, Scope};
 use crate::mail::templates::{default_template, render, validate, EmailTemplate, TemplateVars};
 use crate::mail::EmailKind;
-use crate::store::items::AuditItem;
+use crate::store::{items::AuditItem, TxError};
 use lambda_http::{http::StatusCode, Body, Request, Response};
 use serde::Deserialize;
 use serde_json::json;
@@ -90,7 +90,16 @@ pub async fn put(app: &App, req: &Request) -> Result<Response<Body>, ApiError> {
     let now = (app.clock)();
     let detail = BTreeMap::from([("kind".to_owned(), kind.as_str().to_owned())]);
     let audit = AuditItem::tenant(&caller.tenant_id, Some(&portal), &caller.sub, "template_change", now, detail);
-    app.store.put_template(&caller.tenant_id, &portal, kind, &template, &audit, now).await?;
+    app.store.put_template(&caller.tenant_id, &portal, kind, &template, &audit, now).await.map_err(|e| {
+        match e.downcast_ref::<TxError>() {
+            // Another save of the same template at the same moment: nothing of this one was written.
+            Some(TxError::Cancelled { reasons }) => {
+                tracing::info!(?reasons, "template save cancelled");
+                ApiError::Conflict("the template was saved by another request at the same moment; try again".into())
+            }
+            _ => ApiError::from(e),
+        }
+    })?;
     Ok(respond(
         StatusCode::OK,
         &json!({"portal_id": portal, "kind": kind, "source": "portal", "subject": template.subject, "text": template.text, "html": template.html}),

@@ -32,6 +32,8 @@ pub fn group_pk(t: &TenantId, g: &GroupId) -> String {
     format!("T#{t}#G#{g}")
 }
 pub const GROUP_SK: &str = "GROUP";
+/// Tries of a job counter update that meets concurrent batches.
+const CONTENTION_TRIES: u32 = 6;
 /// Ids per members item: 1,000 ids of at most 64 bytes stay far below DynamoDB's 400 KB.
 pub const MEMBERS_PER_ITEM: usize = 1000;
 
@@ -237,13 +239,26 @@ impl Store {
             self.put(applied, "attribute_not_exists(pk)")?,
             TransactWriteItem::builder().update(update.build().context("Failed to build an Update")?).build(),
         ];
-        match self.transact(items).await {
-            Ok(()) => {}
-            Err(TxError::Cancelled { reasons }) if reasons.first().is_some_and(|r| r == "ConditionalCheckFailed") => {
-                tracing::info!("batch already counted");
+        // Every batch of a job updates the one job item: concurrent batches
+        // contend for it (TransactionConflict). That is no reason to fail the
+        // message (on its last receive it would go to the DLQ uncounted and
+        // the job would never be done): retry, briefly backing off.
+        let mut attempt = 0u32;
+        loop {
+            attempt += 1;
+            match self.transact(items.clone()).await {
+                Ok(()) => break,
+                Err(TxError::Cancelled { reasons }) if reasons.first().is_some_and(|r| r == "ConditionalCheckFailed") => {
+                    tracing::info!("batch already counted");
+                    break;
+                }
+                Err(e) if e.is_contention() && attempt < CONTENTION_TRIES => {
+                    tracing::info!(attempt, "counting a batch met a concurrent one; retrying");
+                    tokio::time::sleep(std::time::Duration::from_millis(25 << attempt)).await;
+                }
+                Err(TxError::Cancelled { reasons }) => anyhow::bail!("counting a batch was cancelled: {reasons:?}"),
+                Err(TxError::Unexpected(e)) => return Err(e),
             }
-            Err(TxError::Cancelled { reasons }) => anyhow::bail!("counting a batch was cancelled: {reasons:?}"),
-            Err(TxError::Unexpected(e)) => return Err(e),
         }
         // Queued → running on the first batch; done once everything is accounted for.
         let job_now = self.get_job(tenant, job).await?.context("the job vanished")?;
@@ -278,9 +293,10 @@ impl Store {
         Ok(())
     }
 
-    /// Replaces a group's name and members atomically.
+    /// Replaces a group's name and members atomically. `Cancelled` when a
+    /// concurrent change of the same group got in the way: nothing was written.
     #[tracing::instrument(skip_all, fields(tenant = %tenant))]
-    pub async fn put_group(&self, tenant: &TenantId, group: &GroupId, name: &str, members: &[ContactId], actor: &str, now: DateTime<Utc>) -> anyhow::Result<()> {
+    pub async fn put_group(&self, tenant: &TenantId, group: &GroupId, name: &str, members: &[ContactId], actor: &str, now: DateTime<Utc>) -> Result<(), TxError> {
         let pk = group_pk(tenant, group);
         let old_chunks = match self.get(pk.clone(), GROUP_SK.into()).await? {
             Some(item) => from_item::<GroupItem>(item)?.chunks,
@@ -314,7 +330,7 @@ impl Store {
                 .context("Failed to build a Delete")?;
             items.push(TransactWriteItem::builder().delete(d).build());
         }
-        self.transact(items).await.map_err(|e| anyhow::anyhow!(e).context("Failed to store a group"))
+        self.transact(items).await
     }
 
     /// A group and its members as they are now (one Query).
