@@ -63,9 +63,8 @@ pub mod emf {
 
     /// Emits `value` of `metric` now.
     pub fn put(metric: &str, value: f64, dimensions: &[(&str, &str)]) {
-        use std::io::Write as _;
-        let line = line(metric, value, dimensions, chrono::Utc::now().timestamp_millis());
-        let _ = writeln!(std::io::stdout().lock(), "{line}");
+        // One println: a whole line at once (stdout is locked per call).
+        println!("{}", line(metric, value, dimensions, chrono::Utc::now().timestamp_millis()));
     }
 
     /// Emits one occurrence of `metric`.

@@ -281,3 +281,33 @@ async fn a_key_is_ignored_where_nothing_changes_and_without_a_token() {
     let (again, _) = call(&app, HttpFunction::Status, &t.tenant, e).await;
     assert_eq!((code, again), (200, 200));
 }
+
+fn emf_count(metric: &str, portal: Option<&str>) -> usize {
+    gateway_log()
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .filter(|v| v["_aws"]["CloudWatchMetrics"][0]["Metrics"][0]["Name"] == metric && v[metric].is_number())
+        .filter(|v| portal.is_none_or(|p| v["PortalId"] == p))
+        .count()
+}
+
+#[tokio::test]
+async fn codes_claims_and_emails_are_counted_in_embedded_metric_format() {
+    let t = TestApp::new().await;
+    // A portal id of our own, so other tests' data points do not count here.
+    let portal = unique("m");
+    t.put_portal(&portal, true).await.ok(200);
+    let contact = unique("chart");
+    t.put_contact(&contact, Some("metrics@example.com")).await.ok(200);
+    let (sent_before, generated_before) = (emf_count("EmailsSent", None), emf_count("CodesGenerated", Some(&portal)));
+    let code = t.generate(&contact, json!({"portal_id": portal, "send_email": true})).await.ok(201)["code"].as_str().unwrap().to_owned();
+    t.claim(json!({"code": code, "email": "metrics@example.com"})).await.ok(201);
+    let seen = eventually(std::time::Duration::from_secs(20), || async {
+        (emf_count("CodesGenerated", Some(&portal)) == generated_before + 1
+            && emf_count("ClaimsSucceeded", Some(&portal)) == 1
+            && emf_count("EmailsSent", None) > sent_before)
+            .then_some(())
+    })
+    .await;
+    assert!(seen.is_some(), "CodesGenerated / ClaimsSucceeded / EmailsSent missing from the gateway log");
+}

@@ -137,7 +137,14 @@ impl Mailer {
             }
         };
         let redelivery = self.ses.redelivery();
-        match self.process(&job, receive_count).await {
+        let outcome = self.process(&job, receive_count).await;
+        match &outcome {
+            Ok(Outcome::Sent) => crate::metrics::emf::count("EmailsSent", &[]),
+            Ok(Outcome::Failed { .. }) => crate::metrics::emf::count("EmailsFailed", &[]),
+            Ok(Outcome::WillRetry(_)) | Err(_) => crate::metrics::emf::count("EmailsRetried", &[]),
+            Ok(Outcome::AlreadySent | Outcome::Busy) => {}
+        }
+        match outcome {
             Ok(Outcome::WillRetry(_)) => {
                 redelivery.back_off(message, receive_count).await;
                 true
