@@ -48,8 +48,17 @@ pub enum Begun {
     Existing(IdempotencyRecord),
 }
 
-fn is_condition_failure<E: aws_sdk_dynamodb::error::ProvideErrorMetadata>(e: &E) -> bool {
-    e.code() == Some("ConditionalCheckFailedException")
+/// A conditional write's result: `true` written, `false` its condition did not hold.
+fn condition_held<T, E, R>(result: Result<T, aws_sdk_dynamodb::error::SdkError<E, R>>, what: &'static str) -> anyhow::Result<bool>
+where
+    E: aws_sdk_dynamodb::error::ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+    R: std::fmt::Debug + Send + Sync + 'static,
+{
+    match result {
+        Ok(_) => Ok(true),
+        Err(e) if e.as_service_error().is_some_and(|e| e.code() == Some("ConditionalCheckFailedException")) => Ok(false),
+        Err(e) => Err(anyhow::Error::new(e).context(what)),
+    }
 }
 
 impl Store {
@@ -100,11 +109,7 @@ impl Store {
             .expression_attribute_values(":floor", n(window_floor))
             .send()
             .await;
-        match added {
-            Ok(_) => Ok(true),
-            Err(e) if e.as_service_error().is_some_and(|e| is_condition_failure(e)) => Ok(false),
-            Err(e) => Err(anyhow::Error::new(e).context("Failed to count a failed claim")),
-        }
+        condition_held(added, "Failed to count a failed claim")
     }
 
     /// A new window from `now` with one failure; `false` when one is open.
@@ -122,11 +127,7 @@ impl Store {
             .expression_attribute_values(":floor", n(window_floor))
             .send()
             .await;
-        match started {
-            Ok(_) => Ok(true),
-            Err(e) if e.as_service_error().is_some_and(|e| is_condition_failure(e)) => Ok(false),
-            Err(e) => Err(anyhow::Error::new(e).context("Failed to count a failed claim")),
-        }
+        condition_held(started, "Failed to count a failed claim")
     }
 
     /// Claims `key` for a request with `fingerprint`, unless the key is on
@@ -154,10 +155,8 @@ impl Store {
         } else {
             put.condition_expression("attribute_not_exists(pk)")
         };
-        match put.send().await {
-            Ok(_) => return Ok(Begun::Started),
-            Err(e) if e.as_service_error().is_some_and(|e| is_condition_failure(e)) => {}
-            Err(e) => return Err(anyhow::Error::new(e).context("Failed to record an idempotency key")),
+        if condition_held(put.send().await, "Failed to record an idempotency key")? {
+            return Ok(Begun::Started);
         }
         let record = self.get_idempotent(tenant, key).await?.context("an idempotency record vanished")?;
         Ok(Begun::Existing(record))
@@ -218,10 +217,7 @@ impl Store {
             .expression_attribute_values(":fp", s(fingerprint))
             .send()
             .await;
-        match result {
-            Ok(_) => Ok(()),
-            Err(e) if e.as_service_error().is_some_and(|e| is_condition_failure(e)) => Ok(()),
-            Err(e) => Err(anyhow::Error::new(e).context("Failed to release an idempotency key")),
-        }
+        // Not ours to give up (answered meanwhile, or another request's): nothing to do.
+        condition_held(result, "Failed to release an idempotency key").map(|_| ())
     }
 }
