@@ -3,9 +3,12 @@
 //! `<!-- perf:begin -->` and `<!-- perf:end -->` with `--readme`).
 //!
 //! 1. The raw floor: bare SDK GetItem, Query and TransactWriteItems on the
-//!    same DynamoDB Local, and the bare request sequence each handler needs
-//!    (generate: Query + a 4-item transaction; claim: GetItem + a 5-item
-//!    transaction; status: Query), at concurrency 1, 8 and 32.
+//!    same DynamoDB Local, and each handler's floor, the DynamoDB requests it
+//!    needs sent without the handler: generate, a Query + a 4-put
+//!    transaction; claim, the very requests the claim handler sends (its
+//!    lookup and throttle GetItems together, then its 5-update transaction)
+//!    on codes of their own; status, the bare SDK Query of the same contact
+//!    partitions the handler reads; at concurrency 1, 8 and 32.
 //! 2. generate, claim and status through their handlers at the same
 //!    concurrencies: p50/p99 latency, requests per second, ratio to the floor,
 //!    and DynamoDB requests per operation, counted.
@@ -126,6 +129,25 @@ impl Floor {
         Ok(())
     }
 
+    /// The bare Query the status handler's read amounts to: the contact's
+    /// partition, every item whose sort key starts with `CONTACT`.
+    async fn contact_view(&self, tenant: &portal::domain::TenantId, contact: &str) -> anyhow::Result<()> {
+        let contact = portal::domain::ContactId::parse(contact)?;
+        let out = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .key_condition_expression("pk = :pk AND begins_with(sk, :prefix)")
+            .expression_attribute_values(":pk", s(portal::store::keys::contact_pk(tenant, &contact)))
+            .expression_attribute_values(":prefix", s(portal::store::keys::CONTACT_VIEW_PREFIX))
+            .consistent_read(true)
+            .scan_index_forward(true)
+            .send()
+            .await?;
+        anyhow::ensure!(out.count > 0, "the contact partition of {contact} is empty");
+        Ok(())
+    }
+
     /// `items` conditional puts of new items in one transaction.
     async fn transact(&self, tag: &str, i: usize, items: usize) -> anyhow::Result<()> {
         let writes = (0..items)
@@ -202,6 +224,24 @@ impl Handlers {
         Ok(())
     }
 
+    /// The claim handler's DynamoDB requests without the handler: the code's
+    /// lookup and the address's failure window read together, then the claim
+    /// transaction, through the same store calls on a pending code of its own.
+    async fn claim_floor(&self, code: &str, i: usize) -> anyhow::Result<()> {
+        use portal::domain::{ContactId, EmailAddress, PickupCode, PortalId, TenantId};
+        let store = &self.claim.store;
+        let hash = self.claim.hasher.hash(&PickupCode::parse(code).map_err(|e| anyhow::anyhow!("{e}"))?);
+        let address = self.claim.hasher.hash(&PickupCode::generate());
+        let email = EmailAddress::parse(&format!("floor{i}@example.com"))?;
+        let (owner, window) = tokio::join!(store.find_code(&hash), store.claim_failures(&address));
+        let (owner, _) = (owner?.context("the floor's code has no lookup item")?, window?);
+        let (tenant, contact, portal) = (TenantId::parse(&owner.tenant_id)?, ContactId::parse(&owner.contact_id)?, PortalId::parse(&owner.portal_id)?);
+        store
+            .claim_code(&hash, &owner, &tenant, &contact, &portal, &email, chrono::Utc::now())
+            .await
+            .map_err(|e| anyhow::anyhow!("the floor's claim failed: {e:?}"))
+    }
+
     async fn status(&self, contact: &str) -> anyhow::Result<()> {
         let req = staff_event(
             &self.staff,
@@ -248,7 +288,9 @@ async fn latency(endpoints: &Endpoints, t: &Template, root: &Path, scale: usize)
     h.generate.store.put_portal(&tenant_id, &portal, "perf", now).await?;
     let total: usize = CONCURRENCY.iter().map(|c| ops_at(*c, scale)).sum();
     let contacts: Vec<String> = (0..total).map(|i| format!("p{i:05}")).collect();
-    stream::iter(&contacts)
+    // The claim floor's contacts: codes of their own, so both paths claim pending codes.
+    let floor_contacts: Vec<String> = (0..total).map(|i| format!("q{i:05}")).collect();
+    stream::iter(contacts.iter().chain(&floor_contacts))
         .map(|id| {
             let (h, tenant_id) = (&h, &tenant_id);
             async move {
@@ -260,6 +302,9 @@ async fn latency(endpoints: &Endpoints, t: &Template, root: &Path, scale: usize)
                     portal_ids: vec![],
                 };
                 h.generate.store.put_contact(tenant_id, &contact, "perf", now).await?;
+                if id.starts_with('q') {
+                    return Ok(());
+                }
                 let i: usize = id[1..].parse()?;
                 floor.client.put_item().table_name(&floor.table).set_item(Some(floor_item(&format!("PERF#{}#C#{i}", floor.run), "CONTACT"))).send().await?;
                 Ok::<_, anyhow::Error>(())
@@ -288,7 +333,7 @@ async fn latency(endpoints: &Endpoints, t: &Template, root: &Path, scale: usize)
         let query = measure(n, c, |i| floor.query(base + i)).await?;
         let tx4 = measure(n, c, |i| floor.transact("T4", base + i, 4)).await?;
         primitives.push(("GetItem".to_owned(), c, get));
-        primitives.push(("Query".to_owned(), c, query.clone()));
+        primitives.push(("Query".to_owned(), c, query));
         primitives.push(("TransactWriteItems (4 puts)".to_owned(), c, tx4));
 
         // generate: Query + 4-item transaction, then the handler.
@@ -313,23 +358,29 @@ async fn latency(endpoints: &Endpoints, t: &Template, root: &Path, scale: usize)
         let gen_requests = (h.generate.store.requests_sent() - before) as f64 / n as f64;
         rows.push(Row { op: "generate", concurrency: c, handler: gen, floor: floor_gen, requests_per_op: gen_requests });
 
-        // claim: GetItem + 5-item transaction, then the handler on the codes just made.
-        let floor_claim = measure(n, c, |i| async move {
-            floor.get(base + i).await?;
-            floor.transact("C", base + i, 5).await
-        })
-        .await?;
+        // claim: its own requests on codes made for the floor (not measured), then the handler on the codes just made.
+        let floor_codes = stream::iter(&floor_contacts[base..base + n])
+            .map(|contact| h.generate(contact))
+            .buffered(8)
+            .collect::<Vec<_>>()
+            .await
+            .into_iter()
+            .collect::<anyhow::Result<Vec<_>>>()?;
+        let floor_codes = &floor_codes;
+        let floor_claim = measure(n, c, |i| h.claim_floor(&floor_codes[i], base + i)).await?;
         let codes = codes.lock().unwrap().clone();
         let before = h.claim.store.requests_sent();
         let claim = measure(n, c, |i| h.claim(&codes[i], base + i)).await?;
         let claim_requests = (h.claim.store.requests_sent() - before) as f64 / n as f64;
         rows.push(Row { op: "claim", concurrency: c, handler: claim, floor: floor_claim, requests_per_op: claim_requests });
 
-        // status: one Query.
+        // status: one Query of the contact's partition, bare, then through the handler.
+        let tenant_id = &tenant_id;
+        let floor_status = measure(n, c, |i| floor.contact_view(tenant_id, &slice[i])).await?;
         let before = h.status.store.requests_sent();
         let status = measure(n, c, |i| h.status(&slice[i])).await?;
         let status_requests = (h.status.store.requests_sent() - before) as f64 / n as f64;
-        rows.push(Row { op: "status", concurrency: c, handler: status, floor: query, requests_per_op: status_requests });
+        rows.push(Row { op: "status", concurrency: c, handler: status, floor: floor_status, requests_per_op: status_requests });
         eprintln!("latency at concurrency {c}: done");
     }
     Ok((primitives, rows))
@@ -527,8 +578,9 @@ pub async fn run(endpoints: &Endpoints, t: &Template, opts: &Options) -> anyhow:
         md.push_str(&format!("| {name} | {c} | {} | {} | {:.0} |\n", ms(s.p50_ms), ms(s.p99_ms), s.per_sec));
     }
     md.push_str(
-        "\nHandlers in process against their floor (the same bare request sequence: generate = Query + 4-item transaction, \
-         claim = GetItem + 5-item transaction, status = Query); target: p50 ≤ 1.25× floor\n\n\
+        "\nHandlers in process against their floor, the DynamoDB requests each needs without the handler: generate = Query + \
+         a 4-put transaction; claim = its lookup and throttle GetItems together, then its 5-update transaction, on codes of \
+         the floor's own; status = the bare Query of the same contact partitions. Target: p50 ≤ 1.25× floor\n\n\
          | op | c | p50 ms | p99 ms | req/s | floor p50 | floor p99 | p50 ratio | DynamoDB req/op |\n|---|---:|---:|---:|---:|---:|---:|---:|---:|\n",
     );
     for r in &rows {
