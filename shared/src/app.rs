@@ -127,7 +127,7 @@ impl App {
     /// Cold start of an HTTP function: AWS config from the environment.
     pub async fn from_env() -> anyhow::Result<Self> {
         let settings = Settings::from_env()?;
-        let sdk = aws_config::load_from_env().await;
+        let sdk = crate::aws::sdk_config().await?;
         Ok(Self::new(&sdk, &settings))
     }
 }
@@ -150,7 +150,7 @@ impl Mailer {
     pub async fn from_env() -> anyhow::Result<Self> {
         let settings = Settings::from_env()?;
         anyhow::ensure!(!settings.mail_from.is_empty(), "environment variable MAIL_FROM is not set");
-        let sdk = aws_config::load_from_env().await;
+        let sdk = crate::aws::sdk_config().await?;
         Ok(Self::new(&sdk, &settings))
     }
 }
@@ -158,7 +158,7 @@ impl Mailer {
 impl Activator {
     pub async fn from_env() -> anyhow::Result<Self> {
         let settings = Settings::from_env()?;
-        let sdk = aws_config::load_from_env().await;
+        let sdk = crate::aws::sdk_config().await?;
         Ok(Self { app: App::new(&sdk, &settings), max_receive_count: settings.activation_max_receive_count })
     }
 }
@@ -166,7 +166,7 @@ impl Activator {
 impl crate::scheduler::Scheduler {
     pub async fn from_env() -> anyhow::Result<Self> {
         let settings = Settings::from_env()?;
-        let sdk = aws_config::load_from_env().await;
+        let sdk = crate::aws::sdk_config().await?;
         Ok(Self { app: App::new(&sdk, &settings) })
     }
 }

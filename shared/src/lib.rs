@@ -13,6 +13,7 @@
 //! Each Lambda binary under `functions/` only wires these together.
 
 pub mod app;
+pub mod aws;
 pub mod bulk;
 pub mod domain;
 pub mod http;
