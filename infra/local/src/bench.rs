@@ -9,12 +9,15 @@
 //! was really done (every contact activated, every email job on the queue,
 //! none twice).
 //!
-//! Nothing consumes the email queues while the clock runs: moto's SQS scans
-//! every message a queue holds on each send, receive and delete, so a consumer
-//! competing for its one core made the queue grow faster than it drained and
-//! a 10,000-contact run never finished. Both paths send into an untouched
-//! queue and pay the same per-send cost; the queues are drained and their
-//! distinct jobs counted after the clock stops.
+//! moto's SQS scans every message a queue holds on each send, receive and
+//! delete (SQS itself does not slow down as a queue grows). A consumer
+//! competing for moto's one core made the email queue grow faster than it
+//! drained, and with no consumer a single queue of 10,000 jobs made each send
+//! cost 10,000 scans: neither 10,000-contact run finished within 30 minutes.
+//! So each activator (and each floor sender) has an email queue of its own,
+//! nothing consumes them while the clock runs, and both paths pay the same
+//! per-send cost; afterwards the queues are drained and their distinct jobs
+//! counted.
 
 use crate::local::{self, Endpoints};
 use crate::template::Template;
@@ -51,9 +54,8 @@ async fn queued(sqs: &aws_sdk_sqs::Client, url: &str) -> anyhow::Result<u64> {
 }
 
 /// Receives and deletes everything on `url` (after the clock stopped),
-/// returning how many distinct messages it held: every email job queued, and
-/// none twice.
-async fn drain(sqs: &aws_sdk_sqs::Client, url: &str) -> anyhow::Result<u64> {
+/// returning the distinct messages it held.
+async fn drain(sqs: &aws_sdk_sqs::Client, url: &str) -> anyhow::Result<std::collections::HashSet<String>> {
     let mut seen = std::collections::HashSet::new();
     let mut empty = 0;
     // The queue's visibility timeout is long, so a message is handed out once;
@@ -76,7 +78,7 @@ async fn drain(sqs: &aws_sdk_sqs::Client, url: &str) -> anyhow::Result<u64> {
             .collect();
         sqs.delete_message_batch().queue_url(url).set_entries(Some(entries)).send().await?;
     }
-    Ok(seen.len() as u64)
+    Ok(seen)
 }
 
 struct Row {
@@ -97,13 +99,25 @@ pub async fn run(endpoints: &Endpoints, t: &Template, contacts: usize, workers: 
         .attributes(QueueAttributeName::VisibilityTimeout, visibility.to_string())
         .send()
         .await?;
-    let mail_url = fresh_queue(&sqs, "BenchMailQueue").await?;
-    let floor_mail_url = fresh_queue(&sqs, "BenchFloorMailQueue").await?;
+    // One email queue per activator (and per floor sender), as explained above.
+    let mut mail_urls = Vec::new();
+    let mut floor_mail_urls = Vec::new();
+    for k in 0..workers {
+        mail_urls.push(fresh_queue(&sqs, &format!("BenchMailQueue{k}")).await?);
+        floor_mail_urls.push(fresh_queue(&sqs, &format!("BenchFloorMailQueue{k}")).await?);
+    }
 
     let mut submit_app = local::http_app(endpoints, t, "activations").await?;
     submit_app.activation_queue = JsonQueue::new(&endpoints.moto, &activation_url);
-    let mut activator = local::activator(endpoints, t).await?;
-    activator.app.mail_queue = JsonQueue::new(&endpoints.moto, &mail_url);
+    let mut activators = Vec::new();
+    for url in &mail_urls {
+        let mut activator = local::activator(endpoints, t).await?;
+        activator.app.mail_queue = JsonQueue::new(&endpoints.moto, url);
+        activators.push(activator);
+    }
+    let activator_requests = |activators: &[portal::bulk::Activator]| {
+        activators.iter().fold((0, 0), |(d, q), a| (d + a.app.store.requests_sent(), q + a.app.mail_queue.requests_sent()))
+    };
 
     // Seed (not measured): a default portal and N contacts with email addresses.
     let now = (submit_app.clock)();
@@ -129,7 +143,8 @@ pub async fn run(endpoints: &Endpoints, t: &Template, contacts: usize, workers: 
     eprintln!("seeded {contacts} contacts in {:.1} s", seeding.elapsed().as_secs_f64());
 
     // The service: submit through the handler, then drain the queue with `workers` activators.
-    let (ddb0, sqs0) = (submit_app.store.requests_sent() + activator.app.store.requests_sent(), submit_app.activation_queue.requests_sent() + activator.app.mail_queue.requests_sent());
+    let (a_ddb0, a_sqs0) = activator_requests(&activators);
+    let (ddb0, sqs0) = (submit_app.store.requests_sent() + a_ddb0, submit_app.activation_queue.requests_sent() + a_sqs0);
     let started = Instant::now();
     let event = json!({
         "version": "2.0", "routeKey": "POST /v1/activations", "rawPath": "/v1/activations", "rawQueryString": "",
@@ -149,12 +164,12 @@ pub async fn run(endpoints: &Endpoints, t: &Template, contacts: usize, workers: 
 
     let esm_counter = RequestCounter::default();
     let esm = aws_sdk_sqs::Client::from_conf(aws_sdk_sqs::config::Builder::from(&endpoints.moto).interceptor(esm_counter.clone()).build());
-    let deadline = Instant::now() + Duration::from_secs(1800);
-    let worker = |_: usize| {
-        let (esm, activator, url, store, tenant, job_id) = (&esm, &activator, &activation_url, &submit_app.store, &tenant, &job_id);
+    let deadline = Instant::now() + Duration::from_secs(3600);
+    let worker = |k: usize| {
+        let (esm, activator, url, store, tenant, job_id) = (&esm, &activators[k], &activation_url, &submit_app.store, &tenant, &job_id);
         async move {
             loop {
-                anyhow::ensure!(Instant::now() < deadline, "the job did not finish within 30 minutes");
+                anyhow::ensure!(Instant::now() < deadline, "the job did not finish within an hour");
                 let out = esm
                     .receive_message()
                     .queue_url(url)
@@ -194,19 +209,25 @@ pub async fn run(endpoints: &Endpoints, t: &Template, contacts: usize, workers: 
     let service = Row {
         name: format!("service: submit → activator ({workers} concurrent batches, 16 contacts in flight each)"),
         seconds: service_secs,
-        ddb: submit_app.store.requests_sent() + activator.app.store.requests_sent() - ddb0,
-        sqs: submit_app.activation_queue.requests_sent() + activator.app.mail_queue.requests_sent() - sqs0,
+        ddb: submit_app.store.requests_sent() + activator_requests(&activators).0 - ddb0,
+        sqs: submit_app.activation_queue.requests_sent() + activator_requests(&activators).1 - sqs0,
     };
     let j = submit_app.store.get_job(&tenant, &job_id).await?.context("job")?;
     anyhow::ensure!(j.activated as usize == contacts, "only {} of {contacts} activated", j.activated);
-    let queued_now = queued(&sqs, &mail_url).await?;
-    let emails = drain(&sqs, &mail_url).await?;
+    let mut queued_now = 0;
+    let mut distinct = std::collections::HashSet::new();
+    for url in &mail_urls {
+        queued_now += queued(&sqs, url).await?;
+        distinct.extend(drain(&sqs, url).await?);
+    }
+    let emails = distinct.len() as u64;
     anyhow::ensure!(emails as usize == contacts, "{emails} distinct email jobs queued for {contacts} contacts ({queued_now} messages)");
 
     // The floor: the same items and email jobs, written with bare batch calls.
     let floor_tenant = TenantId::parse(&format!("{tenant}-floor"))?;
     let floor_store = Store::new(&endpoints.dynamodb, submit_app.store.table_name());
-    let floor_queue = JsonQueue::new(&endpoints.moto, &floor_mail_url);
+    let floor_queues: Vec<JsonQueue> = floor_mail_urls.iter().map(|url| JsonQueue::new(&endpoints.moto, url)).collect();
+    let floor_sqs = |qs: &[JsonQueue]| qs.iter().map(|q| q.requests_sent()).sum::<u64>();
     let mut items = Vec::with_capacity(contacts * 6);
     let mut jobs = Vec::with_capacity(contacts);
     for id in &ids {
@@ -227,7 +248,7 @@ pub async fn run(endpoints: &Endpoints, t: &Template, contacts: usize, workers: 
         items.push(c);
         jobs.push(MailJob { tenant_id: floor_tenant.to_string(), contact_id: id.to_string(), document_id: issued.email_document_id.context("doc")? });
     }
-    let (fddb0, fsqs0) = (floor_store.requests_sent(), floor_queue.requests_sent());
+    let (fddb0, fsqs0) = (floor_store.requests_sent(), floor_sqs(&floor_queues));
     let floor_started = Instant::now();
     let writes = stream::iter(items.chunks(25))
         .map(|chunk| {
@@ -248,16 +269,23 @@ pub async fn run(endpoints: &Endpoints, t: &Template, contacts: usize, workers: 
         .buffer_unordered(workers * 16)
         .try_collect::<Vec<_>>();
     // As many SendMessageBatch in flight as the service has activators.
-    let sends = stream::iter(jobs.chunks(10)).map(|c| floor_queue.send_all(c)).buffer_unordered(workers).try_collect::<Vec<_>>();
+    let sends = stream::iter(jobs.chunks(10).enumerate())
+        .map(|(i, c)| floor_queues[i % workers].send_all(c))
+        .buffer_unordered(workers)
+        .try_collect::<Vec<_>>();
     tokio::try_join!(writes, sends)?;
     let floor = Row {
         name: "floor: the same items by bare BatchWriteItem + jobs by SendMessageBatch".into(),
         seconds: floor_started.elapsed().as_secs_f64(),
         ddb: floor_store.requests_sent() - fddb0,
-        sqs: floor_queue.requests_sent() - fsqs0,
+        sqs: floor_sqs(&floor_queues) - fsqs0,
     };
-    let floor_emails = drain(&sqs, &floor_mail_url).await?;
-    anyhow::ensure!(floor_emails as usize == contacts, "the floor queued {floor_emails} distinct email jobs for {contacts} contacts");
+    let mut floor_distinct = std::collections::HashSet::new();
+    for url in &floor_mail_urls {
+        floor_distinct.extend(drain(&sqs, url).await?);
+    }
+    let floor_emails = floor_distinct.len();
+    anyhow::ensure!(floor_emails == contacts, "the floor queued {floor_emails} distinct email jobs for {contacts} contacts");
 
     println!("\nBulk activation of {contacts} contacts (method code, with email), local stack, one run:\n");
     println!("| path | wall s | contacts/s | DynamoDB req/contact | SQS req/contact |");
