@@ -457,7 +457,11 @@ fn peak_rss_kib(pid: u32) -> u64 {
 pub async fn cold_start(binary: &Path, env: &HashMap<String, String>, event: Value) -> anyhow::Result<(ColdStart, String)> {
     let (addr, answered, server) = runtime_api(event).await?;
     let started = Instant::now();
+    // Only what Lambda sets: the caller's own variables (RUST_BACKTRACE, say,
+    // which makes every anyhow error capture and resolve a backtrace) are not
+    // the function's.
     let mut child = tokio::process::Command::new(binary)
+        .env_clear()
         .envs(env)
         .env("AWS_LAMBDA_RUNTIME_API", &addr)
         .stdout(std::process::Stdio::null())
@@ -494,6 +498,12 @@ async fn lambda_env(endpoints: &Endpoints, t: &Template, binary: &str) -> anyhow
         ("AWS_ENDPOINT_URL_SQS", local::moto_endpoint()),
         ("AWS_ENDPOINT_URL_SESV2", local::moto_endpoint()),
         ("RUST_LOG", "info".to_owned()),
+        // The rest of a provided.al2023 function's environment.
+        ("PATH", "/usr/local/bin:/usr/bin/:/bin:/opt/bin".to_owned()),
+        ("LANG", "en_US.UTF-8".to_owned()),
+        ("TZ", ":UTC".to_owned()),
+        ("LAMBDA_TASK_ROOT", "/var/task".to_owned()),
+        ("LAMBDA_RUNTIME_DIR", "/var/runtime".to_owned()),
     ] {
         env.insert(k.to_owned(), v);
     }
