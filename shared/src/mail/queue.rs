@@ -6,13 +6,18 @@ use crate::metrics::RequestCounter;
 use anyhow::Context as _;
 use aws_sdk_sqs::{types::SendMessageBatchRequestEntry, Client};
 use serde::Serialize;
+use std::sync::{Arc, OnceLock};
 
 /// SQS's limit of messages per SendMessageBatch.
 pub const SQS_BATCH: usize = 10;
 
+/// The SQS client is built on first use: most functions hold both queues and
+/// send on neither (status, reports, access), and a client costs part of a
+/// cold start to build.
 #[derive(Clone, Debug)]
 pub struct JsonQueue {
-    client: Client,
+    sdk: aws_config::SdkConfig,
+    client: Arc<OnceLock<Client>>,
     url: String,
     requests: RequestCounter,
 }
@@ -22,9 +27,19 @@ pub type MailQueue = JsonQueue;
 
 impl JsonQueue {
     pub fn new(sdk: &aws_config::SdkConfig, url: impl Into<String>) -> Self {
-        let requests = RequestCounter::default();
-        let config = aws_sdk_sqs::config::Builder::from(sdk).interceptor(requests.clone()).build();
-        Self { client: Client::from_conf(config), url: url.into(), requests }
+        Self { sdk: sdk.clone(), client: Arc::default(), url: url.into(), requests: RequestCounter::default() }
+    }
+
+    fn client(&self) -> &Client {
+        self.client.get_or_init(|| {
+            let config = aws_sdk_sqs::config::Builder::from(&self.sdk).interceptor(self.requests.clone()).build();
+            Client::from_conf(config)
+        })
+    }
+
+    /// Whether the SQS client has been built (it is, at the first send).
+    pub fn client_built(&self) -> bool {
+        self.client.get().is_some()
     }
 
     /// SQS requests sent so far (retries included).
@@ -37,7 +52,7 @@ impl JsonQueue {
     }
 
     pub async fn send<T: Serialize>(&self, message: &T) -> anyhow::Result<()> {
-        self.client
+        self.client()
             .send_message()
             .queue_url(&self.url)
             .message_body(serde_json::to_string(message)?)
@@ -63,7 +78,7 @@ impl JsonQueue {
                 .collect::<anyhow::Result<Vec<_>>>()?;
             for attempt in 0..2 {
                 let out = self
-                    .client
+                    .client()
                     .send_message_batch()
                     .queue_url(&self.url)
                     .set_entries(Some(entries.clone()))
@@ -84,5 +99,23 @@ impl JsonQueue {
     #[tracing::instrument(skip_all, fields(document_id = %job.document_id))]
     pub async fn enqueue(&self, job: &MailJob) -> anyhow::Result<()> {
         self.send(job).await.context("Failed to put an email job on the mail queue")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_sqs_client_is_built_at_first_use_and_shared_by_clones() {
+        let sdk = aws_config::SdkConfig::builder()
+            .behavior_version(aws_config::BehaviorVersion::latest())
+            .region(aws_config::Region::new("us-east-1"))
+            .build();
+        let queue = JsonQueue::new(&sdk, "http://127.0.0.1:1/123456789012/q");
+        let twin = queue.clone();
+        assert!(!queue.client_built() && !twin.client_built());
+        let _ = queue.client();
+        assert!(queue.client_built() && twin.client_built(), "a clone shares the client");
     }
 }
