@@ -6,6 +6,8 @@ use crate::template::Template;
 use portal::domain::{Contact, ContactId, ContactKind, EmailAddress, Portal, PortalId, TenantId};
 
 pub const DEMO_TENANT: &str = "demo";
+/// The demo contact with an email address (the one events/*.json name).
+pub const DEMO_CONTACT: &str = "chart-1001";
 
 pub async fn run(endpoints: &Endpoints, t: &Template) -> anyhow::Result<()> {
     let app = local::http_app(endpoints, t, "admin").await?;
@@ -14,7 +16,7 @@ pub async fn run(endpoints: &Endpoints, t: &Template) -> anyhow::Result<()> {
     let portal = Portal::new(PortalId::parse("main")?, "Demo Clinic Portal", true, "https://portal.example.com/claim", None, None)?;
     app.store.put_portal(&tenant, &portal, "seed", now).await?;
     let contacts = [
-        ("chart-1001", "Ann Lee", Some("ann.lee@example.com")),
+        (DEMO_CONTACT, "Ann Lee", Some("ann.lee@example.com")),
         ("chart-1002", "Bo Chen", None),
     ];
     for (id, name, email) in contacts {
