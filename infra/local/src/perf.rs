@@ -538,16 +538,8 @@ const FLOOR_BINARY: &str = "hello-dynamodb";
 const COLD_CONTACT: &str = "chart-1003";
 
 async fn seed_cold_contact(endpoints: &Endpoints, t: &Template) -> anyhow::Result<()> {
-    use portal::domain::{Contact, ContactId, ContactKind, EmailAddress, TenantId};
     let app = local::http_app(endpoints, t, "admin").await?;
-    let contact = Contact {
-        contact_id: ContactId::parse(COLD_CONTACT)?,
-        name: "Cy Dale".into(),
-        email: Some(EmailAddress::parse("cy.dale@example.com")?),
-        kind: ContactKind::Individual,
-        portal_ids: vec![],
-    };
-    app.store.put_contact(&TenantId::parse(crate::seed::DEMO_TENANT)?, &contact, "bench-perf", (app.clock)()).await
+    crate::seed::contact(&app, COLD_CONTACT, "Cy Dale", Some("cy.dale@example.com"), "bench-perf").await
 }
 
 /// The event each binary gets: its own events/<binary>.json, else the closest.
@@ -592,6 +584,7 @@ async fn cold_starts(endpoints: &Endpoints, t: &Template, root: &Path, bin_dir: 
     binaries.sort();
     binaries.insert(0, "hello".to_owned());
     binaries.insert(1, FLOOR_BINARY.to_owned());
+    /// A binary to start, and its starts so far.
     struct Subject {
         row: ColdRow,
         path: PathBuf,
@@ -600,22 +593,21 @@ async fn cold_starts(endpoints: &Endpoints, t: &Template, root: &Path, bin_dir: 
         times: Vec<f64>,
         inits: Vec<f64>,
     }
+    let mut rows = Vec::new();
     let mut subjects = Vec::new();
     for binary in binaries {
         let path = bin_dir.join(&binary);
-        let row = ColdRow { binary: binary.clone(), init_ms: f64::NAN, median_ms: f64::NAN, peak_rss_mib: f64::NAN, size_kib: 0, answer: "not built".into() };
         if !path.exists() {
             eprintln!("{} is missing (build with `cargo build --release --workspace --bins`): left out", path.display());
-            subjects.push(Subject { row, path, env: HashMap::new(), event: Value::Null, times: vec![], inits: vec![] });
+            rows.push(ColdRow { binary, init_ms: f64::NAN, median_ms: f64::NAN, peak_rss_mib: f64::NAN, size_kib: 0, answer: "not built".into() });
             continue;
         }
-        let env = lambda_env(endpoints, t, &binary).await?;
-        let event = event_for(root, &binary)?;
-        let row = ColdRow { size_kib: std::fs::metadata(&path)?.len() / 1024, peak_rss_mib: 0.0, ..row };
+        let (env, event) = (lambda_env(endpoints, t, &binary).await?, event_for(root, &binary)?);
+        let row = ColdRow { size_kib: std::fs::metadata(&path)?.len() / 1024, binary, init_ms: 0.0, median_ms: 0.0, peak_rss_mib: 0.0, answer: String::new() };
         subjects.push(Subject { row, path, env, event, times: vec![], inits: vec![] });
     }
     for _ in 0..runs {
-        for s in subjects.iter_mut().filter(|s| s.path.exists()) {
+        for s in &mut subjects {
             let (c, what) = cold_start(&s.path, &s.env, s.event.clone()).await?;
             s.times.push(c.millis);
             s.inits.push(c.init_millis);
@@ -623,18 +615,13 @@ async fn cold_starts(endpoints: &Endpoints, t: &Template, root: &Path, bin_dir: 
             s.row.answer = what;
         }
     }
-    Ok(subjects
-        .into_iter()
-        .map(|s| match s.times.is_empty() {
-            true => s.row,
-            false => ColdRow { init_ms: median(s.inits), median_ms: median(s.times), ..s.row },
-        })
-        .collect())
+    rows.extend(subjects.into_iter().map(|s| ColdRow { init_ms: median(s.inits), median_ms: median(s.times), ..s.row }));
+    Ok(rows)
 }
 
 fn median(mut v: Vec<f64>) -> f64 {
     v.sort_by(f64::total_cmp);
-    v[v.len() / 2]
+    v.get(v.len() / 2).copied().unwrap_or(f64::NAN)
 }
 
 pub struct Options {

@@ -3,6 +3,7 @@
 
 use crate::local::{self, Endpoints};
 use crate::template::Template;
+use portal::app::App;
 use portal::domain::{Contact, ContactId, ContactKind, EmailAddress, Portal, PortalId, TenantId};
 
 pub const DEMO_TENANT: &str = "demo";
@@ -20,15 +21,20 @@ pub async fn run(endpoints: &Endpoints, t: &Template) -> anyhow::Result<()> {
         ("chart-1002", "Bo Chen", None),
     ];
     for (id, name, email) in contacts {
-        let contact = Contact {
-            contact_id: ContactId::parse(id)?,
-            name: name.into(),
-            email: email.map(EmailAddress::parse).transpose()?,
-            kind: ContactKind::Individual,
-            portal_ids: vec![],
-        };
-        app.store.put_contact(&tenant, &contact, "seed", now).await?;
+        contact(&app, id, name, email, "seed").await?;
     }
     println!("seeded tenant {DEMO_TENANT}: portal main (default), contacts chart-1001 (with email), chart-1002 (no email)");
     Ok(())
+}
+
+/// Puts an individual contact `id` in the demo tenant.
+pub async fn contact(app: &App, id: &str, name: &str, email: Option<&str>, actor: &str) -> anyhow::Result<()> {
+    let contact = Contact {
+        contact_id: ContactId::parse(id)?,
+        name: name.into(),
+        email: email.map(EmailAddress::parse).transpose()?,
+        kind: ContactKind::Individual,
+        portal_ids: vec![],
+    };
+    app.store.put_contact(&TenantId::parse(DEMO_TENANT)?, &contact, actor, (app.clock)()).await
 }
