@@ -1,9 +1,10 @@
-//! What a function needs at run time, built once at cold start from the
-//! environment that template.yaml (or the local stack) sets.
+//! What the use cases need at run time ([`App`]): the adapters, the hasher
+//! and the clock, built once at cold start from the environment that
+//! template.yaml (or the local stack) sets. The workers compose their own
+//! dependencies beside them (`crate::workers`).
 
 use crate::domain::{CodeHasher, Portal, TenantId};
-use crate::bulk::Activator;
-use crate::mail::{queue::{JsonQueue, MailQueue}, ses::Ses, worker::Mailer};
+use crate::queue::{ActivationQueue, MailQueue};
 use crate::store::Store;
 use anyhow::Context as _;
 use chrono::{DateTime, Utc};
@@ -91,12 +92,12 @@ impl PortalCache {
     }
 }
 
-/// Everything the HTTP handlers use.
+/// Everything the use cases use.
 pub struct App {
     pub store: Store,
     pub mail_queue: MailQueue,
     /// Bulk activation batches (used by the `activations` function).
-    pub activation_queue: JsonQueue,
+    pub activation_queue: ActivationQueue,
     pub hasher: CodeHasher,
     pub clock: Clock,
     pub portals: PortalCache,
@@ -107,13 +108,13 @@ impl App {
         Self::from_parts(
             Store::new(sdk, &settings.table_name),
             MailQueue::new(sdk, &settings.mail_queue_url),
-            JsonQueue::new(sdk, &settings.activation_queue_url),
+            ActivationQueue::new(sdk, &settings.activation_queue_url),
             settings,
         )
     }
 
     /// From adapters built elsewhere (the local stack points each at its own endpoint).
-    pub fn from_parts(store: Store, mail_queue: MailQueue, activation_queue: JsonQueue, settings: &Settings) -> Self {
+    pub fn from_parts(store: Store, mail_queue: MailQueue, activation_queue: ActivationQueue, settings: &Settings) -> Self {
         Self {
             store,
             mail_queue,
@@ -129,44 +130,5 @@ impl App {
         let settings = Settings::from_env()?;
         let sdk = crate::aws::sdk_config().await?;
         Ok(Self::new(&sdk, &settings))
-    }
-}
-
-impl Mailer {
-    pub fn new(sdk: &aws_config::SdkConfig, settings: &Settings) -> Self {
-        Self::from_parts(Store::new(sdk, &settings.table_name), Ses::new(sdk, &settings.mail_from), settings)
-    }
-
-    pub fn from_parts(store: Store, ses: Ses, settings: &Settings) -> Self {
-        Self {
-            store,
-            ses,
-            clock: system_clock(),
-            max_receive_count: settings.mail_max_receive_count,
-            lease_ms: 60_000,
-        }
-    }
-
-    pub async fn from_env() -> anyhow::Result<Self> {
-        let settings = Settings::from_env()?;
-        anyhow::ensure!(!settings.mail_from.is_empty(), "environment variable MAIL_FROM is not set");
-        let sdk = crate::aws::sdk_config().await?;
-        Ok(Self::new(&sdk, &settings))
-    }
-}
-
-impl Activator {
-    pub async fn from_env() -> anyhow::Result<Self> {
-        let settings = Settings::from_env()?;
-        let sdk = crate::aws::sdk_config().await?;
-        Ok(Self { app: App::new(&sdk, &settings), max_receive_count: settings.activation_max_receive_count })
-    }
-}
-
-impl crate::scheduler::Scheduler {
-    pub async fn from_env() -> anyhow::Result<Self> {
-        let settings = Settings::from_env()?;
-        let sdk = crate::aws::sdk_config().await?;
-        Ok(Self { app: App::new(&sdk, &settings) })
     }
 }

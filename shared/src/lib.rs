@@ -1,25 +1,33 @@
 //! Portal Access: staff give contacts access to a customer portal with a
-//! pickup/activation code; people claim it to create their account.
+//! pickup/activation code or an emailed link; people claim it to create their
+//! account.
 //!
 //! # Layout
-//! - [`domain`]: types and rules, pure (ids, emails, codes, expiry, scopes, the portlet).
-//! - [`store`]: the single DynamoDB table: keys, item shapes, the adapter.
-//! - [`mail`]: email kinds, templates, the SQS and SES adapters, the mailer worker.
-//! - [`http`]: the HTTP functions' handlers and the error → problem+json mapping.
-//! - [`invite`]: issuing codes and links, the one path every operation uses.
-//! - [`app`]: settings and the dependencies each function builds at cold start.
-//! - [`telemetry`]: JSON logs.
+//! Layers, each using only those above it (no cycle):
+//! 1. [`domain`]: types and rules, pure: ids, emails, codes and links and
+//!    their life cycle ([`domain::invitation`]), portal states, scopes, the
+//!    portlet, bulk jobs.
+//! 2. Adapters: [`store`] (the single DynamoDB table: keys, item shapes,
+//!    transactions), [`queue`] (the mail and activation queues, typed by
+//!    their message), [`mail`] (templates and SES v2), [`aws`], [`metrics`],
+//!    [`telemetry`], [`retry`].
+//! 3. [`app`]: settings and the adapters the use cases share ([`app::App`]).
+//! 4. [`usecase`]: one module per use case, each with its own error enum.
+//! 5. Entry points: [`http`] (each HTTP function's routes, the route table,
+//!    idempotency, errors → problem+json) and [`workers`] (mailer, activator,
+//!    scheduler: events → use cases, errors → outcomes).
 //!
-//! Each Lambda binary under `functions/` only wires these together.
+//! Each Lambda binary under `functions/` only wires an entry point up.
 
 pub mod app;
 pub mod aws;
-pub mod bulk;
 pub mod domain;
 pub mod http;
-pub mod invite;
 pub mod mail;
 pub mod metrics;
-pub mod scheduler;
+pub mod queue;
+pub mod retry;
 pub mod store;
 pub mod telemetry;
+pub mod usecase;
+pub mod workers;

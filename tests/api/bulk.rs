@@ -5,7 +5,7 @@ use crate::helpers::*;
 use aws_lambda_events::sqs::SqsEvent;
 use futures::future::join_all;
 use portal::domain::{ContactId, TenantId};
-use portal::mail::queue::MailQueue;
+use portal::queue::MailQueue;
 use portal_local::local::{self, Endpoints};
 use reqwest::Method;
 use serde_json::{json, Value};
@@ -168,7 +168,7 @@ async fn bad_submissions_are_refused() {
 }
 
 /// An activator in process whose email jobs go to a queue of the test's own.
-async fn activator() -> portal::bulk::Activator {
+async fn activator() -> portal::workers::activator::Activator {
     let endpoints = Endpoints::from_env().await;
     let mut a = local::activator(&endpoints, &template()).await.unwrap();
     let sqs = aws_sdk_sqs::Client::new(&endpoints.moto);

@@ -119,3 +119,39 @@ async fn the_gateway_serves_every_template_route_and_the_events_use_them() {
         }
     }
 }
+
+/// The route table ([`portal::http::routes::Route`]) is the one list of routes
+/// in code: template.yaml must route exactly those, each to the function the
+/// table names, and openapi.yaml must document exactly those; an effectful
+/// route documents the `Idempotency-Key` header.
+#[test]
+fn the_route_table_is_what_the_template_routes_and_the_contract_documents() {
+    use portal::http::routes::{Effect, Route};
+    use std::collections::BTreeSet;
+    let t = template();
+    let table: BTreeSet<(String, String)> = Route::ALL.iter().map(|r| (r.key(), r.function().to_owned())).collect();
+    let routed: BTreeSet<(String, String)> =
+        t.functions.iter().flat_map(|f| f.routes.iter().map(|r| (format!("{} {}", r.method, r.path), f.binary.clone()))).collect();
+    assert_eq!(table, routed, "template.yaml's routes (and the function of each) against the route table");
+
+    let text = std::fs::read_to_string(portal_local::repo_root().join("openapi.yaml")).unwrap();
+    let doc: serde_json::Value = serde_json::to_value(serde_yaml::from_str::<serde_yaml::Value>(&text).unwrap()).unwrap();
+    let mut documented = BTreeSet::new();
+    for (path, ops) in doc["paths"].as_object().unwrap() {
+        for (method, op) in ops.as_object().unwrap() {
+            if ["get", "put", "post", "delete", "patch"].contains(&method.as_str()) {
+                let key = format!("{} {path}", method.to_uppercase());
+                let route = Route::from_key(&key).unwrap_or_else(|| panic!("openapi.yaml documents {key}, which the route table lacks"));
+                let params = serde_json::to_string(&op["parameters"]).unwrap();
+                let takes_key = params.contains("Idempotency") || params.contains("idempotency");
+                assert_eq!(takes_key, route.effect() == Effect::Effectful, "{key}: Idempotency-Key documented iff the route is effectful");
+                documented.insert(key);
+            }
+        }
+    }
+    let keys: BTreeSet<String> = Route::ALL.iter().map(|r| r.key()).collect();
+    assert_eq!(keys, documented, "openapi.yaml's operations against the route table");
+    for f in HttpFunction::ALL {
+        assert!(!f.routes().is_empty(), "{} serves no route", f.name());
+    }
+}

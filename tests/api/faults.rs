@@ -26,11 +26,13 @@ use aws_sdk_sqs::types::{DeleteMessageBatchRequestEntry, MessageSystemAttributeN
 use chrono::Utc;
 use futures::stream::{self, StreamExt, TryStreamExt};
 use portal::app::App;
-use portal::bulk::Activator;
+use portal::workers::activator::Activator;
 use portal::domain::{Contact, ContactId, ContactKind, EmailAddress, JobId, TenantId};
 use portal::http::HttpFunction;
-use portal::mail::{queue::JsonQueue, retry::Backoff, ses::Ses, worker::Mailer, EmailStatus};
-use portal::scheduler::Scheduler;
+use portal::mail::{retry::Backoff, ses::Ses, EmailStatus};
+use portal::queue::{ActivationQueue, MailQueue};
+use portal::workers::mailer::Mailer;
+use portal::workers::scheduler::Scheduler;
 use portal::store::{EmailKey, Store};
 use portal_local::local::{self, Endpoints};
 use serde_json::{json, Value};
@@ -329,7 +331,7 @@ impl MailWorld {
         let t = template();
         let admin = local::http_app(&endpoints, &t, "admin").await.unwrap();
         let mut generate = local::http_app(&endpoints, &t, "generate").await.unwrap();
-        generate.mail_queue = JsonQueue::new(&endpoints.moto, &queue.url);
+        generate.mail_queue = MailQueue::new(&endpoints.moto, &queue.url);
         let tenant = unique(prefix);
         let contact = unique("chart");
         let email = format!("{}@example.com", unique(prefix));
@@ -349,13 +351,17 @@ impl MailWorld {
         let t = template();
         let mut m = local::mailer(&self.endpoints, &t).await.unwrap();
         let from = local::parameter_value(&t, "MailFrom").unwrap();
-        m.ses = Ses::new(&quick_sdk(&proxy.endpoint()).await, from).with_backoff(BACKOFF);
-        m.max_receive_count = MAIL_MAX_RECEIVES;
+        m.sender.ses = Ses::new(&quick_sdk(&proxy.endpoint()).await, from).with_backoff(BACKOFF);
+        m.sender.max_receive_count = MAIL_MAX_RECEIVES;
         m
     }
 
     async fn entry(&self) -> portal::store::items::EmailItem {
-        let key = EmailKey { tenant_id: self.tenant.clone(), contact_id: self.contact.clone(), document_id: self.document_id.clone() };
+        let key = EmailKey {
+            tenant_id: portal::domain::TenantId::parse(&self.tenant).unwrap(),
+            contact_id: portal::domain::ContactId::parse(&self.contact).unwrap(),
+            document_id: portal::domain::DocumentId::parse(&self.document_id).unwrap(),
+        };
         self.store.get_email(&key).await.unwrap().expect("the email log entry")
     }
 
@@ -540,8 +546,8 @@ impl TxWorld {
         let mut apps = HashMap::new();
         for binary in ["admin", "generate", "lifecycle", "claim", "activations", "activator", "scheduler"] {
             let mut a = local::http_app(&proxied, &t, binary).await.unwrap();
-            a.mail_queue = JsonQueue::new(&endpoints.moto, &mail_url);
-            a.activation_queue = JsonQueue::new(&endpoints.moto, &activation_url);
+            a.mail_queue = MailQueue::new(&endpoints.moto, &mail_url);
+            a.activation_queue = ActivationQueue::new(&endpoints.moto, &activation_url);
             apps.insert(binary, a);
         }
         let table = local::table_name(&t).unwrap();
@@ -947,10 +953,10 @@ async fn dynamodb_restarted_in_the_middle_of_a_bulk_job_still_finishes_it_exactl
     let activation = queue_with_dlq(&sqs, "restartact", 10, 50).await;
     let mail_url = sqs.create_queue().queue_name(unique("restartmail")).send().await.unwrap().queue_url.unwrap();
     let mut submit_app = local::http_app(&endpoints, &t, "activations").await.unwrap();
-    submit_app.activation_queue = JsonQueue::new(&endpoints.moto, &activation.url);
+    submit_app.activation_queue = ActivationQueue::new(&endpoints.moto, &activation.url);
     let admin_app = local::http_app(&endpoints, &t, "admin").await.unwrap();
     let mut activator = local::activator(&endpoints, &t).await.unwrap();
-    activator.app.mail_queue = JsonQueue::new(&endpoints.moto, &mail_url);
+    activator.app.mail_queue = MailQueue::new(&endpoints.moto, &mail_url);
     activator.max_receive_count = 50;
     let activator = std::sync::Arc::new(activator);
 

@@ -81,20 +81,20 @@ async fn the_throttle_lasts_fifteen_minutes_from_the_first_failure() {
 
     for minute in 0..10 {
         clock.set(t0 + Duration::minutes(minute));
-        assert_eq!(portal::http::claim::handle(&app, claim("BBBBB-BBBBB")).await.status(), 400);
+        assert_eq!(portal::http::HttpFunction::Claim.handle(&app, claim("BBBBB-BBBBB")).await.status(), 400);
     }
     clock.set(t0 + Duration::minutes(14) + Duration::seconds(50));
-    let resp = portal::http::claim::handle(&app, claim("BBBBB-BBBBB")).await;
+    let resp = portal::http::HttpFunction::Claim.handle(&app, claim("BBBBB-BBBBB")).await;
     assert_eq!(resp.status(), 429);
     assert_eq!(resp.headers()["retry-after"], "11", "ends 15 minutes after the first failure");
 
     // The window is over: claims are judged again (and a new window starts).
     clock.set(t0 + Duration::minutes(15));
-    assert_eq!(portal::http::claim::handle(&app, claim("BBBBB-BBBBB")).await.status(), 400);
+    assert_eq!(portal::http::HttpFunction::Claim.handle(&app, claim("BBBBB-BBBBB")).await.status(), 400);
     for _ in 0..9 {
-        assert_eq!(portal::http::claim::handle(&app, claim("BBBBB-BBBBB")).await.status(), 400);
+        assert_eq!(portal::http::HttpFunction::Claim.handle(&app, claim("BBBBB-BBBBB")).await.status(), 400);
     }
-    assert_eq!(portal::http::claim::handle(&app, claim("BBBBB-BBBBB")).await.status(), 429);
+    assert_eq!(portal::http::HttpFunction::Claim.handle(&app, claim("BBBBB-BBBBB")).await.status(), 429);
 }
 
 #[tokio::test]
@@ -113,14 +113,14 @@ async fn a_refused_claim_does_the_same_work_whether_or_not_the_code_exists() {
         json!({"token": "x".repeat(43), "email": "a@example.com"}),        // no such link
     ] {
         let before = app.store.requests_sent();
-        let resp = portal::http::claim::handle(&app, request(event("claim.json"), &t.tenant, Some(body.clone()))).await;
+        let resp = portal::http::HttpFunction::Claim.handle(&app, request(event("claim.json"), &t.tenant, Some(body.clone()))).await;
         assert_eq!(resp.status(), 400, "{body}");
         costs.push(app.store.requests_sent() - before);
     }
     assert!(costs.iter().all(|c| *c == costs[0]), "DynamoDB requests per refusal differ: {costs:?}");
     assert_eq!(costs, [3, 3, 3, 3], "lookup + throttle read + failure count, the first failure too");
     // And the code still works for its own portal.
-    let resp = portal::http::claim::handle(&app, request(event("claim.json"), &t.tenant, Some(json!({"code": code, "email": "same@example.com"})))).await;
+    let resp = portal::http::HttpFunction::Claim.handle(&app, request(event("claim.json"), &t.tenant, Some(json!({"code": code, "email": "same@example.com"})))).await;
     assert_eq!(resp.status(), 201);
 }
 

@@ -3,7 +3,7 @@
 
 use chrono::{DateTime, Utc};
 use portal::app::App;
-use portal::mail::queue::MailQueue;
+use portal::queue::MailQueue;
 use portal_local::local::Endpoints;
 use portal_local::{jwt, local, template::Template};
 use std::sync::{Arc, Mutex};

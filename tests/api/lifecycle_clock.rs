@@ -5,7 +5,7 @@
 use crate::helpers::*;
 use chrono::{DateTime, Duration, Utc};
 use portal::app::App;
-use portal::http::{admin, claim};
+
 use portal::store::EmailKey;
 use serde_json::{json, Value};
 
@@ -17,13 +17,17 @@ async fn op(app: &App, tenant: &str, contact: &str, name: &str) -> (u16, Value) 
 
 /// The activation link's token, read from the stored email entry.
 async fn token_of(app: &App, tenant: &str, contact: &str, document_id: &str) -> String {
-    let key = EmailKey { tenant_id: tenant.into(), contact_id: contact.into(), document_id: document_id.into() };
+    let key = EmailKey {
+        tenant_id: portal::domain::TenantId::parse(tenant).unwrap(),
+        contact_id: portal::domain::ContactId::parse(contact).unwrap(),
+        document_id: portal::domain::DocumentId::parse(document_id).unwrap(),
+    };
     let entry = app.store.get_email(&key).await.unwrap().unwrap();
     entry.vars["link"].rsplit("token=").next().unwrap().to_owned()
 }
 
 async fn claim_token(app: &App, tenant: &str, token: &str, email: &str) -> u16 {
-    let resp = claim::handle(app, request(event("claim.json"), tenant, Some(json!({"token": token, "email": email})))).await;
+    let resp = portal::http::HttpFunction::Claim.handle(app, request(event("claim.json"), tenant, Some(json!({"token": token, "email": email})))).await;
     resp.status().as_u16()
 }
 
@@ -46,7 +50,7 @@ async fn put_contact(admin_app: &App, tenant: &str, id: &str, email: &str) {
         Some(json!({"name": id, "email": email, "kind": "individual"})),
         None,
     );
-    assert_eq!(admin::handle(admin_app, request(e, tenant, None)).await.status(), 200);
+    assert_eq!(portal::http::HttpFunction::Admin.handle(admin_app, request(e, tenant, None)).await.status(), 200);
 }
 
 #[tokio::test]
@@ -61,7 +65,7 @@ async fn an_expired_link_is_reset_by_resend_and_only_the_new_link_works() {
     let claim_clock = Clock::install(&mut claim_app, t0);
     let mut status_app = app("status").await;
     let status_clock = Clock::install(&mut status_app, t0);
-    assert_eq!(admin::handle(&admin_app, request(event("admin-put-portal.json"), &tenant, None)).await.status(), 200);
+    assert_eq!(portal::http::HttpFunction::Admin.handle(&admin_app, request(event("admin-put-portal.json"), &tenant, None)).await.status(), 200);
 
     // Four contacts: one never invited, one invited long ago (expired), one invited now (pending), one active.
     for id in ["a-none", "b-expired", "c-pending", "d-active"] {

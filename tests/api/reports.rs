@@ -68,7 +68,7 @@ async fn seed() -> Seeded {
         if id.starts_with('p') {
             claim_clock.set(t0 + Duration::hours(i as i64 + 1));
             let e = request(event("claim.json"), &tenant, Some(json!({"code": issued["code"], "email": email})));
-            assert_eq!(portal::http::claim::handle(&claim_app, e).await.status(), 201);
+            assert_eq!(portal::http::HttpFunction::Claim.handle(&claim_app, e).await.status(), 201);
         }
     }
     Seeded { tenant, reports, t0 }

@@ -5,9 +5,9 @@
 use crate::helpers::*;
 use chrono::{DateTime, Duration, Utc};
 use portal::app::App;
-use portal::domain::{CodeState, ContactId, TenantId};
+use portal::domain::{InvitationState, ContactId, TenantId};
 use portal::http::HttpFunction;
-use portal::scheduler::{RunSummary, Scheduler};
+use portal::workers::scheduler::{RunSummary, Scheduler};
 use serde_json::{json, Value};
 use std::time::Instant;
 
@@ -133,7 +133,7 @@ async fn expiry_is_visible_in_the_portlet_the_listing_and_the_reports() {
     // The row itself is expired and its plain code erased.
     let tenant = TenantId::parse(&w.tenant).unwrap();
     let p = w.admin.store.contact_partition(&tenant, &ContactId::parse("old").unwrap()).await.unwrap().unwrap();
-    assert_eq!(p.codes[0].state, CodeState::Expired);
+    assert_eq!(p.codes[0].state, InvitationState::Expired);
     assert_eq!(p.codes[0].code, None);
 }
 

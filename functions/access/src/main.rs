@@ -1,9 +1,9 @@
 //! `access` Lambda: The portal's login-time check of what an email may open.
-//! Wiring only; the handler lives in `portal::http::access`.
+//! Wiring only: it serves this function's routes and links no other handler; they live in `portal::http::access`.
 
-use portal::http::{serve, HttpFunction};
+use portal::http::{serve, access::Access};
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_http::Error> {
-    serve(HttpFunction::Access).await
+    serve::<Access>().await
 }

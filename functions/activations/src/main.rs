@@ -1,9 +1,9 @@
 //! `activations` Lambda: bulk activation jobs, groups and job progress.
-//! Wiring only; the handler lives in `portal::http::activations`.
+//! Wiring only: it serves this function's routes and links no other handler; they live in `portal::http::activations`.
 
-use portal::http::{serve, HttpFunction};
+use portal::http::{serve, activations::Activations};
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_http::Error> {
-    serve(HttpFunction::Activations).await
+    serve::<Activations>().await
 }

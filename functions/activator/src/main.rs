@@ -1,11 +1,11 @@
 //! `activator` Lambda (SQS): processes bulk activation batches, reporting
-//! partial batch failures. Wiring only; see `portal::bulk`.
+//! partial batch failures. Wiring only; see `portal::workers::activator`.
 
 #![recursion_limit = "256"]
 
 use aws_lambda_events::sqs::{SqsBatchResponse, SqsEvent};
 use lambda_runtime::{run, service_fn, Error, LambdaEvent};
-use portal::{bulk::Activator, telemetry};
+use portal::{telemetry, workers::activator::Activator};
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {

@@ -1,9 +1,9 @@
 //! `admin` Lambda: Portal settings, templates, contacts and their listing, the email log, documents and audit.
-//! Wiring only; the handler lives in `portal::http::admin`.
+//! Wiring only: it serves this function's routes and links no other handler; they live in `portal::http::admin`.
 
-use portal::http::{serve, HttpFunction};
+use portal::http::{serve, admin::Admin};
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_http::Error> {
-    serve(HttpFunction::Admin).await
+    serve::<Admin>().await
 }

@@ -1,9 +1,9 @@
 //! `claim` Lambda: Public claim of a code or activation link: creates the portal account.
-//! Wiring only; the handler lives in `portal::http::claim`.
+//! Wiring only: it serves this function's routes and links no other handler; they live in `portal::http::claim`.
 
-use portal::http::{serve, HttpFunction};
+use portal::http::{serve, claim::Claim};
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_http::Error> {
-    serve(HttpFunction::Claim).await
+    serve::<Claim>().await
 }

@@ -1,9 +1,9 @@
 //! `generate` Lambda: Generate (and optionally email) a pickup/activation code for a contact.
-//! Wiring only; the handler lives in `portal::http::generate`.
+//! Wiring only: it serves this function's routes and links no other handler; they live in `portal::http::generate`.
 
-use portal::http::{serve, HttpFunction};
+use portal::http::{serve, generate::Generate};
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_http::Error> {
-    serve(HttpFunction::Generate).await
+    serve::<Generate>().await
 }

@@ -1,9 +1,9 @@
 //! `lifecycle` Lambda: Activate, resend/reset/enable and deactivate portal access.
-//! Wiring only; the handler lives in `portal::http::lifecycle`.
+//! Wiring only: it serves this function's routes and links no other handler; they live in `portal::http::lifecycle`.
 
-use portal::http::{serve, HttpFunction};
+use portal::http::{serve, lifecycle::Lifecycle};
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_http::Error> {
-    serve(HttpFunction::Lifecycle).await
+    serve::<Lifecycle>().await
 }

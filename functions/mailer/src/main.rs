@@ -1,9 +1,9 @@
 //! `mailer` Lambda (SQS): renders and sends queued emails through SES v2,
-//! reporting partial batch failures. Wiring only; see `portal::mail::worker`.
+//! reporting partial batch failures. Wiring only; see `portal::workers::mailer`.
 
 use aws_lambda_events::sqs::{SqsBatchResponse, SqsEvent};
 use lambda_runtime::{run, service_fn, Error, LambdaEvent};
-use portal::{mail::worker::Mailer, telemetry};
+use portal::{telemetry, workers::mailer::Mailer};
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {

@@ -1,9 +1,9 @@
 //! `reports` Lambda: the Portal Activation Code and Unused Activation Codes reports.
-//! Wiring only; the handler lives in `portal::http::reports`.
+//! Wiring only: it serves this function's routes and links no other handler; they live in `portal::http::reports`.
 
-use portal::http::{serve, HttpFunction};
+use portal::http::{serve, reports::Reports};
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_http::Error> {
-    serve(HttpFunction::Reports).await
+    serve::<Reports>().await
 }

@@ -1,9 +1,9 @@
 //! `scheduler` Lambda (EventBridge schedule): expiry, auto-generate,
 //! auto-email and reminders, stopping before the invocation's deadline.
-//! Wiring only; see `portal::scheduler`.
+//! Wiring only; see `portal::workers::scheduler`.
 
 use lambda_runtime::{run, service_fn, Error, LambdaEvent};
-use portal::{scheduler::Scheduler, telemetry};
+use portal::{telemetry, workers::scheduler::Scheduler};
 use std::time::{Instant, SystemTime};
 
 #[tokio::main]

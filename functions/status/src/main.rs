@@ -1,9 +1,9 @@
 //! `status` Lambda: The Portal portlet view of one contact.
-//! Wiring only; the handler lives in `portal::http::status`.
+//! Wiring only: it serves this function's routes and links no other handler; they live in `portal::http::status`.
 
-use portal::http::{serve, HttpFunction};
+use portal::http::{serve, status::Status};
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_http::Error> {
-    serve(HttpFunction::Status).await
+    serve::<Status>().await
 }

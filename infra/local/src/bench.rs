@@ -27,8 +27,9 @@ use futures::stream::{self, StreamExt, TryStreamExt};
 use portal::domain::job::JobState;
 use portal::domain::{Contact, ContactId, ContactKind, EmailAddress, JobId, Method, Portal, PortalId, PortalState, TenantId};
 use portal::http::HttpFunction;
-use portal::invite::{plan, Step, Target};
-use portal::mail::{queue::JsonQueue, EmailKind, MailJob};
+use portal::domain::{EmailKind, MailJob};
+use portal::queue::{ActivationQueue, MailQueue};
+use portal::usecase::issue::{plan, Step, Target};
 use portal::metrics::RequestCounter;
 use portal::store::Store;
 use serde_json::json;
@@ -91,14 +92,14 @@ pub async fn run(endpoints: &Endpoints, t: &Template, contacts: usize, workers: 
     }
 
     let mut submit_app = local::http_app(endpoints, t, "activations").await?;
-    submit_app.activation_queue = JsonQueue::new(&endpoints.moto, &activation_url);
+    submit_app.activation_queue = ActivationQueue::new(&endpoints.moto, &activation_url);
     let mut activators = Vec::new();
     for url in &mail_urls {
         let mut activator = local::activator(endpoints, t).await?;
-        activator.app.mail_queue = JsonQueue::new(&endpoints.moto, url);
+        activator.app.mail_queue = MailQueue::new(&endpoints.moto, url);
         activators.push(activator);
     }
-    let activator_requests = |activators: &[portal::bulk::Activator]| {
+    let activator_requests = |activators: &[portal::workers::activator::Activator]| {
         activators.iter().fold((0, 0), |(d, q), a| (d + a.app.store.requests_sent(), q + a.app.mail_queue.requests_sent()))
     };
 
@@ -203,8 +204,8 @@ pub async fn run(endpoints: &Endpoints, t: &Template, contacts: usize, workers: 
     // The floor: the same items and email jobs, written with bare batch calls.
     let floor_tenant = TenantId::parse(&format!("{tenant}-floor"))?;
     let floor_store = Store::new(&endpoints.dynamodb, submit_app.store.table_name());
-    let floor_queues: Vec<JsonQueue> = floor_mail_urls.iter().map(|url| JsonQueue::new(&endpoints.moto, url)).collect();
-    let floor_sqs = |qs: &[JsonQueue]| qs.iter().map(|q| q.requests_sent()).sum::<u64>();
+    let floor_queues: Vec<MailQueue> = floor_mail_urls.iter().map(|url| MailQueue::new(&endpoints.moto, url)).collect();
+    let floor_sqs = |qs: &[MailQueue]| qs.iter().map(|q| q.requests_sent()).sum::<u64>();
     let mut items = Vec::with_capacity(contacts * 6);
     let mut jobs = Vec::with_capacity(contacts);
     for id in &ids {
@@ -223,7 +224,7 @@ pub async fn run(endpoints: &Endpoints, t: &Template, contacts: usize, workers: 
         c.insert("pk".into(), aws_sdk_dynamodb::types::AttributeValue::S(format!("T#{floor_tenant}#C#{id}")));
         c.insert("sk".into(), aws_sdk_dynamodb::types::AttributeValue::S("CONTACT".into()));
         items.push(c);
-        jobs.push(MailJob { tenant_id: floor_tenant.to_string(), contact_id: id.to_string(), document_id: issued.email_document_id.context("doc")? });
+        jobs.push(MailJob { tenant_id: floor_tenant.clone(), contact_id: id.clone(), document_id: issued.email_document_id.context("doc")? });
     }
     let (fddb0, fsqs0) = (floor_store.requests_sent(), floor_sqs(&floor_queues));
     let floor_started = Instant::now();

@@ -40,7 +40,7 @@ struct Served {
 struct Gateway {
     routes: Vec<Served>,
     expected: Expected,
-    scheduler: Option<portal::scheduler::Scheduler>,
+    scheduler: Option<portal::workers::scheduler::Scheduler>,
 }
 
 /// Matches a concrete path against a template path like `/v1/contacts/{contact_id}/codes`.
@@ -288,8 +288,8 @@ pub async fn run(endpoints: Endpoints, template: Template, addr: &str, shutdown:
 
 /// The SQS functions the local stack can drive, by binary name.
 enum SqsFunction {
-    Mailer(portal::mail::worker::Mailer),
-    Activator(portal::bulk::Activator),
+    Mailer(portal::workers::mailer::Mailer),
+    Activator(portal::workers::activator::Activator),
 }
 
 struct SqsPoller {

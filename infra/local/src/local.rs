@@ -6,8 +6,9 @@ use anyhow::Context as _;
 use aws_config::{BehaviorVersion, Region, SdkConfig};
 use aws_sdk_dynamodb::config::Credentials;
 use portal::app::{App, Settings};
-use portal::bulk::Activator;
-use portal::mail::{queue::{JsonQueue, MailQueue}, ses::Ses, worker::Mailer};
+use portal::mail::ses::Ses;
+use portal::queue::{ActivationQueue, MailQueue};
+use portal::workers::{activator::Activator, mailer::Mailer, scheduler::Scheduler};
 use portal::store::Store;
 use serde_yaml::Value;
 use std::collections::BTreeMap;
@@ -110,7 +111,7 @@ pub async fn http_app(endpoints: &Endpoints, t: &Template, binary: &str) -> anyh
     Ok(App::from_parts(
         Store::new(&endpoints.dynamodb, &s.table_name),
         MailQueue::new(&endpoints.moto, &s.mail_queue_url),
-        JsonQueue::new(&endpoints.moto, &s.activation_queue_url),
+        ActivationQueue::new(&endpoints.moto, &s.activation_queue_url),
         &s,
     ))
 }
@@ -121,7 +122,7 @@ pub async fn activator(endpoints: &Endpoints, t: &Template) -> anyhow::Result<Ac
     let app = App::from_parts(
         Store::new(&endpoints.dynamodb, &s.table_name),
         MailQueue::new(&endpoints.moto, &s.mail_queue_url),
-        JsonQueue::new(&endpoints.moto, &s.activation_queue_url),
+        ActivationQueue::new(&endpoints.moto, &s.activation_queue_url),
         &s,
     );
     Ok(Activator { app, max_receive_count: s.activation_max_receive_count })
@@ -134,6 +135,6 @@ pub async fn mailer(endpoints: &Endpoints, t: &Template) -> anyhow::Result<Maile
 }
 
 /// The scheduler, pointed at the local stack.
-pub async fn scheduler(endpoints: &Endpoints, t: &Template) -> anyhow::Result<portal::scheduler::Scheduler> {
-    Ok(portal::scheduler::Scheduler { app: http_app(endpoints, t, "scheduler").await? })
+pub async fn scheduler(endpoints: &Endpoints, t: &Template) -> anyhow::Result<Scheduler> {
+    Ok(Scheduler { app: http_app(endpoints, t, "scheduler").await? })
 }

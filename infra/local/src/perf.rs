@@ -235,16 +235,18 @@ impl Handlers {
     /// lookup and the address's failure window read together, then the claim
     /// transaction, through the same store calls on a pending code of its own.
     async fn claim_floor(&self, code: &str, i: usize) -> anyhow::Result<()> {
-        use portal::domain::{ContactId, EmailAddress, PickupCode, PortalId, TenantId};
+        use portal::domain::{invitation, EmailAddress, PickupCode};
         let store = &self.claim.store;
         let hash = self.claim.hasher.hash(&PickupCode::parse(code).map_err(|e| anyhow::anyhow!("{e}"))?);
         let address = self.claim.hasher.hash(&PickupCode::generate());
         let email = EmailAddress::parse(&format!("floor{i}@example.com"))?;
         let (owner, window) = tokio::join!(store.find_code(&hash), store.claim_failures(&address));
         let (owner, _) = (owner?.context("the floor's code has no lookup item")?, window?);
-        let (tenant, contact, portal) = (TenantId::parse(&owner.tenant_id)?, ContactId::parse(&owner.contact_id)?, PortalId::parse(&owner.portal_id)?);
+        let now = chrono::Utc::now();
+        let expires_at = chrono::DateTime::from_timestamp_millis(owner.expires_at_ms).context("the floor's code has no expiry")?;
+        let claim = invitation::claim(owner.state, expires_at, now)?;
         store
-            .claim_code(&hash, &owner, &tenant, &contact, &portal, &email, chrono::Utc::now())
+            .claim_code(&hash, &owner, claim, &email, now)
             .await
             .map_err(|e| anyhow::anyhow!("the floor's claim failed: {e:?}"))
     }

@@ -10,8 +10,9 @@
 //! | `disabled` | staff deactivated access; every account of it is shut out      |
 //!
 //! The stored state is written by every transition in the same transaction as
-//! the change itself. `expired` needs no write: a stored `pending` whose
-//! expiry has passed reads as `expired` ([`AccessEntry::effective`]).
+//! the change itself. How an invitation's moves (claim, expiry, revocation)
+//! change this state, and how a `pending` past its expiry reads as `expired`
+//! before the scheduler stores it, is [`super::invitation`]'s to say.
 
 use super::time;
 use chrono::{DateTime, Utc};
@@ -79,18 +80,6 @@ impl AccessEntry {
         Self { state, expires_at, updated_at: now }
     }
 
-    /// The state as of `now`: a pending invitation past its expiry is `expired`.
-    pub fn effective(&self, now: DateTime<Utc>) -> PortalState {
-        match (self.state, self.expires_at) {
-            (PortalState::Pending, Some(exp)) if exp <= now => PortalState::Expired,
-            (state, _) => state,
-        }
-    }
-}
-
-/// The state of a contact on a portal with no stored entry is `none`.
-pub fn effective(entry: Option<&AccessEntry>, now: DateTime<Utc>) -> PortalState {
-    entry.map_or(PortalState::None, |e| e.effective(now))
 }
 
 /// What "resend" does in each state (seed 001).
@@ -111,6 +100,9 @@ pub enum TransitionError {
     AlreadyActive,
     #[error("nothing has been sent to this contact yet; activate portal access first")]
     NothingToResend,
+    /// The scheduler's auto-generate: the contact has a pending code or access now.
+    #[error("the contact no longer needs a code")]
+    NotNeeded,
 }
 
 pub fn resend_action(state: PortalState) -> Result<ResendAction, TransitionError> {
@@ -131,23 +123,18 @@ pub fn check_activate(state: PortalState) -> Result<(), TransitionError> {
     }
 }
 
+/// The scheduler's auto-generate issues a code only to a contact that has
+/// nothing pending and no access: `none` or `expired`.
+pub fn check_auto_generate(state: PortalState) -> Result<(), TransitionError> {
+    match state {
+        PortalState::None | PortalState::Expired => Ok(()),
+        _ => Err(TransitionError::NotNeeded),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn t(s: &str) -> DateTime<Utc> {
-        s.parse().unwrap()
-    }
-
-    #[test]
-    fn pending_reads_as_expired_once_its_expiry_passes() {
-        let e = AccessEntry::new(PortalState::Pending, Some(t("2026-01-08T00:00:00Z")), t("2026-01-01T00:00:00Z"));
-        assert_eq!(e.effective(t("2026-01-07T23:59:59Z")), PortalState::Pending);
-        assert_eq!(e.effective(t("2026-01-08T00:00:00Z")), PortalState::Expired);
-        assert_eq!(effective(None, t("2026-01-01T00:00:00Z")), PortalState::None);
-        let active = AccessEntry::new(PortalState::Active, None, t("2026-01-01T00:00:00Z"));
-        assert_eq!(active.effective(t("2030-01-01T00:00:00Z")), PortalState::Active);
-    }
 
     #[test]
     fn resend_follows_the_seed() {
@@ -163,6 +150,15 @@ mod tests {
         assert_eq!(check_activate(PortalState::Active), Err(TransitionError::AlreadyActive));
         for s in [PortalState::None, PortalState::Pending, PortalState::Expired, PortalState::Disabled] {
             assert_eq!(check_activate(s), Ok(()));
+        }
+    }
+
+    #[test]
+    fn auto_generate_only_reaches_contacts_with_nothing_pending_and_no_access() {
+        assert_eq!(check_auto_generate(PortalState::None), Ok(()));
+        assert_eq!(check_auto_generate(PortalState::Expired), Ok(()));
+        for s in [PortalState::Pending, PortalState::Active, PortalState::Disabled] {
+            assert_eq!(check_auto_generate(s), Err(TransitionError::NotNeeded));
         }
     }
 }

@@ -96,6 +96,17 @@ define_id!(
     /// A SmartGroup or List of contacts (seed 002).
     GroupId
 );
+define_id!(
+    /// One email of a contact's email log (and its stored document): a UUID v7.
+    DocumentId
+);
+
+impl DocumentId {
+    /// A new, time-ordered id.
+    pub fn generate() -> Self {
+        Self(uuid::Uuid::now_v7().to_string())
+    }
+}
 
 #[cfg(test)]
 mod tests {

@@ -39,23 +39,45 @@ fn yes() -> bool {
     true
 }
 
-/// The activation queue's message, as it travels.
+/// The activation queue's message, as it travels: what the service sends
+/// (its ids are the domain's types). What arrives is read through
+/// [`ActivationMessage::parse`], which names the field that is wrong.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ActivationMessage {
     pub version: u32,
-    pub tenant_id: String,
-    pub job_id: String,
+    pub tenant_id: TenantId,
+    pub job_id: JobId,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub portal_id: Option<String>,
+    pub portal_id: Option<PortalId>,
     pub method: Method,
     #[serde(default = "yes")]
     pub send_email: bool,
-    pub contact_ids: Vec<String>,
+    pub contact_ids: Vec<ContactId>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub job_total: Option<u32>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub actor: Option<String>,
+}
+
+/// The message as any sender may write it: plain strings, checked one by one
+/// so an error names the field.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawMessage {
+    version: u32,
+    tenant_id: String,
+    job_id: String,
+    #[serde(default)]
+    portal_id: Option<String>,
+    method: Method,
+    #[serde(default = "yes")]
+    send_email: bool,
+    contact_ids: Vec<String>,
+    #[serde(default)]
+    job_total: Option<u32>,
+    #[serde(default)]
+    actor: Option<String>,
 }
 
 /// A message whose every field has been checked.
@@ -77,11 +99,13 @@ pub struct MessageError(pub String);
 
 impl ActivationMessage {
     pub fn parse(body: &str) -> Result<ActivationBatch, MessageError> {
-        let m: Self = serde_json::from_str(body).map_err(|e| MessageError(e.to_string()))?;
+        let m: RawMessage = serde_json::from_str(body).map_err(|e| MessageError(e.to_string()))?;
         m.check()
     }
+}
 
-    pub fn check(self) -> Result<ActivationBatch, MessageError> {
+impl RawMessage {
+    fn check(self) -> Result<ActivationBatch, MessageError> {
         let bad = |what: &str, e: &dyn std::fmt::Display| MessageError(format!("{what} {e}"));
         if self.version != 1 {
             return Err(MessageError(format!("version {} is not supported (1 is)", self.version)));
@@ -135,12 +159,12 @@ pub fn messages(
         .chunks(CONTACTS_PER_MESSAGE)
         .map(|chunk| ActivationMessage {
             version: 1,
-            tenant_id: tenant.to_string(),
-            job_id: job.to_string(),
-            portal_id: Some(portal.to_string()),
+            tenant_id: tenant.clone(),
+            job_id: job.clone(),
+            portal_id: Some(portal.clone()),
             method,
             send_email,
-            contact_ids: chunk.iter().map(|c| c.to_string()).collect(),
+            contact_ids: chunk.to_vec(),
             job_total: Some(contacts.len() as u32),
             actor: Some(actor.to_owned()),
         })

@@ -2,7 +2,8 @@
 //! types at the edge; everything inside takes them, never `&str`.
 
 pub mod auth;
-pub mod code_lifecycle;
+pub mod email;
+pub mod invitation;
 pub mod contact;
 pub mod email_address;
 pub mod guard;
@@ -15,10 +16,11 @@ pub mod report;
 pub mod time;
 
 pub use auth::{AuthError, Caller, Scope};
-pub use code_lifecycle::CodeState;
+pub use email::{EmailKind, EmailStatus, MailJob};
+pub use invitation::InvitationState;
 pub use contact::{Contact, ContactKind};
 pub use email_address::EmailAddress;
-pub use ids::{ContactId, GroupId, JobId, PortalId, TenantId};
+pub use ids::{ContactId, DocumentId, GroupId, JobId, PortalId, TenantId};
 pub use pickup_code::{CodeHash, CodeHasher, PickupCode};
 pub use portal::Portal;
 pub mod access_state;

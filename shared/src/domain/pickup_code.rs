@@ -83,7 +83,8 @@ impl fmt::Debug for PickupCode {
 }
 
 /// The lookup key of a code or link token: hex HMAC-SHA-256 under the service's key.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(transparent)]
 pub struct CodeHash(String);
 
 impl CodeHash {

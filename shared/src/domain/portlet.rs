@@ -5,12 +5,12 @@
 //! "which portals, which accounts, which codes, which message" lives here only.
 
 use super::{
-    access_state::{effective, AccessEntry, Method, PortalState},
-    code_lifecycle::{is_listed_as_pending, CodeState},
+    access_state::{AccessEntry, Method, PortalState},
+    invitation::{is_listed_as_pending, InvitationState},
     pickup_code::CodeHash,
     contact::Contact,
     email_address::EmailAddress,
-    ids::{ContactId, PortalId},
+    ids::{ContactId, DocumentId, PortalId},
     portal::Portal,
     time,
 };
@@ -41,10 +41,10 @@ pub struct CodeRecord {
     pub hash: CodeHash,
     /// The plain code, `XXXXX-XXXXX`; present only while pending.
     pub code: Option<String>,
-    pub state: CodeState,
+    pub state: InvitationState,
     pub created_at: DateTime<Utc>,
     pub expires_at: DateTime<Utc>,
-    pub email_document_id: Option<String>,
+    pub email_document_id: Option<DocumentId>,
 }
 
 #[derive(Debug, Serialize, PartialEq, Eq)]
@@ -73,7 +73,7 @@ pub struct PendingCodeView {
     pub created_at: DateTime<Utc>,
     #[serde(with = "time::rfc3339")]
     pub expires_at: DateTime<Utc>,
-    pub email_document_id: Option<String>,
+    pub email_document_id: Option<DocumentId>,
 }
 
 /// The body of `GET /v1/contacts/{contact_id}/portal`.
@@ -134,7 +134,7 @@ pub fn build(
                 portal_id: p.portal_id.clone(),
                 name: p.name.clone(),
                 default: p.default,
-                state: effective(access.get(p.portal_id.as_str()), now),
+                state: super::invitation::contact_state(access.get(p.portal_id.as_str()), now),
             })
             .collect(),
         message: if accounts.is_empty() { MESSAGE_NO_ACCOUNTS } else { MESSAGE_HAS_ACCOUNTS },
@@ -166,12 +166,12 @@ mod tests {
             portal_ids: related.iter().map(|p| pid(p)).collect(),
         }
     }
-    fn code(portal: &str, state: CodeState, expires: &str) -> CodeRecord {
+    fn code(portal: &str, state: InvitationState, expires: &str) -> CodeRecord {
         CodeRecord {
             portal_id: pid(portal),
             method: Method::Code,
             hash: CodeHash::from_stored("h".into()),
-            code: (state == CodeState::Pending).then(|| "ABCDE-FGHJK".to_string()),
+            code: (state == InvitationState::Pending).then(|| "ABCDE-FGHJK".to_string()),
             state,
             created_at: t("2026-01-01T00:00:00Z"),
             expires_at: t(expires),
@@ -192,10 +192,10 @@ mod tests {
     fn claimed_revoked_and_expired_codes_are_not_pending() {
         let now = t("2026-01-02T00:00:00Z");
         let codes = vec![
-            code("a", CodeState::Pending, "2026-01-08T00:00:00Z"),
-            code("a", CodeState::Claimed, "2026-01-08T00:00:00Z"),
-            code("a", CodeState::Revoked, "2026-01-08T00:00:00Z"),
-            code("a", CodeState::Pending, "2026-01-01T12:00:00Z"),
+            code("a", InvitationState::Pending, "2026-01-08T00:00:00Z"),
+            code("a", InvitationState::Claimed, "2026-01-08T00:00:00Z"),
+            code("a", InvitationState::Revoked, "2026-01-08T00:00:00Z"),
+            code("a", InvitationState::Pending, "2026-01-01T12:00:00Z"),
         ];
         let view = build(&contact(&[]), &[portal("a", true)], &BTreeMap::new(), vec![], codes, now);
         assert_eq!(view.pending_codes.len(), 1);

@@ -22,19 +22,27 @@ pub fn search_needle(q: &str) -> Option<String> {
     (!q.is_empty()).then(|| format!(" {q}"))
 }
 
-/// One CSV cell: RFC 4180 quoting, and cells a spreadsheet would read as a
-/// formula (starting with `=`, `+`, `-`, `@`, tab or carriage return) get a
-/// leading `'` so they stay text.
+/// One CSV cell, as the `csv` crate writes it (RFC 4180 quoting), with two
+/// rules of ours for spreadsheets: a cell it would read as a formula
+/// (starting with `=`, `+`, `-`, `@`, tab or carriage return) gets a leading
+/// `'` so it stays text, and a cell holding `;` is always quoted, so a
+/// spreadsheet whose list separator is `;` cannot split it into a formula.
 pub fn csv_cell(value: &str) -> String {
     let neutral = match value.chars().next() {
         Some('=' | '+' | '-' | '@' | '\t' | '\r') => format!("'{value}"),
         _ => value.to_owned(),
     };
-    if neutral.contains([',', '"', '\n', '\r']) {
-        format!("\"{}\"", neutral.replace('"', "\"\""))
-    } else {
-        neutral
+    if neutral.is_empty() {
+        // The crate writes a record of one empty field as `""`; in a line it is empty.
+        return neutral;
     }
+    let style = if neutral.contains(';') { csv::QuoteStyle::Always } else { csv::QuoteStyle::Necessary };
+    let mut w = csv::WriterBuilder::new().quote_style(style).terminator(csv::Terminator::CRLF).from_writer(Vec::new());
+    w.write_record([&neutral]).expect("writing to memory");
+    let bytes = w.into_inner().expect("flushing to memory");
+    let mut cell = String::from_utf8(bytes).expect("the cell was UTF-8");
+    cell.truncate(cell.len() - 2); // the record's CRLF
+    cell
 }
 
 /// One CSV line (CRLF-terminated, as RFC 4180 has it).
@@ -71,5 +79,14 @@ mod tests {
         assert_eq!(csv_cell("-2"), "'-2");
         assert_eq!(csv_cell("@SUM(A1)"), "'@SUM(A1)");
         assert_eq!(csv_line(&["a", "b,c"]), "a,\"b,c\"\r\n");
+        assert_eq!(csv_cell(""), "");
+    }
+
+    #[test]
+    fn a_cell_holding_a_semicolon_is_always_quoted() {
+        assert_eq!(csv_cell("a;b"), "\"a;b\"");
+        assert_eq!(csv_cell("x;=1+1"), "\"x;=1+1\"");
+        assert_eq!(csv_cell("=1;2"), "\"'=1;2\"");
+        assert_eq!(csv_line(&["Lee; Ann", "ok"]), "\"Lee; Ann\",ok\r\n");
     }
 }

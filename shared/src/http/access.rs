@@ -5,13 +5,20 @@
 
 use super::problem::ApiError;
 use super::request::{caller, finish, path_param, respond};
+use super::routes::{Function, Route};
 use crate::app::App;
 use crate::domain::{EmailAddress, Scope};
 use lambda_http::{http::StatusCode, Body, Request, Response};
 use serde_json::json;
 
-pub async fn handle(app: &App, req: Request) -> Response<Body> {
-    finish(run(app, &req).await)
+/// The `access` function.
+pub struct Access;
+
+impl Function for Access {
+    const NAME: &'static str = "access";
+    async fn handle(app: &App, _route: Route, req: Request) -> Response<Body> {
+        finish(run(app, &req).await)
+    }
 }
 
 async fn run(app: &App, req: &Request) -> Result<Response<Body>, ApiError> {

@@ -8,9 +8,10 @@
 
 use super::generate::resolve_portal;
 use super::problem::{ApiError, FieldError};
-use super::request::{caller, finish, json_body, json_body_up_to, optional_portal_id, path_param, respond, route_key, MAX_BULK_BODY_BYTES};
+use super::request::{caller, finish, json_body, json_body_up_to, optional_portal_id, path_param, respond, MAX_BULK_BODY_BYTES};
+use super::routes::{Function, Route};
 use crate::app::App;
-use crate::bulk::{submit, JobRequest};
+use crate::usecase::bulk_submit::{submit, JobRequest};
 use crate::domain::job::MAX_CONTACTS_PER_JOB;
 use crate::domain::{portal::valid_name, time, Caller, ContactId, GroupId, JobId, Method, Scope};
 use crate::store::TxError;
@@ -72,18 +73,20 @@ fn contact_ids(raw: &[String]) -> Result<Vec<ContactId>, ApiError> {
     Ok(ids)
 }
 
-pub async fn handle(app: &App, req: Request) -> Response<Body> {
-    finish(route(app, &req).await)
-}
+/// The `activations` function.
+pub struct Activations;
 
-async fn route(app: &App, req: &Request) -> Result<Response<Body>, ApiError> {
-    match route_key(req).as_str() {
-        "POST /v1/activations" => activate_selection(app, req).await,
-        "PUT /v1/groups/{group_id}" => put_group(app, req).await,
-        "GET /v1/groups/{group_id}" => get_group(app, req).await,
-        "POST /v1/groups/{group_id}/activate" => activate_group(app, req).await,
-        "GET /v1/jobs/{job_id}" => get_job(app, req).await,
-        _ => Err(ApiError::NotFound("route")),
+impl Function for Activations {
+    const NAME: &'static str = "activations";
+    async fn handle(app: &App, route: Route, req: Request) -> Response<Body> {
+        finish(match route {
+            Route::SubmitActivations => activate_selection(app, &req).await,
+            Route::PutGroup => put_group(app, &req).await,
+            Route::GetGroup => get_group(app, &req).await,
+            Route::ActivateGroup => activate_group(app, &req).await,
+            Route::GetJob => get_job(app, &req).await,
+            _ => Err(ApiError::NotFound("route")),
+        })
     }
 }
 
@@ -99,7 +102,7 @@ async fn start(
     let portal_id = optional_portal_id(portal_id)?;
     let portal = resolve_portal(app, caller, portal_id.as_ref()).await?;
     let request = JobRequest { tenant: &caller.tenant_id, actor: &caller.sub, portal: &portal, method, send_email, contacts, source };
-    let job_id = submit(&app.store, &app.activation_queue, &app.clock, request).await?;
+    let job_id = submit(app, request).await?;
     Ok(respond(StatusCode::ACCEPTED, &json!({"job_id": job_id, "total": contacts.len()})))
 }
 
@@ -118,8 +121,8 @@ async fn put_group(app: &App, req: &Request) -> Result<Response<Body>, ApiError>
     let ids = if body.contact_ids.is_empty() { Vec::new() } else { contact_ids(&body.contact_ids)? };
     match app.store.put_group(&caller.tenant_id, &group_id, &name, &ids, &caller.sub, (app.clock)()).await {
         Ok(()) => {}
-        Err(TxError::Cancelled { reasons }) => {
-            tracing::info!(?reasons, "group change cancelled");
+        Err(e @ TxError::Cancelled(_)) => {
+            tracing::info!(error = %e, "group change cancelled");
             return Err(ApiError::Conflict("the group was changed by another request at the same moment; try again".into()));
         }
         Err(TxError::Unexpected(e)) => return Err(e.into()),

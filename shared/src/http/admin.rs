@@ -3,7 +3,8 @@
 //! documents, and the audit trail. One function, dispatched on the route key.
 
 use super::problem::{ApiError, FieldError};
-use super::request::{caller, finish, json_body, path_param, respond, route_key};
+use super::request::{caller, finish, json_body, path_param, respond};
+use super::routes::{Function, Route};
 use crate::app::App;
 use crate::domain::{
     portal::valid_name, time, Contact, ContactId, ContactKind, EmailAddress, Portal, PortalId, Scope,
@@ -45,10 +46,10 @@ pub struct ContactRequest {
 /// One line of a contact's email log.
 #[derive(Debug, Serialize)]
 pub struct EmailLogEntry {
-    pub document_id: String,
-    pub kind: crate::mail::EmailKind,
-    pub to: String,
-    pub portal_id: String,
+    pub document_id: crate::domain::DocumentId,
+    pub kind: crate::domain::EmailKind,
+    pub to: EmailAddress,
+    pub portal_id: PortalId,
     pub subject: Option<String>,
     pub status: &'static str,
     pub ses_message_id: Option<String>,
@@ -76,25 +77,28 @@ impl From<EmailItem> for EmailLogEntry {
     }
 }
 
-pub async fn handle(app: &App, req: Request) -> Response<Body> {
-    finish(route(app, &req).await)
-}
+/// The `admin` function.
+pub struct Admin;
 
-async fn route(app: &App, req: &Request) -> Result<Response<Body>, ApiError> {
-    match route_key(req).as_str() {
-        "PUT /v1/portals/{portal_id}" => put_portal(app, req).await,
-        "GET /v1/portals/{portal_id}" => get_portal(app, req).await,
-        "GET /v1/portals" => list_portals(app, req).await,
-        "PUT /v1/contacts/{contact_id}" => put_contact(app, req).await,
-        "GET /v1/contacts/{contact_id}" => get_contact(app, req).await,
-        "GET /v1/contacts/{contact_id}/emails" => list_emails(app, req).await,
-        "GET /v1/contacts" => super::admin_views::list_contacts(app, req).await,
-        "GET /v1/contacts/{contact_id}/audit" => super::admin_views::contact_audit(app, req).await,
-        "GET /v1/emails/{document_id}" => super::admin_views::get_document(app, req).await,
-        "GET /v1/portals/{portal_id}/templates/{kind}" => super::templates::get(app, req).await,
-        "PUT /v1/portals/{portal_id}/templates/{kind}" => super::templates::put(app, req).await,
-        "POST /v1/portals/{portal_id}/templates/{kind}/preview" => super::templates::preview(app, req).await,
-        _ => Err(ApiError::NotFound("route")),
+impl Function for Admin {
+    const NAME: &'static str = "admin";
+    async fn handle(app: &App, route: Route, req: Request) -> Response<Body> {
+        let req = &req;
+        finish(match route {
+            Route::PutPortal => put_portal(app, req).await,
+            Route::GetPortal => get_portal(app, req).await,
+            Route::ListPortals => list_portals(app, req).await,
+            Route::PutContact => put_contact(app, req).await,
+            Route::GetContact => get_contact(app, req).await,
+            Route::ListEmails => list_emails(app, req).await,
+            Route::ListContacts => super::admin_views::list_contacts(app, req).await,
+            Route::ContactAudit => super::admin_views::contact_audit(app, req).await,
+            Route::GetDocument => super::admin_views::get_document(app, req).await,
+            Route::GetTemplate => super::templates::get(app, req).await,
+            Route::PutTemplate => super::templates::put(app, req).await,
+            Route::PreviewTemplate => super::templates::preview(app, req).await,
+            _ => Err(ApiError::NotFound("route")),
+        })
     }
 }
 

@@ -50,7 +50,10 @@ pub async fn list_contacts(app: &App, req: &Request) -> Result<Response<Body>, A
 pub async fn get_document(app: &App, req: &Request) -> Result<Response<Body>, ApiError> {
     let caller = caller(req, Scope::Read)?;
     let document_id = path_param(req, "document_id", |raw: &str| {
-        uuid::Uuid::parse_str(raw).map(|u| u.to_string()).map_err(|_| "is not a document id")
+        uuid::Uuid::parse_str(raw)
+            .ok()
+            .and_then(|u| crate::domain::DocumentId::parse(&u.to_string()).ok())
+            .ok_or("is not a document id")
     })?;
     let doc = app.store.get_document(&caller.tenant_id, &document_id).await?.ok_or(ApiError::NotFound("email document"))?;
     Ok(respond(

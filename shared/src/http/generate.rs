@@ -4,16 +4,14 @@
 //! link. With `send_email` the code and a `queued` email log entry are stored
 //! in the same transaction and the job goes on the mail queue: SES is never
 //! called inline, so an SES outage delays the email but cannot lose it.
-//! Issuing itself is [`crate::invite::invite`], shared with every other way.
+//! Issuing itself is [`crate::usecase::issue`], shared with every other way.
 
 use super::problem::ApiError;
 use super::request::{caller, finish, json_body, optional_portal_id, path_param, respond};
+use super::routes::{Function, Route};
 use crate::app::App;
-use crate::domain::{
-    portal::{default_portal, DefaultPortal}, time, Caller, ContactId, Method, Portal, PortalId, Scope,
-};
-use crate::invite::{invite, Step};
-use crate::mail::EmailKind;
+use crate::domain::{time, Caller, ContactId, DocumentId, EmailKind, Method, Portal, PortalId, Scope};
+use crate::usecase::issue::{issue, Actor, Step};
 use chrono::{DateTime, Utc};
 use lambda_http::{http::StatusCode, Body, Request, Response};
 use serde::{Deserialize, Serialize};
@@ -36,11 +34,17 @@ pub struct IssuedCode {
     pub created_at: DateTime<Utc>,
     #[serde(with = "time::rfc3339")]
     pub expires_at: DateTime<Utc>,
-    pub email_document_id: Option<String>,
+    pub email_document_id: Option<DocumentId>,
 }
 
-pub async fn handle(app: &App, req: Request) -> Response<Body> {
-    finish(run(app, &req).await)
+/// The `generate` function.
+pub struct Generate;
+
+impl Function for Generate {
+    const NAME: &'static str = "generate";
+    async fn handle(app: &App, _route: Route, req: Request) -> Response<Body> {
+        finish(run(app, &req).await)
+    }
 }
 
 async fn run(app: &App, req: &Request) -> Result<Response<Body>, ApiError> {
@@ -50,7 +54,7 @@ async fn run(app: &App, req: &Request) -> Result<Response<Body>, ApiError> {
     let portal_id = optional_portal_id(body.portal_id.as_deref())?;
     let portal = resolve_portal(app, &caller, portal_id.as_ref()).await?;
     let send_email = body.send_email;
-    let issued = invite(app, &caller, &contact_id, &portal, Method::Code, |_| {
+    let issued = issue(app, actor(&caller), &contact_id, &portal, Method::Code, |_| {
         Ok(Step { email: send_email.then_some(EmailKind::PickupCode), action: "generate" })
     })
     .await?;
@@ -68,28 +72,10 @@ async fn run(app: &App, req: &Request) -> Result<Response<Body>, ApiError> {
 
 /// The portal a request means: the named one, or the tenant's single default.
 pub async fn resolve_portal(app: &App, caller: &Caller, portal_id: Option<&PortalId>) -> Result<Portal, ApiError> {
-    let portals = app.portals.get(&app.store, &caller.tenant_id).await?;
-    match portal_id {
-        Some(id) => match portals.iter().find(|p| &p.portal_id == id) {
-            Some(p) => Ok(p.clone()),
-            // Not in this instance's cache: it may be new, so ask the table.
-            None => app
-                .store
-                .get_portal(&caller.tenant_id, id)
-                .await?
-                .ok_or_else(|| ApiError::validation("/portal_id", format!("portal_id: no portal {id} in this tenant"))),
-        },
-        None => match default_portal(&portals) {
-            DefaultPortal::Found(p) => Ok(p.clone()),
-            DefaultPortal::None => Err(ApiError::validation(
-                "/portal_id",
-                "the tenant has no default portal; name one with portal_id",
-            )),
-            DefaultPortal::Ambiguous => Err(ApiError::validation(
-                "/portal_id",
-                "the tenant has several default portals; name one with portal_id",
-            )),
-        },
-    }
+    Ok(crate::usecase::portal::resolve(app, &caller.tenant_id, portal_id).await?)
 }
 
+/// The staff member as the use cases' actor.
+pub fn actor(caller: &Caller) -> Actor<'_> {
+    Actor { tenant: &caller.tenant_id, name: &caller.sub }
+}

@@ -1,4 +1,5 @@
-//! `Idempotency-Key` on the POSTs that change something: the same key and
+//! `Idempotency-Key` on the POSTs that change something (the routes the
+//! table marks [`super::routes::Effect::Effectful`]), as a layer around their handler: the same key and
 //! request within 24 hours answers what the first answered and does nothing
 //! more; the same key with another request is 422. The key is recorded
 //! (conditional put) before the request runs, so of concurrent duplicates
@@ -22,23 +23,15 @@ pub const HEADER: &str = "idempotency-key";
 /// Set on an answer that repeats an earlier one.
 pub const REPLAYED_HEADER: &str = "idempotent-replayed";
 
-/// The routes a key applies to: every POST with an effect.
-pub const ROUTES: [&str; 6] = [
-    "POST /v1/contacts/{contact_id}/codes",
-    "POST /v1/contacts/{contact_id}/portal/activate",
-    "POST /v1/contacts/{contact_id}/portal/resend",
-    "POST /v1/contacts/{contact_id}/portal/deactivate",
-    "POST /v1/activations",
-    "POST /v1/groups/{group_id}/activate",
-];
 
 /// How long a duplicate waits for the first request's answer before 409.
 const WAIT: Duration = Duration::from_secs(5);
 const POLL: Duration = Duration::from_millis(100);
 
-/// Whether `req` is one of [`ROUTES`] and carries a key.
-pub fn applies(req: &Request) -> bool {
-    req.headers().contains_key(HEADER) && ROUTES.contains(&route_key(req).as_str())
+/// Whether `req` carries a key. The layer wraps only the routes the table
+/// marks effectful ([`super::routes::Effect::Effectful`]).
+pub fn requested(req: &Request) -> bool {
+    req.headers().contains_key(HEADER)
 }
 
 /// Runs `handler` at most once per tenant, key and request.

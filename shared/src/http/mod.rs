@@ -1,6 +1,12 @@
 //! HTTP entry points. Every operation has the same shape: read the caller and
 //! the input into domain types ([`request`]), call the use case, answer JSON or
-//! a problem ([`problem`]). Each Lambda binary's `main` calls one `handle`.
+//! a problem ([`problem`], the one place use-case errors become HTTP).
+//!
+//! Each HTTP function is a type implementing [`routes::Function`] (one per
+//! module: [`generate::Generate`], [`claim::Claim`], …); its binary's `main`
+//! calls [`serve`]`::<F>()`, so it links only its own handlers. The route
+//! table is [`routes::Route`]; effectful routes pass through the
+//! [`idempotency`] layer.
 
 pub mod access;
 pub mod activations;
@@ -13,13 +19,32 @@ pub mod lifecycle;
 pub mod problem;
 pub mod reports;
 pub mod request;
+pub mod routes;
 pub mod status;
 pub mod templates;
 
 use crate::app::App;
 use lambda_http::{Body, Request, Response};
+use problem::ApiError;
+use routes::{Effect, Function, Route};
 
-/// The HTTP functions, by binary name (as in template.yaml's BuildProperties).
+/// Answers a request as function `F`'s binary does: the route from the
+/// table (a route of another function is 404), through the idempotency
+/// layer when the route is effectful and the request carries a key.
+pub async fn handle<F: Function>(app: &App, req: Request) -> Response<Body> {
+    let route = Route::from_key(&request::route_key(&req)).filter(|r| r.function() == F::NAME);
+    let Some(route) = route else {
+        return ApiError::NotFound("route").into_response();
+    };
+    if route.effect() == Effect::Effectful && idempotency::requested(&req) {
+        return idempotency::around(app, req, |req| F::handle(app, route, req)).await;
+    }
+    F::handle(app, route, req).await
+}
+
+/// The HTTP functions by binary name, for the local gateway and the tests,
+/// which serve all of them in one process. (A Lambda binary names its own
+/// function's type and links nothing else.)
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum HttpFunction {
     Generate,
@@ -33,55 +58,58 @@ pub enum HttpFunction {
 }
 
 impl HttpFunction {
+    pub const ALL: [Self; 8] =
+        [Self::Generate, Self::Claim, Self::Status, Self::Admin, Self::Lifecycle, Self::Access, Self::Activations, Self::Reports];
+
     pub fn from_binary(name: &str) -> Option<Self> {
-        Some(match name {
-            "generate" => Self::Generate,
-            "claim" => Self::Claim,
-            "status" => Self::Status,
-            "admin" => Self::Admin,
-            "lifecycle" => Self::Lifecycle,
-            "access" => Self::Access,
-            "activations" => Self::Activations,
-            "reports" => Self::Reports,
-            _ => return None,
-        })
+        Self::ALL.into_iter().find(|f| f.name() == name)
     }
 
-    /// Calls the function's handler, as its Lambda binary would: through
-    /// [`idempotency::around`] when the request carries a key for an effectful route.
-    pub async fn handle(self, app: &App, req: Request) -> Response<Body> {
-        if idempotency::applies(&req) {
-            return idempotency::around(app, req, |req| self.dispatch(app, req)).await;
-        }
-        self.dispatch(app, req).await
-    }
-
-    async fn dispatch(self, app: &App, req: Request) -> Response<Body> {
+    pub fn name(self) -> &'static str {
         match self {
-            Self::Generate => generate::handle(app, req).await,
-            Self::Claim => claim::handle(app, req).await,
-            Self::Status => status::handle(app, req).await,
-            Self::Admin => admin::handle(app, req).await,
-            Self::Lifecycle => lifecycle::handle(app, req).await,
-            Self::Access => access::handle(app, req).await,
-            Self::Activations => activations::handle(app, req).await,
-            Self::Reports => reports::handle(app, req).await,
+            Self::Generate => generate::Generate::NAME,
+            Self::Claim => claim::Claim::NAME,
+            Self::Status => status::Status::NAME,
+            Self::Admin => admin::Admin::NAME,
+            Self::Lifecycle => lifecycle::Lifecycle::NAME,
+            Self::Access => access::Access::NAME,
+            Self::Activations => activations::Activations::NAME,
+            Self::Reports => reports::Reports::NAME,
+        }
+    }
+
+    /// The function's routes, from the table.
+    pub fn routes(self) -> Vec<Route> {
+        Route::ALL.into_iter().filter(|r| r.function() == self.name()).collect()
+    }
+
+    /// Answers as the function's Lambda binary would ([`handle`]).
+    pub async fn handle(self, app: &App, req: Request) -> Response<Body> {
+        match self {
+            Self::Generate => handle::<generate::Generate>(app, req).await,
+            Self::Claim => handle::<claim::Claim>(app, req).await,
+            Self::Status => handle::<status::Status>(app, req).await,
+            Self::Admin => handle::<admin::Admin>(app, req).await,
+            Self::Lifecycle => handle::<lifecycle::Lifecycle>(app, req).await,
+            Self::Access => handle::<access::Access>(app, req).await,
+            Self::Activations => handle::<activations::Activations>(app, req).await,
+            Self::Reports => handle::<reports::Reports>(app, req).await,
         }
     }
 }
 
-/// Runs an HTTP function as a Lambda: JSON logs, dependencies built once at
+/// Runs HTTP function `F` as a Lambda: JSON logs, dependencies built once at
 /// cold start from the environment, then every request to its handler.
 ///
 /// Events pass through [`escape_raw_uri`] first: lambda_http builds an
 /// `http::Uri` from `rawPath` and `rawQueryString` and panics (a 5xx) on a
 /// character a URI may not hold, such as a client's raw `"` or space.
-pub async fn serve(function: HttpFunction) -> Result<(), lambda_http::Error> {
+pub async fn serve<F: Function>() -> Result<(), lambda_http::Error> {
     use lambda_http::tower::Service as _;
     crate::telemetry::init();
     let app = App::from_env().await?;
     let app = &app;
-    let handler = lambda_http::service_fn(move |req: Request| async move { Ok::<_, lambda_http::Error>(function.handle(app, req).await) });
+    let handler = lambda_http::service_fn(move |req: Request| async move { Ok::<_, lambda_http::Error>(handle::<F>(app, req).await) });
     let mut adapter = lambda_http::Adapter::from(handler);
     lambda_runtime::run(lambda_runtime::service_fn(move |event: lambda_runtime::LambdaEvent<serde_json::Value>| {
         let (mut payload, context) = event.into_parts();
@@ -104,20 +132,37 @@ pub async fn serve(function: HttpFunction) -> Result<(), lambda_http::Error> {
 pub fn escape_raw_uri(event: &mut serde_json::Value) {
     for field in ["rawPath", "rawQueryString"] {
         if let Some(raw) = event.get(field).and_then(|v| v.as_str()) {
-            if raw.bytes().any(needs_escape) {
-                let escaped: String = raw
-                    .bytes()
-                    .map(|b| if needs_escape(b) { format!("%{b:02X}") } else { (b as char).to_string() })
-                    .collect();
+            let escaped = percent_encoding::utf8_percent_encode(raw, URI_ESCAPE).to_string();
+            if escaped != raw {
                 event[field] = serde_json::Value::String(escaped);
             }
         }
     }
 }
 
-fn needs_escape(b: u8) -> bool {
-    !(b.is_ascii_alphanumeric() || b"-._~!$&'()*+,;=:@/?%".contains(&b))
-}
+/// What a URI cannot hold: everything but letters, digits and
+/// `-._~!$&'()*+,;=:@/?%` (non-ASCII is always escaped, as UTF-8 bytes).
+const URI_ESCAPE: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'.')
+    .remove(b'_')
+    .remove(b'~')
+    .remove(b'!')
+    .remove(b'$')
+    .remove(b'&')
+    .remove(b'\'')
+    .remove(b'(')
+    .remove(b')')
+    .remove(b'*')
+    .remove(b'+')
+    .remove(b',')
+    .remove(b';')
+    .remove(b'=')
+    .remove(b':')
+    .remove(b'@')
+    .remove(b'/')
+    .remove(b'?')
+    .remove(b'%');
 
 #[cfg(test)]
 mod tests {

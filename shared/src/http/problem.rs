@@ -113,3 +113,72 @@ impl ApiError {
         builder.body(Body::Text(body.to_string())).expect("a valid response")
     }
 }
+
+// The use cases' errors, as answers. Causes of 5xx go to the log in
+// `into_response`; 4xx say what the caller can do.
+
+use crate::usecase::{
+    bulk_submit::SubmitError, claim::ClaimError, deactivate::DeactivateError, issue::IssueError, issue::QueueEmailError,
+    portal::PortalError,
+};
+
+impl From<QueueEmailError> for ApiError {
+    fn from(e: QueueEmailError) -> Self {
+        match e {
+            QueueEmailError::NotQueued(_) => Self::Unavailable(e.to_string()),
+            QueueEmailError::Unexpected(e) => Self::Unexpected(e),
+        }
+    }
+}
+
+impl From<IssueError> for ApiError {
+    fn from(e: IssueError) -> Self {
+        match e {
+            IssueError::ContactNotFound => Self::NotFound("contact"),
+            IssueError::Refused(why) => Self::Conflict(why.to_string()),
+            IssueError::NoEmailAddress => Self::validation("/send_email", e.to_string()),
+            IssueError::KeptChanging(_) => Self::Conflict(e.to_string()),
+            IssueError::EmailNotQueued(e) => e.into(),
+            IssueError::Unexpected(e) => Self::Unexpected(e),
+        }
+    }
+}
+
+impl From<DeactivateError> for ApiError {
+    fn from(e: DeactivateError) -> Self {
+        match e {
+            DeactivateError::ContactNotFound => Self::NotFound("contact"),
+            DeactivateError::KeptChanging(_) => Self::Conflict(e.to_string()),
+            DeactivateError::EmailNotQueued(e) => e.into(),
+            DeactivateError::Unexpected(e) => Self::Unexpected(e),
+        }
+    }
+}
+
+impl From<PortalError> for ApiError {
+    fn from(e: PortalError) -> Self {
+        match e {
+            PortalError::Unexpected(e) => Self::Unexpected(e),
+            other => Self::validation("/portal_id", other.to_string()),
+        }
+    }
+}
+
+impl From<ClaimError> for ApiError {
+    fn from(e: ClaimError) -> Self {
+        match e {
+            ClaimError::Rejected => Self::ClaimRejected,
+            ClaimError::RateLimited { retry_after_secs } => Self::RateLimited(retry_after_secs),
+            ClaimError::Unexpected(e) => Self::Unexpected(e),
+        }
+    }
+}
+
+impl From<SubmitError> for ApiError {
+    fn from(e: SubmitError) -> Self {
+        match e {
+            SubmitError::NotQueued { .. } => Self::Unavailable(e.to_string()),
+            SubmitError::Unexpected(e) => Self::Unexpected(e),
+        }
+    }
+}

@@ -12,10 +12,11 @@
 //! header row, RFC 4180 quoting, and formula-like cells neutralised.
 
 use super::problem::ApiError;
-use super::request::{caller, finish, respond, route_key};
+use super::request::{caller, finish, respond};
+use super::routes::{Function, Route};
 use crate::app::App;
 use crate::domain::report::{csv_line, search_needle};
-use crate::domain::{time, PortalId, Scope, TenantId};
+use crate::domain::{invitation, time, PortalId, Scope, TenantId};
 use crate::store::reports::{ActivationFilter, Page, ReportError};
 use chrono::{DateTime, Utc};
 use lambda_http::{http::StatusCode, Body, Request, RequestExt, Response};
@@ -30,15 +31,17 @@ const ACTIVATION_COLUMNS: [&str; 8] =
     ["contact_id", "contact_name", "email", "portal_id", "method", "sent_at", "activated_at", "email_document_id"];
 const UNUSED_COLUMNS: [&str; 7] = ["contact_id", "contact_name", "portal_id", "code", "created_at", "expires_at", "email_document_id"];
 
-pub async fn handle(app: &App, req: Request) -> Response<Body> {
-    finish(route(app, &req).await)
-}
+/// The `reports` function.
+pub struct Reports;
 
-async fn route(app: &App, req: &Request) -> Result<Response<Body>, ApiError> {
-    match route_key(req).as_str() {
-        "GET /v1/reports/activations" => report(app, req, Report::Activations).await,
-        "GET /v1/reports/unused-codes" => report(app, req, Report::UnusedCodes).await,
-        _ => Err(ApiError::NotFound("route")),
+impl Function for Reports {
+    const NAME: &'static str = "reports";
+    async fn handle(app: &App, route: Route, req: Request) -> Response<Body> {
+        finish(match route {
+            Route::ActivationsReport => report(app, &req, Report::Activations).await,
+            Route::UnusedCodesReport => report(app, &req, Report::UnusedCodes).await,
+            _ => Err(ApiError::NotFound("route")),
+        })
     }
 }
 
@@ -60,10 +63,6 @@ fn time_param(req: &Request, name: &str) -> Result<Option<DateTime<Utc>>, ApiErr
                 .map_err(|_| ApiError::validation(&format!("/{name}"), format!("{name} must be an RFC 3339 time, e.g. 2026-11-23T00:00:00Z")))
         })
         .transpose()
-}
-
-fn contact_of(pk: &str) -> String {
-    pk.rsplit("#C#").next().unwrap_or_default().to_owned()
 }
 
 fn opt_time(t: &Option<DateTime<Utc>>) -> Value {
@@ -90,7 +89,7 @@ async fn page(app: &App, which: Report, p: &Params, limit: i32, cursor: Option<&
                 .rows
                 .into_iter()
                 .map(|a| {
-                    json!({"contact_id": contact_of(&a.pk), "contact_name": a.contact_name, "email": a.email, "portal_id": a.portal_id,
+                    json!({"contact_id": a.contact_id(), "contact_name": a.contact_name, "email": a.email, "portal_id": a.portal_id,
                            "method": a.method, "sent_at": opt_time(&a.sent_at), "activated_at": time::format(&a.activated_at),
                            "email_document_id": a.email_document_id})
                 })
@@ -103,11 +102,13 @@ async fn page(app: &App, which: Report, p: &Params, limit: i32, cursor: Option<&
                 .unused_codes_page(&p.tenant, p.filter.portal.as_ref(), p.older_than, p.now, limit, cursor)
                 .await
                 .map_err(map_err)?;
+            // The index holds only pending codes by expiry; the life cycle says which are unused now.
             let rows = page
                 .rows
                 .into_iter()
+                .filter(|c| invitation::is_listed_as_pending(c.state, c.expires_at, p.now))
                 .map(|c| {
-                    json!({"contact_id": contact_of(&c.pk), "contact_name": c.contact_name, "portal_id": c.portal_id, "code": c.code,
+                    json!({"contact_id": c.contact_id(), "contact_name": c.contact_name, "portal_id": c.portal_id, "code": c.code,
                            "created_at": time::format(&c.created_at), "expires_at": time::format(&c.expires_at),
                            "email_document_id": c.email_document_id})
                 })

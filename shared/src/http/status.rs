@@ -3,12 +3,19 @@
 
 use super::problem::ApiError;
 use super::request::{caller, finish, path_param, respond};
+use super::routes::{Function, Route};
 use crate::app::App;
 use crate::domain::{portlet, ContactId, Scope};
 use lambda_http::{http::StatusCode, Body, Request, Response};
 
-pub async fn handle(app: &App, req: Request) -> Response<Body> {
-    finish(run(app, &req).await)
+/// The `status` function.
+pub struct Status;
+
+impl Function for Status {
+    const NAME: &'static str = "status";
+    async fn handle(app: &App, _route: Route, req: Request) -> Response<Body> {
+        finish(run(app, &req).await)
+    }
 }
 
 async fn run(app: &App, req: &Request) -> Result<Response<Body>, ApiError> {

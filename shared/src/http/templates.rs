@@ -11,7 +11,7 @@ use super::request::{caller, json_body, path_param, respond};
 use crate::app::App;
 use crate::domain::{Caller, PortalId, Scope};
 use crate::mail::templates::{default_template, render, validate, EmailTemplate, TemplateVars};
-use crate::mail::EmailKind;
+use crate::domain::EmailKind;
 use crate::store::{items::AuditItem, TxError};
 use lambda_http::{http::StatusCode, Body, Request, Response};
 use serde::Deserialize;
@@ -93,8 +93,8 @@ pub async fn put(app: &App, req: &Request) -> Result<Response<Body>, ApiError> {
     app.store.put_template(&caller.tenant_id, &portal, kind, &template, &audit, now).await.map_err(|e| {
         match e.downcast_ref::<TxError>() {
             // Another save of the same template at the same moment: nothing of this one was written.
-            Some(TxError::Cancelled { reasons }) => {
-                tracing::info!(?reasons, "template save cancelled");
+            Some(cancelled @ TxError::Cancelled(_)) => {
+                tracing::info!(error = %cancelled, "template save cancelled");
                 ApiError::Conflict("the template was saved by another request at the same moment; try again".into())
             }
             _ => ApiError::from(e),

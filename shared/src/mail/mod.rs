@@ -1,70 +1,9 @@
-//! Email: kinds, the job that travels on the mail queue, templates and the
-//! mailer worker that sends through SES v2.
+//! Email: templates, their rendering, and the SES v2 adapter with its retry
+//! policy. (The kinds and the queue's job are domain words: [`crate::domain::email`].)
 
-pub mod job;
-pub mod queue;
 pub mod retry;
 pub mod ses;
 pub mod templates;
-pub mod worker;
 
-use serde::{Deserialize, Serialize};
-
-pub use job::MailJob;
+pub use crate::domain::email::{EmailKind, EmailStatus, MailJob};
 pub use templates::{render, RenderedEmail, TemplateVars};
-
-/// What an email is for; each kind has a built-in default template.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum EmailKind {
-    /// Seed 000's "Generate & Email": the pickup/activation code and instructions.
-    PickupCode,
-    /// Seed 001/002's activation link (activate, resend, reset).
-    ActivationLink,
-    /// Access enabled again after it was disabled: a create-account link.
-    Reactivation,
-    /// Seed 002's notice that access was terminated.
-    Deactivation,
-    /// The scheduler's one reminder before a code or link expires.
-    Reminder,
-}
-
-impl EmailKind {
-    pub const ALL: [Self; 5] = [Self::PickupCode, Self::ActivationLink, Self::Reactivation, Self::Deactivation, Self::Reminder];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::PickupCode => "pickup_code",
-            Self::ActivationLink => "activation_link",
-            Self::Reactivation => "reactivation",
-            Self::Deactivation => "deactivation",
-            Self::Reminder => "reminder",
-        }
-    }
-
-    pub fn parse(raw: &str) -> Option<Self> {
-        Self::ALL.into_iter().find(|k| k.as_str() == raw)
-    }
-}
-
-/// Where an email is in its life. `sending` is internal (a mailer holds a
-/// lease); staff see it as `queued`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum EmailStatus {
-    Queued,
-    Sending,
-    Sent,
-    Failed,
-}
-
-impl EmailStatus {
-    /// The status staff see.
-    pub fn public(self) -> &'static str {
-        match self {
-            Self::Queued | Self::Sending => "queued",
-            Self::Sent => "sent",
-            Self::Failed => "failed",
-        }
-    }
-}

@@ -5,7 +5,7 @@
 //! contact named `<script>` arrives as text. A subject never carries a line
 //! break (it would let content inject headers).
 
-use super::EmailKind;
+use crate::domain::EmailKind;
 use minijinja::{AutoEscape, Environment, UndefinedBehavior};
 use serde::Serialize;
 use std::collections::BTreeMap;
@@ -45,20 +45,7 @@ impl TemplateVars {
     }
 }
 
-/// A template: subject, plain text and HTML bodies.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
-pub struct EmailTemplate {
-    pub subject: String,
-    pub text: String,
-    pub html: String,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct RenderedEmail {
-    pub subject: String,
-    pub text: String,
-    pub html: String,
-}
+pub use crate::domain::email::{EmailTemplate, RenderedEmail};
 
 #[derive(Debug, thiserror::Error)]
 #[error("template {part}: {source}")]

@@ -7,10 +7,11 @@
 
 use super::items::*;
 use super::keys;
+use super::tx::{Tx, TxError};
 use crate::domain::{
-    code_lifecycle::CodeState,
+    invitation::InvitationState,
     portlet::{AccountRecord, CodeRecord},
-    time, AccessEntry, CodeHash, Contact, ContactId, EmailAddress, Portal, PortalId, TenantId,
+    time, AccessEntry, CodeHash, Contact, ContactId, DocumentId, Portal, PortalId, TenantId,
 };
 use anyhow::Context as _;
 use aws_sdk_dynamodb::{
@@ -44,38 +45,17 @@ pub struct ContactPartition {
     pub codes: Vec<CodeRecord>,
 }
 
-/// A transaction that DynamoDB refused because a condition did not hold
-/// (or another transaction held an item): nothing of it was written.
-#[derive(Debug, thiserror::Error)]
-pub enum TxError {
-    #[error("transaction cancelled: {reasons:?}")]
-    Cancelled { reasons: Vec<String> },
-    #[error(transparent)]
-    Unexpected(#[from] anyhow::Error),
-}
-
-impl TxError {
-    /// Only contention with another transaction (worth retrying), no failed condition.
-    pub fn is_contention(&self) -> bool {
-        matches!(self, Self::Cancelled { reasons } if reasons.iter().any(|r| r == "TransactionConflict")
-            && !reasons.iter().any(|r| r == "ConditionalCheckFailed"))
-    }
-}
-
 /// The key of one email log entry.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct EmailKey {
-    pub tenant_id: String,
-    pub contact_id: String,
-    pub document_id: String,
+    pub tenant_id: TenantId,
+    pub contact_id: ContactId,
+    pub document_id: DocumentId,
 }
 
 impl EmailKey {
     pub(super) fn key(&self) -> Item {
-        HashMap::from([
-            ("pk".into(), s(format!("T#{}#C#{}", self.tenant_id, self.contact_id))),
-            ("sk".into(), s(keys::email_sk(&self.document_id))),
-        ])
+        key(keys::contact_pk(&self.tenant_id, &self.contact_id), keys::email_sk(&self.document_id))
     }
 }
 
@@ -188,7 +168,7 @@ impl Store {
         let item = PortalItem {
             pk: keys::tenant_pk(tenant),
             sk: keys::portal_sk(&portal.portal_id),
-            portal_id: portal.portal_id.to_string(),
+            portal_id: portal.portal_id.clone(),
             name: portal.name.clone(),
             default: portal.default,
             claim_url: portal.claim_url.clone(),
@@ -221,7 +201,7 @@ impl Store {
     fn portal_from(item: Item) -> anyhow::Result<Portal> {
         let p: PortalItem = from_item(item)?;
         Ok(Portal {
-            portal_id: PortalId::parse(&p.portal_id).context("stored portal id")?,
+            portal_id: p.portal_id,
             name: p.name,
             default: p.default,
             claim_url: p.claim_url,
@@ -284,11 +264,11 @@ impl Store {
     pub(super) fn contact_from(item: Item) -> anyhow::Result<(Contact, BTreeMap<String, AccessEntry>)> {
         let c: ContactItem = from_item(item)?;
         let contact = Contact {
-            contact_id: ContactId::parse(&c.contact_id).context("stored contact id")?,
+            contact_id: c.contact_id,
             name: c.name,
-            email: c.email.map(|e| EmailAddress::parse(&e)).transpose().context("stored email")?,
+            email: c.email,
             kind: c.kind,
-            portal_ids: c.portal_ids.iter().filter_map(|p| PortalId::parse(p).ok()).collect(),
+            portal_ids: c.portal_ids,
         };
         Ok((contact, c.access))
     }
@@ -337,7 +317,7 @@ impl Store {
                 codes.push(CodeRecord {
                     portal_id: c.portal_id,
                     method: c.method,
-                    hash: CodeHash::from_stored(c.code_hash),
+                    hash: c.code_hash,
                     code: c.code,
                     state: c.state,
                     created_at: c.created_at,
@@ -358,32 +338,26 @@ impl Store {
         let mut hashes = Vec::new();
         for item in items {
             let c: CodeItem = from_item(item)?;
-            if c.state == CodeState::Pending {
-                hashes.push(CodeHash::from_stored(c.code_hash));
+            if c.state == InvitationState::Pending {
+                hashes.push(c.code_hash);
             }
         }
         Ok(hashes)
     }
 
-    pub(super) async fn transact(&self, items: Vec<TransactWriteItem>) -> Result<(), TxError> {
-        let result = self
-            .client
-            .transact_write_items()
-            .set_transact_items(Some(items))
-            .send()
-            .await;
+    pub(super) async fn transact(&self, tx: Tx) -> Result<(), TxError> {
+        let items = tx.items.iter().map(|(_, i)| i.clone()).collect();
+        let result = self.client.transact_write_items().set_transact_items(Some(items)).send().await;
         match result {
             Ok(_) => Ok(()),
             Err(err) => match err.into_service_error() {
-                TransactWriteItemsError::TransactionCanceledException(e) => Err(TxError::Cancelled {
-                    reasons: e
-                        .cancellation_reasons()
-                        .iter()
-                        .map(|r| r.code().unwrap_or("None").to_owned())
-                        .collect(),
-                }),
+                TransactWriteItemsError::TransactionCanceledException(e) => {
+                    let codes: Vec<Option<&str>> = e.cancellation_reasons().iter().map(|r| r.code()).collect();
+                    Err(TxError::Cancelled(tx.cancellations(&codes)))
+                }
                 TransactWriteItemsError::TransactionInProgressException(_) => {
-                    Err(TxError::Cancelled { reasons: vec!["TransactionConflict".into()] })
+                    let codes = vec![Some("TransactionConflict"); tx.len()];
+                    Err(TxError::Cancelled(tx.cancellations(&codes)))
                 }
                 other => Err(TxError::Unexpected(anyhow::Error::new(other).context("Failed to write a transaction"))),
             },
@@ -402,14 +376,14 @@ impl Store {
 
     /// An Update that moves a code row from pending to `to`; with `not_after_ms`
     /// it also requires the code to be unexpired.
-    pub(super) fn set_state(&self, key: Item, to: CodeState, extra: &str, not_after_ms: Option<i64>) -> anyhow::Result<TransactWriteItem> {
+    pub(super) fn set_state(&self, key: Item, to: InvitationState, extra: &str, not_after_ms: Option<i64>) -> anyhow::Result<TransactWriteItem> {
         let mut condition = "#state = :pending".to_owned();
         let mut update = Update::builder()
             .table_name(&self.table)
             .set_key(Some(key))
             .update_expression(format!("SET #state = :to {extra}"))
             .expression_attribute_names("#state", "state")
-            .expression_attribute_values(":pending", s(CodeState::Pending.as_str()))
+            .expression_attribute_values(":pending", s(InvitationState::Pending.as_str()))
             .expression_attribute_values(":to", s(to.as_str()));
         if let Some(now_ms) = not_after_ms {
             condition.push_str(" AND expires_at_ms > :now_ms");

@@ -2,11 +2,13 @@
 //! change who may use a portal. Each is one DynamoDB transaction, so nothing
 //! is ever half done; a cancelled transaction wrote nothing.
 
-use super::dynamo::{from_item, key, s, to_item, Item, Store, TxError};
+use super::dynamo::{from_item, key, s, to_item, Item, Store};
+use super::tx::{Tx, TxError, TxItem};
 use super::items::{AuditItem, CodeItem, CodeLookupItem, EmailItem, JobMarkerItem};
 use super::keys;
 use crate::domain::{
-    time, AccessEntry, CodeHash, CodeState, ContactId, EmailAddress, Method, PortalId, PortalState, TenantId,
+    invitation, time, AccessEntry, CodeHash, ContactId, DocumentId, EmailAddress, InvitationState, Method, PortalId, PortalState,
+    TenantId,
 };
 use anyhow::Context as _;
 use aws_sdk_dynamodb::types::{ConditionCheck, Delete, TransactWriteItem, Update};
@@ -30,7 +32,7 @@ pub struct Invitation {
     /// Earlier pending codes and links of the same contact and portal, revoked by this one.
     pub revoke: Vec<CodeHash>,
     pub email: Option<EmailItem>,
-    pub email_document_id: Option<String>,
+    pub email_document_id: Option<DocumentId>,
     /// For bulk activation: the (job, contact) marker; the transaction fails if it exists.
     pub job_marker: Option<JobMarkerItem>,
     /// The contact's new state on the portal; `None` leaves it (a code for an active contact).
@@ -43,15 +45,15 @@ pub struct Invitation {
 /// Where a code or link belongs, read from its lookup item.
 #[derive(Debug, Clone)]
 pub struct CodeOwner {
-    pub tenant_id: String,
-    pub contact_id: String,
-    pub portal_id: String,
+    pub tenant_id: TenantId,
+    pub contact_id: ContactId,
+    pub portal_id: PortalId,
     pub method: Method,
-    pub state: CodeState,
+    pub state: InvitationState,
     pub expires_at_ms: i64,
     pub contact_name: String,
     pub created_at: Option<DateTime<Utc>>,
-    pub email_document_id: Option<String>,
+    pub email_document_id: Option<DocumentId>,
 }
 
 /// What deactivating a contact on a portal writes.
@@ -79,6 +81,14 @@ fn entry_value(entry: &AccessEntry) -> anyhow::Result<aws_sdk_dynamodb::types::A
     serde_dynamo::to_attribute_value(entry).context("Failed to encode an access entry")
 }
 
+/// The contact's state a claim sets ([`invitation::claim`] says `active`).
+fn claimed_state(claim: invitation::Transition) -> PortalState {
+    match claim.contact {
+        invitation::ContactEffect::Set(s) | invitation::ContactEffect::IfStillNamed(s) => s,
+        invitation::ContactEffect::Unchanged => PortalState::Active,
+    }
+}
+
 impl Invitation {
     /// The code's two items: the global lookup (claim guard) and the contact's row.
     pub fn code_items(&self) -> (CodeLookupItem, CodeItem) {
@@ -86,11 +96,11 @@ impl Invitation {
         let lookup = CodeLookupItem {
             pk: keys::code_lookup_pk(&self.hash),
             sk: keys::CODE_LOOKUP_SK.into(),
-            tenant_id: self.tenant_id.to_string(),
-            contact_id: self.contact_id.to_string(),
-            portal_id: self.portal_id.to_string(),
+            tenant_id: self.tenant_id.clone(),
+            contact_id: self.contact_id.clone(),
+            portal_id: self.portal_id.clone(),
             method: self.method,
-            state: CodeState::Pending,
+            state: InvitationState::Pending,
             expires_at_ms: expires_ms,
             // Keep the guard 30 days past expiry so late claims still get a clean "no".
             expires_ttl: expires_ms / 1000 + 30 * 24 * 3600,
@@ -103,9 +113,9 @@ impl Invitation {
             sk: keys::code_sk(&self.portal_id, &self.hash),
             portal_id: self.portal_id.clone(),
             method: self.method,
-            code_hash: self.hash.as_str().to_owned(),
+            code_hash: self.hash.clone(),
             code: self.code_display.clone(),
-            state: CodeState::Pending,
+            state: InvitationState::Pending,
             created_at: self.created_at,
             expires_at: self.expires_at,
             email_document_id: self.email.as_ref().map(|e| e.document_id.clone()),
@@ -120,13 +130,14 @@ impl Invitation {
 }
 
 impl Store {
-    fn revocations(&self, pk: &str, portal: &PortalId, hashes: &[CodeHash]) -> anyhow::Result<Vec<TransactWriteItem>> {
-        let mut items = Vec::new();
+    /// Revokes earlier pending codes and links ([`invitation::revoke`]): row and lookup.
+    fn revocations(&self, tx: &mut Tx, pk: &str, portal: &PortalId, hashes: &[CodeHash]) -> anyhow::Result<()> {
+        let Some(t) = invitation::revoke(InvitationState::Pending) else { return Ok(()) };
         for old in hashes {
-            items.push(self.set_state(key(pk.to_owned(), keys::code_sk(portal, old)), CodeState::Revoked, "REMOVE code, gsi2pk, gsi2sk", None)?);
-            items.push(self.set_state(key(keys::code_lookup_pk(old), keys::CODE_LOOKUP_SK.into()), CodeState::Revoked, "", None)?);
+            tx.push(TxItem::RevokedRow, self.set_state(key(pk.to_owned(), keys::code_sk(portal, old)), t.to, "REMOVE code, gsi2pk, gsi2sk", None)?);
+            tx.push(TxItem::RevokedLookup, self.set_state(key(keys::code_lookup_pk(old), keys::CODE_LOOKUP_SK.into()), t.to, "", None)?);
         }
-        Ok(items)
+        Ok(())
     }
 
     /// Stores a new code or link (lookup + contact row), revokes the earlier
@@ -173,20 +184,19 @@ impl Store {
                 TransactWriteItem::builder().condition_check(c.build().context("Failed to build a ConditionCheck")?).build()
             }
         };
-        let mut items = vec![
-            self.put(to_item(&lookup)?, "attribute_not_exists(pk)")?,
-            self.put(to_item(&row)?, "attribute_not_exists(pk)")?,
-            contact_write,
-            self.put(to_item(&inv.audit)?, "attribute_not_exists(pk)")?,
-        ];
-        items.extend(self.revocations(&pk, &inv.portal_id, &inv.revoke)?);
+        let mut tx = Tx::new()
+            .with(TxItem::CodeLookup, self.put(to_item(&lookup)?, "attribute_not_exists(pk)")?)
+            .with(TxItem::CodeRow, self.put(to_item(&row)?, "attribute_not_exists(pk)")?)
+            .with(TxItem::Contact, contact_write)
+            .with(TxItem::Audit, self.put(to_item(&inv.audit)?, "attribute_not_exists(pk)")?);
+        self.revocations(&mut tx, &pk, &inv.portal_id, &inv.revoke)?;
         if let Some(email) = &inv.email {
-            items.push(self.put(to_item(email)?, "attribute_not_exists(pk)")?);
+            tx.push(TxItem::Email, self.put(to_item(email)?, "attribute_not_exists(pk)")?);
         }
         if let Some(marker) = &inv.job_marker {
-            items.push(self.put(to_item(marker)?, "attribute_not_exists(pk)")?);
+            tx.push(TxItem::JobMarker, self.put(to_item(marker)?, "attribute_not_exists(pk)")?);
         }
-        self.transact(items).await
+        self.transact(tx).await
     }
 
     /// Reads the lookup item of a code or link hash.
@@ -214,18 +224,16 @@ impl Store {
     /// the plain code is erased, the account is created (or re-enabled), the
     /// contact becomes active and the email's access grant is written, in one
     /// transaction.
-    #[tracing::instrument(skip_all, fields(tenant = %tenant))]
-    #[allow(clippy::too_many_arguments)]
+    #[tracing::instrument(skip_all, fields(tenant = %owner.tenant_id))]
     pub async fn claim_code(
         &self,
         hash: &CodeHash,
         owner: &CodeOwner,
-        tenant: &TenantId,
-        contact: &ContactId,
-        portal: &PortalId,
+        claim: invitation::Transition,
         email: &EmailAddress,
         now: DateTime<Utc>,
     ) -> Result<(), TxError> {
+        let (tenant, contact, portal) = (&owner.tenant_id, &owner.contact_id, &owner.portal_id);
         let pk = keys::contact_pk(tenant, contact);
         let now_s = time::format(&now);
         let account = Update::builder()
@@ -246,7 +254,7 @@ impl Store {
             .expression_attribute_values(":g3pk", s(keys::activated_gsi_pk(tenant)))
             .expression_attribute_values(":g3sk", s(keys::activated_gsi_sk(&now, contact, portal, email)))
             .expression_attribute_values(":sent", s_or_null(owner.created_at.as_ref().map(time::format)))
-            .expression_attribute_values(":doc", s_or_null(owner.email_document_id.clone()));
+            .expression_attribute_values(":doc", s_or_null(owner.email_document_id.as_ref().map(|d| d.to_string())));
         let account = account.build().context("Failed to build an Update")?;
         let state = Update::builder()
             .table_name(self.table_name())
@@ -255,7 +263,7 @@ impl Store {
             .condition_expression("attribute_exists(pk)")
             .expression_attribute_names("#access", "access")
             .expression_attribute_names("#p", portal.as_str())
-            .expression_attribute_values(":entry", entry_value(&AccessEntry::new(PortalState::Active, None, now))?)
+            .expression_attribute_values(":entry", entry_value(&AccessEntry::new(claimed_state(claim), None, now))?)
             .build()
             .context("Failed to build an Update")?;
         let grant = Update::builder()
@@ -267,19 +275,16 @@ impl Store {
             .expression_attribute_values(":now", s(now_s))
             .build()
             .context("Failed to build an Update")?;
-        let items = vec![
-            self.set_state(
-                key(keys::code_lookup_pk(hash), keys::CODE_LOOKUP_SK.into()),
-                CodeState::Claimed,
-                "",
-                Some(now.timestamp_millis()),
-            )?,
-            self.set_state(key(pk, keys::code_sk(portal, hash)), CodeState::Claimed, "REMOVE code, gsi2pk, gsi2sk", None)?,
-            TransactWriteItem::builder().update(account).build(),
-            TransactWriteItem::builder().update(state).build(),
-            TransactWriteItem::builder().update(grant).build(),
-        ];
-        self.transact(items).await
+        let tx = Tx::new()
+            .with(
+                TxItem::CodeLookup,
+                self.set_state(key(keys::code_lookup_pk(hash), keys::CODE_LOOKUP_SK.into()), claim.to, "", Some(now.timestamp_millis()))?,
+            )
+            .with(TxItem::CodeRow, self.set_state(key(pk, keys::code_sk(portal, hash)), claim.to, "REMOVE code, gsi2pk, gsi2sk", None)?)
+            .with(TxItem::Account, TransactWriteItem::builder().update(account).build())
+            .with(TxItem::Contact, TransactWriteItem::builder().update(state).build())
+            .with(TxItem::Grant, TransactWriteItem::builder().update(grant).build());
+        self.transact(tx).await
     }
 
     /// Ends a contact's access to a portal: accounts disabled, their access
@@ -303,10 +308,9 @@ impl Store {
                 .expression_attribute_values(":seen", s(time::format(&seen.updated_at))),
             None => state.condition_expression("attribute_exists(pk) AND attribute_not_exists(#access.#p)"),
         };
-        let mut items = vec![
-            TransactWriteItem::builder().update(state.build().context("Failed to build an Update")?).build(),
-            self.put(to_item(&d.audit)?, "attribute_not_exists(pk)")?,
-        ];
+        let mut tx = Tx::new()
+            .with(TxItem::Contact, TransactWriteItem::builder().update(state.build().context("Failed to build an Update")?).build())
+            .with(TxItem::Audit, self.put(to_item(&d.audit)?, "attribute_not_exists(pk)")?);
         for email in &d.accounts {
             let disable = Update::builder()
                 .table_name(self.table_name())
@@ -321,19 +325,19 @@ impl Store {
                 .set_key(Some(key(keys::grant_pk(&d.tenant_id, email), keys::grant_sk(&d.contact_id, &d.portal_id))))
                 .build()
                 .context("Failed to build a Delete")?;
-            items.push(TransactWriteItem::builder().update(disable).build());
-            items.push(TransactWriteItem::builder().delete(revoke_grant).build());
+            tx.push(TxItem::Account, TransactWriteItem::builder().update(disable).build());
+            tx.push(TxItem::Grant, TransactWriteItem::builder().delete(revoke_grant).build());
         }
-        items.extend(self.revocations(&pk, &d.portal_id, &d.revoke)?);
+        self.revocations(&mut tx, &pk, &d.portal_id, &d.revoke)?;
         if let Some(email) = &d.email {
-            items.push(self.put(to_item(email)?, "attribute_not_exists(pk)")?);
+            tx.push(TxItem::Email, self.put(to_item(email)?, "attribute_not_exists(pk)")?);
         }
-        self.transact(items).await
+        self.transact(tx).await
     }
 
     /// What an email address may open in a tenant: (contact, portal) pairs.
     #[tracing::instrument(skip_all, fields(tenant = %tenant))]
-    pub async fn access_of(&self, tenant: &TenantId, email: &EmailAddress) -> anyhow::Result<Vec<(String, String)>> {
+    pub async fn access_of(&self, tenant: &TenantId, email: &EmailAddress) -> anyhow::Result<Vec<(ContactId, PortalId)>> {
         let items = self.query_prefix(keys::grant_pk(tenant, email), keys::GRANT_PREFIX, false).await?;
         items
             .into_iter()

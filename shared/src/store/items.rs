@@ -2,8 +2,10 @@
 //! Field names are the attribute names; keys come from [`super::keys`].
 
 use super::keys;
-use crate::domain::{time, AccessEntry, CodeState, ContactId, ContactKind, EmailAddress, Method, PortalId, TenantId};
-use crate::mail::{EmailKind, EmailStatus};
+use crate::domain::{
+    time, AccessEntry, CodeHash, ContactId, ContactKind, DocumentId, EmailAddress, EmailKind, EmailStatus,
+    InvitationState, JobId, Method, PortalId, TenantId,
+};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -19,7 +21,7 @@ pub const TTL_ATTRIBUTE: &str = "expires_ttl";
 pub struct PortalItem {
     pub pk: String,
     pub sk: String,
-    pub portal_id: String,
+    pub portal_id: PortalId,
     pub name: String,
     pub default: bool,
     pub claim_url: String,
@@ -41,13 +43,13 @@ pub struct PortalItem {
 pub struct ContactItem {
     pub pk: String,
     pub sk: String,
-    pub contact_id: String,
+    pub contact_id: ContactId,
     pub name: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub email: Option<String>,
+    pub email: Option<EmailAddress>,
     pub kind: ContactKind,
     #[serde(default)]
-    pub portal_ids: Vec<String>,
+    pub portal_ids: Vec<PortalId>,
     #[serde(with = "time::rfc3339")]
     pub updated_at: DateTime<Utc>,
     pub updated_by: String,
@@ -75,7 +77,14 @@ pub struct AccountItem {
     #[serde(default, with = "time::rfc3339_opt", skip_serializing_if = "Option::is_none")]
     pub sent_at: Option<DateTime<Utc>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub email_document_id: Option<String>,
+    pub email_document_id: Option<DocumentId>,
+}
+
+impl AccountItem {
+    /// The contact the account belongs to, from its key.
+    pub fn contact_id(&self) -> Option<ContactId> {
+        keys::contact_of_pk(&self.pk)
+    }
 }
 
 /// A code on its contact's partition: what the portlet lists.
@@ -86,17 +95,17 @@ pub struct CodeItem {
     pub portal_id: PortalId,
     #[serde(default)]
     pub method: Method,
-    pub code_hash: String,
+    pub code_hash: CodeHash,
     /// The plain code (`XXXXX-XXXXX`), only while pending.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub code: Option<String>,
-    pub state: CodeState,
+    pub state: InvitationState,
     #[serde(with = "time::rfc3339")]
     pub created_at: DateTime<Utc>,
     #[serde(with = "time::rfc3339")]
     pub expires_at: DateTime<Utc>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub email_document_id: Option<String>,
+    pub email_document_id: Option<DocumentId>,
     pub created_by: String,
     /// For the reports: the contact's name when issued.
     #[serde(default)]
@@ -110,17 +119,24 @@ pub struct CodeItem {
     pub reminder_sent_at: Option<DateTime<Utc>>,
 }
 
+impl CodeItem {
+    /// The contact the code belongs to, from its key.
+    pub fn contact_id(&self) -> Option<ContactId> {
+        keys::contact_of_pk(&self.pk)
+    }
+}
+
 /// The global claim guard for a code: found by hash, names the owner.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct CodeLookupItem {
     pub pk: String,
     pub sk: String,
-    pub tenant_id: String,
-    pub contact_id: String,
-    pub portal_id: String,
+    pub tenant_id: TenantId,
+    pub contact_id: ContactId,
+    pub portal_id: PortalId,
     #[serde(default)]
     pub method: Method,
-    pub state: CodeState,
+    pub state: InvitationState,
     /// Expiry in epoch milliseconds, compared in the claim's condition.
     pub expires_at_ms: i64,
     /// Epoch seconds after which DynamoDB may delete the guard (well after expiry).
@@ -131,7 +147,7 @@ pub struct CodeLookupItem {
     #[serde(default, with = "time::rfc3339_opt", skip_serializing_if = "Option::is_none")]
     pub created_at: Option<DateTime<Utc>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub email_document_id: Option<String>,
+    pub email_document_id: Option<DocumentId>,
 }
 
 /// One email: the job's inputs while queued, the rendered document once sent.
@@ -139,12 +155,12 @@ pub struct CodeLookupItem {
 pub struct EmailItem {
     pub pk: String,
     pub sk: String,
-    pub document_id: String,
-    pub tenant_id: String,
-    pub contact_id: String,
-    pub portal_id: String,
+    pub document_id: DocumentId,
+    pub tenant_id: TenantId,
+    pub contact_id: ContactId,
+    pub portal_id: PortalId,
     pub kind: EmailKind,
-    pub to: String,
+    pub to: EmailAddress,
     pub status: EmailStatus,
     /// Template variables captured when the email was requested.
     pub vars: BTreeMap<String, String>,
@@ -183,18 +199,18 @@ impl EmailItem {
         vars: BTreeMap<String, String>,
         now: DateTime<Utc>,
     ) -> Self {
-        let document_id = uuid::Uuid::now_v7().to_string();
+        let document_id = DocumentId::generate();
         Self {
             pk: keys::contact_pk(tenant, contact),
             sk: keys::email_sk(&document_id),
             gsi1pk: keys::document_gsi_pk(tenant, &document_id),
             gsi1sk: keys::DOCUMENT_GSI_SK.into(),
             document_id,
-            tenant_id: tenant.to_string(),
-            contact_id: contact.to_string(),
-            portal_id: portal.to_string(),
+            tenant_id: tenant.clone(),
+            contact_id: contact.clone(),
+            portal_id: portal.clone(),
             kind,
-            to: to.to_string(),
+            to: to.clone(),
             status: EmailStatus::Queued,
             vars,
             subject: None,
@@ -219,9 +235,9 @@ pub struct AuditItem {
     pub actor: String,
     pub action: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub contact_id: Option<String>,
+    pub contact_id: Option<ContactId>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub portal_id: Option<String>,
+    pub portal_id: Option<PortalId>,
     #[serde(with = "time::rfc3339")]
     pub at: DateTime<Utc>,
     #[serde(default)]
@@ -243,8 +259,8 @@ impl AuditItem {
             sk: keys::audit_sk(at),
             actor: actor.into(),
             action: action.into(),
-            contact_id: Some(contact.to_string()),
-            portal_id: portal.map(|p| p.to_string()),
+            contact_id: Some(contact.clone()),
+            portal_id: portal.cloned(),
             at,
             detail,
         }
@@ -257,7 +273,7 @@ impl AuditItem {
             actor: actor.into(),
             action: action.into(),
             contact_id: None,
-            portal_id: portal.map(|p| p.to_string()),
+            portal_id: portal.cloned(),
             at,
             detail,
         }
@@ -269,7 +285,7 @@ impl AuditItem {
 pub struct TemplateItem {
     pub pk: String,
     pub sk: String,
-    pub portal_id: String,
+    pub portal_id: PortalId,
     pub kind: EmailKind,
     pub subject: String,
     pub text: String,
@@ -284,8 +300,8 @@ pub struct TemplateItem {
 pub struct AccessGrantItem {
     pub pk: String,
     pub sk: String,
-    pub contact_id: String,
-    pub portal_id: String,
+    pub contact_id: ContactId,
+    pub portal_id: PortalId,
 }
 
 /// A bulk job's record of one contact: written in the same transaction as
@@ -295,11 +311,11 @@ pub struct AccessGrantItem {
 pub struct JobMarkerItem {
     pub pk: String,
     pub sk: String,
-    pub contact_id: String,
+    pub contact_id: ContactId,
     pub outcome: crate::domain::job::Outcome,
     /// The email queued for the contact, so a redelivery can queue its job again.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub email_document_id: Option<String>,
+    pub email_document_id: Option<DocumentId>,
     /// DynamoDB removes markers 30 days on.
     pub expires_ttl: i64,
 }
@@ -309,10 +325,10 @@ pub struct JobMarkerItem {
 pub struct JobItem {
     pub pk: String,
     pub sk: String,
-    pub job_id: String,
+    pub job_id: JobId,
     pub state: crate::domain::job::JobState,
     #[serde(default)]
-    pub portal_id: Option<String>,
+    pub portal_id: Option<PortalId>,
     #[serde(default)]
     pub method: Option<Method>,
     #[serde(default)]

@@ -10,11 +10,14 @@
 //! | group           | `T#{t}#G#{group}`  | `GROUP`                  |
 //! | group members   | `T#{t}#G#{group}`  | `GROUP#MEMBERS#{chunk}`  |
 
-use super::dynamo::{from_item, key, n, s, to_item, Item, Store, TxError};
+use super::dynamo::{from_item, key, n, s, to_item, Item, Store};
+use super::tx::{Tx, TxError, TxItem};
+use crate::retry::{retry, Attempt, Policy};
+use std::time::Duration;
 use super::items::{JobItem, JobMarkerItem};
 use super::keys;
 use crate::domain::job::{is_done, Counts, JobState, Outcome};
-use crate::domain::{time, AccessEntry, Contact, ContactId, GroupId, JobId, TenantId};
+use crate::domain::{time, AccessEntry, Contact, ContactId, DocumentId, GroupId, JobId, TenantId};
 use anyhow::Context as _;
 use aws_sdk_dynamodb::types::{AttributeValue, Delete, KeysAndAttributes, ReturnValue, TransactWriteItem, Update};
 use chrono::{DateTime, Utc};
@@ -32,8 +35,10 @@ pub fn group_pk(t: &TenantId, g: &GroupId) -> String {
     format!("T#{t}#G#{g}")
 }
 pub const GROUP_SK: &str = "GROUP";
-/// Tries of a job counter update that meets concurrent batches.
-const CONTENTION_TRIES: u32 = 6;
+/// Tries of a batch read whose keys DynamoDB leaves unprocessed (40 ms doubling).
+const UNPROCESSED: Policy = Policy::backoff(8, Duration::from_millis(40), Duration::from_millis(640));
+/// Tries of a job counter update that meets concurrent batches (50 ms doubling).
+const CONTENTION: Policy = Policy::backoff(6, Duration::from_millis(50), Duration::from_millis(800));
 /// Ids per members item: 1,000 ids of at most 64 bytes stay far below DynamoDB's 400 KB.
 pub const MEMBERS_PER_ITEM: usize = 1000;
 
@@ -41,21 +46,14 @@ pub const MEMBERS_PER_ITEM: usize = 1000;
 #[derive(Debug, Clone)]
 pub struct Marker {
     pub outcome: Outcome,
-    pub email_document_id: Option<String>,
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize)]
-struct MarkerRead {
-    outcome: Outcome,
-    #[serde(default)]
-    email_document_id: Option<String>,
+    pub email_document_id: Option<DocumentId>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct GroupItem {
     pub pk: String,
     pub sk: String,
-    pub group_id: String,
+    pub group_id: GroupId,
     pub name: String,
     pub size: u32,
     pub chunks: u32,
@@ -68,7 +66,7 @@ pub struct GroupItem {
 struct MembersItem {
     pk: String,
     sk: String,
-    contact_ids: Vec<String>,
+    contact_ids: Vec<ContactId>,
 }
 
 /// A group as read back.
@@ -83,36 +81,36 @@ pub struct Group {
 impl Store {
     /// Reads up to 100 items per request by key, following UnprocessedKeys.
     async fn batch_get(&self, keys_list: Vec<Item>) -> anyhow::Result<Vec<Item>> {
-        let mut found = Vec::new();
+        let found = std::sync::Mutex::new(Vec::new());
         for chunk in keys_list.chunks(100) {
-            let mut pending = Some(
-                KeysAndAttributes::builder()
-                    .set_keys(Some(chunk.to_vec()))
-                    .consistent_read(true)
-                    .build()
-                    .context("Failed to build BatchGetItem keys")?,
-            );
-            let mut tries = 0;
-            while let Some(request) = pending.take() {
-                tries += 1;
-                let out = self
-                    .client()
-                    .batch_get_item()
-                    .request_items(self.table_name(), request)
-                    .send()
-                    .await
-                    .context("Failed to read items in a batch")?;
+            let keys = KeysAndAttributes::builder()
+                .set_keys(Some(chunk.to_vec()))
+                .consistent_read(true)
+                .build()
+                .context("Failed to build BatchGetItem keys")?;
+            // DynamoDB may leave some keys unprocessed: ask again for those, backing off.
+            let pending = std::sync::Mutex::new(keys);
+            let (pending, found) = (&pending, &found);
+            retry(UNPROCESSED, |()| anyhow::anyhow!("DynamoDB kept keys unprocessed"), |_| async move {
+                let request = pending.lock().expect("keys lock").clone();
+                let out = match self.client().batch_get_item().request_items(self.table_name(), request).send().await {
+                    Ok(out) => out,
+                    Err(e) => return Attempt::Stop(anyhow::Error::new(e).context("Failed to read items in a batch")),
+                };
                 if let Some(mut r) = out.responses {
-                    found.extend(r.remove(self.table_name()).unwrap_or_default());
+                    found.lock().expect("items lock").extend(r.remove(self.table_name()).unwrap_or_default());
                 }
-                pending = out.unprocessed_keys.and_then(|mut u| u.remove(self.table_name())).filter(|k| !k.keys().is_empty());
-                if pending.is_some() {
-                    anyhow::ensure!(tries < 8, "DynamoDB kept keys unprocessed");
-                    tokio::time::sleep(std::time::Duration::from_millis(20 << tries.min(5))).await;
+                match out.unprocessed_keys.and_then(|mut u| u.remove(self.table_name())).filter(|k| !k.keys().is_empty()) {
+                    Some(left) => {
+                        *pending.lock().expect("keys lock") = left;
+                        Attempt::Again(())
+                    }
+                    None => Attempt::Done(()),
                 }
-            }
+            })
+            .await?;
         }
-        Ok(found)
+        Ok(found.into_inner().expect("items lock"))
     }
 
     /// Contacts (with their portal states) of one tenant, by id, in batches.
@@ -133,13 +131,12 @@ impl Store {
 
     /// The markers this job already has for these contacts.
     #[tracing::instrument(skip_all, fields(tenant = %tenant, n = ids.len()))]
-    pub async fn batch_markers(&self, tenant: &TenantId, job: &JobId, ids: &[ContactId]) -> anyhow::Result<HashMap<String, Marker>> {
+    pub async fn batch_markers(&self, tenant: &TenantId, job: &JobId, ids: &[ContactId]) -> anyhow::Result<HashMap<ContactId, Marker>> {
         let keys_list = ids.iter().map(|c| key(job_pk(tenant, job), marker_sk(c))).collect();
         let mut out = HashMap::new();
         for item in self.batch_get(keys_list).await? {
-            let contact = item.get("contact_id").and_then(|v| v.as_s().ok()).cloned().unwrap_or_default();
-            let m: MarkerRead = from_item(item)?;
-            out.insert(contact, Marker { outcome: m.outcome, email_document_id: m.email_document_id });
+            let m: JobMarkerItem = from_item(item)?;
+            out.insert(m.contact_id, Marker { outcome: m.outcome, email_document_id: m.email_document_id });
         }
         Ok(out)
     }
@@ -149,7 +146,7 @@ impl Store {
         JobMarkerItem {
             pk: job_pk(tenant, job),
             sk: marker_sk(contact),
-            contact_id: contact.to_string(),
+            contact_id: contact.clone(),
             outcome,
             email_document_id: None,
             expires_ttl: now.timestamp() + 30 * 24 * 3600,
@@ -235,31 +232,30 @@ impl Store {
             Some(t) => update.expression_attribute_values(":total", n(t.into())),
             None => update.expression_attribute_values(":size", n(message_size.into())),
         };
-        let items = vec![
-            self.put(applied, "attribute_not_exists(pk)")?,
-            TransactWriteItem::builder().update(update.build().context("Failed to build an Update")?).build(),
-        ];
+        let tx = Tx::new()
+            .with(TxItem::BatchApplied, self.put(applied, "attribute_not_exists(pk)")?)
+            .with(TxItem::Job, TransactWriteItem::builder().update(update.build().context("Failed to build an Update")?).build());
         // Every batch of a job updates the one job item: concurrent batches
         // contend for it (TransactionConflict). That is no reason to fail the
         // message (on its last receive it would go to the DLQ uncounted and
         // the job would never be done): retry, briefly backing off.
-        let mut attempt = 0u32;
-        loop {
-            attempt += 1;
-            match self.transact(items.clone()).await {
-                Ok(()) => break,
-                Err(TxError::Cancelled { reasons }) if reasons.first().is_some_and(|r| r == "ConditionalCheckFailed") => {
+        let tx = &tx;
+        retry(CONTENTION, |e: TxError| anyhow::Error::new(e).context("counting a batch kept meeting concurrent ones"), |attempt| async move {
+            match self.transact(tx.clone()).await {
+                Ok(()) => Attempt::Done(()),
+                Err(e) if e.condition_failed(TxItem::BatchApplied) => {
                     tracing::info!("batch already counted");
-                    break;
+                    Attempt::Done(())
                 }
-                Err(e) if e.is_contention() && attempt < CONTENTION_TRIES => {
+                Err(e) if e.is_contention() => {
                     tracing::info!(attempt, "counting a batch met a concurrent one; retrying");
-                    tokio::time::sleep(std::time::Duration::from_millis(25 << attempt)).await;
+                    Attempt::Again(e)
                 }
-                Err(TxError::Cancelled { reasons }) => anyhow::bail!("counting a batch was cancelled: {reasons:?}"),
-                Err(TxError::Unexpected(e)) => return Err(e),
+                Err(e @ TxError::Cancelled(_)) => Attempt::Stop(anyhow::Error::new(e).context("counting a batch")),
+                Err(TxError::Unexpected(e)) => Attempt::Stop(e),
             }
-        }
+        })
+        .await?;
         // Queued → running on the first batch; done once everything is accounted for.
         let job_now = self.get_job(tenant, job).await?.context("the job vanished")?;
         let counts_now = Counts {
@@ -306,21 +302,21 @@ impl Store {
         let meta = GroupItem {
             pk: pk.clone(),
             sk: GROUP_SK.into(),
-            group_id: group.to_string(),
+            group_id: group.clone(),
             name: name.to_owned(),
             size: members.len() as u32,
             chunks: chunks.len() as u32,
             updated_at: now,
             updated_by: actor.to_owned(),
         };
-        let mut items = vec![self.put(to_item(&meta)?, "attribute_exists(pk) OR attribute_not_exists(pk)")?];
+        let mut tx = Tx::new().with(TxItem::Group, self.put(to_item(&meta)?, "attribute_exists(pk) OR attribute_not_exists(pk)")?);
         for (i, chunk) in chunks.iter().enumerate() {
             let m = MembersItem {
                 pk: pk.clone(),
                 sk: format!("GROUP#MEMBERS#{i:04}"),
-                contact_ids: chunk.iter().map(|c| c.to_string()).collect(),
+                contact_ids: chunk.to_vec(),
             };
-            items.push(self.put(to_item(&m)?, "attribute_exists(pk) OR attribute_not_exists(pk)")?);
+            tx.push(TxItem::GroupMembers, self.put(to_item(&m)?, "attribute_exists(pk) OR attribute_not_exists(pk)")?);
         }
         for i in chunks.len() as u32..old_chunks {
             let d = Delete::builder()
@@ -328,9 +324,9 @@ impl Store {
                 .set_key(Some(key(pk.clone(), format!("GROUP#MEMBERS#{i:04}"))))
                 .build()
                 .context("Failed to build a Delete")?;
-            items.push(TransactWriteItem::builder().delete(d).build());
+            tx.push(TxItem::GroupMembers, TransactWriteItem::builder().delete(d).build());
         }
-        self.transact(items).await
+        self.transact(tx).await
     }
 
     /// A group and its members as they are now (one Query).
@@ -343,7 +339,7 @@ impl Store {
                 Some(GROUP_SK) => meta = Some(from_item::<GroupItem>(item)?),
                 Some(sk) if sk.starts_with("GROUP#MEMBERS#") => {
                     let m: MembersItem = from_item(item)?;
-                    members.extend(m.contact_ids.iter().filter_map(|c| ContactId::parse(c).ok()));
+                    members.extend(m.contact_ids);
                 }
                 _ => {}
             }

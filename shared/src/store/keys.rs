@@ -38,7 +38,7 @@
 //! code. Its key is a keyed hash of a 50-bit secret, not something a caller
 //! chooses, and its value names the tenant and contact the code belongs to.
 
-use crate::domain::{CodeHash, ContactId, EmailAddress, PortalId, TenantId};
+use crate::domain::{CodeHash, ContactId, DocumentId, EmailAddress, PortalId, TenantId};
 
 pub const CONTACT_SK: &str = "CONTACT";
 pub const CONTACT_VIEW_PREFIX: &str = "CONTACT";
@@ -80,7 +80,7 @@ pub fn contacts_gsi_pk(t: &TenantId) -> String {
     format!("T#{t}#CONTACTS")
 }
 
-pub fn document_gsi_pk(t: &TenantId, document_id: &str) -> String {
+pub fn document_gsi_pk(t: &TenantId, document_id: &DocumentId) -> String {
     format!("T#{t}#DOC#{document_id}")
 }
 
@@ -113,6 +113,11 @@ pub fn contact_pk(t: &TenantId, c: &ContactId) -> String {
     format!("T#{t}#C#{c}")
 }
 
+/// The contact a key of its partition names ([`contact_pk`] read back).
+pub fn contact_of_pk(pk: &str) -> Option<ContactId> {
+    pk.rsplit_once("#C#").and_then(|(_, c)| ContactId::parse(c).ok())
+}
+
 pub fn account_sk(p: &PortalId, email: &EmailAddress) -> String {
     format!("{ACCOUNT_PREFIX}{p}#{email}")
 }
@@ -125,7 +130,7 @@ pub fn codes_of_portal_prefix(p: &PortalId) -> String {
     format!("{CODE_PREFIX}{p}#")
 }
 
-pub fn email_sk(document_id: &str) -> String {
+pub fn email_sk(document_id: &DocumentId) -> String {
     format!("{EMAIL_PREFIX}{document_id}")
 }
 

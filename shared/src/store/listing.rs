@@ -6,7 +6,7 @@
 
 use super::dynamo::{s, Store};
 use super::keys;
-use crate::domain::{access_state::effective, time, Contact, PortalId, PortalState, TenantId};
+use crate::domain::{invitation::contact_state, time, Contact, PortalId, PortalState, TenantId};
 use anyhow::Context as _;
 use super::cursor::{decode_cursor, encode_cursor};
 use chrono::{DateTime, Utc};
@@ -91,7 +91,7 @@ impl Store {
             let out = q.send().await.context("Failed to list contacts")?;
             for item in out.items.unwrap_or_default() {
                 let (contact, access) = Self::contact_from(item)?;
-                let state = effective(access.get(portal.as_str()), now);
+                let state = contact_state(access.get(portal.as_str()), now);
                 items.push((contact, state));
             }
             start = out.last_evaluated_key.filter(|k| !k.is_empty());

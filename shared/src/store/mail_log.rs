@@ -3,8 +3,8 @@
 use super::dynamo::{from_item, n, s, to_item, EmailKey, Store};
 use super::items::{AuditItem, EmailItem, TemplateItem};
 use super::keys;
-use crate::domain::{time, ContactId, PortalId, TenantId};
-use crate::mail::{templates::EmailTemplate, EmailKind, RenderedEmail};
+use crate::domain::{time, ContactId, DocumentId, PortalId, TenantId};
+use crate::domain::email::{EmailKind, EmailTemplate, RenderedEmail};
 use anyhow::Context as _;
 use aws_sdk_dynamodb::types::AttributeValue;
 use chrono::{DateTime, Utc};
@@ -102,7 +102,7 @@ impl Store {
 
     /// An email document by id alone (through `gsi1`).
     #[tracing::instrument(skip_all, fields(tenant = %tenant))]
-    pub async fn get_document(&self, tenant: &TenantId, document_id: &str) -> anyhow::Result<Option<EmailItem>> {
+    pub async fn get_document(&self, tenant: &TenantId, document_id: &DocumentId) -> anyhow::Result<Option<EmailItem>> {
         let out = self
             .client()
             .query()
@@ -141,7 +141,7 @@ impl Store {
         let item = TemplateItem {
             pk: keys::tenant_pk(tenant),
             sk: keys::template_sk(portal, kind.as_str()),
-            portal_id: portal.to_string(),
+            portal_id: portal.clone(),
             kind,
             subject: template.subject.clone(),
             text: template.text.clone(),
@@ -151,7 +151,7 @@ impl Store {
         };
         let put = self.put(to_item(&item)?, "attribute_exists(pk) OR attribute_not_exists(pk)")?;
         let record = self.put(to_item(audit)?, "attribute_not_exists(pk)")?;
-        self.transact(vec![put, record]).await.map_err(|e| anyhow::anyhow!(e).context("Failed to save a template"))
+        self.transact(super::tx::Tx::new().with(super::tx::TxItem::Template, put).with(super::tx::TxItem::Audit, record)).await.map_err(|e| anyhow::anyhow!(e).context("Failed to save a template"))
     }
 
     /// A contact's audit trail, newest first.

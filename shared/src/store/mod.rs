@@ -15,6 +15,8 @@ pub mod listing;
 pub mod mail_log;
 pub mod reports;
 pub mod scheduling;
+pub mod tx;
 
-pub use dynamo::{ContactPartition, EmailKey, Store, TxError};
+pub use dynamo::{ContactPartition, EmailKey, Store};
+pub use tx::{CancelReason, Cancellation, Tx, TxError, TxItem};
 pub use invitations::{CodeOwner, Deactivation, Invitation};

@@ -2,12 +2,13 @@
 //! links by expiry (`gsi2`), and the conditional writes that make each step
 //! happen once: expiring, auto-emailing and reminding.
 
-use super::dynamo::{from_item, key, s, to_item, Item, Store, TxError};
+use super::dynamo::{from_item, key, s, to_item, Item, Store};
+use super::tx::{Tx, TxError, TxItem};
 use super::items::{CodeItem, EmailItem};
 use super::keys;
-use crate::domain::{time, AccessEntry, CodeHash, CodeState, ContactId, PortalState, TenantId};
+use crate::domain::{invitation, time, AccessEntry, InvitationState, PortalState, TenantId};
 use anyhow::Context as _;
-use aws_sdk_dynamodb::types::{TransactWriteItem, Update};
+use aws_sdk_dynamodb::types::{builders::UpdateBuilder, ConditionCheck, TransactWriteItem, Update};
 use chrono::{DateTime, Utc};
 
 /// Which pending invitations, by their expiry.
@@ -66,58 +67,72 @@ impl Store {
             .update_expression(expression)
             .condition_expression(condition)
             .expression_attribute_names("#state", "state")
-            .expression_attribute_values(":pending", s(CodeState::Pending.as_str()))
+            .expression_attribute_values(":pending", s(InvitationState::Pending.as_str()))
     }
 
-    /// Moves a pending code or link past its expiry to `expired` (row, lookup,
-    /// and the contact's state when it still names this invitation). `false`
-    /// if it was no longer pending.
-    pub async fn expire(&self, tenant: &TenantId, row: &CodeItem, now: DateTime<Utc>) -> anyhow::Result<bool> {
-        let hash = CodeHash::from_stored(row.code_hash.clone());
+    /// Stores an expiry ([`invitation::expire`]) in one transaction: the row
+    /// and the lookup go `pending → expired` (the plain code and the pending
+    /// index keys are removed), and the contact's state on the portal becomes
+    /// `expired` when `contact_named` says it still names this invitation
+    /// (`seen` is the entry read just before; the write is conditional on it,
+    /// and otherwise the transaction checks that it still does *not* name it).
+    /// [`TxError::Cancelled`] names the item that changed meanwhile.
+    pub async fn expire(
+        &self,
+        tenant: &TenantId,
+        row: &CodeItem,
+        expiry: invitation::Transition,
+        contact_named: bool,
+        now: DateTime<Utc>,
+    ) -> Result<(), TxError> {
+        let contact_id = row.contact_id().context("a code row's key")?;
         let row_update = self
             .row_update(row, "SET #state = :expired REMOVE code, gsi2pk, gsi2sk", "#state = :pending")
-            .expression_attribute_values(":expired", s(CodeState::Expired.as_str()))
+            .expression_attribute_values(":expired", s(expiry.to.as_str()))
             .build()
             .context("Failed to build an Update")?;
-        let items = vec![
-            TransactWriteItem::builder().update(row_update).build(),
-            self.set_state(key(keys::code_lookup_pk(&hash), keys::CODE_LOOKUP_SK.into()), CodeState::Expired, "", None)?,
-        ];
-        match self.transact(items).await {
-            Ok(()) => {}
-            Err(TxError::Cancelled { .. }) => return Ok(false),
-            Err(TxError::Unexpected(e)) => return Err(e),
-        }
-        let contact_id = row.pk.rsplit("#C#").next().and_then(|c| ContactId::parse(c).ok()).context("a code row's key")?;
-        let entry = serde_dynamo::to_attribute_value(AccessEntry::new(PortalState::Expired, None, now))?;
-        let result = self
-            .client()
-            .update_item()
-            .table_name(self.table_name())
-            .set_key(Some(key(keys::contact_pk(tenant, &contact_id), keys::CONTACT_SK.into())))
-            .update_expression("SET #access.#p = :entry")
-            .condition_expression("#access.#p.#st = :pending AND #access.#p.expires_at = :exp")
-            .expression_attribute_names("#access", "access")
-            .expression_attribute_names("#p", row.portal_id.as_str())
-            .expression_attribute_names("#st", "state")
-            .expression_attribute_values(":entry", entry)
-            .expression_attribute_values(":pending", s(PortalState::Pending.as_str()))
-            .expression_attribute_values(":exp", s(time::format(&row.expires_at)))
-            .send()
-            .await;
-        match result {
-            Ok(_) => Ok(true),
-            // A newer invitation or a claim owns the state now: leave it.
-            Err(e) if e.as_service_error().is_some_and(|e| e.is_conditional_check_failed_exception()) => Ok(true),
-            Err(e) => Err(anyhow::Error::new(e).context("Failed to mark a contact expired")),
-        }
+        let contact_key = key(keys::contact_pk(tenant, &contact_id), keys::CONTACT_SK.into());
+        let named = "#access.#p.#st = :pending AND #access.#p.expires_at = :exp";
+        let contact_item = match (expiry.contact, contact_named) {
+            (invitation::ContactEffect::IfStillNamed(state) | invitation::ContactEffect::Set(state), true) => {
+                let entry = serde_dynamo::to_attribute_value(AccessEntry::new(state, None, now)).context("Failed to encode an access entry")?;
+                let u = Update::builder()
+                    .table_name(self.table_name())
+                    .set_key(Some(contact_key))
+                    .update_expression("SET #access.#p = :entry")
+                    .condition_expression(named)
+                    .expression_attribute_values(":entry", entry);
+                TransactWriteItem::builder().update(with_entry_names(u, row).build().context("Failed to build an Update")?).build()
+            }
+            _ => {
+                let c = ConditionCheck::builder()
+                    .table_name(self.table_name())
+                    .set_key(Some(contact_key))
+                    .condition_expression(format!("NOT ({named})"));
+                let c = c
+                    .expression_attribute_names("#access", "access")
+                    .expression_attribute_names("#p", row.portal_id.as_str())
+                    .expression_attribute_names("#st", "state")
+                    .expression_attribute_values(":pending", s(PortalState::Pending.as_str()))
+                    .expression_attribute_values(":exp", s(time::format(&row.expires_at)));
+                TransactWriteItem::builder().condition_check(c.build().context("Failed to build a ConditionCheck")?).build()
+            }
+        };
+        let tx = Tx::new()
+            .with(TxItem::CodeRow, TransactWriteItem::builder().update(row_update).build())
+            .with(
+                TxItem::CodeLookup,
+                self.set_state(key(keys::code_lookup_pk(&row.code_hash), keys::CODE_LOOKUP_SK.into()), expiry.to, "", None)?,
+            )
+            .with(TxItem::Contact, contact_item);
+        self.transact(tx).await
     }
 
     /// Records that a pending code was emailed (once): `false` if it already was, or is no longer pending.
     pub async fn attach_email(&self, row: &CodeItem, email: &EmailItem) -> anyhow::Result<bool> {
         let update = self
             .row_update(row, "SET email_document_id = :doc", "#state = :pending AND attribute_not_exists(email_document_id)")
-            .expression_attribute_values(":doc", s(email.document_id.clone()))
+            .expression_attribute_values(":doc", s(email.document_id.to_string()))
             .build()
             .context("Failed to build an Update")?;
         self.once(update, email).await
@@ -134,14 +149,22 @@ impl Store {
     }
 
     async fn once(&self, update: Update, email: &EmailItem) -> anyhow::Result<bool> {
-        let items = vec![
-            TransactWriteItem::builder().update(update).build(),
-            self.put(to_item(email)?, "attribute_not_exists(pk)")?,
-        ];
-        match self.transact(items).await {
+        let tx = Tx::new()
+            .with(TxItem::CodeRow, TransactWriteItem::builder().update(update).build())
+            .with(TxItem::Email, self.put(to_item(email)?, "attribute_not_exists(pk)")?);
+        match self.transact(tx).await {
             Ok(()) => Ok(true),
-            Err(TxError::Cancelled { .. }) => Ok(false),
+            Err(TxError::Cancelled(_)) => Ok(false),
             Err(TxError::Unexpected(e)) => Err(e),
         }
     }
+}
+
+/// The names and values of a condition on the contact's entry for `row`'s portal.
+fn with_entry_names(u: UpdateBuilder, row: &CodeItem) -> UpdateBuilder {
+    u.expression_attribute_names("#access", "access")
+        .expression_attribute_names("#p", row.portal_id.as_str())
+        .expression_attribute_names("#st", "state")
+        .expression_attribute_values(":pending", s(PortalState::Pending.as_str()))
+        .expression_attribute_values(":exp", s(time::format(&row.expires_at)))
 }

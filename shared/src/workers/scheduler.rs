@@ -9,16 +9,20 @@
 //! 4. `reminder_days_before_expiry`: one reminder per code or link.
 //!
 //! Every step is conditional on what it changes, so a second run (or a run
-//! cut short and resumed next hour) does only what is left.
+//! cut short and resumed next hour) does only what is left. The scheduler
+//! calls the use cases as itself (actor `scheduler`); a contact a step no
+//! longer applies to (it changed meanwhile) is skipped, not an error.
 
-use crate::app::App;
+use crate::app::{App, Settings};
 use crate::domain::{
-    code_lifecycle::reminder_due, time, Caller, ContactId, Method, Portal, PortalState, Scope, TenantId,
+    access_state::check_auto_generate, invitation::reminder_due, time, EmailKind, MailJob, Method, Portal, PortalState,
+    TenantId,
 };
-use crate::invite::{enqueue_email, invite, Step};
-use crate::mail::{templates::TemplateVars, EmailKind};
+use crate::mail::templates::TemplateVars;
 use crate::store::items::{CodeItem, EmailItem};
 use crate::store::scheduling::Expiring;
+use crate::usecase::expire::expire_due;
+use crate::usecase::issue::{issue, queue_email, Actor, IssueError, Step};
 use serde::Serialize;
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
@@ -43,6 +47,15 @@ pub struct RunSummary {
 
 pub struct Scheduler {
     pub app: App,
+}
+
+impl Scheduler {
+    /// Cold start: settings and AWS configuration from the environment.
+    pub async fn from_env() -> anyhow::Result<Self> {
+        let settings = Settings::from_env()?;
+        let sdk = crate::aws::sdk_config().await?;
+        Ok(Self { app: App::new(&sdk, &settings) })
+    }
 }
 
 struct Budget(Instant);
@@ -82,21 +95,10 @@ impl Scheduler {
     async fn tenant(&self, tenant: &TenantId, budget: &Budget, summary: &mut RunSummary) -> anyhow::Result<bool> {
         let store = &self.app.store;
         // 1. Expiry.
-        let mut start = None;
-        loop {
-            if !budget.left() {
-                return Ok(false);
-            }
-            let page = store.pending_page(tenant, Expiring::Before((self.app.clock)()), start, PAGE).await?;
-            for row in &page.rows {
-                if store.expire(tenant, row, (self.app.clock)()).await? {
-                    summary.expired += 1;
-                }
-            }
-            match page.next {
-                Some(next) => start = Some(next),
-                None => break,
-            }
+        let expired = expire_due(&self.app, tenant, || budget.left()).await?;
+        summary.expired += expired.expired;
+        if !expired.complete {
+            return Ok(false);
         }
         let portals: HashMap<String, Portal> = store
             .list_portals(tenant)
@@ -134,7 +136,7 @@ impl Scheduler {
     }
 
     async fn generate(&self, tenant: &TenantId, portal: &Portal, budget: &Budget, summary: &mut RunSummary) -> anyhow::Result<bool> {
-        let caller = Caller { sub: ACTOR.into(), tenant_id: tenant.clone(), scope: Some(Scope::Admin) };
+        let actor = Actor { tenant, name: ACTOR };
         for state in [PortalState::None, PortalState::Expired] {
             let mut cursor: Option<String> = None;
             loop {
@@ -147,21 +149,22 @@ impl Scheduler {
                     .store
                     .list_contacts(tenant, &portal.portal_id, Some(state), 100, cursor.as_deref(), now)
                     .await
-                    .map_err(|e| anyhow::anyhow!("{e}"))?;
+                    .map_err(|e| anyhow::anyhow!(e).context("listing contacts to auto-generate for"))?;
                 for (contact, _) in page.items {
                     let related = portal.default || contact.portal_ids.contains(&portal.portal_id);
                     if !related {
                         continue;
                     }
-                    let issued = invite(&self.app, &caller, &contact.contact_id, portal, Method::Code, |state| match state {
-                        PortalState::None | PortalState::Expired => Ok(Step { email: None, action: "auto_generate" }),
-                        _ => Err(crate::http::problem::ApiError::Conflict("no longer needs a code".into())),
+                    let issued = issue(&self.app, actor, &contact.contact_id, portal, Method::Code, |state| {
+                        check_auto_generate(state)?;
+                        Ok(Step { email: None, action: "auto_generate" })
                     })
                     .await;
                     match issued {
                         Ok(_) => summary.generated += 1,
-                        Err(crate::http::problem::ApiError::Conflict(_) | crate::http::problem::ApiError::NotFound(_)) => {}
-                        Err(e) => return Err(anyhow::anyhow!("generating a code: {e}")),
+                        // It changed meanwhile: nothing to do for it any more.
+                        Err(IssueError::Refused(_) | IssueError::ContactNotFound | IssueError::KeptChanging(_)) => {}
+                        Err(e) => return Err(anyhow::Error::new(e).context("generating a code")),
                     }
                 }
                 match page.next_cursor {
@@ -181,7 +184,7 @@ impl Scheduler {
         if !wants_email && !wants_reminder {
             return Ok(());
         }
-        let Some(contact_id) = row.pk.rsplit("#C#").next().and_then(|c| ContactId::parse(c).ok()) else {
+        let Some(contact_id) = row.contact_id() else {
             return Ok(());
         };
         let Some(contact) = self.app.store.get_contact(tenant, &contact_id).await? else {
@@ -214,8 +217,9 @@ impl Scheduler {
                 jobs.push(email.document_id);
             }
         }
-        for doc in jobs {
-            enqueue_email(&self.app, tenant.as_str(), contact_id.as_str(), &doc).await.map_err(|e| anyhow::anyhow!("{e}"))?;
+        for document_id in jobs {
+            let job = MailJob { tenant_id: tenant.clone(), contact_id: contact_id.clone(), document_id };
+            queue_email(&self.app, job).await.map_err(|e| anyhow::Error::new(e).context("queueing a scheduled email"))?;
         }
         Ok(())
     }

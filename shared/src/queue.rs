@@ -1,12 +1,35 @@
 //! The SQS adapter: JSON messages onto a queue, one at a time or in batches
-//! of ten (SendMessageBatch). Used for the mail queue and the activation queue.
+//! of ten (SendMessageBatch). A queue is typed by its message: the mail queue
+//! ([`MailQueue`]) takes only [`MailJob`]s and the activation queue
+//! ([`ActivationQueue`]) only [`ActivationMessage`]s, so a mail job cannot be
+//! sent to the activation queue.
 
-use super::MailJob;
+use crate::domain::{email::MailJob, job::ActivationMessage};
 use crate::metrics::RequestCounter;
+use crate::retry::{retry, Attempt, Policy};
 use anyhow::Context as _;
 use aws_sdk_sqs::{types::SendMessageBatchRequestEntry, Client};
 use serde::Serialize;
+use std::marker::PhantomData;
 use std::sync::{Arc, OnceLock};
+
+/// A message type with a queue of its own. Sealed: only the service's two
+/// messages have one.
+pub trait QueueMessage: Serialize + sealed::Sealed {}
+
+mod sealed {
+    pub trait Sealed {}
+    impl Sealed for super::MailJob {}
+    impl Sealed for super::ActivationMessage {}
+}
+
+impl QueueMessage for MailJob {}
+impl QueueMessage for ActivationMessage {}
+
+/// The mail queue: email jobs for the mailer.
+pub type MailQueue = Queue<MailJob>;
+/// The activation queue: bulk activation batches for the activator.
+pub type ActivationQueue = Queue<ActivationMessage>;
 
 /// SQS's limit of messages per SendMessageBatch.
 pub const SQS_BATCH: usize = 10;
@@ -14,20 +37,30 @@ pub const SQS_BATCH: usize = 10;
 /// The SQS client is built on first use: most functions hold both queues and
 /// send on neither (status, reports, access), and a client costs part of a
 /// cold start to build.
-#[derive(Clone, Debug)]
-pub struct JsonQueue {
+#[derive(Debug)]
+pub struct Queue<M> {
     sdk: aws_config::SdkConfig,
     client: Arc<OnceLock<Client>>,
     url: String,
     requests: RequestCounter,
+    message: PhantomData<fn(&M)>,
 }
 
-/// The mail queue: email jobs for the mailer.
-pub type MailQueue = JsonQueue;
+impl<M> Clone for Queue<M> {
+    fn clone(&self) -> Self {
+        Self {
+            sdk: self.sdk.clone(),
+            client: self.client.clone(),
+            url: self.url.clone(),
+            requests: self.requests.clone(),
+            message: PhantomData,
+        }
+    }
+}
 
-impl JsonQueue {
+impl<M: QueueMessage> Queue<M> {
     pub fn new(sdk: &aws_config::SdkConfig, url: impl Into<String>) -> Self {
-        Self { sdk: sdk.clone(), client: Arc::default(), url: url.into(), requests: RequestCounter::default() }
+        Self { sdk: sdk.clone(), client: Arc::default(), url: url.into(), requests: RequestCounter::default(), message: PhantomData }
     }
 
     fn client(&self) -> &Client {
@@ -51,7 +84,7 @@ impl JsonQueue {
         &self.url
     }
 
-    pub async fn send<T: Serialize>(&self, message: &T) -> anyhow::Result<()> {
+    pub async fn send(&self, message: &M) -> anyhow::Result<()> {
         self.client()
             .send_message()
             .queue_url(&self.url)
@@ -64,9 +97,9 @@ impl JsonQueue {
 
     /// Sends every message, ten per request; entries SQS refuses are retried
     /// once, then reported as an error (sending again is always safe).
-    pub async fn send_all<T: Serialize>(&self, messages: &[T]) -> anyhow::Result<()> {
+    pub async fn send_all(&self, messages: &[M]) -> anyhow::Result<()> {
         for chunk in messages.chunks(SQS_BATCH) {
-            let mut entries = chunk
+            let entries = chunk
                 .iter()
                 .enumerate()
                 .map(|(i, m)| {
@@ -76,26 +109,34 @@ impl JsonQueue {
                         .build()?)
                 })
                 .collect::<anyhow::Result<Vec<_>>>()?;
-            for attempt in 0..2 {
-                let out = self
-                    .client()
-                    .send_message_batch()
-                    .queue_url(&self.url)
-                    .set_entries(Some(entries.clone()))
-                    .send()
-                    .await
-                    .context("Failed to send a message batch")?;
-                let failed: Vec<&str> = out.failed().iter().map(|f| f.id()).collect();
-                if failed.is_empty() {
-                    break;
-                }
-                anyhow::ensure!(attempt == 0, "SQS refused {} messages of a batch", failed.len());
-                entries.retain(|e| failed.contains(&e.id()));
-            }
+            // Entries SQS refused are sent once more; the rest are done.
+            let entries = std::sync::Mutex::new(entries);
+            let entries = &entries;
+            retry(
+                Policy::immediate(2),
+                |refused: usize| anyhow::anyhow!("SQS refused {refused} messages of a batch"),
+                |_| async move {
+                    let sending = entries.lock().expect("entries lock").clone();
+                    let out = match self.client().send_message_batch().queue_url(&self.url).set_entries(Some(sending)).send().await {
+                        Ok(out) => out,
+                        Err(e) => return Attempt::Stop(anyhow::Error::new(e).context("Failed to send a message batch")),
+                    };
+                    let failed: Vec<&str> = out.failed().iter().map(|f| f.id()).collect();
+                    if failed.is_empty() {
+                        return Attempt::Done(());
+                    }
+                    entries.lock().expect("entries lock").retain(|e| failed.contains(&e.id()));
+                    Attempt::Again(failed.len())
+                },
+            )
+            .await?;
         }
         Ok(())
     }
 
+}
+
+impl Queue<MailJob> {
     #[tracing::instrument(skip_all, fields(document_id = %job.document_id))]
     pub async fn enqueue(&self, job: &MailJob) -> anyhow::Result<()> {
         self.send(job).await.context("Failed to put an email job on the mail queue")
@@ -112,7 +153,7 @@ mod tests {
             .behavior_version(aws_config::BehaviorVersion::latest())
             .region(aws_config::Region::new("us-east-1"))
             .build();
-        let queue = JsonQueue::new(&sdk, "http://127.0.0.1:1/123456789012/q");
+        let queue = MailQueue::new(&sdk, "http://127.0.0.1:1/123456789012/q");
         let twin = queue.clone();
         assert!(!queue.client_built() && !twin.client_built());
         let _ = queue.client();

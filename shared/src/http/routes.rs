@@ -1,0 +1,185 @@
+//! The route table, once: every route of the API, the function (Lambda
+//! binary) that serves it, and whether it is effectful (an `Idempotency-Key`
+//! applies). template.yaml and openapi.yaml are checked against it
+//! (`tests/api/drift.rs`).
+//!
+//! Dispatch is at compile time: each HTTP function is a type implementing
+//! [`Function`], whose `handle` matches only its own routes; its binary
+//! serves it with [`super::serve`]`::<F>()`, so the other functions'
+//! handlers are never linked into it.
+
+use crate::app::App;
+use lambda_http::{Body, Request, Response};
+use std::future::Future;
+
+/// One route of the API.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Route {
+    GenerateCode,
+    Claim,
+    Portlet,
+    Activate,
+    Resend,
+    Deactivate,
+    AccountAccess,
+    PutPortal,
+    GetPortal,
+    ListPortals,
+    PutContact,
+    GetContact,
+    ListEmails,
+    ListContacts,
+    ContactAudit,
+    GetDocument,
+    GetTemplate,
+    PutTemplate,
+    PreviewTemplate,
+    SubmitActivations,
+    PutGroup,
+    GetGroup,
+    ActivateGroup,
+    GetJob,
+    ActivationsReport,
+    UnusedCodesReport,
+}
+
+/// Whether a route changes something a repeat must not change twice.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Effect {
+    /// Reads, or writes that are idempotent by themselves (PUT).
+    Safe,
+    /// A POST with an effect: wrapped in the idempotency layer.
+    Effectful,
+}
+
+impl Route {
+    pub const ALL: [Route; 26] = [
+        Route::GenerateCode,
+        Route::Claim,
+        Route::Portlet,
+        Route::Activate,
+        Route::Resend,
+        Route::Deactivate,
+        Route::AccountAccess,
+        Route::PutPortal,
+        Route::GetPortal,
+        Route::ListPortals,
+        Route::PutContact,
+        Route::GetContact,
+        Route::ListEmails,
+        Route::ListContacts,
+        Route::ContactAudit,
+        Route::GetDocument,
+        Route::GetTemplate,
+        Route::PutTemplate,
+        Route::PreviewTemplate,
+        Route::SubmitActivations,
+        Route::PutGroup,
+        Route::GetGroup,
+        Route::ActivateGroup,
+        Route::GetJob,
+        Route::ActivationsReport,
+        Route::UnusedCodesReport,
+    ];
+
+    /// (method, path template, binary, effect).
+    const fn spec(self) -> (&'static str, &'static str, &'static str, Effect) {
+        use Effect::*;
+        match self {
+            Self::GenerateCode => ("POST", "/v1/contacts/{contact_id}/codes", "generate", Effectful),
+            Self::Claim => ("POST", "/v1/claim", "claim", Safe),
+            Self::Portlet => ("GET", "/v1/contacts/{contact_id}/portal", "status", Safe),
+            Self::Activate => ("POST", "/v1/contacts/{contact_id}/portal/activate", "lifecycle", Effectful),
+            Self::Resend => ("POST", "/v1/contacts/{contact_id}/portal/resend", "lifecycle", Effectful),
+            Self::Deactivate => ("POST", "/v1/contacts/{contact_id}/portal/deactivate", "lifecycle", Effectful),
+            Self::AccountAccess => ("GET", "/v1/accounts/{email}/access", "access", Safe),
+            Self::PutPortal => ("PUT", "/v1/portals/{portal_id}", "admin", Safe),
+            Self::GetPortal => ("GET", "/v1/portals/{portal_id}", "admin", Safe),
+            Self::ListPortals => ("GET", "/v1/portals", "admin", Safe),
+            Self::PutContact => ("PUT", "/v1/contacts/{contact_id}", "admin", Safe),
+            Self::GetContact => ("GET", "/v1/contacts/{contact_id}", "admin", Safe),
+            Self::ListEmails => ("GET", "/v1/contacts/{contact_id}/emails", "admin", Safe),
+            Self::ListContacts => ("GET", "/v1/contacts", "admin", Safe),
+            Self::ContactAudit => ("GET", "/v1/contacts/{contact_id}/audit", "admin", Safe),
+            Self::GetDocument => ("GET", "/v1/emails/{document_id}", "admin", Safe),
+            Self::GetTemplate => ("GET", "/v1/portals/{portal_id}/templates/{kind}", "admin", Safe),
+            Self::PutTemplate => ("PUT", "/v1/portals/{portal_id}/templates/{kind}", "admin", Safe),
+            Self::PreviewTemplate => ("POST", "/v1/portals/{portal_id}/templates/{kind}/preview", "admin", Safe),
+            Self::SubmitActivations => ("POST", "/v1/activations", "activations", Effectful),
+            Self::PutGroup => ("PUT", "/v1/groups/{group_id}", "activations", Safe),
+            Self::GetGroup => ("GET", "/v1/groups/{group_id}", "activations", Safe),
+            Self::ActivateGroup => ("POST", "/v1/groups/{group_id}/activate", "activations", Effectful),
+            Self::GetJob => ("GET", "/v1/jobs/{job_id}", "activations", Safe),
+            Self::ActivationsReport => ("GET", "/v1/reports/activations", "reports", Safe),
+            Self::UnusedCodesReport => ("GET", "/v1/reports/unused-codes", "reports", Safe),
+        }
+    }
+
+    pub const fn method(self) -> &'static str {
+        self.spec().0
+    }
+
+    /// The path template, as in template.yaml and openapi.yaml.
+    pub const fn path(self) -> &'static str {
+        self.spec().1
+    }
+
+    /// The Lambda binary (template.yaml's `BuildProperties.Binary`) that serves it.
+    pub const fn function(self) -> &'static str {
+        self.spec().2
+    }
+
+    pub const fn effect(self) -> Effect {
+        self.spec().3
+    }
+
+    /// API Gateway's route key: `METHOD /path`.
+    pub fn key(self) -> String {
+        format!("{} {}", self.method(), self.path())
+    }
+
+    /// The route of an API Gateway route key, if it is one of ours.
+    pub fn from_key(key: &str) -> Option<Self> {
+        let (method, path) = key.split_once(' ')?;
+        Self::ALL.into_iter().find(|r| r.method() == method && r.path() == path)
+    }
+}
+
+/// An HTTP function: the routes it serves and its handler. `handle` is only
+/// ever given one of `ROUTES`.
+pub trait Function {
+    /// The binary's name.
+    const NAME: &'static str;
+    fn handle(app: &App, route: Route, req: Request) -> impl Future<Output = Response<Body>> + Send;
+
+    /// Its routes, from the table.
+    fn routes() -> impl Iterator<Item = Route> {
+        Route::ALL.into_iter().filter(|r| r.function() == Self::NAME)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_route_key_reads_back_to_its_route_and_no_two_routes_share_one() {
+        for r in Route::ALL {
+            assert_eq!(Route::from_key(&r.key()), Some(r), "{r:?}");
+        }
+        let keys: std::collections::HashSet<String> = Route::ALL.iter().map(|r| r.key()).collect();
+        assert_eq!(keys.len(), Route::ALL.len());
+        assert_eq!(Route::from_key("GET /v1/nope"), None);
+        assert_eq!(Route::from_key("DELETE /v1/claim"), None, "the method is part of the route");
+    }
+
+    #[test]
+    fn only_posts_with_an_effect_take_an_idempotency_key() {
+        let effectful: Vec<Route> = Route::ALL.into_iter().filter(|r| r.effect() == Effect::Effectful).collect();
+        assert_eq!(
+            effectful,
+            [Route::GenerateCode, Route::Activate, Route::Resend, Route::Deactivate, Route::SubmitActivations, Route::ActivateGroup]
+        );
+        assert!(effectful.iter().all(|r| r.method() == "POST"));
+    }
+}

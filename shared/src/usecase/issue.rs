@@ -1,0 +1,246 @@
+//! Issuing an invitation (a pickup code or an activation link): the one path
+//! behind Generate, Generate & Email, Activate, Resend, the scheduler's
+//! auto-generate and bulk activation. The caller says, from the contact's
+//! current state, what to do ([`Step`]) or refuses ([`TransitionError`]);
+//! this module reads, decides, writes one transaction and queues the email.
+
+use crate::app::App;
+use crate::domain::{
+    access_state::TransitionError, invitation, time, AccessEntry, CodeHash, Contact, ContactId, DocumentId, EmailKind,
+    LinkToken, MailJob, Method, PickupCode, Portal, PortalState, TenantId,
+};
+use crate::mail::templates::TemplateVars;
+use crate::retry::{retry, Attempt, Policy};
+use crate::store::{items::AuditItem, items::EmailItem, EmailKey, Invitation, TxError};
+use chrono::{DateTime, Utc};
+use std::collections::BTreeMap;
+
+/// Why an invitation was not issued.
+#[derive(Debug, thiserror::Error)]
+pub enum IssueError {
+    #[error("contact not found")]
+    ContactNotFound,
+    /// The contact's state does not allow it (already active, nothing to resend, …).
+    #[error(transparent)]
+    Refused(#[from] TransitionError),
+    /// An email was asked for and the contact has no address; nothing was stored.
+    #[error("contact has no email address")]
+    NoEmailAddress,
+    #[error("the contact changed repeatedly meanwhile; try again")]
+    KeptChanging(#[source] TxError),
+    /// Stored, but its email job could not be queued (the log entry says so).
+    #[error(transparent)]
+    EmailNotQueued(#[from] QueueEmailError),
+    #[error(transparent)]
+    Unexpected(#[from] anyhow::Error),
+}
+
+/// What to do, decided from the contact's state on the portal.
+#[derive(Debug, Clone)]
+pub struct Step {
+    /// The email to send with it, if any.
+    pub email: Option<EmailKind>,
+    /// The audit action recorded.
+    pub action: &'static str,
+}
+
+/// The result of issuing.
+#[derive(Debug, Clone)]
+pub struct Issued {
+    /// The plain code, for codes (links' tokens are only in the email).
+    pub code: Option<String>,
+    pub created_at: DateTime<Utc>,
+    pub expires_at: DateTime<Utc>,
+    pub email_document_id: Option<DocumentId>,
+    /// The state before.
+    pub previous: PortalState,
+    pub step: Step,
+}
+
+/// Who issues: a staff member's `sub`, an integration's name, or the scheduler.
+#[derive(Debug, Clone, Copy)]
+pub struct Actor<'a> {
+    pub tenant: &'a TenantId,
+    pub name: &'a str,
+}
+
+/// The secret being issued: its hash, the code to show, and the link to email.
+fn secret(app: &App, method: Method, portal: &Portal) -> (CodeHash, Option<String>, String) {
+    match method {
+        Method::Code => {
+            let code = PickupCode::generate();
+            (app.hasher.hash(&code), Some(code.display()), String::new())
+        }
+        Method::Link => {
+            let token = LinkToken::generate();
+            (token.hash(&app.hasher), None, token.link(&portal.claim_url))
+        }
+    }
+}
+
+fn vars(tenant: &TenantId, contact: &Contact, portal: &Portal, code: Option<&str>, link: String, expires_at: DateTime<Utc>) -> TemplateVars {
+    TemplateVars {
+        contact_name: contact.name.clone(),
+        portal_name: portal.name.clone(),
+        tenant_name: tenant.to_string(),
+        code: code.unwrap_or_default().to_owned(),
+        link,
+        claim_url: portal.claim_url.clone(),
+        expires_at: time::format(&expires_at),
+    }
+}
+
+/// Who issues, to whom, on which portal, read just before.
+pub struct Target<'a> {
+    pub actor: &'a str,
+    pub tenant: &'a TenantId,
+    pub contact: &'a Contact,
+    pub portal: &'a Portal,
+    pub method: Method,
+    /// The contact's state on the portal now.
+    pub previous: PortalState,
+    pub now: DateTime<Utc>,
+}
+
+/// Builds the invitation for a contact in the given state: the secret, its
+/// expiry, the email and audit entries, the new state. Writes nothing.
+pub fn plan(app: &App, target: &Target<'_>, step: Step, revoke: Vec<CodeHash>) -> Result<(Invitation, Issued), IssueError> {
+    let Target { actor, tenant, contact, portal, method, previous, now } = *target;
+    let to = match (step.email, &contact.email) {
+        (Some(_), None) => return Err(IssueError::NoEmailAddress),
+        (Some(_), Some(to)) => Some(to.clone()),
+        (None, _) => None,
+    };
+    let ttl = match method {
+        Method::Code => portal.code_ttl_hours,
+        Method::Link => portal.link_ttl_hours,
+    };
+    let expires_at = invitation::expires_at(now, ttl);
+    let (hash, code, link) = secret(app, method, portal);
+    let email = match (step.email, to) {
+        (Some(kind), Some(to)) => {
+            let v = vars(tenant, contact, portal, code.as_deref(), link, expires_at);
+            Some(EmailItem::queued(tenant, &contact.contact_id, &portal.portal_id, kind, &to, v.to_map(), now))
+        }
+        _ => None,
+    };
+    let detail = BTreeMap::from([
+        ("method".to_owned(), method.as_str().to_owned()),
+        ("previous_state".to_owned(), previous.as_str().to_owned()),
+        ("emailed".to_owned(), email.is_some().to_string()),
+    ]);
+    let invitation = Invitation {
+        tenant_id: tenant.clone(),
+        contact_id: contact.contact_id.clone(),
+        portal_id: portal.portal_id.clone(),
+        method,
+        code_display: code.clone(),
+        hash,
+        created_at: now,
+        expires_at,
+        created_by: actor.to_owned(),
+        contact_name: contact.name.clone(),
+        revoke,
+        // A new code for someone already active leaves them active.
+        access: (previous != PortalState::Active).then(|| AccessEntry::new(PortalState::Pending, Some(expires_at), now)),
+        unless_active: method == Method::Link,
+        audit: AuditItem::contact(tenant, &contact.contact_id, Some(&portal.portal_id), actor, step.action, now, detail),
+        email_document_id: email.as_ref().map(|e| e.document_id.clone()),
+        email,
+        job_marker: None,
+    };
+    let issued = Issued {
+        code,
+        created_at: now,
+        expires_at,
+        email_document_id: invitation.email_document_id.clone(),
+        previous,
+        step,
+    };
+    Ok((invitation, issued))
+}
+
+/// Issues a code or link for a contact on a portal. `decide` sees the
+/// current state and says what to do, or refuses. Emailing a contact
+/// without an address stores nothing.
+pub async fn issue(
+    app: &App,
+    actor: Actor<'_>,
+    contact_id: &ContactId,
+    portal: &Portal,
+    method: Method,
+    decide: impl Fn(PortalState) -> Result<Step, TransitionError>,
+) -> Result<Issued, IssueError> {
+    let tenant = actor.tenant;
+    let decide = &decide;
+    // The contact changed (claimed, activated, deleted) or, at 2^-50, the code
+    // collided: read again and decide afresh.
+    let issued = retry(Policy::immediate(3), IssueError::KeptChanging, |attempt| async move {
+        match issue_once(app, actor, contact_id, portal, method, decide).await {
+            Ok(issued) => Attempt::Done(issued),
+            Err(Err(e)) => Attempt::Stop(e),
+            Err(Ok(cancelled)) => {
+                tracing::info!(attempt, error = %cancelled, "invitation transaction cancelled");
+                Attempt::Again(cancelled)
+            }
+        }
+    })
+    .await?;
+    tracing::info!(tenant = %tenant, portal = %portal.portal_id, method = method.as_str(), action = issued.step.action, "invitation issued");
+    crate::metrics::emf::count("CodesGenerated", &[("PortalId", portal.portal_id.as_str())]);
+    if let Some(document_id) = &issued.email_document_id {
+        queue_email(app, MailJob { tenant_id: tenant.clone(), contact_id: contact_id.clone(), document_id: document_id.clone() }).await?;
+    }
+    Ok(issued)
+}
+
+/// One read–decide–write; `Err(Ok(_))` is a cancelled transaction (nothing written).
+async fn issue_once(
+    app: &App,
+    actor: Actor<'_>,
+    contact_id: &ContactId,
+    portal: &Portal,
+    method: Method,
+    decide: &impl Fn(PortalState) -> Result<Step, TransitionError>,
+) -> Result<Issued, Result<TxError, IssueError>> {
+    let tenant = actor.tenant;
+    let fail = |e: IssueError| Err(e);
+    let (contact, access) = app
+        .store
+        .get_contact_with_access(tenant, contact_id)
+        .await
+        .map_err(|e| fail(e.into()))?
+        .ok_or(Err(IssueError::ContactNotFound))?;
+    let now = (app.clock)();
+    let previous = invitation::contact_state(access.get(portal.portal_id.as_str()), now);
+    let step = decide(previous).map_err(|e| fail(e.into()))?;
+    let revoke = app.store.pending_code_hashes(tenant, contact_id, &portal.portal_id).await.map_err(|e| fail(e.into()))?;
+    let target = Target { actor: actor.name, tenant, contact: &contact, portal, method, previous, now };
+    let (invitation, issued) = plan(app, &target, step, revoke).map_err(fail)?;
+    match app.store.issue_invitation(&invitation).await {
+        Ok(()) => Ok(issued),
+        Err(e @ TxError::Cancelled(_)) => Err(Ok(e)),
+        Err(TxError::Unexpected(e)) => Err(Err(e.into())),
+    }
+}
+
+/// An email job that could not be put on the mail queue. What was stored
+/// stays valid and the operation can be repeated.
+#[derive(Debug, thiserror::Error)]
+pub enum QueueEmailError {
+    #[error("the change was stored but its email could not be queued; repeat it to retry")]
+    NotQueued(#[source] anyhow::Error),
+    #[error(transparent)]
+    Unexpected(#[from] anyhow::Error),
+}
+
+/// Puts an email job on the mail queue. If SQS refuses, the log entry says so.
+pub async fn queue_email(app: &App, job: MailJob) -> Result<(), QueueEmailError> {
+    if let Err(e) = app.mail_queue.enqueue(&job).await {
+        tracing::error!(error = ?e, "could not queue an email");
+        let key = EmailKey { tenant_id: job.tenant_id, contact_id: job.contact_id, document_id: job.document_id };
+        app.store.mark_email_unsent(&key, "the email job could not be queued", true).await?;
+        return Err(QueueEmailError::NotQueued(e));
+    }
+    Ok(())
+}

@@ -1,0 +1,27 @@
+//! The use cases: one module per thing the service does, each with its own
+//! error enum whose variants keep their cause (`#[source]`). They take domain
+//! types and [`crate::app::App`], never an HTTP request; only
+//! [`crate::http`] turns their errors into problem+json, and the workers
+//! handle them as outcomes (retry, skip, dead-letter).
+//!
+//! | use case | module | error |
+//! |---|---|---|
+//! | issue a code or link | [`issue`] | [`issue::IssueError`] |
+//! | claim a code or link | [`claim`] | [`claim::ClaimError`] |
+//! | activate, resend / reset / enable | [`access`] | [`issue::IssueError`] |
+//! | deactivate | [`deactivate`] | [`deactivate::DeactivateError`] |
+//! | submit a bulk job | [`bulk_submit`] | [`bulk_submit::SubmitError`] |
+//! | apply an activation batch | [`apply_batch`] | [`apply_batch::ApplyError`] |
+//! | expire what is due | [`expire`] | [`expire::ExpireError`] |
+//! | send one email | [`send_email`] | [`send_email::SendEmailError`] |
+//! | which portal is meant | [`portal`] | [`portal::PortalError`] |
+
+pub mod access;
+pub mod apply_batch;
+pub mod bulk_submit;
+pub mod claim;
+pub mod deactivate;
+pub mod expire;
+pub mod issue;
+pub mod portal;
+pub mod send_email;

@@ -1,0 +1,122 @@
+//! Sending one email: a job is a reference to an email log entry. Sending
+//! is guarded so that a redelivered or duplicated job never sends a second
+//! email:
+//! 1. the entry is leased (`queued`/`failed` → `sending`, conditional);
+//! 2. it is rendered and sent through SES;
+//! 3. it is marked `sent` with SES's message id and the rendered document.
+//!
+//! If SES fails in a retryable way the entry goes back to `queued` and the
+//! outcome says to try again ([`Outcome::WillRetry`]); on the last receive
+//! before the DLQ the entry is marked `failed` with the reason. A refused
+//! address fails at once: retrying cannot help. The SQS batch around it, with
+//! its backoff, is [`crate::workers::mailer`].
+
+use crate::app::Clock;
+use crate::domain::{EmailKind, EmailStatus, MailJob, PortalId, TenantId};
+use crate::mail::{
+    ses::{SendError, Ses},
+    templates::{default_template, render, EmailTemplate, TemplateVars},
+};
+use crate::store::{EmailKey, Store};
+
+#[derive(Debug, thiserror::Error)]
+pub enum SendEmailError {
+    /// The job names an email the log does not hold.
+    #[error("no email log entry for this job")]
+    NoLogEntry,
+    #[error(transparent)]
+    Unexpected(#[from] anyhow::Error),
+}
+
+/// What sending needs, built once at cold start.
+pub struct EmailSender {
+    pub store: Store,
+    pub ses: Ses,
+    pub clock: Clock,
+    /// The mail queue's maxReceiveCount: the receive after which SQS gives up.
+    pub max_receive_count: u32,
+    /// How long a lease keeps other mailers off an entry (ms); above SES's worst latency.
+    pub lease_ms: i64,
+}
+
+/// What happened to one job.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Outcome {
+    Sent,
+    /// Sent before (a redelivery): nothing done.
+    AlreadySent,
+    /// Another mailer holds the lease right now: try again later.
+    Busy,
+    /// SES failed in a way worth retrying.
+    WillRetry(String),
+    /// Recorded as `failed`; `to_dlq` when the message should go on to the DLQ.
+    Failed { reason: String, to_dlq: bool },
+}
+
+impl Outcome {
+    /// Whether SQS should keep (redeliver, and eventually dead-letter) the message.
+    pub fn keep_message(&self) -> bool {
+        match self {
+            Self::Sent | Self::AlreadySent => false,
+            Self::Busy | Self::WillRetry(_) => true,
+            Self::Failed { to_dlq, .. } => *to_dlq,
+        }
+    }
+}
+
+impl EmailSender {
+    /// Sends one job's email; `receive_count` is SQS's ApproximateReceiveCount.
+    #[tracing::instrument(skip_all, fields(document_id = %job.document_id, receive_count))]
+    pub async fn send(&self, job: &MailJob, receive_count: u32) -> Result<Outcome, SendEmailError> {
+        let key = EmailKey {
+            tenant_id: job.tenant_id.clone(),
+            contact_id: job.contact_id.clone(),
+            document_id: job.document_id.clone(),
+        };
+        let entry = self.store.get_email(&key).await?.ok_or(SendEmailError::NoLogEntry)?;
+        if entry.status == EmailStatus::Sent {
+            return Ok(Outcome::AlreadySent);
+        }
+        let now = (self.clock)();
+        if !self.store.lease_email(&key, now, self.lease_ms).await? {
+            let again = self.store.get_email(&key).await?;
+            return Ok(match again.map(|e| e.status) {
+                Some(EmailStatus::Sent) => Outcome::AlreadySent,
+                _ => Outcome::Busy,
+            });
+        }
+        let vars = TemplateVars::from_map(&entry.vars);
+        let template = self.template_for(&job.tenant_id, &entry.portal_id, entry.kind).await?;
+        let rendered = match render(&template, &vars) {
+            Ok(r) => r,
+            Err(e) => {
+                let reason = e.to_string();
+                self.store.mark_email_unsent(&key, &reason, true).await?;
+                return Ok(Outcome::Failed { reason, to_dlq: false });
+            }
+        };
+        match self.ses.send(entry.to.as_str(), &rendered).await {
+            Ok(message_id) => {
+                self.store.mark_email_sent(&key, &message_id, &rendered, (self.clock)()).await?;
+                tracing::info!("email sent");
+                Ok(Outcome::Sent)
+            }
+            Err(SendError::Permanent(reason)) => {
+                tracing::warn!(%reason, "email refused");
+                self.store.mark_email_unsent(&key, &reason, true).await?;
+                Ok(Outcome::Failed { reason, to_dlq: false })
+            }
+            Err(SendError::Retryable(reason)) => {
+                let last_try = receive_count >= self.max_receive_count;
+                tracing::warn!(%reason, last_try, "email not sent");
+                self.store.mark_email_unsent(&key, &reason, last_try).await?;
+                Ok(if last_try { Outcome::Failed { reason, to_dlq: true } } else { Outcome::WillRetry(reason) })
+            }
+        }
+    }
+
+    /// The portal's own template for the kind, or the built-in default.
+    async fn template_for(&self, tenant: &TenantId, portal: &PortalId, kind: EmailKind) -> anyhow::Result<EmailTemplate> {
+        Ok(self.store.get_template(tenant, portal, kind).await?.unwrap_or_else(|| default_template(kind)))
+    }
+}
