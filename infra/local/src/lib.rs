@@ -3,6 +3,7 @@
 //! - [`template`]: reads template.yaml, the single definition of resources and routes;
 //! - [`setup`]: creates its table, queues and SES identity on DynamoDB Local and moto;
 //! - [`gateway`]: serves its HTTP routes with the functions' handlers and polls its queues;
+//! - [`events`]: the one builder of API Gateway v2 events (the gateway's, the tests', the benchmarks');
 //! - [`jwt`]: local staff tokens, checked as the HTTP API's JWT authorizer would;
 //! - [`local`]: endpoints, names and the functions' resolved settings;
 //! - [`seed`]: a demo tenant;
@@ -10,6 +11,7 @@
 //! - [`perf`]: latency against the raw floor, requests per operation, cold starts.
 
 pub mod bench;
+pub mod events;
 pub mod gateway;
 pub mod jwt;
 pub mod local;
