@@ -12,19 +12,20 @@
 //! SQS: for each SQS event source in the template, a poller receives batches
 //! (the template's BatchSize, the queue's visibility timeout), hands them to
 //! the function as an `SqsEvent`, and deletes the messages that did not fail,
-//! honouring ReportBatchItemFailures. Failed messages reappear after the
-//! visibility timeout and move to the DLQ after maxReceiveCount, as on AWS.
+//! honouring ReportBatchItemFailures ([`crate::sqs_loop`], the loop the tests
+//! use too). Failed messages reappear after the visibility timeout and move
+//! to the DLQ after maxReceiveCount, as on AWS.
 
 use crate::events::{match_path, ApiEvent};
 use crate::jwt::{self, Expected};
 use crate::local::{self, Endpoints};
+use crate::sqs_loop::EventSource;
 use crate::template::{Route, Template};
 use anyhow::Context as _;
-use aws_sdk_sqs::types::{DeleteMessageBatchRequestEntry, MessageSystemAttributeName, QueueAttributeName};
+use aws_lambda_events::sqs::{SqsBatchResponse, SqsEvent};
 use axum::{body::Body as AxumBody, extract::ConnectInfo, http::StatusCode, response::IntoResponse};
 use portal::app::App;
 use portal::http::HttpFunction;
-use std::collections::{BTreeMap, HashSet};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use tokio::sync::watch;
@@ -173,8 +174,10 @@ pub async fn run(endpoints: Endpoints, template: Template, addr: &str, shutdown:
     let mut pollers = Vec::new();
     for f in &template.functions {
         for source in &f.sqs {
-            let poller = SqsPoller::new(&endpoints, &template, &f.binary, source).await?;
-            pollers.push(tokio::spawn(poller.run(shutdown.clone())));
+            let function = SqsFunction::new(&endpoints, &template, &f.binary).await?;
+            let source = EventSource::from_template(&endpoints, source).await?;
+            let shutdown = shutdown.clone();
+            pollers.push(tokio::spawn(async move { source.run(|e| function.handle(e), shutdown).await }));
         }
     }
     let listener = tokio::net::TcpListener::bind(addr).await.with_context(|| format!("binding {addr}"))?;
@@ -201,120 +204,19 @@ enum SqsFunction {
     Activator(portal::bulk::Activator),
 }
 
-struct SqsPoller {
-    sqs: aws_sdk_sqs::Client,
-    url: String,
-    arn: String,
-    batch_size: i32,
-    report_failures: bool,
-    function: SqsFunction,
-}
-
-impl SqsPoller {
-    async fn new(endpoints: &Endpoints, t: &Template, binary: &str, source: &crate::template::SqsSource) -> anyhow::Result<Self> {
-        let function = match binary {
-            "mailer" => SqsFunction::Mailer(local::mailer(endpoints, t).await?),
-            "activator" => SqsFunction::Activator(local::activator(endpoints, t).await?),
+impl SqsFunction {
+    async fn new(endpoints: &Endpoints, t: &Template, binary: &str) -> anyhow::Result<Self> {
+        Ok(match binary {
+            "mailer" => Self::Mailer(local::mailer(endpoints, t).await?),
+            "activator" => Self::Activator(local::activator(endpoints, t).await?),
             other => anyhow::bail!("no local SQS handler for {other}"),
-        };
-        let sqs = aws_sdk_sqs::Client::new(&endpoints.moto);
-        let url = local::queue_url(endpoints, &source.queue_logical_id).await?;
-        let arn = sqs
-            .get_queue_attributes()
-            .queue_url(&url)
-            .attribute_names(QueueAttributeName::QueueArn)
-            .send()
-            .await?
-            .attributes
-            .and_then(|a| a.get(&QueueAttributeName::QueueArn).cloned())
-            .unwrap_or_default();
-        Ok(Self {
-            sqs,
-            url,
-            arn,
-            batch_size: source.batch_size.clamp(1, 10) as i32,
-            report_failures: source.report_batch_item_failures,
-            function,
         })
     }
 
-    async fn run(self, mut shutdown: watch::Receiver<bool>) {
-        loop {
-            if *shutdown.borrow() {
-                return;
-            }
-            tokio::select! {
-                result = self.poll_once() => {
-                    if let Err(e) = result {
-                        tracing::warn!(error = ?e, queue = %self.url, "poll failed; retrying");
-                        tokio::time::sleep(std::time::Duration::from_secs(1)).await;
-                    }
-                }
-                _ = shutdown.changed() => return,
-            }
+    async fn handle(&self, event: SqsEvent) -> SqsBatchResponse {
+        match self {
+            Self::Mailer(m) => m.handle_batch(event).await,
+            Self::Activator(a) => a.handle_batch(event).await,
         }
-    }
-
-    async fn poll_once(&self) -> anyhow::Result<()> {
-        let out = self
-            .sqs
-            .receive_message()
-            .queue_url(&self.url)
-            .max_number_of_messages(self.batch_size)
-            .wait_time_seconds(1)
-            .message_system_attribute_names(MessageSystemAttributeName::All)
-            .send()
-            .await?;
-        let messages = out.messages.unwrap_or_default();
-        if messages.is_empty() {
-            return Ok(());
-        }
-        let records: Vec<serde_json::Value> = messages
-            .iter()
-            .map(|m| {
-                let attributes: BTreeMap<String, String> = m
-                    .attributes
-                    .iter()
-                    .flatten()
-                    .map(|(k, v)| (k.as_str().to_owned(), v.clone()))
-                    .collect();
-                serde_json::json!({
-                    "messageId": m.message_id,
-                    "receiptHandle": m.receipt_handle,
-                    "body": m.body,
-                    "md5OfBody": m.md5_of_body,
-                    "attributes": attributes,
-                    "messageAttributes": {},
-                    "eventSource": "aws:sqs",
-                    "eventSourceARN": self.arn,
-                    "awsRegion": local::REGION,
-                })
-            })
-            .collect();
-        let event: aws_lambda_events::sqs::SqsEvent = serde_json::from_value(serde_json::json!({ "Records": records }))?;
-        let response = match &self.function {
-            SqsFunction::Mailer(m) => m.handle_batch(event).await,
-            SqsFunction::Activator(a) => a.handle_batch(event).await,
-        };
-        let failed: HashSet<String> = response.batch_item_failures.into_iter().map(|f| f.item_identifier).collect();
-        if !failed.is_empty() && !self.report_failures {
-            return Ok(()); // the whole batch returns to the queue
-        }
-        let done: Vec<DeleteMessageBatchRequestEntry> = messages
-            .iter()
-            .filter(|m| !failed.contains(m.message_id.as_deref().unwrap_or_default()))
-            .enumerate()
-            .filter_map(|(i, m)| {
-                DeleteMessageBatchRequestEntry::builder()
-                    .id(format!("m{i}"))
-                    .receipt_handle(m.receipt_handle.clone()?)
-                    .build()
-                    .ok()
-            })
-            .collect();
-        if !done.is_empty() {
-            self.sqs.delete_message_batch().queue_url(&self.url).set_entries(Some(done)).send().await?;
-        }
-        Ok(())
     }
 }

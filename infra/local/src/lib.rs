@@ -4,6 +4,7 @@
 //! - [`setup`]: creates its table, queues and SES identity on DynamoDB Local and moto;
 //! - [`gateway`]: serves its HTTP routes with the functions' handlers and polls its queues;
 //! - [`events`]: the one builder of API Gateway v2 events (the gateway's, the tests', the benchmarks');
+//! - [`sqs_loop`]: the event source mapping's receive → handler → delete loop, and queue draining;
 //! - [`jwt`]: local staff tokens, checked as the HTTP API's JWT authorizer would;
 //! - [`local`]: endpoints, names and the functions' resolved settings;
 //! - [`seed`]: a demo tenant;
@@ -18,6 +19,7 @@ pub mod local;
 pub mod perf;
 pub mod seed;
 pub mod setup;
+pub mod sqs_loop;
 pub mod template;
 
 use std::path::PathBuf;
