@@ -6,7 +6,6 @@
 use super::fault_proxy::{Fault, FaultProxy, Rule};
 use super::harness::*;
 use crate::helpers::*;
-use aws_sdk_dynamodb::types::AttributeValue;
 use aws_sdk_sqs::types::MessageSystemAttributeName;
 use chrono::Utc;
 use portal::app::App;
@@ -58,7 +57,7 @@ impl TxWorld {
         &self.apps[binary]
     }
 
-    async fn call(&self, binary: &str, f: HttpFunction, e: Value) -> (u16, String, Value) {
+    async fn call(&self, binary: &str, f: HttpFunction, e: ApiEvent) -> (u16, String, Value) {
         call_full(self.app(binary), f, &self.tenant, e).await
     }
 
@@ -68,35 +67,13 @@ impl TxWorld {
 
     /// Every item of these partitions, read straight from DynamoDB Local.
     async fn snapshot(&self, pks: &[String]) -> Vec<Item> {
-        let mut all = Vec::new();
-        for pk in pks {
-            let mut start = None;
-            loop {
-                let out = self
-                    .direct
-                    .query()
-                    .table_name(&self.table)
-                    .key_condition_expression("pk = :pk")
-                    .expression_attribute_values(":pk", AttributeValue::S(pk.clone()))
-                    .consistent_read(true)
-                    .set_exclusive_start_key(start)
-                    .send()
-                    .await
-                    .unwrap();
-                all.extend(out.items.unwrap_or_default());
-                match out.last_evaluated_key {
-                    Some(k) if !k.is_empty() => start = Some(k),
-                    _ => break,
-                }
-            }
-        }
-        all
+        partition_items(&self.direct, &self.table, pks).await
     }
 
     /// Calls `e` while every TransactWriteItems is cancelled with `fault`:
     /// asserts a clean `want` problem+json, that the injection fired, and
     /// that nothing in `pks` changed and nothing was queued.
-    async fn refused(&self, what: &str, binary: &str, f: HttpFunction, e: Value, fault: Fault, want: u16, pks: &[String]) -> Value {
+    async fn refused(&self, what: &str, binary: &str, f: HttpFunction, e: ApiEvent, fault: Fault, want: u16, pks: &[String]) -> Value {
         let before = self.snapshot(pks).await;
         let queued_before = (messages_on(&self.sqs, &self.mail_url).await, messages_on(&self.sqs, &self.activation_url).await);
         let hits = self.proxy.inject(Rule::dynamodb("TransactWriteItems").answer(fault));
@@ -157,26 +134,17 @@ async fn a_cancelled_transaction_on_each_http_path_is_a_clean_4xx_and_writes_not
         .await;
     assert_eq!(body["type"], "/problems/claim-rejected");
 
-    let template_event = staff_event(
-        "PUT",
-        "/v1/portals/{portal_id}/templates/{kind}",
-        "/v1/portals/main/templates/pickup_code",
-        json!({"portal_id": "main", "kind": "pickup_code"}),
-        Some(json!({"subject": "Your code", "text": "Code {{ code }}", "html": "<p>Code {{ code }}</p>"})),
-        None,
-    );
+    let template_event = staff("PUT", "/v1/portals/{portal_id}/templates/{kind}")
+        .param("portal_id", "main")
+        .param("kind", "pickup_code")
+        .json(&json!({"subject": "Your code", "text": "Code {{ code }}", "html": "<p>Code {{ code }}</p>"}));
     let tenant_pk = vec![format!("T#{}", w.tenant)];
     // The audit record's put (item 1) is the template save's only real condition; a concurrent save conflicts.
     w.refused("template PUT", "admin", HttpFunction::Admin, template_event.clone(), Fault::conditional_check_failed(1), 409, &tenant_pk).await;
     w.refused("template PUT (conflict)", "admin", HttpFunction::Admin, template_event.clone(), Fault::transaction_conflict(0), 409, &tenant_pk).await;
-    let group_event = staff_event(
-        "PUT",
-        "/v1/groups/{group_id}",
-        "/v1/groups/vip",
-        json!({"group_id": "vip"}),
-        Some(json!({"name": "VIP", "contact_ids": [fresh, pending_link]})),
-        None,
-    );
+    let group_event = staff("PUT", "/v1/groups/{group_id}")
+        .param("group_id", "vip")
+        .json(&json!({"name": "VIP", "contact_ids": [fresh, pending_link]}));
     let group_pk = vec![format!("T#{}#G#vip", w.tenant)];
     w.refused("group PUT", "activations", HttpFunction::Activations, group_event.clone(), ccf.clone(), 409, &group_pk).await;
     w.refused("group PUT (conflict)", "activations", HttpFunction::Activations, group_event.clone(), Fault::transaction_conflict(0), 409, &group_pk).await;
@@ -187,7 +155,7 @@ async fn a_cancelled_transaction_on_each_http_path_is_a_clean_4xx_and_writes_not
     let hits = w.proxy.inject(Rule::dynamodb("TransactWriteItems").answer(ccf.clone()));
     ok("portal PUT", &w.call("admin", HttpFunction::Admin, put_portal_event("main", json!({}))).await, 200);
     ok("contact PUT", &w.call("admin", HttpFunction::Admin, put_contact_event(fresh, Some("fresh@example.com"))).await, 200);
-    let submit = staff_event("POST", "/v1/activations", "/v1/activations", json!({}), Some(json!({"contact_ids": [fresh], "method": "code"})), None);
+    let submit = staff("POST", "/v1/activations").json(&json!({"contact_ids": [fresh], "method": "code"}));
     ok("activations submit", &w.call("activations", HttpFunction::Activations, submit).await, 202);
     assert_eq!(hits.get(), 0, "these paths issue no TransactWriteItems");
     w.proxy.clear();
@@ -219,16 +187,12 @@ async fn the_activator_under_cancelled_transactions_writes_nothing_and_still_fin
     }
     let pks: Vec<String> = ids.iter().map(|c| w.contact_pk(c)).collect();
     let activator = Activator { app: w.apps.remove("activator").unwrap(), max_receive_count: 3 };
-    let arn = queue_arn(&w.sqs, &w.activation_url).await;
-    let submit = |ids: &[String]| {
-        let b = json!({"contact_ids": ids, "method": "code", "send_email": true});
-        staff_event("POST", "/v1/activations", "/v1/activations", json!({}), Some(b), None)
-    };
+    let source = EventSource::new(&w.sqs, &w.activation_url).await.unwrap().batch_size(1);
+    let submit = |ids: &[String]| staff("POST", "/v1/activations").json(&json!({"contact_ids": ids, "method": "code", "send_email": true}));
     let take_message = || async {
         let mut got = Vec::new();
         for _ in 0..10 {
-            let out = w.sqs.receive_message().queue_url(&w.activation_url).wait_time_seconds(1).send().await.unwrap();
-            got.extend(out.messages.unwrap_or_default());
+            got.extend(source.receive().await.unwrap());
             if !got.is_empty() {
                 break;
             }
@@ -242,7 +206,7 @@ async fn the_activator_under_cancelled_transactions_writes_nothing_and_still_fin
         let mut attrs = m.attributes.clone().unwrap_or_default();
         attrs.insert(MessageSystemAttributeName::ApproximateReceiveCount, n.to_string());
         m.attributes = Some(attrs);
-        sqs_event(&[m], &arn)
+        source.event(&[m])
     };
 
     let job = ok("submit", &w.call("activations", HttpFunction::Activations, submit(&ids[..])).await, 202)["job_id"].as_str().unwrap().to_owned();

@@ -3,7 +3,6 @@
 
 use super::harness::*;
 use crate::helpers::*;
-use aws_sdk_sqs::types::MessageSystemAttributeName;
 use chrono::Utc;
 use futures::stream::{self, StreamExt, TryStreamExt};
 use portal::domain::{Contact, ContactId, ContactKind, EmailAddress, JobId, TenantId};
@@ -154,41 +153,30 @@ async fn dynamodb_restarted_in_the_middle_of_a_bulk_job_still_finishes_it_exactl
         .await
         .unwrap();
 
-    let mail = Drain::start(&sqs, &mail_url, 4);
-    let b = json!({"contact_ids": ids, "method": "code", "send_email": true});
-    let submit = staff_event("POST", "/v1/activations", "/v1/activations", json!({}), Some(b), None);
+    let mail = sqs_loop::Drain::start(&sqs, &mail_url, 4).await.unwrap();
+    let submit = staff("POST", "/v1/activations").json(&json!({"contact_ids": ids, "method": "code", "send_email": true}));
     let job_id = ok("submit", &call_full(&submit_app, HttpFunction::Activations, &tenant_s, submit).await, 202)["job_id"].as_str().unwrap().to_owned();
     let job = JobId::parse(&job_id).unwrap();
 
-    // Four activators polling like the gateway, two messages per receive (the
-    // job has ten); errors while DynamoDB is away are expected.
-    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    // Four activators polling like the gateway (its event-source loop), two
+    // messages per receive (the job has ten); errors while DynamoDB is away
+    // are expected.
+    let (stop, shutdown) = tokio::sync::watch::channel(false);
     let failed_batches = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let source = activation.source.clone().batch_size(2);
     let workers: Vec<_> = (0..4)
         .map(|_| {
-            let (activator, sqs, stop, failed) = (activator.clone(), sqs.clone(), stop.clone(), failed_batches.clone());
-            let (url, arn) = (activation.url.clone(), activation.arn.clone());
+            let (activator, source, shutdown, failed) = (activator.clone(), source.clone(), shutdown.clone(), failed_batches.clone());
             tokio::spawn(async move {
-                while !stop.load(std::sync::atomic::Ordering::SeqCst) {
-                    let out = sqs
-                        .receive_message()
-                        .queue_url(&url)
-                        .max_number_of_messages(2)
-                        .wait_time_seconds(1)
-                        .message_system_attribute_names(MessageSystemAttributeName::All)
-                        .send()
-                        .await;
-                    let messages = match out {
-                        Ok(o) => o.messages.unwrap_or_default(),
-                        Err(_) => continue,
-                    };
-                    if messages.is_empty() {
-                        continue;
+                let handler = |e| {
+                    let (activator, failed) = (&activator, &failed);
+                    async move {
+                        let response = activator.handle_batch(e).await;
+                        failed.fetch_add(response.batch_item_failures.len(), std::sync::atomic::Ordering::SeqCst);
+                        response
                     }
-                    let response = activator.handle_batch(sqs_event(&messages, &arn)).await;
-                    failed.fetch_add(response.batch_item_failures.len(), std::sync::atomic::Ordering::SeqCst);
-                    delete_done(&sqs, &url, &messages, &response).await;
-                }
+                };
+                source.run(handler, shutdown).await;
             })
         })
         .collect();
@@ -224,7 +212,7 @@ async fn dynamodb_restarted_in_the_middle_of_a_bulk_job_still_finishes_it_exactl
         }
     })
     .await;
-    stop.store(true, std::sync::atomic::Ordering::SeqCst);
+    let _ = stop.send(true);
     for w in workers {
         let _ = tokio::time::timeout(Duration::from_secs(60), w).await;
     }
@@ -280,12 +268,10 @@ async fn dynamodb_restarted_in_the_middle_of_a_bulk_job_still_finishes_it_exactl
     let mut listed = BTreeSet::new();
     let mut cursor: Option<String> = None;
     for _ in 0..20 {
-        let mut q = json!({"portal_status": "pending", "limit": "200"});
+        let mut e = staff("GET", "/v1/contacts").query("portal_status", "pending").query("limit", "200");
         if let Some(c) = &cursor {
-            q["cursor"] = json!(c);
+            e = e.query("cursor", c);
         }
-        let mut e = staff_event("GET", "/v1/contacts", "/v1/contacts", json!({}), None, Some(q));
-        e.as_object_mut().unwrap().remove("pathParameters");
         let page = ok("listing", &call_full(&admin_app, HttpFunction::Admin, &tenant_s, e).await, 200);
         listed.extend(page["items"].as_array().unwrap().iter().map(|c| c["contact_id"].as_str().unwrap().to_owned()));
         match page["next_cursor"].as_str() {
@@ -297,7 +283,7 @@ async fn dynamodb_restarted_in_the_middle_of_a_bulk_job_still_finishes_it_exactl
 
     // The mail queue: a job for every contact, all naming its one email (a
     // redelivered batch queues its jobs again; the mailer sends each once).
-    let bodies = mail.finish().await;
+    let bodies = mail.finish(Duration::from_secs(120)).await.expect("the mail queue was drained within 120 s");
     let mut queued: HashMap<String, BTreeSet<String>> = HashMap::new();
     for b in &bodies {
         let job: Value = serde_json::from_str(b).unwrap();

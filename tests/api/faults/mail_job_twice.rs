@@ -3,7 +3,6 @@
 use super::fault_proxy::FaultProxy;
 use super::harness::*;
 use crate::helpers::*;
-use aws_sdk_sqs::types::MessageSystemAttributeName;
 use portal::mail::EmailStatus;
 use portal_local::local;
 use std::time::{Duration, Instant};
@@ -17,21 +16,16 @@ async fn the_same_mail_job_delivered_twice_and_handled_concurrently_sends_one_em
     let proxy = FaultProxy::start(&local::moto_endpoint()).await;
     let mailer = w.mailer(&proxy).await;
     // The next message other than `skip` (a message not yet handled may come back meanwhile).
-    let (sqs, url) = (&w.sqs, &w.queue.url);
-    let receive = |skip: Option<String>| async move {
-        let deadline = Instant::now() + Duration::from_secs(10);
-        loop {
-            assert!(Instant::now() < deadline, "the job never arrived");
-            let out = sqs
-                .receive_message()
-                .queue_url(url)
-                .wait_time_seconds(1)
-                .message_system_attribute_names(MessageSystemAttributeName::All)
-                .send()
-                .await
-                .unwrap();
-            if let Some(m) = out.messages.unwrap_or_default().into_iter().find(|m| m.message_id != skip) {
-                return m;
+    let one_at_a_time = w.queue.source.clone().batch_size(1);
+    let receive = |skip: Option<String>| {
+        let source = &one_at_a_time;
+        async move {
+            let deadline = Instant::now() + Duration::from_secs(10);
+            loop {
+                assert!(Instant::now() < deadline, "the job never arrived");
+                if let Some(m) = source.receive().await.unwrap().into_iter().find(|m| m.message_id != skip) {
+                    return m;
+                }
             }
         }
     };
@@ -41,8 +35,8 @@ async fn the_same_mail_job_delivered_twice_and_handled_concurrently_sends_one_em
     assert_eq!(first.body, second.body);
     assert_ne!(first.message_id, second.message_id);
     let batch = [first.clone(), first, second];
-    let response = mailer.handle_batch(sqs_event(&batch, &w.queue.arn)).await;
-    delete_done(&w.sqs, &w.queue.url, &batch, &response).await;
+    let response = mailer.handle_batch(w.queue.source.event(&batch)).await;
+    w.queue.source.settle(&batch, &response).await.unwrap();
     // Whatever was kept (another handler held the lease) comes back and is acknowledged as sent.
     w.poll_until(&mailer, Duration::from_secs(20), || async { messages_on(&w.sqs, &w.queue.url).await == 0 }).await;
 
