@@ -1,4 +1,4 @@
-//! `portal-local bench-perf`: the performance evidence, in one process run on
+//! `portal-bench perf`: the performance evidence, in one process run on
 //! the local stack, printed as Markdown (and written into the README between
 //! `<!-- perf:begin -->` and `<!-- perf:end -->` with `--readme`).
 //!
@@ -25,8 +25,8 @@
 //! A benchmark, not a test: it asserts only that the work was done (every
 //! operation answered its success status).
 
-use crate::local::{self, Endpoints};
-use crate::template::Template;
+use portal_local::local::{self, Endpoints};
+use portal_local::template::Template;
 use anyhow::Context as _;
 use aws_sdk_dynamodb::types::{AttributeValue, Put, TransactWriteItem};
 use futures::stream::{self, StreamExt};
@@ -539,7 +539,7 @@ const COLD_CONTACT: &str = "chart-1003";
 
 async fn seed_cold_contact(endpoints: &Endpoints, t: &Template) -> anyhow::Result<()> {
     let app = local::http_app(endpoints, t, "admin").await?;
-    crate::seed::contact(&app, COLD_CONTACT, "Cy Dale", Some("cy.dale@example.com"), "bench-perf").await
+    portal_local::seed::contact(&app, COLD_CONTACT, "Cy Dale", Some("cy.dale@example.com"), "bench-perf").await
 }
 
 /// The event each binary gets: its own events/<binary>.json, else the closest.
@@ -548,7 +548,7 @@ fn event_for(root: &Path, binary: &str) -> anyhow::Result<Value> {
         "hello" => return Ok(json!({"hello": "event"})),
         // The partition status reads for the events' contact.
         FLOOR_BINARY => {
-            let tenant = portal::domain::TenantId::parse(crate::seed::DEMO_TENANT)?;
+            let tenant = portal::domain::TenantId::parse(portal_local::seed::DEMO_TENANT)?;
             let contact = portal::domain::ContactId::parse(COLD_CONTACT)?;
             return Ok(json!({"pk": portal::store::keys::contact_pk(&tenant, &contact)}));
         }
@@ -556,7 +556,7 @@ fn event_for(root: &Path, binary: &str) -> anyhow::Result<Value> {
         // status and its floor read the same partition all run long.
         "status" => {
             let text = std::fs::read_to_string(root.join("events/status.json"))?;
-            return Ok(serde_json::from_str(&text.replace(crate::seed::DEMO_CONTACT, COLD_CONTACT))?);
+            return Ok(serde_json::from_str(&text.replace(portal_local::seed::DEMO_CONTACT, COLD_CONTACT))?);
         }
         "admin" => "admin-list-emails.json".to_owned(),
         "lifecycle" => "lifecycle-deactivate.json".to_owned(),
@@ -632,9 +632,9 @@ pub struct Options {
 }
 
 pub async fn run(endpoints: &Endpoints, t: &Template, opts: &Options) -> anyhow::Result<()> {
-    let root = crate::repo_root();
+    let root = portal_local::repo_root();
     let (primitives, rows) = latency(endpoints, t, &root, opts.scale).await?;
-    crate::seed::run(endpoints, t).await?;
+    portal_local::seed::run(endpoints, t).await?;
     seed_cold_contact(endpoints, t).await?;
     let cold = cold_starts(endpoints, t, &root, &opts.bin_dir, opts.cold_runs).await?;
     let mut md = String::new();

@@ -1,4 +1,4 @@
-//! `portal-local bench-bulk`: activates N contacts end to end on the local
+//! `portal-bench bulk`: activates N contacts end to end on the local
 //! stack (submit through the `activations` handler → the activator over the
 //! queue → every code stored and every email job queued) and, in the same
 //! run, the floor: the same items written with bare BatchWriteItem and the
@@ -18,8 +18,8 @@
 //! nothing consumes them while the clock runs, and both paths pay the same
 //! per-send cost; afterwards the jobs are counted and the queues purged.
 
-use crate::local::{self, Endpoints};
-use crate::template::Template;
+use portal_local::local::{self, Endpoints};
+use portal_local::template::Template;
 use anyhow::Context as _;
 use aws_sdk_dynamodb::types::{PutRequest, WriteRequest};
 use aws_sdk_sqs::types::{DeleteMessageBatchRequestEntry, MessageSystemAttributeName, QueueAttributeName};
