@@ -206,7 +206,7 @@ impl Contract {
         }
         let find = |name: &str, place: &str| params.iter().find(|p| p["name"] == name && p["in"] == place).copied();
         let (path, query) = req.path.split_once('?').unwrap_or((&req.path, ""));
-        let path_values = portal_local::gateway::match_path(req.route, path).ok_or_else(|| format!("{path} does not match {}", req.route))?;
+        let path_values = portal_local::events::match_path(req.route, path).ok_or_else(|| format!("{path} does not match {}", req.route))?;
         for (name, value) in &path_values {
             let p = find(name, "path").ok_or_else(|| format!("path parameter {name} is not documented"))?;
             self.validate(&p["schema"], &json!(value)).map_err(|e| format!("path parameter {name}={value:?}: {e}"))?;

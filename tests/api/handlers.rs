@@ -8,18 +8,17 @@ use chrono::{DateTime, Duration, Utc};
 use portal::app::App;
 
 use portal_local::local::{self, Endpoints};
-use serde_json::{json, Value};
+use serde_json::json;
 
 /// Seeds a tenant through the admin handler with the admin events; returns the contact's email.
 async fn seed(admin_app: &App, tenant: &str) -> String {
     let email = format!("{}@example.com", unique("events"));
-    let put_portal = portal::http::HttpFunction::Admin.handle(admin_app, request(event("admin-put-portal.json"), tenant, None)).await;
+    let put_portal = portal::http::HttpFunction::Admin.handle(admin_app, fixture("admin-put-portal.json").tenant(tenant).request()).await;
     assert_eq!(put_portal.status(), 200, "{:?}", body(&put_portal));
-    let mut contact = event("admin-put-contact.json");
-    let mut contact_body: Value = serde_json::from_str(contact["body"].as_str().unwrap()).unwrap();
+    let contact = fixture("admin-put-contact.json");
+    let mut contact_body = contact.body_json().unwrap();
     contact_body["email"] = json!(email);
-    contact["body"] = json!(contact_body.to_string());
-    let put_contact = portal::http::HttpFunction::Admin.handle(admin_app, request(contact, tenant, None)).await;
+    let put_contact = portal::http::HttpFunction::Admin.handle(admin_app, contact.json(&contact_body).tenant(tenant).request()).await;
     assert_eq!(put_contact.status(), 200, "{:?}", body(&put_contact));
     email
 }
@@ -30,7 +29,7 @@ async fn events_drive_generate_mailer_claim_and_status_and_a_redelivered_job_sen
     let (admin_app, gen_app, claim_app, status_app) = (app("admin").await, app("generate").await, app("claim").await, app("status").await);
     let email = seed(&admin_app, &tenant).await;
 
-    let generated = portal::http::HttpFunction::Generate.handle(&gen_app, request(event("generate.json"), &tenant, None)).await;
+    let generated = portal::http::HttpFunction::Generate.handle(&gen_app, fixture("generate.json").tenant(&tenant).request()).await;
     assert_eq!(generated.status(), 201);
     let issued = body(&generated);
     let document_id = issued["email_document_id"].as_str().unwrap().to_owned();
@@ -48,14 +47,14 @@ async fn events_drive_generate_mailer_claim_and_status_and_a_redelivered_job_sen
     assert_eq!(sent.len(), 1, "the redelivered job sent no second email");
     assert!(sent[0].1.contains(issued["code"].as_str().unwrap()));
 
-    let emails = portal::http::HttpFunction::Admin.handle(&admin_app, request(event("admin-list-emails.json"), &tenant, None)).await;
+    let emails = portal::http::HttpFunction::Admin.handle(&admin_app, fixture("admin-list-emails.json").tenant(&tenant).request()).await;
     assert_eq!(body(&emails)["items"][0]["status"], "sent");
 
     let claim_body = json!({"code": issued["code"], "email": email, "portal_id": "main"});
-    let claimed = portal::http::HttpFunction::Claim.handle(&claim_app, request(event("claim.json"), &tenant, Some(claim_body))).await;
+    let claimed = portal::http::HttpFunction::Claim.handle(&claim_app, fixture("claim.json").json(&claim_body).request()).await;
     assert_eq!(claimed.status(), 201, "{:?}", body(&claimed));
 
-    let view = portal::http::HttpFunction::Status.handle(&status_app, request(event("status.json"), &tenant, None)).await;
+    let view = portal::http::HttpFunction::Status.handle(&status_app, fixture("status.json").tenant(&tenant).request()).await;
     let view = body(&view);
     assert_eq!(view["accounts"][0]["email"], email.as_str());
     assert_eq!(view["pending_codes"], json!([]));
@@ -74,21 +73,21 @@ async fn codes_expire_after_the_portal_ttl() {
     let mut status_app = app("status").await;
     let status_clock = Clock::install(&mut status_app, t0);
 
-    let issued = body(&portal::http::HttpFunction::Generate.handle(&gen_app, request(event("generate.json"), &tenant, Some(json!({})))).await);
+    let issued = body(&portal::http::HttpFunction::Generate.handle(&gen_app, fixture("generate.json").json(&json!({})).tenant(&tenant).request()).await);
     assert_eq!(issued["expires_at"], "2026-03-08T09:00:00.000Z", "168 h, the portal's code_ttl_hours");
     let claim_body = json!({"code": issued["code"], "email": "late@example.com"});
 
     // At the expiry instant the code is gone from the portlet and refused.
     status_clock.set(t0 + Duration::hours(168));
-    let view = body(&portal::http::HttpFunction::Status.handle(&status_app, request(event("status.json"), &tenant, None)).await);
+    let view = body(&portal::http::HttpFunction::Status.handle(&status_app, fixture("status.json").tenant(&tenant).request()).await);
     assert_eq!(view["pending_codes"], json!([]));
     claim_clock.set(t0 + Duration::hours(168));
-    let late = portal::http::HttpFunction::Claim.handle(&claim_app, request(event("claim.json"), &tenant, Some(claim_body.clone()))).await;
+    let late = portal::http::HttpFunction::Claim.handle(&claim_app, fixture("claim.json").json(&claim_body).request()).await;
     assert_eq!(late.status(), 400);
 
     // A moment earlier the same code still works: the refusal changed nothing.
     claim_clock.set(t0 + Duration::hours(168) - Duration::seconds(1));
-    let in_time = portal::http::HttpFunction::Claim.handle(&claim_app, request(event("claim.json"), &tenant, Some(claim_body))).await;
+    let in_time = portal::http::HttpFunction::Claim.handle(&claim_app, fixture("claim.json").json(&claim_body).request()).await;
     assert_eq!(in_time.status(), 201, "{:?}", body(&in_time));
 }
 
@@ -98,13 +97,13 @@ async fn the_portlet_costs_one_dynamodb_request() {
     let admin_app = app("admin").await;
     seed(&admin_app, &tenant).await;
     let gen_app = app("generate").await;
-    portal::http::HttpFunction::Generate.handle(&gen_app, request(event("generate.json"), &tenant, Some(json!({})))).await;
+    portal::http::HttpFunction::Generate.handle(&gen_app, fixture("generate.json").json(&json!({})).tenant(&tenant).request()).await;
     let status_app = app("status").await;
     // The first call also fills the portal cache (one more Query).
-    let first = portal::http::HttpFunction::Status.handle(&status_app, request(event("status.json"), &tenant, None)).await;
+    let first = portal::http::HttpFunction::Status.handle(&status_app, fixture("status.json").tenant(&tenant).request()).await;
     assert_eq!(first.status(), 200);
     let before = status_app.store.requests_sent();
-    let second = portal::http::HttpFunction::Status.handle(&status_app, request(event("status.json"), &tenant, None)).await;
+    let second = portal::http::HttpFunction::Status.handle(&status_app, fixture("status.json").tenant(&tenant).request()).await;
     assert_eq!(second.status(), 200);
     assert_eq!(body(&second)["pending_codes"].as_array().unwrap().len(), 1);
     assert_eq!(status_app.store.requests_sent() - before, 1, "status is exactly one DynamoDB request");
@@ -112,10 +111,7 @@ async fn the_portlet_costs_one_dynamodb_request() {
 
 #[tokio::test]
 async fn handlers_answer_401_without_authorizer_claims() {
-    let mut e = event("status.json");
-    e["requestContext"].as_object_mut().unwrap().remove("authorizer");
-    let req = lambda_http::request::from_str(&e.to_string()).unwrap();
-    let resp = portal::http::HttpFunction::Status.handle(&app("status").await, req).await;
+    let resp = portal::http::HttpFunction::Status.handle(&app("status").await, fixture("status.json").public().request()).await;
     assert_eq!(resp.status(), 401);
     assert_eq!(resp.headers()["content-type"], "application/problem+json");
 }

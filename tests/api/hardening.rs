@@ -72,12 +72,11 @@ async fn ten_failed_claims_from_one_address_are_followed_by_429_for_that_address
 
 #[tokio::test]
 async fn the_throttle_lasts_fifteen_minutes_from_the_first_failure() {
-    let tenant = unique("throttle");
     let t0: DateTime<Utc> = "2026-06-01T10:00:00Z".parse().unwrap();
     let mut app = app("claim").await;
     let clock = Clock::install(&mut app, t0);
     let ip = random_ip();
-    let claim = |code: &str| request_from(event("claim.json"), &tenant, Some(json!({"code": code, "email": "a@example.com"})), &ip);
+    let claim = |code: &str| fixture("claim.json").json(&json!({"code": code, "email": "a@example.com"})).source_ip(&ip).request();
 
     for minute in 0..10 {
         clock.set(t0 + Duration::minutes(minute));
@@ -113,14 +112,14 @@ async fn a_refused_claim_does_the_same_work_whether_or_not_the_code_exists() {
         json!({"token": "x".repeat(43), "email": "a@example.com"}),        // no such link
     ] {
         let before = app.store.requests_sent();
-        let resp = portal::http::HttpFunction::Claim.handle(&app, request(event("claim.json"), &t.tenant, Some(body.clone()))).await;
+        let resp = portal::http::HttpFunction::Claim.handle(&app, fixture("claim.json").json(&body).request()).await;
         assert_eq!(resp.status(), 400, "{body}");
         costs.push(app.store.requests_sent() - before);
     }
     assert!(costs.iter().all(|c| *c == costs[0]), "DynamoDB requests per refusal differ: {costs:?}");
     assert_eq!(costs, [3, 3, 3, 3], "lookup + throttle read + failure count, the first failure too");
     // And the code still works for its own portal.
-    let resp = portal::http::HttpFunction::Claim.handle(&app, request(event("claim.json"), &t.tenant, Some(json!({"code": code, "email": "same@example.com"})))).await;
+    let resp = portal::http::HttpFunction::Claim.handle(&app, fixture("claim.json").json(&json!({"code": code, "email": "same@example.com"})).request()).await;
     assert_eq!(resp.status(), 201);
 }
 
@@ -275,8 +274,7 @@ async fn a_key_is_ignored_where_nothing_changes_and_without_a_token() {
     }
     // In process, the route decides: a key on a GET is not looked at.
     let app = app("status").await;
-    let mut e = staff_event("GET", "/v1/contacts/{contact_id}/portal", &format!("/v1/contacts/{contact}/portal"), json!({"contact_id": contact}), None, None);
-    e["headers"]["idempotency-key"] = json!("k3");
+    let e = staff("GET", "/v1/contacts/{contact_id}/portal").param("contact_id", &contact).header("idempotency-key", "k3");
     let (code, _) = call(&app, HttpFunction::Status, &t.tenant, e.clone()).await;
     let (again, _) = call(&app, HttpFunction::Status, &t.tenant, e).await;
     assert_eq!((code, again), (200, 200));

@@ -4,6 +4,7 @@
 use chrono::{DateTime, Utc};
 use portal::app::App;
 use portal::queue::MailQueue;
+pub use portal_local::events::ApiEvent;
 use portal_local::local::Endpoints;
 use portal_local::{jwt, local, template::Template};
 use std::sync::{Arc, Mutex};
@@ -187,27 +188,21 @@ where
 
 // In-process handler tests: real-shaped events, the functions' handlers, a clock the test controls.
 
+/// `events/<name>` as JSON (the SQS and schedule fixtures).
 pub fn event(name: &str) -> Value {
-    let path = portal_local::repo_root().join("events").join(name);
-    serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap()
+    portal_local::events::fixture_json(name).unwrap()
 }
 
-/// The event as tenant `tenant` would send it, with `body` if given, from a
-/// random client address (so no test's failed claims throttle another's).
-pub fn request(e: Value, tenant: &str, body: Option<Value>) -> lambda_http::Request {
-    request_from(e, tenant, body, &random_ip())
+/// The API Gateway fixture `events/<name>`, to build on, from a random
+/// client address (so no test's failed claims throttle another's).
+pub fn fixture(name: &str) -> ApiEvent {
+    ApiEvent::fixture(name).unwrap().source_ip(&random_ip())
 }
 
-/// [`request`] from the client address `ip`.
-pub fn request_from(mut e: Value, tenant: &str, body: Option<Value>, ip: &str) -> lambda_http::Request {
-    e["requestContext"]["http"]["sourceIp"] = json!(ip);
-    if e["requestContext"]["authorizer"].is_object() {
-        e["requestContext"]["authorizer"]["jwt"]["claims"]["tenant_id"] = json!(tenant);
-    }
-    if let Some(b) = body {
-        e["body"] = json!(b.to_string());
-    }
-    lambda_http::request::from_str(&e.to_string()).expect("a valid API Gateway v2 event")
+/// A staff member's request for `route` (as template.yaml writes it) with
+/// every scope; [`call`] or `.tenant(..)` says whose tenant.
+pub fn staff(method: &str, route: &str) -> ApiEvent {
+    ApiEvent::new(method, route).scope(ADMIN)
 }
 
 pub fn body(resp: &lambda_http::Response<lambda_http::Body>) -> Value {
@@ -240,30 +235,9 @@ pub async fn app(binary: &str) -> App {
     app
 }
 
-
-pub fn staff_event(method: &str, route: &str, path: &str, params: Value, body: Option<Value>, query: Option<Value>) -> Value {
-    let mut e = event("status.json");
-    e["routeKey"] = json!(format!("{method} {route}"));
-    e["requestContext"]["routeKey"] = e["routeKey"].clone();
-    e["requestContext"]["http"]["method"] = json!(method);
-    e["rawPath"] = json!(path);
-    e["requestContext"]["http"]["path"] = json!(path);
-    e["pathParameters"] = params;
-    if let Some(b) = body {
-        e["body"] = json!(b.to_string());
-    }
-    if let Some(q) = query {
-        // As API Gateway sends it: the raw string (which lambda_http reads) and the map.
-        let encode = |s: &str| s.replace('%', "%25").replace('+', "%2B").replace('&', "%26").replace('=', "%3D").replace(' ', "%20").replace('#', "%23");
-        let raw: Vec<String> = q.as_object().unwrap().iter().map(|(k, v)| format!("{k}={}", encode(v.as_str().unwrap()))).collect();
-        e["rawQueryString"] = json!(raw.join("&"));
-        e["queryStringParameters"] = q;
-    }
-    e
-}
-
-pub async fn call(app: &App, f: portal::http::HttpFunction, tenant: &str, e: Value) -> (u16, Value) {
-    let resp = f.handle(app, request(e, tenant, None)).await;
+/// Calls `f` in process with `e` on behalf of `tenant`: (status, JSON body).
+pub async fn call(app: &App, f: portal::http::HttpFunction, tenant: &str, e: ApiEvent) -> (u16, Value) {
+    let resp = f.handle(app, e.tenant(tenant).request()).await;
     (resp.status().as_u16(), body(&resp))
 }
 

@@ -11,7 +11,7 @@ use serde_json::{json, Value};
 
 async fn op(app: &App, tenant: &str, contact: &str, name: &str) -> (u16, Value) {
     let route = format!("/v1/contacts/{{contact_id}}/portal/{name}");
-    let e = staff_event("POST", &route, &format!("/v1/contacts/{contact}/portal/{name}"), json!({"contact_id": contact}), Some(json!({})), None);
+    let e = staff("POST", &route).param("contact_id", contact).json(&json!({}));
     call(app, portal::http::HttpFunction::Lifecycle, tenant, e).await
 }
 
@@ -26,14 +26,13 @@ async fn token_of(app: &App, tenant: &str, contact: &str, document_id: &str) -> 
     entry.vars["link"].rsplit("token=").next().unwrap().to_owned()
 }
 
-async fn claim_token(app: &App, tenant: &str, token: &str, email: &str) -> u16 {
-    let resp = portal::http::HttpFunction::Claim.handle(app, request(event("claim.json"), tenant, Some(json!({"token": token, "email": email})))).await;
+async fn claim_token(app: &App, token: &str, email: &str) -> u16 {
+    let resp = portal::http::HttpFunction::Claim.handle(app, fixture("claim.json").json(&json!({"token": token, "email": email})).request()).await;
     resp.status().as_u16()
 }
 
 async fn listed(app: &App, tenant: &str, state: &str) -> Vec<String> {
-    let e = staff_event("GET", "/v1/contacts", "/v1/contacts", json!({}), None, Some(json!({"portal_status": state})));
-    let e = { let mut e = e; e.as_object_mut().unwrap().remove("pathParameters"); e };
+    let e = staff("GET", "/v1/contacts").query("portal_status", state);
     let (code, page) = call(app, portal::http::HttpFunction::Admin, tenant, e).await;
     assert_eq!(code, 200, "{page}");
     let mut ids: Vec<String> = page["items"].as_array().unwrap().iter().map(|c| c["contact_id"].as_str().unwrap().to_owned()).collect();
@@ -42,15 +41,8 @@ async fn listed(app: &App, tenant: &str, state: &str) -> Vec<String> {
 }
 
 async fn put_contact(admin_app: &App, tenant: &str, id: &str, email: &str) {
-    let e = staff_event(
-        "PUT",
-        "/v1/contacts/{contact_id}",
-        &format!("/v1/contacts/{id}"),
-        json!({"contact_id": id}),
-        Some(json!({"name": id, "email": email, "kind": "individual"})),
-        None,
-    );
-    assert_eq!(portal::http::HttpFunction::Admin.handle(admin_app, request(e, tenant, None)).await.status(), 200);
+    let e = staff("PUT", "/v1/contacts/{contact_id}").param("contact_id", id).json(&json!({"name": id, "email": email, "kind": "individual"}));
+    assert_eq!(portal::http::HttpFunction::Admin.handle(admin_app, e.tenant(tenant).request()).await.status(), 200);
 }
 
 #[tokio::test]
@@ -65,7 +57,7 @@ async fn an_expired_link_is_reset_by_resend_and_only_the_new_link_works() {
     let claim_clock = Clock::install(&mut claim_app, t0);
     let mut status_app = app("status").await;
     let status_clock = Clock::install(&mut status_app, t0);
-    assert_eq!(portal::http::HttpFunction::Admin.handle(&admin_app, request(event("admin-put-portal.json"), &tenant, None)).await.status(), 200);
+    assert_eq!(portal::http::HttpFunction::Admin.handle(&admin_app, fixture("admin-put-portal.json").tenant(&tenant).request()).await.status(), 200);
 
     // Four contacts: one never invited, one invited long ago (expired), one invited now (pending), one active.
     for id in ["a-none", "b-expired", "c-pending", "d-active"] {
@@ -79,7 +71,7 @@ async fn an_expired_link_is_reset_by_resend_and_only_the_new_link_works() {
     op(&life, &tenant, "c-pending", "activate").await;
     let (_, d) = op(&life, &tenant, "d-active", "activate").await;
     let d_token = token_of(&life, &tenant, "d-active", d["email_document_id"].as_str().unwrap()).await;
-    assert_eq!(claim_token(&claim_app, &tenant, &d_token, "d-active@example.com").await, 201);
+    assert_eq!(claim_token(&claim_app, &d_token, "d-active@example.com").await, 201);
 
     // The listing, the portlet and the claim agree on expiry at t0.
     assert_eq!(listed(&admin_app, &tenant, "none").await, ["a-none"]);
@@ -87,10 +79,10 @@ async fn an_expired_link_is_reset_by_resend_and_only_the_new_link_works() {
     assert_eq!(listed(&admin_app, &tenant, "pending").await, ["c-pending"]);
     assert_eq!(listed(&admin_app, &tenant, "active").await, ["d-active"]);
     assert!(listed(&admin_app, &tenant, "disabled").await.is_empty());
-    let e = staff_event("GET", "/v1/contacts/{contact_id}/portal", "/v1/contacts/b-expired/portal", json!({"contact_id": "b-expired"}), None, None);
+    let e = staff("GET", "/v1/contacts/{contact_id}/portal").param("contact_id", "b-expired");
     let (_, view) = call(&status_app, portal::http::HttpFunction::Status, &tenant, e).await;
     assert_eq!(view["portals"][0]["state"], "expired");
-    assert_eq!(claim_token(&claim_app, &tenant, &old_token, "b@example.com").await, 400, "an expired link is refused");
+    assert_eq!(claim_token(&claim_app, &old_token, "b@example.com").await, 400, "an expired link is refused");
 
     // Resend on an expired invitation resets it: a new expiry and a new link.
     let (code, reset) = op(&life, &tenant, "b-expired", "resend").await;
@@ -100,8 +92,8 @@ async fn an_expired_link_is_reset_by_resend_and_only_the_new_link_works() {
     let new_token = token_of(&life, &tenant, "b-expired", reset["email_document_id"].as_str().unwrap()).await;
     assert_eq!(listed(&admin_app, &tenant, "pending").await, ["b-expired", "c-pending"]);
     claim_clock.set(t0 + Duration::hours(1));
-    assert_eq!(claim_token(&claim_app, &tenant, &old_token, "b@example.com").await, 400, "the old link stays dead");
-    assert_eq!(claim_token(&claim_app, &tenant, &new_token, "b@example.com").await, 201);
+    assert_eq!(claim_token(&claim_app, &old_token, "b@example.com").await, 400, "the old link stays dead");
+    assert_eq!(claim_token(&claim_app, &new_token, "b@example.com").await, 201);
 
     // Later still, the pending one expires without anyone writing anything.
     admin_clock.set(t0 + Duration::hours(168));

@@ -6,7 +6,6 @@ mod bulk;
 mod code_loop;
 mod contract;
 mod drift;
-mod fault_proxy;
 mod faults;
 mod handlers;
 mod hardening;

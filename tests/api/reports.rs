@@ -15,8 +15,9 @@ struct Seeded {
     t0: DateTime<Utc>,
 }
 
-fn get(route: &str, query: Value) -> Value {
-    staff_event("GET", route, route, json!({}), None, Some(query))
+fn get(route: &str, query: Value) -> ApiEvent {
+    let query = query.as_object().unwrap().iter().map(|(k, v)| (k.clone(), v.as_str().unwrap().to_owned())).collect::<Vec<_>>();
+    query.iter().fold(staff("GET", route), |e, (k, v)| e.query(k, v))
 }
 
 async fn report(s: &Seeded, route: &str, query: Value) -> Value {
@@ -39,7 +40,7 @@ async fn seed() -> Seeded {
     Clock::install(&mut reports, t0 + Duration::hours(12));
     for (id, default) in [("main", true), ("side", false)] {
         let body = json!({"name": format!("Portal {id}"), "default": default, "claim_url": "https://p.example/claim"});
-        let e = staff_event("PUT", "/v1/portals/{portal_id}", &format!("/v1/portals/{id}"), json!({"portal_id": id}), Some(body), None);
+        let e = staff("PUT", "/v1/portals/{portal_id}").param("portal_id", id).json(&body);
         assert_eq!(call(&admin_app, HttpFunction::Admin, &tenant, e).await.0, 200);
     }
     let people = [
@@ -54,7 +55,7 @@ async fn seed() -> Seeded {
     ];
     for (id, name, email, portal) in people {
         let body = json!({"name": name, "email": email, "kind": "individual", "portal_ids": ["side"]});
-        let e = staff_event("PUT", "/v1/contacts/{contact_id}", &format!("/v1/contacts/{id}"), json!({"contact_id": id}), Some(body), None);
+        let e = staff("PUT", "/v1/contacts/{contact_id}").param("contact_id", id).json(&body);
         assert_eq!(call(&admin_app, HttpFunction::Admin, &tenant, e).await.0, 200);
         let _ = portal;
     }
@@ -62,12 +63,12 @@ async fn seed() -> Seeded {
         gen_clock.set(if *id == "x1" { t0 - Duration::hours(200) } else { t0 });
         let send = *id == "u1" || id.starts_with('p');
         let route = "/v1/contacts/{contact_id}/codes";
-        let e = staff_event("POST", route, &format!("/v1/contacts/{id}/codes"), json!({"contact_id": id}), Some(json!({"portal_id": portal, "send_email": send})), None);
+        let e = staff("POST", route).param("contact_id", id).json(&json!({"portal_id": portal, "send_email": send}));
         let (code, issued) = call(&gen, HttpFunction::Generate, &tenant, e).await;
         assert_eq!(code, 201, "{issued}");
         if id.starts_with('p') {
             claim_clock.set(t0 + Duration::hours(i as i64 + 1));
-            let e = request(event("claim.json"), &tenant, Some(json!({"code": issued["code"], "email": email})));
+            let e = fixture("claim.json").json(&json!({"code": issued["code"], "email": email})).request();
             assert_eq!(portal::http::HttpFunction::Claim.handle(&claim_app, e).await.status(), 201);
         }
     }
@@ -145,9 +146,8 @@ async fn the_unused_codes_report_lists_pending_unexpired_codes_only() {
 #[tokio::test]
 async fn reports_come_as_csv_with_quoting_and_formulas_neutralised() {
     let s = seed().await;
-    let mut e = get("/v1/reports/activations", json!({}));
-    e["headers"]["accept"] = json!("text/csv");
-    let resp = HttpFunction::Reports.handle(&s.reports, request(e, &s.tenant, None)).await;
+    let e = get("/v1/reports/activations", json!({})).header("accept", "text/csv");
+    let resp = HttpFunction::Reports.handle(&s.reports, e.tenant(&s.tenant).request()).await;
     assert_eq!(resp.status(), 200);
     assert_eq!(resp.headers()["content-type"], "text/csv; charset=utf-8");
     let csv = String::from_utf8(resp.body().as_ref().to_vec()).unwrap();

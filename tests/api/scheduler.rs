@@ -31,7 +31,7 @@ impl World {
             Clock::install(&mut reports, t0),
             Clock::install(&mut sched, t0),
         ];
-        let e = staff_event("PUT", "/v1/portals/{portal_id}", "/v1/portals/main", json!({"portal_id": "main"}), Some(portal), None);
+        let e = staff("PUT", "/v1/portals/{portal_id}").param("portal_id", "main").json(&portal);
         let (code, body) = call(&admin, HttpFunction::Admin, &tenant, e).await;
         assert_eq!(code, 200, "{body}");
         Self { tenant, admin, status, reports, scheduler: Scheduler { app: sched }, clocks }
@@ -45,7 +45,7 @@ impl World {
 
     async fn contact(&self, id: &str, email: Option<&str>) {
         let body = json!({"name": format!("Contact {id}"), "email": email, "kind": "individual"});
-        let e = staff_event("PUT", "/v1/contacts/{contact_id}", &format!("/v1/contacts/{id}"), json!({"contact_id": id}), Some(body), None);
+        let e = staff("PUT", "/v1/contacts/{contact_id}").param("contact_id", id).json(&body);
         assert_eq!(call(&self.admin, HttpFunction::Admin, &self.tenant, e).await.0, 200);
     }
 
@@ -55,18 +55,17 @@ impl World {
     }
 
     async fn portlet(&self, id: &str) -> Value {
-        let e = staff_event("GET", "/v1/contacts/{contact_id}/portal", &format!("/v1/contacts/{id}/portal"), json!({"contact_id": id}), None, None);
+        let e = staff("GET", "/v1/contacts/{contact_id}/portal").param("contact_id", id);
         call(&self.status, HttpFunction::Status, &self.tenant, e).await.1
     }
 
     async fn emails(&self, id: &str) -> Vec<Value> {
-        let e = staff_event("GET", "/v1/contacts/{contact_id}/emails", &format!("/v1/contacts/{id}/emails"), json!({"contact_id": id}), None, None);
+        let e = staff("GET", "/v1/contacts/{contact_id}/emails").param("contact_id", id);
         call(&self.admin, HttpFunction::Admin, &self.tenant, e).await.1["items"].as_array().unwrap().clone()
     }
 
     async fn listed(&self, state: &str) -> Vec<String> {
-        let mut e = staff_event("GET", "/v1/contacts", "/v1/contacts", json!({}), None, Some(json!({"portal_status": state})));
-        e.as_object_mut().unwrap().remove("pathParameters");
+        let e = staff("GET", "/v1/contacts").query("portal_status", state);
         let body = call(&self.admin, HttpFunction::Admin, &self.tenant, e).await.1;
         let mut ids: Vec<String> = body["items"].as_array().unwrap().iter().map(|c| c["contact_id"].as_str().unwrap().to_owned()).collect();
         ids.sort();
@@ -75,7 +74,7 @@ impl World {
 }
 
 async fn unused(w: &World) -> usize {
-    let e = staff_event("GET", "/v1/reports/unused-codes", "/v1/reports/unused-codes", json!({}), None, Some(json!({})));
+    let e = staff("GET", "/v1/reports/unused-codes");
     call(&w.reports, HttpFunction::Reports, &w.tenant, e).await.1["items"].as_array().unwrap().len()
 }
 
@@ -116,7 +115,7 @@ async fn expiry_is_visible_in_the_portlet_the_listing_and_the_reports() {
     w.contact("old", Some("old@example.com")).await;
     let mut gen = app("generate").await;
     let _gen_clock = Clock::install(&mut gen, t0);
-    let e = staff_event("POST", "/v1/contacts/{contact_id}/codes", "/v1/contacts/old/codes", json!({"contact_id": "old"}), Some(json!({})), None);
+    let e = staff("POST", "/v1/contacts/{contact_id}/codes").param("contact_id", "old").json(&json!({}));
     assert_eq!(call(&gen, HttpFunction::Generate, &w.tenant, e).await.0, 201);
     assert_eq!(unused(&w).await, 1);
     assert_eq!(w.listed("pending").await, ["old"]);

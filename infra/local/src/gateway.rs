@@ -6,24 +6,26 @@
 //! authorizer context, source IP), is parsed by lambda_http exactly as in the
 //! Lambda, and the handler's response is sent back. Staff routes check the
 //! bearer JWT as the authorizer does; 401 and 404 look like API Gateway's own.
-//! `GET /openapi.yaml` answers the repository's API contract (no auth).
+//! `GET /openapi.yaml` answers the repository's API contract (no auth). The
+//! event is built by [`crate::events::ApiEvent`], as the tests' events are.
 //!
 //! SQS: for each SQS event source in the template, a poller receives batches
 //! (the template's BatchSize, the queue's visibility timeout), hands them to
 //! the function as an `SqsEvent`, and deletes the messages that did not fail,
-//! honouring ReportBatchItemFailures. Failed messages reappear after the
-//! visibility timeout and move to the DLQ after maxReceiveCount, as on AWS.
+//! honouring ReportBatchItemFailures ([`crate::sqs_loop`], the loop the tests
+//! use too). Failed messages reappear after the visibility timeout and move
+//! to the DLQ after maxReceiveCount, as on AWS.
 
+use crate::events::{match_path, ApiEvent};
 use crate::jwt::{self, Expected};
 use crate::local::{self, Endpoints};
+use crate::sqs_loop::EventSource;
 use crate::template::{Route, Template};
 use anyhow::Context as _;
-use aws_sdk_sqs::types::{DeleteMessageBatchRequestEntry, MessageSystemAttributeName, QueueAttributeName};
+use aws_lambda_events::sqs::{SqsBatchResponse, SqsEvent};
 use axum::{body::Body as AxumBody, extract::ConnectInfo, http::StatusCode, response::IntoResponse};
-use base64::Engine as _;
 use portal::app::App;
 use portal::http::HttpFunction;
-use std::collections::{BTreeMap, HashSet};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use tokio::sync::watch;
@@ -43,45 +45,6 @@ struct Gateway {
     scheduler: Option<portal::workers::scheduler::Scheduler>,
 }
 
-/// Matches a concrete path against a template path like `/v1/contacts/{contact_id}/codes`.
-pub fn match_path(template: &str, path: &str) -> Option<BTreeMap<String, String>> {
-    let want: Vec<&str> = template.trim_matches('/').split('/').collect();
-    let have: Vec<&str> = path.trim_matches('/').split('/').collect();
-    if want.len() != have.len() {
-        return None;
-    }
-    let mut params = BTreeMap::new();
-    for (w, h) in want.iter().zip(&have) {
-        if let Some(name) = w.strip_prefix('{').and_then(|w| w.strip_suffix('}')) {
-            if h.is_empty() {
-                return None;
-            }
-            params.insert(name.to_owned(), percent_decode(h));
-        } else if w != h {
-            return None;
-        }
-    }
-    Some(params)
-}
-
-fn percent_decode(s: &str) -> String {
-    let bytes = s.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'%' && i + 2 < bytes.len() {
-            if let Ok(b) = u8::from_str_radix(&s[i + 1..i + 3], 16) {
-                out.push(b);
-                i += 3;
-                continue;
-            }
-        }
-        out.push(bytes[i]);
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
-}
-
 fn gateway_error(status: StatusCode, message: &str) -> axum::response::Response {
     (status, [("content-type", "application/json")], serde_json::json!({ "message": message }).to_string()).into_response()
 }
@@ -96,17 +59,6 @@ fn openapi_document() -> axum::response::Response {
             gateway_error(StatusCode::NOT_FOUND, "Not Found")
         }
     }
-}
-
-fn query_map(raw: &str) -> serde_json::Map<String, serde_json::Value> {
-    let mut map: BTreeMap<String, Vec<String>> = BTreeMap::new();
-    for pair in raw.split('&').filter(|p| !p.is_empty()) {
-        let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
-        let decode = |x: &str| percent_decode(&x.replace('+', " "));
-        map.entry(decode(k)).or_default().push(decode(v));
-    }
-    // API Gateway v2 joins repeated parameters with commas.
-    map.into_iter().map(|(k, v)| (k, serde_json::Value::String(v.join(",")))).collect()
 }
 
 /// The caller's address as API Gateway would see it: the TCP peer, or the
@@ -171,62 +123,20 @@ impl Gateway {
             Ok(b) => b,
             Err(_) => return gateway_error(StatusCode::PAYLOAD_TOO_LARGE, "Request Entity Too Large"),
         };
-        let mut headers = serde_json::Map::new();
-        for (name, value) in &parts.headers {
-            let value = String::from_utf8_lossy(value.as_bytes()).into_owned();
-            headers
-                .entry(name.as_str().to_owned())
-                .and_modify(|v| *v = serde_json::Value::String(format!("{},{value}", v.as_str().unwrap_or_default())))
-                .or_insert(serde_json::Value::String(value));
-        }
-        let (body, is_base64) = match std::str::from_utf8(&bytes) {
-            _ if bytes.is_empty() => (serde_json::Value::Null, false),
-            Ok(text) => (serde_json::Value::String(text.to_owned()), false),
-            Err(_) => (serde_json::Value::String(base64::engine::general_purpose::STANDARD.encode(&bytes)), true),
-        };
         let route_key = format!("{} {}", served.route.method, served.route.path);
-        let raw_query = parts.uri.query().unwrap_or_default().to_owned();
-        let now = chrono::Utc::now();
-        let mut event = serde_json::json!({
-            "version": "2.0",
-            "routeKey": route_key,
-            "rawPath": path,
-            "rawQueryString": raw_query,
-            "headers": headers,
-            "requestContext": {
-                "accountId": local::ACCOUNT_ID,
-                "apiId": "local",
-                "domainName": "127.0.0.1",
-                "domainPrefix": "local",
-                "http": {
-                    "method": method,
-                    "path": path,
-                    "protocol": "HTTP/1.1",
-                    "sourceIp": source_ip(&parts.headers, peer),
-                    "userAgent": parts.headers.get("user-agent").and_then(|h| h.to_str().ok()).unwrap_or_default(),
-                },
-                "requestId": uuid::Uuid::new_v4().to_string(),
-                "routeKey": route_key,
-                "stage": "$default",
-                "time": now.format("%d/%b/%Y:%H:%M:%S %z").to_string(),
-                "timeEpoch": now.timestamp_millis(),
-            },
-            "isBase64Encoded": is_base64,
-        });
-        if !params.is_empty() {
-            event["pathParameters"] = serde_json::to_value(&params).expect("strings");
-        }
-        if !raw_query.is_empty() {
-            event["queryStringParameters"] = serde_json::Value::Object(query_map(&raw_query));
-        }
-        if !body.is_null() {
-            event["body"] = body;
+        let mut event = ApiEvent::new(&method, &served.route.path)
+            .path(&path)
+            .params(params)
+            .raw_query(parts.uri.query().unwrap_or_default())
+            .source_ip(&source_ip(&parts.headers, peer))
+            .body(bytes.to_vec());
+        for (name, value) in &parts.headers {
+            event = event.append_header(name.as_str(), &String::from_utf8_lossy(value.as_bytes()));
         }
         if let Some(claims) = claims {
-            let scopes: Vec<String> = claims.get("scope").map(|s| s.split(' ').map(str::to_owned).collect()).unwrap_or_default();
-            event["requestContext"]["authorizer"] = serde_json::json!({ "jwt": { "claims": claims, "scopes": scopes } });
+            event = event.claims(claims);
         }
-        let request = match lambda_http::request::from_str(&event.to_string()) {
+        let request = match event.try_request() {
             Ok(r) => r,
             Err(e) => {
                 tracing::error!(error = %e, "could not build the Lambda event");
@@ -264,8 +174,10 @@ pub async fn run(endpoints: Endpoints, template: Template, addr: &str, shutdown:
     let mut pollers = Vec::new();
     for f in &template.functions {
         for source in &f.sqs {
-            let poller = SqsPoller::new(&endpoints, &template, &f.binary, source).await?;
-            pollers.push(tokio::spawn(poller.run(shutdown.clone())));
+            let function = SqsFunction::new(&endpoints, &template, &f.binary).await?;
+            let source = EventSource::from_template(&endpoints, source).await?;
+            let shutdown = shutdown.clone();
+            pollers.push(tokio::spawn(async move { source.run(|e| function.handle(e), shutdown).await }));
         }
     }
     let listener = tokio::net::TcpListener::bind(addr).await.with_context(|| format!("binding {addr}"))?;
@@ -292,141 +204,19 @@ enum SqsFunction {
     Activator(portal::workers::activator::Activator),
 }
 
-struct SqsPoller {
-    sqs: aws_sdk_sqs::Client,
-    url: String,
-    arn: String,
-    batch_size: i32,
-    report_failures: bool,
-    function: SqsFunction,
-}
-
-impl SqsPoller {
-    async fn new(endpoints: &Endpoints, t: &Template, binary: &str, source: &crate::template::SqsSource) -> anyhow::Result<Self> {
-        let function = match binary {
-            "mailer" => SqsFunction::Mailer(local::mailer(endpoints, t).await?),
-            "activator" => SqsFunction::Activator(local::activator(endpoints, t).await?),
+impl SqsFunction {
+    async fn new(endpoints: &Endpoints, t: &Template, binary: &str) -> anyhow::Result<Self> {
+        Ok(match binary {
+            "mailer" => Self::Mailer(local::mailer(endpoints, t).await?),
+            "activator" => Self::Activator(local::activator(endpoints, t).await?),
             other => anyhow::bail!("no local SQS handler for {other}"),
-        };
-        let sqs = aws_sdk_sqs::Client::new(&endpoints.moto);
-        let url = local::queue_url(endpoints, &source.queue_logical_id).await?;
-        let arn = sqs
-            .get_queue_attributes()
-            .queue_url(&url)
-            .attribute_names(QueueAttributeName::QueueArn)
-            .send()
-            .await?
-            .attributes
-            .and_then(|a| a.get(&QueueAttributeName::QueueArn).cloned())
-            .unwrap_or_default();
-        Ok(Self {
-            sqs,
-            url,
-            arn,
-            batch_size: source.batch_size.clamp(1, 10) as i32,
-            report_failures: source.report_batch_item_failures,
-            function,
         })
     }
 
-    async fn run(self, mut shutdown: watch::Receiver<bool>) {
-        loop {
-            if *shutdown.borrow() {
-                return;
-            }
-            tokio::select! {
-                result = self.poll_once() => {
-                    if let Err(e) = result {
-                        tracing::warn!(error = ?e, queue = %self.url, "poll failed; retrying");
-                        tokio::time::sleep(std::time::Duration::from_secs(1)).await;
-                    }
-                }
-                _ = shutdown.changed() => return,
-            }
+    async fn handle(&self, event: SqsEvent) -> SqsBatchResponse {
+        match self {
+            Self::Mailer(m) => m.handle_batch(event).await,
+            Self::Activator(a) => a.handle_batch(event).await,
         }
-    }
-
-    async fn poll_once(&self) -> anyhow::Result<()> {
-        let out = self
-            .sqs
-            .receive_message()
-            .queue_url(&self.url)
-            .max_number_of_messages(self.batch_size)
-            .wait_time_seconds(1)
-            .message_system_attribute_names(MessageSystemAttributeName::All)
-            .send()
-            .await?;
-        let messages = out.messages.unwrap_or_default();
-        if messages.is_empty() {
-            return Ok(());
-        }
-        let records: Vec<serde_json::Value> = messages
-            .iter()
-            .map(|m| {
-                let attributes: BTreeMap<String, String> = m
-                    .attributes
-                    .iter()
-                    .flatten()
-                    .map(|(k, v)| (k.as_str().to_owned(), v.clone()))
-                    .collect();
-                serde_json::json!({
-                    "messageId": m.message_id,
-                    "receiptHandle": m.receipt_handle,
-                    "body": m.body,
-                    "md5OfBody": m.md5_of_body,
-                    "attributes": attributes,
-                    "messageAttributes": {},
-                    "eventSource": "aws:sqs",
-                    "eventSourceARN": self.arn,
-                    "awsRegion": local::REGION,
-                })
-            })
-            .collect();
-        let event: aws_lambda_events::sqs::SqsEvent = serde_json::from_value(serde_json::json!({ "Records": records }))?;
-        let response = match &self.function {
-            SqsFunction::Mailer(m) => m.handle_batch(event).await,
-            SqsFunction::Activator(a) => a.handle_batch(event).await,
-        };
-        let failed: HashSet<String> = response.batch_item_failures.into_iter().map(|f| f.item_identifier).collect();
-        if !failed.is_empty() && !self.report_failures {
-            return Ok(()); // the whole batch returns to the queue
-        }
-        let done: Vec<DeleteMessageBatchRequestEntry> = messages
-            .iter()
-            .filter(|m| !failed.contains(m.message_id.as_deref().unwrap_or_default()))
-            .enumerate()
-            .filter_map(|(i, m)| {
-                DeleteMessageBatchRequestEntry::builder()
-                    .id(format!("m{i}"))
-                    .receipt_handle(m.receipt_handle.clone()?)
-                    .build()
-                    .ok()
-            })
-            .collect();
-        if !done.is_empty() {
-            self.sqs.delete_message_batch().queue_url(&self.url).set_entries(Some(done)).send().await?;
-        }
-        Ok(())
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn paths_match_templates_and_yield_parameters() {
-        let p = match_path("/v1/contacts/{contact_id}/codes", "/v1/contacts/c%2D1/codes").unwrap();
-        assert_eq!(p["contact_id"], "c-1");
-        assert!(match_path("/v1/contacts/{contact_id}/codes", "/v1/contacts/c1").is_none());
-        assert!(match_path("/v1/portals", "/v1/portals/").is_some());
-        assert!(match_path("/v1/contacts/{contact_id}", "/v1/contacts//").is_none());
-    }
-
-    #[test]
-    fn repeated_query_parameters_join_with_commas() {
-        let q = query_map("a=1&a=2&b=x+y");
-        assert_eq!(q["a"], "1,2");
-        assert_eq!(q["b"], "x y");
     }
 }

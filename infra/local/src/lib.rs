@@ -3,19 +3,21 @@
 //! - [`template`]: reads template.yaml, the single definition of resources and routes;
 //! - [`setup`]: creates its table, queues and SES identity on DynamoDB Local and moto;
 //! - [`gateway`]: serves its HTTP routes with the functions' handlers and polls its queues;
+//! - [`events`]: the one builder of API Gateway v2 events (the gateway's, the tests', the benchmarks');
+//! - [`sqs_loop`]: the event source mapping's receive → handler → delete loop, and queue draining;
 //! - [`jwt`]: local staff tokens, checked as the HTTP API's JWT authorizer would;
 //! - [`local`]: endpoints, names and the functions' resolved settings;
-//! - [`seed`]: a demo tenant;
-//! - [`bench`]: the bulk activation benchmark;
-//! - [`perf`]: latency against the raw floor, requests per operation, cold starts.
+//! - [`seed`]: a demo tenant.
+//!
+//! The benchmarks build on this library from their own crate, `portal-bench` (`infra/bench`).
 
-pub mod bench;
+pub mod events;
 pub mod gateway;
 pub mod jwt;
 pub mod local;
-pub mod perf;
 pub mod seed;
 pub mod setup;
+pub mod sqs_loop;
 pub mod template;
 
 use std::path::PathBuf;

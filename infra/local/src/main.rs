@@ -5,11 +5,11 @@
 //! portal-local seed                       add the demo tenant
 //! portal-local serve                      run the gateway on 127.0.0.1:3000 and the queue pollers
 //! portal-local token [--tenant T] [--scope S] [--sub U] [--ttl SECONDS]
-//! portal-local bench-bulk [--contacts N] [--workers W]   the bulk activation benchmark
-//! portal-local bench-perf [--scale PCT] [--cold-runs N] [--bin-dir DIR] [--readme FILE]   latency, requests/op, cold starts
 //! ```
+//!
+//! The benchmarks are `portal-bench` (`infra/bench`).
 
-use portal_local::{bench, gateway, perf, jwt, local, seed, setup, template::Template};
+use portal_local::{gateway, jwt, local, seed, setup, template::Template};
 
 fn flag(args: &[String], name: &str, default: &str) -> String {
     args.windows(2).find(|w| w[0] == name).map_or_else(|| default.to_owned(), |w| w[1].clone())
@@ -31,21 +31,6 @@ async fn main() -> anyhow::Result<()> {
                 let _ = tx.send(true);
             });
             gateway::run(local::Endpoints::from_env().await, template, &local::gateway_addr(), rx).await
-        }
-        Some("bench-bulk") => {
-            let contacts = flag(&args, "--contacts", "10000").parse()?;
-            let workers = flag(&args, "--workers", "4").parse()?;
-            bench::run(&local::Endpoints::from_env().await, &template, contacts, workers).await
-        }
-        Some("bench-perf") => {
-            let readme = flag(&args, "--readme", "");
-            let opts = perf::Options {
-                scale: flag(&args, "--scale", "100").parse()?,
-                cold_runs: flag(&args, "--cold-runs", "5").parse()?,
-                bin_dir: flag(&args, "--bin-dir", &portal_local::repo_root().join("target/release").to_string_lossy()).into(),
-                readme: (!readme.is_empty()).then(|| readme.into()),
-            };
-            perf::run(&local::Endpoints::from_env().await, &template, &opts).await
         }
         Some("token") => {
             let expected = jwt::Expected::from_template(&template);

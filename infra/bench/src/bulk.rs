@@ -1,11 +1,12 @@
-//! `portal-local bench-bulk`: activates N contacts end to end on the local
+//! `portal-bench bulk`: activates N contacts end to end on the local
 //! stack (submit through the `activations` handler → the activator over the
 //! queue → every code stored and every email job queued) and, in the same
 //! run, the floor: the same items written with bare BatchWriteItem and the
 //! same email jobs with SendMessageBatch. Prints a table.
 //!
 //! Runs in process against its own queues, so a running gateway does not
-//! take its messages. A benchmark, not a test: it asserts only that the work
+//! take its messages; the activators read theirs through the gateway's own
+//! event-source loop (`portal_local::sqs_loop`, BatchSize 5). A benchmark, not a test: it asserts only that the work
 //! was really done (every contact activated, one email job queued per
 //! contact; the activator's exactly-once rules are tested in tests/api/bulk.rs).
 //!
@@ -18,11 +19,11 @@
 //! nothing consumes them while the clock runs, and both paths pay the same
 //! per-send cost; afterwards the jobs are counted and the queues purged.
 
-use crate::local::{self, Endpoints};
-use crate::template::Template;
+use portal_local::local::{self, Endpoints};
+use portal_local::template::Template;
 use anyhow::Context as _;
 use aws_sdk_dynamodb::types::{PutRequest, WriteRequest};
-use aws_sdk_sqs::types::{DeleteMessageBatchRequestEntry, MessageSystemAttributeName, QueueAttributeName};
+use aws_sdk_sqs::types::QueueAttributeName;
 use futures::stream::{self, StreamExt, TryStreamExt};
 use portal::domain::job::JobState;
 use portal::domain::{Contact, ContactId, ContactKind, EmailAddress, JobId, Method, Portal, PortalId, PortalState, TenantId};
@@ -32,6 +33,8 @@ use portal::queue::{ActivationQueue, MailQueue};
 use portal::usecase::issue::{plan, Step, Target};
 use portal::metrics::RequestCounter;
 use portal::store::Store;
+use portal_local::events::ApiEvent;
+use portal_local::sqs_loop::{self, EventSource};
 use serde_json::json;
 use std::time::{Duration, Instant};
 
@@ -41,25 +44,13 @@ async fn fresh_queue(sqs: &aws_sdk_sqs::Client, name: &str) -> anyhow::Result<St
     Ok(url)
 }
 
-async fn queued(sqs: &aws_sdk_sqs::Client, url: &str) -> anyhow::Result<u64> {
-    let attrs = sqs
-        .get_queue_attributes()
-        .queue_url(url)
-        .attribute_names(QueueAttributeName::ApproximateNumberOfMessages)
-        .send()
-        .await?
-        .attributes
-        .unwrap_or_default();
-    Ok(attrs.get(&QueueAttributeName::ApproximateNumberOfMessages).and_then(|v| v.parse().ok()).unwrap_or(0))
-}
-
 /// The email jobs on `urls` once the clock stopped: moto counts them exactly.
 /// Then the queues are purged (draining them message by message took moto
 /// five minutes per 2,500).
 async fn count_and_purge(sqs: &aws_sdk_sqs::Client, urls: &[String]) -> anyhow::Result<u64> {
     let mut total = 0;
     for url in urls {
-        total += queued(sqs, url).await?;
+        total += sqs_loop::messages_on(sqs, url).await?;
         sqs.purge_queue().queue_url(url).send().await?;
     }
     Ok(total)
@@ -130,17 +121,11 @@ pub async fn run(endpoints: &Endpoints, t: &Template, contacts: usize, workers: 
     let (a_ddb0, a_sqs0) = activator_requests(&activators);
     let (ddb0, sqs0) = (submit_app.store.requests_sent() + a_ddb0, submit_app.activation_queue.requests_sent() + a_sqs0);
     let started = Instant::now();
-    let event = json!({
-        "version": "2.0", "routeKey": "POST /v1/activations", "rawPath": "/v1/activations", "rawQueryString": "",
-        "headers": {"content-type": "application/json"},
-        "requestContext": {"accountId": "123456789012", "apiId": "bench", "http": {"method": "POST", "path": "/v1/activations",
-            "protocol": "HTTP/1.1", "sourceIp": "127.0.0.1", "userAgent": "bench"}, "requestId": "bench", "routeKey": "POST /v1/activations",
-            "stage": "$default", "time": "", "timeEpoch": 0,
-            "authorizer": {"jwt": {"claims": {"sub": "bench", "tenant_id": tenant.as_str(), "scope": "portal:write"}, "scopes": ["portal:write"]}}},
-        "body": json!({"contact_ids": ids, "method": "code", "send_email": true}).to_string(),
-        "isBase64Encoded": false,
-    });
-    let response = HttpFunction::Activations.handle(&submit_app, lambda_http::request::from_str(&event.to_string())?).await;
+    let submit = ApiEvent::new("POST", "/v1/activations")
+        .json(&json!({"contact_ids": ids, "method": "code", "send_email": true}))
+        .staff(tenant.as_str(), "portal:write")
+        .claim("sub", "bench");
+    let response = HttpFunction::Activations.handle(&submit_app, submit.try_request()?).await;
     let submit_ms = started.elapsed().as_secs_f64() * 1000.0;
     anyhow::ensure!(response.status() == 202, "submit answered {}", response.status());
     let job: serde_json::Value = serde_json::from_slice(response.body().as_ref())?;
@@ -148,42 +133,19 @@ pub async fn run(endpoints: &Endpoints, t: &Template, contacts: usize, workers: 
 
     let esm_counter = RequestCounter::default();
     let esm = aws_sdk_sqs::Client::from_conf(aws_sdk_sqs::config::Builder::from(&endpoints.moto).interceptor(esm_counter.clone()).build());
+    // The activation queue as its event source mapping reads it (BatchSize 5), through the counted client.
+    let source = EventSource::new(&esm, &activation_url).await?.batch_size(5);
+    let esm_requests0 = esm_counter.get();
     let deadline = Instant::now() + Duration::from_secs(3600);
     let worker = |k: usize| {
-        let (esm, activator, url, store, tenant, job_id) = (&esm, &activators[k], &activation_url, &submit_app.store, &tenant, &job_id);
+        let (source, activator, store, tenant, job_id) = (&source, &activators[k], &submit_app.store, &tenant, &job_id);
         async move {
             loop {
                 anyhow::ensure!(Instant::now() < deadline, "the job did not finish within an hour");
-                let out = esm
-                    .receive_message()
-                    .queue_url(url)
-                    .max_number_of_messages(5)
-                    .wait_time_seconds(1)
-                    .message_system_attribute_names(MessageSystemAttributeName::All)
-                    .send()
-                    .await?;
-                let messages = out.messages.unwrap_or_default();
-                if messages.is_empty() {
-                    match store.get_job(tenant, job_id).await?.map(|j| j.state) {
-                        Some(JobState::Done) => return Ok::<_, anyhow::Error>(()),
-                        _ => continue,
+                if source.poll_once(|e| activator.handle_batch(e)).await?.is_none() {
+                    if let Some(JobState::Done) = store.get_job(tenant, job_id).await?.map(|j| j.state) {
+                        return Ok::<_, anyhow::Error>(());
                     }
-                }
-                let records: Vec<_> = messages
-                    .iter()
-                    .map(|m| json!({"messageId": m.message_id, "receiptHandle": m.receipt_handle, "body": m.body,
-                                    "attributes": {"ApproximateReceiveCount": "1"}, "messageAttributes": {}, "eventSource": "aws:sqs"}))
-                    .collect();
-                let event: aws_lambda_events::sqs::SqsEvent = serde_json::from_value(json!({"Records": records}))?;
-                let failed = activator.handle_batch(event).await.batch_item_failures;
-                let done: Vec<_> = messages
-                    .iter()
-                    .filter(|m| !failed.iter().any(|f| Some(f.item_identifier.as_str()) == m.message_id.as_deref()))
-                    .enumerate()
-                    .filter_map(|(i, m)| DeleteMessageBatchRequestEntry::builder().id(format!("d{i}")).receipt_handle(m.receipt_handle.clone()?).build().ok())
-                    .collect();
-                if !done.is_empty() {
-                    esm.delete_message_batch().queue_url(url).set_entries(Some(done)).send().await?;
                 }
             }
         }
@@ -278,7 +240,7 @@ pub async fn run(endpoints: &Endpoints, t: &Template, contacts: usize, workers: 
         "\nsubmit (POST /v1/activations handler, {contacts} ids): {submit_ms:.0} ms; service/floor time: {:.2}×; \
          event-source polling (receive + delete, not the function's): {:.3} SQS req/contact; email jobs queued: {emails} (the floor: {floor_emails})",
         service.seconds / floor.seconds,
-        esm_counter.get() as f64 / contacts as f64
+        (esm_counter.get() - esm_requests0) as f64 / contacts as f64
     );
     Ok(())
 }

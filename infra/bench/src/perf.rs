@@ -1,4 +1,4 @@
-//! `portal-local bench-perf`: the performance evidence, in one process run on
+//! `portal-bench perf`: the performance evidence, in one process run on
 //! the local stack, printed as Markdown (and written into the README between
 //! `<!-- perf:begin -->` and `<!-- perf:end -->` with `--readme`).
 //!
@@ -25,13 +25,14 @@
 //! A benchmark, not a test: it asserts only that the work was done (every
 //! operation answered its success status).
 
-use crate::local::{self, Endpoints};
-use crate::template::Template;
+use portal_local::local::{self, Endpoints};
+use portal_local::template::Template;
 use anyhow::Context as _;
 use aws_sdk_dynamodb::types::{AttributeValue, Put, TransactWriteItem};
 use futures::stream::{self, StreamExt};
 use portal::app::App;
 use portal::http::HttpFunction;
+use portal_local::events::{fixture_json, ApiEvent};
 use serde_json::{json, Value};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -176,44 +177,23 @@ fn ms(v: f64) -> String {
     format!("{v:.2}")
 }
 
-/// A staff event for `route`, as API Gateway sends it.
-fn staff_event(base: &Value, tenant: &str, method: &str, route: &str, path: &str, params: Value, body: Option<Value>) -> lambda_http::Request {
-    let mut e = base.clone();
-    e["routeKey"] = json!(format!("{method} {route}"));
-    e["requestContext"]["routeKey"] = e["routeKey"].clone();
-    e["requestContext"]["http"]["method"] = json!(method);
-    e["rawPath"] = json!(path);
-    e["requestContext"]["http"]["path"] = json!(path);
-    e["pathParameters"] = params;
-    e["requestContext"]["authorizer"]["jwt"]["claims"]["tenant_id"] = json!(tenant);
-    e["body"] = body.map_or(Value::Null, |b| json!(b.to_string()));
-    lambda_http::request::from_str(&e.to_string()).expect("a valid API Gateway v2 event")
-}
-
-fn event(root: &Path, name: &str) -> anyhow::Result<Value> {
-    Ok(serde_json::from_str(&std::fs::read_to_string(root.join("events").join(name))?)?)
-}
+/// The scope of the staff member behind the handlers' events.
+const STAFF_SCOPE: &str = "portal:read portal:write portal:admin";
 
 struct Handlers {
     generate: App,
     claim: App,
     status: App,
-    staff: Value,
-    public: Value,
     tenant: String,
 }
 
 impl Handlers {
     async fn generate(&self, contact: &str) -> anyhow::Result<String> {
-        let req = staff_event(
-            &self.staff,
-            &self.tenant,
-            "POST",
-            "/v1/contacts/{contact_id}/codes",
-            &format!("/v1/contacts/{contact}/codes"),
-            json!({"contact_id": contact}),
-            Some(json!({})),
-        );
+        let req = ApiEvent::new("POST", "/v1/contacts/{contact_id}/codes")
+            .param("contact_id", contact)
+            .json(&json!({}))
+            .staff(&self.tenant, STAFF_SCOPE)
+            .try_request()?;
         let resp = HttpFunction::Generate.handle(&self.generate, req).await;
         let body: Value = serde_json::from_slice(resp.body().as_ref()).unwrap_or(Value::Null);
         anyhow::ensure!(resp.status() == 201, "generate answered {}: {body}", resp.status());
@@ -221,11 +201,11 @@ impl Handlers {
     }
 
     async fn claim(&self, code: &str, i: usize) -> anyhow::Result<()> {
-        let mut e = self.public.clone();
-        e["body"] = json!(json!({"code": code, "email": format!("perf{i}@example.com")}).to_string());
         // Every claim from its own address, as many people claiming at once would be.
-        e["requestContext"]["http"]["sourceIp"] = json!(format!("10.{}.{}.{}", (i >> 16) & 255, (i >> 8) & 255, i & 255));
-        let req = lambda_http::request::from_str(&e.to_string())?;
+        let req = ApiEvent::new("POST", "/v1/claim")
+            .json(&json!({"code": code, "email": format!("perf{i}@example.com")}))
+            .source_ip(&format!("10.{}.{}.{}", (i >> 16) & 255, (i >> 8) & 255, i & 255))
+            .try_request()?;
         let resp = HttpFunction::Claim.handle(&self.claim, req).await;
         anyhow::ensure!(resp.status() == 201, "claim answered {}", resp.status());
         Ok(())
@@ -252,15 +232,10 @@ impl Handlers {
     }
 
     async fn status(&self, contact: &str) -> anyhow::Result<()> {
-        let req = staff_event(
-            &self.staff,
-            &self.tenant,
-            "GET",
-            "/v1/contacts/{contact_id}/portal",
-            &format!("/v1/contacts/{contact}/portal"),
-            json!({"contact_id": contact}),
-            None,
-        );
+        let req = ApiEvent::new("GET", "/v1/contacts/{contact_id}/portal")
+            .param("contact_id", contact)
+            .staff(&self.tenant, STAFF_SCOPE)
+            .try_request()?;
         let resp = HttpFunction::Status.handle(&self.status, req).await;
         anyhow::ensure!(resp.status() == 200, "status answered {}", resp.status());
         Ok(())
@@ -276,15 +251,13 @@ struct Row {
 }
 
 /// Part 1 and 2: the floors and the handlers, at every concurrency.
-async fn latency(endpoints: &Endpoints, t: &Template, root: &Path, scale: usize) -> anyhow::Result<(Vec<(String, usize, Sample)>, Vec<Row>)> {
+async fn latency(endpoints: &Endpoints, t: &Template, scale: usize) -> anyhow::Result<(Vec<(String, usize, Sample)>, Vec<Row>)> {
     let run = uuid::Uuid::new_v4().simple().to_string()[..8].to_owned();
     let tenant = format!("perf-{run}");
     let h = Handlers {
         generate: local::http_app(endpoints, t, "generate").await?,
         claim: local::http_app(endpoints, t, "claim").await?,
         status: local::http_app(endpoints, t, "status").await?,
-        staff: event(root, "generate.json")?,
-        public: event(root, "claim.json")?,
         tenant: tenant.clone(),
     };
     let floor = Floor { client: h.status.store.client().clone(), table: h.status.store.table_name().to_owned(), run: run.clone() };
@@ -541,24 +514,24 @@ const COLD_CONTACT: &str = "chart-1003";
 
 async fn seed_cold_contact(endpoints: &Endpoints, t: &Template) -> anyhow::Result<()> {
     let app = local::http_app(endpoints, t, "admin").await?;
-    crate::seed::contact(&app, COLD_CONTACT, "Cy Dale", Some("cy.dale@example.com"), "bench-perf").await
+    portal_local::seed::contact(&app, COLD_CONTACT, "Cy Dale", Some("cy.dale@example.com"), "bench-perf").await
 }
 
 /// The event each binary gets: its own events/<binary>.json, else the closest.
-fn event_for(root: &Path, binary: &str) -> anyhow::Result<Value> {
+fn event_for(binary: &str) -> anyhow::Result<Value> {
     let name = match binary {
         "hello" => return Ok(json!({"hello": "event"})),
         // The partition status reads for the events' contact.
         FLOOR_BINARY => {
-            let tenant = portal::domain::TenantId::parse(crate::seed::DEMO_TENANT)?;
+            let tenant = portal::domain::TenantId::parse(portal_local::seed::DEMO_TENANT)?;
             let contact = portal::domain::ContactId::parse(COLD_CONTACT)?;
             return Ok(json!({"pk": portal::store::keys::contact_pk(&tenant, &contact)}));
         }
         // The same request for a contact no other binary writes to, so that
         // status and its floor read the same partition all run long.
         "status" => {
-            let text = std::fs::read_to_string(root.join("events/status.json"))?;
-            return Ok(serde_json::from_str(&text.replace(crate::seed::DEMO_CONTACT, COLD_CONTACT))?);
+            let text = fixture_json("status.json")?.to_string();
+            return Ok(serde_json::from_str(&text.replace(portal_local::seed::DEMO_CONTACT, COLD_CONTACT))?);
         }
         "admin" => "admin-list-emails.json".to_owned(),
         "lifecycle" => "lifecycle-deactivate.json".to_owned(),
@@ -566,7 +539,7 @@ fn event_for(root: &Path, binary: &str) -> anyhow::Result<Value> {
         "reports" => "reports-activations.json".to_owned(),
         other => format!("{other}.json"),
     };
-    event(root, &name)
+    fixture_json(&name)
 }
 
 struct ColdRow {
@@ -581,7 +554,7 @@ struct ColdRow {
 /// Every binary `runs` times, round-robin (hello, the floor, then each
 /// function, then again), so a slow moment of the machine or of DynamoDB
 /// Local falls on all of them alike rather than on one binary's runs.
-async fn cold_starts(endpoints: &Endpoints, t: &Template, root: &Path, bin_dir: &Path, runs: usize) -> anyhow::Result<Vec<ColdRow>> {
+async fn cold_starts(endpoints: &Endpoints, t: &Template, bin_dir: &Path, runs: usize) -> anyhow::Result<Vec<ColdRow>> {
     let mut binaries: Vec<String> = t.functions.iter().map(|f| f.binary.clone()).collect();
     binaries.sort();
     binaries.insert(0, "hello".to_owned());
@@ -604,7 +577,7 @@ async fn cold_starts(endpoints: &Endpoints, t: &Template, root: &Path, bin_dir: 
             rows.push(ColdRow { binary, init_ms: f64::NAN, median_ms: f64::NAN, peak_rss_mib: f64::NAN, size_kib: 0, answer: "not built".into() });
             continue;
         }
-        let (env, event) = (lambda_env(endpoints, t, &binary).await?, event_for(root, &binary)?);
+        let (env, event) = (lambda_env(endpoints, t, &binary).await?, event_for(&binary)?);
         let row = ColdRow { size_kib: std::fs::metadata(&path)?.len() / 1024, binary, init_ms: 0.0, median_ms: 0.0, peak_rss_mib: 0.0, answer: String::new() };
         subjects.push(Subject { row, path, env, event, times: vec![], inits: vec![] });
     }
@@ -634,11 +607,10 @@ pub struct Options {
 }
 
 pub async fn run(endpoints: &Endpoints, t: &Template, opts: &Options) -> anyhow::Result<()> {
-    let root = crate::repo_root();
-    let (primitives, rows) = latency(endpoints, t, &root, opts.scale).await?;
-    crate::seed::run(endpoints, t).await?;
+    let (primitives, rows) = latency(endpoints, t, opts.scale).await?;
+    portal_local::seed::run(endpoints, t).await?;
     seed_cold_contact(endpoints, t).await?;
-    let cold = cold_starts(endpoints, t, &root, &opts.bin_dir, opts.cold_runs).await?;
+    let cold = cold_starts(endpoints, t, &opts.bin_dir, opts.cold_runs).await?;
     let mut md = String::new();
     md.push_str(&format!(
         "Measured by `infra/bench-perf` on {} ({} cores), local stack (DynamoDB Local, moto), release build, one process run.\n\n",

@@ -1,0 +1,48 @@
+//! `portal-bench`: the benchmarks, on the local stack (`infra/bench-bulk`,
+//! `infra/bench-perf` start one and build this in release). A crate of its
+//! own so the test builds (`infra/run-tests`) never compile it.
+//!
+//! ```text
+//! portal-bench bulk [--contacts N] [--workers W]   the bulk activation benchmark
+//! portal-bench perf [--scale PCT] [--cold-runs N] [--bin-dir DIR] [--readme FILE]   latency, requests/op, cold starts
+//! ```
+//!
+//! Layout: [`bulk`] (submit → activator over the queue, against bare batch
+//! writes), [`perf`] (handlers against the raw DynamoDB floor, cold starts
+//! under a minimal Lambda Runtime API beside `infra/hello`).
+
+mod bulk;
+mod perf;
+
+use portal_local::{local, template::Template};
+
+fn flag(args: &[String], name: &str, default: &str) -> String {
+    args.windows(2).find(|w| w[0] == name).map_or_else(|| default.to_owned(), |w| w[1].clone())
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let template = Template::load_default()?;
+    match args.first().map(String::as_str) {
+        Some("bulk") => {
+            let contacts = flag(&args, "--contacts", "10000").parse()?;
+            let workers = flag(&args, "--workers", "4").parse()?;
+            bulk::run(&local::Endpoints::from_env().await, &template, contacts, workers).await
+        }
+        Some("perf") => {
+            let readme = flag(&args, "--readme", "");
+            let opts = perf::Options {
+                scale: flag(&args, "--scale", "100").parse()?,
+                cold_runs: flag(&args, "--cold-runs", "5").parse()?,
+                bin_dir: flag(&args, "--bin-dir", &portal_local::repo_root().join("target/release").to_string_lossy()).into(),
+                readme: (!readme.is_empty()).then(|| readme.into()),
+            };
+            perf::run(&local::Endpoints::from_env().await, &template, &opts).await
+        }
+        _ => {
+            eprintln!("usage: portal-bench bulk [--contacts N] [--workers W] | perf [--scale PCT] [--cold-runs N] [--bin-dir DIR] [--readme FILE]");
+            std::process::exit(2);
+        }
+    }
+}
