@@ -7,16 +7,21 @@
 //! by `LoggingConfig.ApplicationLogLevel`), then `RUST_LOG`, then `info`.
 //! Codes, tokens and email bodies are never logged (their types redact).
 
+use tracing_subscriber::filter::{LevelFilter, Targets};
 use tracing_subscriber::fmt::MakeWriter;
+use tracing_subscriber::layer::SubscriberExt as _;
 
-/// The filter: Lambda's level, else `RUST_LOG`, else `info`.
-fn filter() -> tracing_subscriber::EnvFilter {
+/// The filter: Lambda's level, else `RUST_LOG`, else `info`. `RUST_LOG`
+/// takes `level` and `target=level` directives, comma-separated
+/// ([`Targets`]: no regular expressions, so no regex engine in every binary).
+fn filter() -> Targets {
     let lambda_level = std::env::var("AWS_LAMBDA_LOG_LEVEL").ok().map(|l| l.to_lowercase());
-    match lambda_level.as_deref() {
-        Some(level @ ("trace" | "debug" | "info" | "warn" | "error")) => tracing_subscriber::EnvFilter::new(level),
-        Some("fatal") => tracing_subscriber::EnvFilter::new("error"),
-        _ => tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
-    }
+    let directives = match lambda_level.as_deref() {
+        Some(level @ ("trace" | "debug" | "info" | "warn" | "error")) => level.to_owned(),
+        Some("fatal") => "error".to_owned(),
+        _ => std::env::var("RUST_LOG").unwrap_or_default(),
+    };
+    directives.parse().ok().filter(|_| !directives.trim().is_empty()).unwrap_or_else(|| Targets::new().with_default(LevelFilter::INFO))
 }
 
 /// The JSON subscriber writing to `writer`.
@@ -26,7 +31,6 @@ where
 {
     tracing_subscriber::fmt()
         .json()
-        .with_env_filter(filter())
         .with_span_list(true)
         .with_current_span(false)
         .flatten_event(true)
@@ -34,6 +38,7 @@ where
         .without_time()
         .with_writer(writer)
         .finish()
+        .with(filter())
 }
 
 /// Installs the JSON subscriber on stdout.
