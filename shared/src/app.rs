@@ -1,7 +1,7 @@
 //! What the use cases need at run time ([`App`]): the adapters, the hasher
 //! and the clock, built once at cold start from the environment that
 //! template.yaml (or the local stack) sets. The workers compose their own
-//! dependencies beside them (`crate::workers`).
+//! dependencies beside them (the workers' own `from_env`).
 
 use crate::domain::{CodeHasher, Portal, TenantId};
 use crate::queue::{ActivationQueue, MailQueue};

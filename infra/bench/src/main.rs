@@ -14,11 +14,7 @@
 mod bulk;
 mod perf;
 
-use portal_local::{local, template::Template};
-
-fn flag(args: &[String], name: &str, default: &str) -> String {
-    args.windows(2).find(|w| w[0] == name).map_or_else(|| default.to_owned(), |w| w[1].clone())
-}
+use portal_local::{flag, local, template::Template};
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {

@@ -28,3 +28,8 @@ pub fn repo_root() -> PathBuf {
         .map(PathBuf::from)
         .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../.."))
 }
+
+/// The value after `name` in a command's arguments, or `default`.
+pub fn flag(args: &[String], name: &str, default: &str) -> String {
+    args.windows(2).find(|w| w[0] == name).map_or_else(|| default.to_owned(), |w| w[1].clone())
+}

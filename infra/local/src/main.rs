@@ -9,11 +9,7 @@
 //!
 //! The benchmarks are `portal-bench` (`infra/bench`).
 
-use portal_local::{gateway, jwt, local, seed, setup, template::Template};
-
-fn flag(args: &[String], name: &str, default: &str) -> String {
-    args.windows(2).find(|w| w[0] == name).map_or_else(|| default.to_owned(), |w| w[1].clone())
-}
+use portal_local::{flag, gateway, jwt, local, seed, setup, template::Template};
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {

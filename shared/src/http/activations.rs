@@ -6,9 +6,8 @@
 //!   the members as they are now; contacts added later are not activated.
 //! - `GET /v1/jobs/{job_id}` → progress.
 
-use super::generate::resolve_portal;
 use super::problem::{ApiError, FieldError};
-use super::request::{caller, finish, json_body, json_body_up_to, optional_portal_id, path_param, respond, MAX_BULK_BODY_BYTES};
+use super::request::{caller, finish, resolve_portal, json_body, json_body_up_to, optional_portal_id, path_param, respond, MAX_BULK_BODY_BYTES};
 use super::routes::{Function, Route};
 use crate::app::App;
 use crate::usecase::bulk_submit::{submit, JobRequest};

@@ -1,9 +1,8 @@
 //! Read views for staff: the contact listing with the "portal active" mark,
 //! stored email documents, and a contact's audit trail.
 
-use super::generate::resolve_portal;
 use super::problem::ApiError;
-use super::request::{caller, path_param, respond};
+use super::request::{caller, path_param, resolve_portal, respond};
 use crate::app::App;
 use crate::domain::{time, ContactId, PortalId, PortalState, Scope};
 use crate::store::listing::ListError;

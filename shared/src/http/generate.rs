@@ -7,11 +7,11 @@
 //! Issuing itself is [`crate::usecase::issue`], shared with every other way.
 
 use super::problem::ApiError;
-use super::request::{caller, finish, json_body, optional_portal_id, path_param, respond};
+use super::request::{actor, caller, finish, json_body, optional_portal_id, path_param, resolve_portal, respond};
 use super::routes::{Function, Route};
 use crate::app::App;
-use crate::domain::{time, Caller, ContactId, DocumentId, EmailKind, Method, Portal, PortalId, Scope};
-use crate::usecase::issue::{issue, Actor, Step};
+use crate::domain::{time, ContactId, DocumentId, EmailKind, Method, PortalId, Scope};
+use crate::usecase::issue::{issue, Step};
 use chrono::{DateTime, Utc};
 use lambda_http::{http::StatusCode, Body, Request, Response};
 use serde::{Deserialize, Serialize};
@@ -68,14 +68,4 @@ async fn run(app: &App, req: &Request) -> Result<Response<Body>, ApiError> {
             email_document_id: issued.email_document_id,
         },
     ))
-}
-
-/// The portal a request means: the named one, or the tenant's single default.
-pub async fn resolve_portal(app: &App, caller: &Caller, portal_id: Option<&PortalId>) -> Result<Portal, ApiError> {
-    Ok(crate::usecase::portal::resolve(app, &caller.tenant_id, portal_id).await?)
-}
-
-/// The staff member as the use cases' actor.
-pub fn actor(caller: &Caller) -> Actor<'_> {
-    Actor { tenant: &caller.tenant_id, name: &caller.sub }
 }

@@ -9,9 +9,8 @@
 //!   loses access at once, pending codes and links are revoked, and a notice
 //!   is emailed. Repeating it changes nothing and sends nothing.
 
-use super::generate::{actor, resolve_portal};
 use super::problem::ApiError;
-use super::request::{caller, finish, json_body, optional_portal_id, path_param, respond};
+use super::request::{actor, caller, finish, resolve_portal, json_body, optional_portal_id, path_param, respond};
 use super::routes::{Function, Route};
 use crate::app::App;
 use crate::domain::{access_state::ResendAction, time, ContactId, DocumentId, PortalState, Scope};

@@ -120,3 +120,17 @@ pub fn limit_param(req: &Request, default: usize, max: usize) -> Result<usize, A
             .ok_or_else(|| ApiError::validation("/limit", format!("limit must be a whole number from 1 to {max}"))),
     }
 }
+
+/// The portal a request means: the named one, or the tenant's single default.
+pub async fn resolve_portal(
+    app: &crate::app::App,
+    caller: &Caller,
+    portal_id: Option<&crate::domain::PortalId>,
+) -> Result<crate::domain::Portal, ApiError> {
+    Ok(crate::usecase::portal::resolve(app, &caller.tenant_id, portal_id).await?)
+}
+
+/// The staff member as the use cases' actor.
+pub fn actor(caller: &Caller) -> crate::usecase::issue::Actor<'_> {
+    crate::usecase::issue::Actor { tenant: &caller.tenant_id, name: &caller.sub }
+}

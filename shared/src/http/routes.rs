@@ -151,11 +151,6 @@ pub trait Function {
     /// The binary's name.
     const NAME: &'static str;
     fn handle(app: &App, route: Route, req: Request) -> impl Future<Output = Response<Body>> + Send;
-
-    /// Its routes, from the table.
-    fn routes() -> impl Iterator<Item = Route> {
-        Route::ALL.into_iter().filter(|r| r.function() == Self::NAME)
-    }
 }
 
 #[cfg(test)]

@@ -1,7 +1,7 @@
 //! The use cases: one module per thing the service does, each with its own
 //! error enum whose variants keep their cause (`#[source]`). They take domain
 //! types and [`crate::app::App`], never an HTTP request; only
-//! [`crate::http`] turns their errors into problem+json, and the workers
+//! the HTTP layer turns their errors into problem+json, and the workers
 //! handle them as outcomes (retry, skip, dead-letter).
 //!
 //! | use case | module | error |

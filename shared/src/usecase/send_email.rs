@@ -9,7 +9,7 @@
 //! outcome says to try again ([`Outcome::WillRetry`]); on the last receive
 //! before the DLQ the entry is marked `failed` with the reason. A refused
 //! address fails at once: retrying cannot help. The SQS batch around it, with
-//! its backoff, is [`crate::workers::mailer`].
+//! its backoff, is the mailer worker's (`workers::mailer`).
 
 use crate::app::Clock;
 use crate::domain::{EmailKind, EmailStatus, MailJob, PortalId, TenantId};
