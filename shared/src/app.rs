@@ -3,7 +3,7 @@
 //! template.yaml (or the local stack) sets. The workers compose their own
 //! dependencies beside them (the workers' own `from_env`).
 
-use crate::domain::{CodeHasher, Portal, TenantId};
+use crate::domain::{sealed::Sealer, CodeHasher, Portal, TenantId};
 use crate::queue::{ActivationQueue, MailQueue};
 use crate::store::Store;
 use anyhow::Context as _;
@@ -99,6 +99,8 @@ pub struct App {
     /// Bulk activation batches (used by the `activations` function).
     pub activation_queue: ActivationQueue,
     pub hasher: CodeHasher,
+    /// Seals the secrets an email carries (`domain::sealed`).
+    pub sealer: Sealer,
     pub clock: Clock,
     pub portals: PortalCache,
 }
@@ -120,6 +122,7 @@ impl App {
             mail_queue,
             activation_queue,
             hasher: CodeHasher::new(settings.code_hash_key.as_bytes()),
+            sealer: Sealer::new(settings.code_hash_key.as_bytes()),
             clock: system_clock(),
             portals: PortalCache::new(Duration::from_secs(settings.portal_cache_seconds)),
         }

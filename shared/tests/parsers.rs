@@ -793,8 +793,8 @@ proptest! {
     fn the_caller_is_read_from_any_claims(
         sub in prop::option::of(prop_oneof![text(), Just("staff-1".to_owned())]),
         tenant in prop::option::of(prop_oneof![text(), id_string().boxed()]),
-        scope in prop::option::of(prop_oneof![text(), "(portal:(read|write|admin)|openid|\\[|\\]|,| ){0,6}"]),
-        needed in select(vec![Scope::Read, Scope::Write, Scope::Admin]),
+        scope in prop::option::of(prop_oneof![text(), "(portal:(access|read|write|admin)|openid|\\[|\\]|,| ){0,6}"]),
+        needed in select(Scope::ALL.to_vec()),
     ) {
         let mut e = event(STAFF_EVENT, "GET /v1/portals", b"");
         let mut claims = Map::new();
@@ -811,8 +811,13 @@ proptest! {
                 prop_assert_eq!(Some(c.tenant_id.as_str()), tenant.as_deref());
                 prop_assert_eq!(Some(c.sub.as_str()), sub.as_deref());
                 let granted = scope.as_deref().unwrap_or_default();
-                let covering = [Scope::Read, Scope::Write, Scope::Admin].into_iter().filter(|s| *s >= needed);
-                prop_assert!(covering.map(Scope::as_str).any(|s| granted.contains(s)), "{:?} granted {:?}", granted, needed);
+                // Some scope named in the claim covers the route: the staff chain, and every staff scope the login check.
+                let covering: Vec<Scope> = match needed {
+                    Scope::Access => Scope::ALL.to_vec(),
+                    staff => [Scope::Read, Scope::Write, Scope::Admin].into_iter().filter(|s| *s >= staff).collect(),
+                };
+                let named: Vec<&str> = granted.trim_matches(|c| c == '[' || c == ']').split([' ', ',']).collect();
+                prop_assert!(covering.iter().any(|s| named.contains(&s.as_str())), "{:?} granted {:?}", granted, needed);
             }
             Err(err) => {
                 let status = err.status().as_u16();

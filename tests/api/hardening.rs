@@ -117,10 +117,51 @@ async fn a_refused_claim_does_the_same_work_whether_or_not_the_code_exists() {
         costs.push(app.store.requests_sent() - before);
     }
     assert!(costs.iter().all(|c| *c == costs[0]), "DynamoDB requests per refusal differ: {costs:?}");
-    assert_eq!(costs, [3, 3, 3, 3], "lookup + throttle read + failure count, the first failure too");
+    assert_eq!(costs, [2, 2, 2, 2], "lookup + the count of the claim, the first one too");
     // And the code still works for its own portal.
     let resp = portal::http::HttpFunction::Claim.handle(&app, fixture("claim.json").json(&json!({"code": code, "email": "same@example.com"})).request()).await;
     assert_eq!(resp.status(), 201);
+}
+
+#[tokio::test]
+async fn a_burst_of_100_parallel_wrong_claims_from_one_address_gets_at_most_10_judged() {
+    let t = TestApp::new().await;
+    let ip = random_ip();
+    let claims = (0..100).map(|i| claim_from(&t, &ip, json!({"code": format!("DDDDD-DD{i:03}"), "email": "x@example.com"})));
+    let answers = futures::future::join_all(claims).await;
+    let judged = answers.iter().filter(|(s, _, _)| *s == 400).count();
+    let limited: Vec<_> = answers.iter().filter(|(s, _, _)| *s == 429).collect();
+    assert!(judged <= 10, "{judged} of 100 parallel wrong claims were judged (400); the throttle allows 10");
+    assert_eq!(judged + limited.len(), 100, "every answer is 400 or 429: {:?}", answers.iter().map(|a| a.0).collect::<Vec<_>>());
+    assert!(limited.iter().all(|(_, retry, body)| retry.is_some() && body["type"] == "/problems/rate-limited"), "429s carry Retry-After");
+}
+
+#[tokio::test]
+async fn ipv6_clients_are_counted_per_64_and_a_claim_without_a_source_address_is_refused() {
+    let app = app("claim").await;
+    let prefix = format!("2001:db8:{:x}:{:x}", rand_u16(), rand_u16());
+    let claim = |ip: String| fixture("claim.json").json(&json!({"code": "EEEEE-EEEEE", "email": "a@example.com"})).source_ip(&ip).request();
+    // Ten addresses of one /64: ten judged claims between them.
+    for i in 0..10 {
+        assert_eq!(HttpFunction::Claim.handle(&app, claim(format!("{prefix}:{i:x}::1"))).await.status(), 400);
+    }
+    let resp = HttpFunction::Claim.handle(&app, claim(format!("{prefix}:ffff:ffff:ffff:ffff"))).await;
+    assert_eq!(resp.status(), 429, "an eleventh address of the same /64 shares its count");
+    // The neighbouring /64 is another subscriber.
+    let next = format!("2001:db8:{:x}:{:x}", rand_u16(), rand_u16());
+    assert_eq!(HttpFunction::Claim.handle(&app, claim(format!("{next}::1"))).await.status(), 400);
+
+    // No source address at all: refused before anything is looked up (fails closed).
+    let before = app.store.requests_sent();
+    let resp = HttpFunction::Claim.handle(&app, claim(String::new())).await;
+    assert_eq!(resp.status(), 400);
+    let body: Value = serde_json::from_slice(resp.body().as_ref()).unwrap();
+    assert!(body["detail"].as_str().unwrap().contains("no source address"), "{body}");
+    assert_eq!(app.store.requests_sent(), before, "nothing was read or counted");
+}
+
+fn rand_u16() -> u16 {
+    u16::from_be_bytes(uuid::Uuid::new_v4().into_bytes()[..2].try_into().unwrap())
 }
 
 /// A POST with an Idempotency-Key: status, replayed?, body.

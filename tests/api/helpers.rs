@@ -134,6 +134,23 @@ impl TestApp {
         self.raw(Method::POST, "/v1/claim", None, Some(body.to_string())).await
     }
 
+    /// A claim from client address `ip` (another person than this app's client).
+    pub async fn claim_from(&self, ip: &str, body: Value) -> Answer {
+        let resp = reqwest::Client::new()
+            .post(format!("{}/v1/claim", self.base))
+            .header("x-forwarded-for", ip)
+            .header("content-type", "application/json")
+            .body(body.to_string())
+            .send()
+            .await
+            .expect("gateway answers");
+        let status = resp.status();
+        let content_type = resp.headers().get("content-type").and_then(|h| h.to_str().ok()).unwrap_or_default().to_owned();
+        let text = resp.text().await.unwrap();
+        let body = if text.is_empty() { Value::Null } else { serde_json::from_str(&text).unwrap_or(Value::String(text)) };
+        Answer { status, content_type, body }
+    }
+
     pub async fn status(&self, contact: &str) -> Answer {
         self.get(&format!("/v1/contacts/{contact}/portal")).await
     }
@@ -166,6 +183,14 @@ pub async fn ses_messages_to(to: &str) -> Vec<(String, String)> {
         .filter(|m| m["destinations"]["ToAddresses"].as_array().is_some_and(|a| a.iter().any(|x| x == to)))
         .map(|m| (m["subject"].as_str().unwrap_or_default().to_owned(), m["body"].as_str().unwrap_or_default().to_owned()))
         .collect()
+}
+
+/// The text body of the email moto's SES accepted with `message_id`.
+pub async fn ses_message_text(message_id: &str) -> String {
+    let data: Value = reqwest::get(format!("{}/moto-api/data.json", local::moto_endpoint())).await.expect("moto answers").json().await.expect("JSON");
+    let messages = data["ses"]["Message"].as_array().cloned().unwrap_or_default();
+    let m = messages.iter().find(|m| m["id"] == message_id).unwrap_or_else(|| panic!("moto holds no SES message {message_id}"));
+    m["body"].as_str().map(str::to_owned).unwrap_or_else(|| m["body"].to_string())
 }
 
 /// Polls `check` until it returns Some or `limit` passes.

@@ -22,6 +22,13 @@ async fn sent_document(app: &TestApp, document_id: &str) -> Value {
     .unwrap_or_else(|| panic!("document {document_id} was not sent within 20 s"))
 }
 
+/// What SES was given to send for a stored email: the text the person reads
+/// (the stored document shows its secrets masked).
+async fn emailed_text(app: &TestApp, document_id: &str) -> String {
+    let doc = sent_document(app, document_id).await;
+    ses_message_text(doc["ses_message_id"].as_str().expect("a sent email has SES's message id")).await
+}
+
 fn token_in(text: &str) -> String {
     let at = text.find("token=").expect("the email carries an activation link") + "token=".len();
     text[at..].chars().take_while(|c| c.is_ascii_alphanumeric() || *c == '-' || *c == '_').collect()
@@ -52,9 +59,12 @@ async fn an_activation_link_is_emailed_and_claimed_by_post_only() {
     let doc = sent_document(&app, activated["email_document_id"].as_str().unwrap()).await;
     assert_eq!(doc["kind"], "activation_link");
     assert_eq!(doc["to"], email.as_str());
-    let token = token_in(doc["text"].as_str().unwrap());
+    let token = token_in(&emailed_text(&app, activated["email_document_id"].as_str().unwrap()).await);
     assert_eq!(token.len(), 43);
-    assert!(doc["text"].as_str().unwrap().contains("https://portal.example.com/claim?token="));
+    // The stored document and the log's variables show the link with its token masked.
+    let stored = doc["text"].as_str().unwrap();
+    assert!(stored.contains("https://portal.example.com/claim?token=[hidden]") && !stored.contains(&token), "{stored}");
+    assert!(!doc["html"].as_str().unwrap().contains(&token));
 
     // A mail scanner following the link with GET reaches nothing that consumes it.
     let scanner = app.raw(Method::GET, &format!("/v1/claim?token={token}"), None, None).await;
@@ -77,9 +87,10 @@ async fn an_activation_link_is_emailed_and_claimed_by_post_only() {
 
     let audit = app.get(&format!("/v1/contacts/{contact}/audit")).await.ok(200).clone();
     let actions: Vec<&str> = audit["items"].as_array().unwrap().iter().map(|a| a["action"].as_str().unwrap()).collect();
-    assert_eq!(actions, ["activate"], "only staff actions are audited");
-    assert_eq!(audit["items"][0]["actor"], "staff-test");
-    assert_eq!(audit["items"][0]["portal_id"], "main");
+    assert_eq!(actions, ["claimed", "activate"], "the staff action and the claim, newest first");
+    assert_eq!(audit["items"][0]["actor"], "claimant");
+    assert_eq!(audit["items"][1]["actor"], "staff-test");
+    assert_eq!(audit["items"][1]["portal_id"], "main");
 }
 
 #[tokio::test]
@@ -101,11 +112,11 @@ async fn resending_a_pending_link_revokes_the_old_one() {
     let email = format!("{}@example.com", unique("resend"));
     let contact = app.with_contact(Some(&email)).await;
     let first = lifecycle(&app, &contact, "activate", json!({"portal_id": "main"})).await.ok(202).clone();
-    let old = token_in(sent_document(&app, first["email_document_id"].as_str().unwrap()).await["text"].as_str().unwrap());
+    let old = token_in(&emailed_text(&app, first["email_document_id"].as_str().unwrap()).await);
     let resent = lifecycle(&app, &contact, "resend", json!({})).await.ok(202).clone();
     assert_eq!(resent["action"], "resent");
     assert_eq!(resent["state"], "pending");
-    let new = token_in(sent_document(&app, resent["email_document_id"].as_str().unwrap()).await["text"].as_str().unwrap());
+    let new = token_in(&emailed_text(&app, resent["email_document_id"].as_str().unwrap()).await);
     assert_ne!(old, new);
     app.claim(json!({"token": old, "email": email})).await.problem(400);
     app.claim(json!({"token": new, "email": email})).await.ok(201);
@@ -144,13 +155,13 @@ async fn deactivation_ends_access_at_once_sends_one_notice_and_can_be_undone_by_
     assert_eq!(enabled["action"], "enabled");
     let doc = sent_document(&app, enabled["email_document_id"].as_str().unwrap()).await;
     assert_eq!(doc["kind"], "reactivation");
-    app.claim(json!({"token": token_in(doc["text"].as_str().unwrap()), "email": email})).await.ok(201);
+    app.claim(json!({"token": token_in(&emailed_text(&app, enabled["email_document_id"].as_str().unwrap()).await), "email": email})).await.ok(201);
     assert_eq!(state_on(&app.status(&contact).await.body, "main"), "active");
     assert_eq!(access_of(&app, &email).await.len(), 1);
 
     let audit = app.get(&format!("/v1/contacts/{contact}/audit")).await.ok(200).clone();
     let actions: BTreeSet<&str> = audit["items"].as_array().unwrap().iter().map(|a| a["action"].as_str().unwrap()).collect();
-    assert_eq!(actions, BTreeSet::from(["generate", "deactivate", "enable"]));
+    assert_eq!(actions, BTreeSet::from(["generate", "claimed", "deactivate", "enable"]));
 }
 
 #[tokio::test]
@@ -273,7 +284,7 @@ async fn codes_and_tokens_never_reach_the_logs() {
     let contact = app.with_contact(Some(&email)).await;
     let code = app.generate(&contact, json!({"send_email": true})).await.ok(201)["code"].as_str().unwrap().to_owned();
     let activated = lifecycle(&app, &contact, "resend", json!({})).await.ok(202).clone();
-    let token = token_in(sent_document(&app, activated["email_document_id"].as_str().unwrap()).await["text"].as_str().unwrap());
+    let token = token_in(&emailed_text(&app, activated["email_document_id"].as_str().unwrap()).await);
     app.claim(json!({"token": token, "email": email})).await.ok(201);
     let log = std::fs::read_to_string(
         std::env::var("PORTAL_STATE_DIR").map(std::path::PathBuf::from).unwrap_or_else(|_| portal_local::repo_root().join(".local")).join("gateway.log"),
@@ -281,4 +292,36 @@ async fn codes_and_tokens_never_reach_the_logs() {
     assert!(log.contains("invitation issued"), "the log is the gateway's");
     assert!(!log.contains(&code) && !log.contains(&code.replace('-', "")), "a code was logged");
     assert!(!log.contains(&token), "a token was logged");
+}
+
+#[tokio::test]
+async fn no_email_log_entry_or_stored_document_holds_a_code_or_token_in_plain() {
+    let app = TestApp::new().await;
+    let email = format!("{}@example.com", unique("sealed"));
+    let contact = app.with_contact(Some(&email)).await;
+    let generated = app.generate(&contact, json!({"send_email": true})).await.ok(201).clone();
+    let code = generated["code"].as_str().unwrap().to_owned();
+    // Staff still read the pending code in the portlet, as the product does.
+    assert!(app.status(&contact).await.ok(200).to_string().contains(&code), "the portlet shows the pending code");
+    let linked = lifecycle(&app, &contact, "resend", json!({})).await.ok(202).clone();
+    let store = crate::helpers::app("mailer").await.store;
+    for (sent, secret_of) in [(&generated, "code"), (&linked, "link")] {
+        let document_id = sent["email_document_id"].as_str().unwrap();
+        let emailed = emailed_text(&app, document_id).await;
+        let secret = if secret_of == "code" { code.clone() } else { token_in(&emailed) };
+        assert!(emailed.contains(&secret), "the person's email carries the {secret_of}");
+        let doc = sent_document(&app, document_id).await;
+        for part in ["subject", "text", "html"] {
+            assert!(!doc[part].as_str().unwrap().contains(&secret), "the stored {part} shows the {secret_of}");
+        }
+        let key = portal::store::EmailKey {
+            tenant_id: portal::domain::TenantId::parse(&app.tenant).unwrap(),
+            contact_id: portal::domain::ContactId::parse(&contact).unwrap(),
+            document_id: serde_json::from_value(json!(document_id)).unwrap(),
+        };
+        let item = store.get_email(&key).await.unwrap().expect("the log entry");
+        let raw = serde_json::to_string(&item.vars).unwrap();
+        assert!(!raw.contains(&secret), "the log's variables hold the {secret_of}: {raw}");
+        assert!(item.sealed.is_none(), "the sealed copy is erased once sent");
+    }
 }

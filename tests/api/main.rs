@@ -3,6 +3,7 @@
 
 mod access;
 mod bulk;
+mod claim_checks;
 mod code_loop;
 mod contract;
 mod drift;

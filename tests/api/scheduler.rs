@@ -79,7 +79,7 @@ async fn unused(w: &World) -> usize {
 }
 
 fn summary(expired: u32, generated: u32, emailed: u32, reminded: u32) -> RunSummary {
-    RunSummary { tenants: 1, expired, generated, emailed, reminded, complete: true }
+    RunSummary { tenants: 1, expired, generated, emailed, reminded, skipped_missing_facts: 0, complete: true }
 }
 
 #[tokio::test]

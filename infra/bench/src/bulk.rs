@@ -106,6 +106,7 @@ pub async fn run(endpoints: &Endpoints, t: &Template, contacts: usize, workers: 
         email: Some(EmailAddress::parse(&format!("{id}@example.com")).expect("email")),
         kind: ContactKind::Individual,
         portal_ids: vec![],
+        facts: Default::default(),
     };
     stream::iter(&ids)
         .map(|id| {

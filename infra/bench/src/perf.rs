@@ -212,7 +212,7 @@ impl Handlers {
     }
 
     /// The claim handler's DynamoDB requests without the handler: the code's
-    /// lookup and the address's failure window read together, then the claim
+    /// lookup and the address's count together, then the claim
     /// transaction, through the same store calls on a pending code of its own.
     async fn claim_floor(&self, code: &str, i: usize) -> anyhow::Result<()> {
         use portal::domain::{invitation, EmailAddress, PickupCode};
@@ -220,15 +220,18 @@ impl Handlers {
         let hash = self.claim.hasher.hash(&PickupCode::parse(code).map_err(|e| anyhow::anyhow!("{e}"))?);
         let address = self.claim.hasher.hash(&PickupCode::generate());
         let email = EmailAddress::parse(&format!("floor{i}@example.com"))?;
-        let (owner, window) = tokio::join!(store.find_code(&hash), store.claim_failures(&address));
-        let (owner, _) = (owner?.context("the floor's code has no lookup item")?, window?);
         let now = chrono::Utc::now();
+        let (owner, window) = tokio::join!(store.find_code(&hash), store.count_claim(&address, now));
+        let (owner, window) = (owner?.context("the floor's code has no lookup item")?, window?);
         let expires_at = chrono::DateTime::from_timestamp_millis(owner.expires_at_ms).context("the floor's code has no expiry")?;
         let claim = invitation::claim(owner.state, expires_at, now)?;
+        // The claim's own audit record, as the handler writes it.
+        let audit = portal::store::items::AuditItem::contact(&owner.tenant_id, &owner.contact_id, Some(&owner.portal_id), "claimant", "claimed", now, Default::default());
         store
-            .claim_code(&hash, &owner, claim, &email, now)
+            .claim_code(&hash, &owner, claim, &email, &audit, now)
             .await
-            .map_err(|e| anyhow::anyhow!("the floor's claim failed: {e:?}"))
+            .map_err(|e| anyhow::anyhow!("the floor's claim failed: {e:?}"))?;
+        store.forgive_claim(&address, window).await
     }
 
     async fn status(&self, contact: &str) -> anyhow::Result<()> {
@@ -282,6 +285,7 @@ async fn latency(endpoints: &Endpoints, t: &Template, scale: usize) -> anyhow::R
                     email: Some(portal::domain::EmailAddress::parse(&format!("{id}@example.com"))?),
                     kind: portal::domain::ContactKind::Individual,
                     portal_ids: vec![],
+                    facts: Default::default(),
                 };
                 h.generate.store.put_contact(tenant_id, &contact, "perf", now).await?;
                 if id.starts_with('q') {

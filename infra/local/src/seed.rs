@@ -35,6 +35,7 @@ pub async fn contact(app: &App, id: &str, name: &str, email: Option<&str>, actor
         email: email.map(EmailAddress::parse).transpose()?,
         kind: ContactKind::Individual,
         portal_ids: vec![],
+        facts: Default::default(),
     };
     app.store.put_contact(&TenantId::parse(DEMO_TENANT)?, &contact, actor, (app.clock)()).await
 }

@@ -8,6 +8,7 @@
 //! | `expired`  | the latest code or link ran out before anyone claimed it       |
 //! | `active`   | someone claimed access; the accounts can log in                |
 //! | `disabled` | staff deactivated access; every account of it is shut out      |
+//! | `locked`   | the code or link was claimed three times with wrong facts      |
 //!
 //! The stored state is written by every transition in the same transaction as
 //! the change itself. How an invitation's moves (claim, expiry, revocation)
@@ -26,6 +27,7 @@ pub enum PortalState {
     Expired,
     Active,
     Disabled,
+    Locked,
 }
 
 impl PortalState {
@@ -36,11 +38,12 @@ impl PortalState {
             Self::Expired => "expired",
             Self::Active => "active",
             Self::Disabled => "disabled",
+            Self::Locked => "locked",
         }
     }
 
     pub fn parse(raw: &str) -> Option<Self> {
-        [Self::None, Self::Pending, Self::Expired, Self::Active, Self::Disabled].into_iter().find(|s| s.as_str() == raw)
+        [Self::None, Self::Pending, Self::Expired, Self::Active, Self::Disabled, Self::Locked].into_iter().find(|s| s.as_str() == raw)
     }
 }
 
@@ -88,7 +91,7 @@ impl AccessEntry {
 pub enum ResendAction {
     /// Pending: a fresh link replaces the old one.
     Resent,
-    /// Expired: the invitation is reset with a new expiry and a new link.
+    /// Expired or locked: the invitation is reset with a new expiry and a new link.
     Reset,
     /// Disabled: access is enabled again with a create-account email.
     Enabled,
@@ -108,7 +111,7 @@ pub enum TransitionError {
 pub fn resend_action(state: PortalState) -> Result<ResendAction, TransitionError> {
     match state {
         PortalState::Pending => Ok(ResendAction::Resent),
-        PortalState::Expired => Ok(ResendAction::Reset),
+        PortalState::Expired | PortalState::Locked => Ok(ResendAction::Reset),
         PortalState::Disabled => Ok(ResendAction::Enabled),
         PortalState::Active => Err(TransitionError::AlreadyActive),
         PortalState::None => Err(TransitionError::NothingToResend),
@@ -140,6 +143,7 @@ mod tests {
     fn resend_follows_the_seed() {
         assert_eq!(resend_action(PortalState::Pending), Ok(ResendAction::Resent));
         assert_eq!(resend_action(PortalState::Expired), Ok(ResendAction::Reset));
+        assert_eq!(resend_action(PortalState::Locked), Ok(ResendAction::Reset));
         assert_eq!(resend_action(PortalState::Disabled), Ok(ResendAction::Enabled));
         assert_eq!(resend_action(PortalState::Active), Err(TransitionError::AlreadyActive));
         assert_eq!(resend_action(PortalState::None), Err(TransitionError::NothingToResend));
@@ -157,7 +161,8 @@ mod tests {
     fn auto_generate_only_reaches_contacts_with_nothing_pending_and_no_access() {
         assert_eq!(check_auto_generate(PortalState::None), Ok(()));
         assert_eq!(check_auto_generate(PortalState::Expired), Ok(()));
-        for s in [PortalState::Pending, PortalState::Active, PortalState::Disabled] {
+        // A locked code waits for staff: someone tried wrong facts three times.
+        for s in [PortalState::Pending, PortalState::Active, PortalState::Disabled, PortalState::Locked] {
             assert_eq!(check_auto_generate(s), Err(TransitionError::NotNeeded));
         }
     }

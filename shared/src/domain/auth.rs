@@ -3,13 +3,20 @@
 //! On AWS the HTTP API's JWT authorizer has already checked signature, issuer,
 //! audience and expiry; the verified claims arrive as strings in the request
 //! context. We read `sub`, `tenant_id` and `scope` (space-separated) from them.
-//! Scopes nest: `portal:admin` ⊇ `portal:write` ⊇ `portal:read`.
+//!
+//! A caller holds a **set** of scopes, and each route asks for one
+//! ([`Caller::require`]). The staff scopes nest, `portal:admin` ⊇
+//! `portal:write` ⊇ `portal:read`, and each of them also reaches the login
+//! check. `portal:access` is the portal's own: it reaches
+//! `GET /v1/accounts/{email}/access` and nothing else ([`Scope::grants`]).
 
 use super::ids::TenantId;
 use std::collections::HashMap;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Scope {
+    /// The portal's login check (`GET /v1/accounts/{email}/access`) only.
+    Access,
     /// Any GET.
     Read,
     /// Contact and code changes.
@@ -21,14 +28,63 @@ pub enum Scope {
 impl Scope {
     pub fn as_str(self) -> &'static str {
         match self {
+            Self::Access => "portal:access",
             Self::Read => "portal:read",
             Self::Write => "portal:write",
             Self::Admin => "portal:admin",
         }
     }
 
+    pub const ALL: [Self; 4] = [Self::Access, Self::Read, Self::Write, Self::Admin];
+
     fn parse(raw: &str) -> Option<Self> {
-        [Self::Read, Self::Write, Self::Admin].into_iter().find(|s| s.as_str() == raw)
+        Self::ALL.into_iter().find(|s| s.as_str() == raw)
+    }
+
+    /// Whether holding this scope is enough for a route that asks for `needed`.
+    pub fn grants(self, needed: Scope) -> bool {
+        use Scope::*;
+        match (self, needed) {
+            (Access, Access) => true,
+            (Access, _) => false,
+            // The staff scopes nest, and every one of them reaches the login check.
+            (Read | Write | Admin, Access) => true,
+            (Read | Write | Admin, staff) => self >= staff,
+        }
+    }
+}
+
+/// The scopes a token carries.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Scopes(u8);
+
+impl Scopes {
+    fn bit(s: Scope) -> u8 {
+        1 << (s as u8)
+    }
+
+    pub fn with(self, s: Scope) -> Self {
+        Self(self.0 | Self::bit(s))
+    }
+
+    pub fn contains(self, s: Scope) -> bool {
+        self.0 & Self::bit(s) != 0
+    }
+
+    /// Whether any scope held grants `needed`.
+    pub fn grant(self, needed: Scope) -> bool {
+        Scope::ALL.into_iter().any(|s| self.contains(s) && s.grants(needed))
+    }
+
+    /// The scopes held, in order.
+    pub fn iter(self) -> impl Iterator<Item = Scope> {
+        Scope::ALL.into_iter().filter(move |s| self.contains(*s))
+    }
+}
+
+impl FromIterator<Scope> for Scopes {
+    fn from_iter<I: IntoIterator<Item = Scope>>(iter: I) -> Self {
+        iter.into_iter().fold(Self::default(), Self::with)
     }
 }
 
@@ -38,8 +94,8 @@ pub struct Caller {
     /// The token's subject: recorded as the actor of every change.
     pub sub: String,
     pub tenant_id: TenantId,
-    /// The highest scope granted (scopes nest).
-    pub scope: Option<Scope>,
+    /// The scopes granted.
+    pub scopes: Scopes,
 }
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -58,21 +114,22 @@ impl Caller {
             .get("tenant_id")
             .and_then(|t| TenantId::parse(t).ok())
             .ok_or(AuthError::Unauthenticated)?;
-        let scope = claims
+        let scopes = claims
             .get("scope")
             .map(|s| s.trim_matches(|c| c == '[' || c == ']'))
             .into_iter()
             .flat_map(|s| s.split([' ', ',']))
             .filter_map(Scope::parse)
-            .max();
-        Ok(Self { sub: sub.clone(), tenant_id, scope })
+            .collect();
+        Ok(Self { sub: sub.clone(), tenant_id, scopes })
     }
 
-    /// 403 unless the caller holds `needed` (or a scope above it).
+    /// 403 unless a scope the caller holds grants `needed` ([`Scope::grants`]).
     pub fn require(&self, needed: Scope) -> Result<(), AuthError> {
-        match self.scope {
-            Some(granted) if granted >= needed => Ok(()),
-            _ => Err(AuthError::Forbidden(needed)),
+        if self.scopes.grant(needed) {
+            Ok(())
+        } else {
+            Err(AuthError::Forbidden(needed))
         }
     }
 }
@@ -107,6 +164,20 @@ mod tests {
     #[test]
     fn array_shaped_scope_claims_are_read_too() {
         let c = Caller::from_claims(&claims(&[("sub", "u"), ("tenant_id", "t"), ("scope", "[portal:read portal:write]")])).unwrap();
-        assert_eq!(c.scope, Some(Scope::Write));
+        assert_eq!(c.scopes.iter().collect::<Vec<_>>(), [Scope::Read, Scope::Write]);
+    }
+
+    #[test]
+    fn portal_access_reaches_the_login_check_and_nothing_else() {
+        let portal = Caller::from_claims(&claims(&[("sub", "p"), ("tenant_id", "t"), ("scope", "portal:access")])).unwrap();
+        assert!(portal.require(Scope::Access).is_ok());
+        for staff in [Scope::Read, Scope::Write, Scope::Admin] {
+            assert_eq!(portal.require(staff), Err(AuthError::Forbidden(staff)));
+            let s = Caller::from_claims(&claims(&[("sub", "u"), ("tenant_id", "t"), ("scope", staff.as_str())])).unwrap();
+            assert!(s.require(Scope::Access).is_ok(), "{staff:?} keeps reaching the login check");
+        }
+        // Together with a staff scope, each keeps what it grants.
+        let both = Caller::from_claims(&claims(&[("sub", "u"), ("tenant_id", "t"), ("scope", "portal:access portal:read")])).unwrap();
+        assert!(both.require(Scope::Read).is_ok() && both.require(Scope::Write).is_err());
     }
 }

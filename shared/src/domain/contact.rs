@@ -1,6 +1,6 @@
 //! A contact whose portal access staff manage.
 
-use super::{email_address::EmailAddress, ids::{ContactId, PortalId}};
+use super::{email_address::EmailAddress, identity::FactHashes, ids::{ContactId, PortalId}};
 use serde::{Deserialize, Serialize};
 
 /// The kinds of contact the product serves (a chart counts as an individual).
@@ -22,4 +22,12 @@ pub struct Contact {
     /// Portals this contact has a relationship with, beyond the tenant's defaults.
     #[serde(default)]
     pub portal_ids: Vec<PortalId>,
+    /// The facts of the record on file, as keyed hashes: shown as their
+    /// names only (`identity_facts`), never read from input.
+    #[serde(rename = "identity_facts", serialize_with = "fact_names", skip_deserializing)]
+    pub facts: FactHashes,
+}
+
+fn fact_names<S: serde::Serializer>(facts: &FactHashes, s: S) -> Result<S::Ok, S::Error> {
+    s.collect_seq(facts.keys())
 }

@@ -1,16 +1,27 @@
 //! Rules that protect the service from guessing and retries: the claim
-//! throttle (failed claims per source address) and idempotency keys.
+//! throttle (claims per source address) and idempotency keys.
 //! Pure: the store keeps the counters and records, these decide.
+//!
+//! # The claim throttle
+//! Every claim is counted **before** it is judged: the store adds one to the
+//! address's window atomically and answers the count after the addition, so
+//! of any number of parallel claims from one address at most
+//! [`MAX_FAILED_CLAIMS`] are judged and the rest are refused with 429. A
+//! claim that binds an account at once is forgiven afterwards (its count is
+//! taken back); a refusal, and a claim that only sends a confirmation email,
+//! keep theirs. IPv6 addresses count per /64 ([`throttle_address`]), and a
+//! request without a source address is refused.
 
 use chrono::{DateTime, Duration, Utc};
 use sha2::{Digest, Sha256};
 
-/// Failed claims one source address may make within [`CLAIM_WINDOW`].
+/// Claims one source address may have judged within [`CLAIM_WINDOW`], not
+/// counting those that bound an account.
 pub const MAX_FAILED_CLAIMS: u32 = 10;
-/// The window failed claims are counted in (15 minutes from the first failure).
+/// The window claims are counted in (15 minutes from the first one).
 pub const CLAIM_WINDOW: Duration = Duration::minutes(15);
 
-/// Failed claims of one source address since `started_at`.
+/// Counted claims of one source address since `started_at`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct FailureWindow {
     pub started_at: DateTime<Utc>,
@@ -36,14 +47,32 @@ pub enum ClaimVerdict {
     Refuse { retry_after_secs: u64 },
 }
 
-/// The throttle: refused once [`MAX_FAILED_CLAIMS`] failures fall in an open window.
-pub fn claim_verdict(window: Option<FailureWindow>, now: DateTime<Utc>) -> ClaimVerdict {
-    match window {
-        Some(w) if w.is_open(now) && w.failures >= MAX_FAILED_CLAIMS => {
+/// The throttle, judged on the window **after** this claim was counted in it:
+/// refused once the count passes [`MAX_FAILED_CLAIMS`].
+pub fn claim_verdict(counted: FailureWindow, now: DateTime<Utc>) -> ClaimVerdict {
+    match counted {
+        w if w.is_open(now) && w.failures > MAX_FAILED_CLAIMS => {
             let secs = (w.ends_at() - now).num_milliseconds().div_euclid(1000) + 1;
             ClaimVerdict::Refuse { retry_after_secs: secs.max(1) as u64 }
         }
         _ => ClaimVerdict::Allow,
+    }
+}
+
+/// What the throttle counts a source address as: an IPv4 address itself, an
+/// IPv6 address by its /64 (one subscriber's network; an IPv4-mapped address
+/// counts as its IPv4 address). `None` for something that is no IP address.
+pub fn throttle_address(raw: &str) -> Option<String> {
+    use std::net::IpAddr;
+    match raw.trim().parse::<IpAddr>().ok()? {
+        IpAddr::V4(v4) => Some(v4.to_string()),
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => Some(v4.to_string()),
+            None => {
+                let s = v6.segments();
+                Some(format!("{:x}:{:x}:{:x}:{:x}::/64", s[0], s[1], s[2], s[3]))
+            }
+        },
     }
 }
 
@@ -146,14 +175,25 @@ mod tests {
     }
 
     #[test]
-    fn ten_failures_refuse_until_the_window_ends() {
-        let w = FailureWindow { started_at: at(0), failures: 9 };
-        assert_eq!(claim_verdict(Some(w), at(60)), ClaimVerdict::Allow);
-        let w = FailureWindow { failures: 10, ..w };
-        assert_eq!(claim_verdict(Some(w), at(60)), ClaimVerdict::Refuse { retry_after_secs: 841 });
-        assert_eq!(claim_verdict(Some(w), at(899)), ClaimVerdict::Refuse { retry_after_secs: 2 });
-        assert_eq!(claim_verdict(Some(w), at(900)), ClaimVerdict::Allow);
-        assert_eq!(claim_verdict(None, at(0)), ClaimVerdict::Allow);
+    fn the_eleventh_counted_claim_is_refused_until_the_window_ends() {
+        let w = FailureWindow { started_at: at(0), failures: 10 };
+        assert_eq!(claim_verdict(w, at(60)), ClaimVerdict::Allow);
+        let w = FailureWindow { failures: 11, ..w };
+        assert_eq!(claim_verdict(w, at(60)), ClaimVerdict::Refuse { retry_after_secs: 841 });
+        assert_eq!(claim_verdict(w, at(899)), ClaimVerdict::Refuse { retry_after_secs: 2 });
+        assert_eq!(claim_verdict(w, at(900)), ClaimVerdict::Allow);
+    }
+
+    #[test]
+    fn ipv6_counts_per_64_and_mapped_ipv4_as_ipv4() {
+        assert_eq!(throttle_address("203.0.113.7").as_deref(), Some("203.0.113.7"));
+        let a = throttle_address("2001:db8:1:2:aaaa::1").unwrap();
+        assert_eq!(a, "2001:db8:1:2::/64");
+        assert_eq!(throttle_address("2001:db8:1:2:ffff:ffff:ffff:ffff").unwrap(), a);
+        assert_ne!(throttle_address("2001:db8:1:3::1").unwrap(), a);
+        assert_eq!(throttle_address("::ffff:203.0.113.7").as_deref(), Some("203.0.113.7"));
+        assert_eq!(throttle_address("not an address"), None);
+        assert_eq!(throttle_address(""), None);
     }
 
     #[test]

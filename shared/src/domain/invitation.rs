@@ -10,11 +10,21 @@
 //!               │  │                          └──────────┘
 //!               │  │ a newer code/link, or deactivation
 //!               │  └────────────────────────► revoked
+//!               │  │ the third claim with wrong facts of the record
+//!               │  └────────────────────────► locked
 //!               │ expiry is due (now ≥ expires_at)
 //!               └───────────────────────────► expired
 //! ```
 //!
-//! (`locked`, after repeated wrong facts at claim, joins these states next.)
+//! # What happens when facts are wrong
+//!
+//! A claim of a pending code whose portal checks facts of the record
+//! (`domain::identity`) and that gives a wrong or missing fact is refused
+//! like an unknown code, and counted on the code ([`wrong_facts`]). The
+//! [`MAX_WRONG_FACTS`]th such claim locks it, in one transaction with the
+//! contact's state on the portal (`locked`, if it still names this code):
+//! no claim gets through it any more, the contact shows `locked` to staff,
+//! and `…/portal/resend` issues a fresh one (`reset`).
 //!
 //! # What happens when a code expires
 //!
@@ -55,6 +65,8 @@ pub enum InvitationState {
     Revoked,
     /// Its expiry passed before anyone claimed it (stored by the scheduler).
     Expired,
+    /// Claimed too often with wrong facts of the record: no longer claimable.
+    Locked,
 }
 
 impl InvitationState {
@@ -64,6 +76,7 @@ impl InvitationState {
             Self::Claimed => "claimed",
             Self::Revoked => "revoked",
             Self::Expired => "expired",
+            Self::Locked => "locked",
         }
     }
 
@@ -170,6 +183,20 @@ pub fn revoke(stored: InvitationState) -> Option<Transition> {
     })
 }
 
+/// Claims of one code or link with wrong facts that lock it.
+pub const MAX_WRONG_FACTS: u32 = 3;
+
+/// A claim with wrong facts, counted on a stored `pending` invitation
+/// (`wrong_so_far` includes this one): at [`MAX_WRONG_FACTS`] it locks, and
+/// the contact's state follows while it still names this invitation.
+pub fn wrong_facts(stored: InvitationState, wrong_so_far: u32) -> Option<Transition> {
+    (stored == InvitationState::Pending && wrong_so_far >= MAX_WRONG_FACTS).then_some(Transition {
+        from: InvitationState::Pending,
+        to: InvitationState::Locked,
+        contact: ContactEffect::IfStillNamed(PortalState::Locked),
+    })
+}
+
 /// Whether the contact's state entry still names an invitation that expires
 /// at `expires_at` ([`ContactEffect::IfStillNamed`]).
 pub fn still_names(entry: Option<&AccessEntry>, expires_at: DateTime<Utc>) -> bool {
@@ -215,7 +242,7 @@ mod tests {
         let ok = claim(InvitationState::Pending, exp, t("2026-01-07T23:59:59Z")).unwrap();
         assert_eq!((ok.to, ok.contact), (InvitationState::Claimed, ContactEffect::Set(PortalState::Active)));
         assert_eq!(claim(InvitationState::Pending, exp, exp), Err(NotClaimable::Expired), "the expiry instant itself is too late");
-        for s in [InvitationState::Claimed, InvitationState::Revoked, InvitationState::Expired] {
+        for s in [InvitationState::Claimed, InvitationState::Revoked, InvitationState::Expired, InvitationState::Locked] {
             assert!(!is_claimable(s, exp, t("2026-01-02T00:00:00Z")), "{s:?}");
         }
     }
@@ -248,6 +275,19 @@ mod tests {
         assert_eq!(contact_state(None, exp), PortalState::None);
         let active = AccessEntry::new(PortalState::Active, None, t("2026-01-01T00:00:00Z"));
         assert_eq!(contact_state(Some(&active), t("2030-01-01T00:00:00Z")), PortalState::Active);
+    }
+
+    #[test]
+    fn the_third_wrong_claim_locks_a_pending_invitation() {
+        assert_eq!(wrong_facts(InvitationState::Pending, 1), None);
+        assert_eq!(wrong_facts(InvitationState::Pending, 2), None);
+        let lock = wrong_facts(InvitationState::Pending, 3).unwrap();
+        assert_eq!((lock.to, lock.contact), (InvitationState::Locked, ContactEffect::IfStillNamed(PortalState::Locked)));
+        assert!(wrong_facts(InvitationState::Pending, 7).is_some(), "parallel wrong claims past the third lock too");
+        for s in [InvitationState::Claimed, InvitationState::Revoked, InvitationState::Expired, InvitationState::Locked] {
+            assert_eq!(wrong_facts(s, 3), None, "{s:?}");
+        }
+        assert_eq!(expire(InvitationState::Locked, t("2026-01-01T00:00:00Z"), t("2027-01-01T00:00:00Z")), None, "a locked code does not expire");
     }
 
     #[test]

@@ -178,6 +178,8 @@ pub enum Outcome {
     Activated,
     SkippedNoEmail,
     SkippedAlreadyActive,
+    /// The portal checks a fact of the record the contact lacks.
+    SkippedMissingFacts,
     /// Not a contact of this tenant, or the write failed for good.
     Failed,
 }
@@ -188,6 +190,8 @@ pub struct Counts {
     pub activated: u32,
     pub skipped_no_email: u32,
     pub skipped_already_active: u32,
+    #[serde(default)]
+    pub skipped_missing_facts: u32,
     pub failed: u32,
 }
 
@@ -197,13 +201,14 @@ impl Counts {
             Outcome::Activated => self.activated += 1,
             Outcome::SkippedNoEmail => self.skipped_no_email += 1,
             Outcome::SkippedAlreadyActive => self.skipped_already_active += 1,
+            Outcome::SkippedMissingFacts => self.skipped_missing_facts += 1,
             Outcome::Failed => self.failed += 1,
         }
     }
 
     /// Contacts accounted for.
     pub fn accounted(&self) -> u32 {
-        self.activated + self.skipped_no_email + self.skipped_already_active + self.failed
+        self.activated + self.skipped_no_email + self.skipped_already_active + self.skipped_missing_facts + self.failed
     }
 }
 
@@ -275,12 +280,12 @@ mod tests {
     #[test]
     fn done_means_every_contact_accounted_for() {
         let mut c = Counts::default();
-        for o in [Outcome::Activated, Outcome::SkippedNoEmail, Outcome::SkippedAlreadyActive] {
+        for o in [Outcome::Activated, Outcome::SkippedNoEmail, Outcome::SkippedAlreadyActive, Outcome::SkippedMissingFacts] {
             c.add(o);
         }
-        assert!(!is_done(&c, 4));
+        assert!(!is_done(&c, 5));
         c.add(Outcome::Failed);
-        assert!(is_done(&c, 4));
+        assert!(is_done(&c, 5));
         assert!(!is_done(&Counts::default(), 0));
     }
 }

@@ -1,7 +1,9 @@
 //! A tenant's portal and its settings (Portal Administration).
 
+use super::identity::Fact;
 use super::ids::PortalId;
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeSet;
 
 /// How long a code stays claimable unless the portal says otherwise (7 days).
 pub const DEFAULT_CODE_TTL_HOURS: u32 = 168;
@@ -31,6 +33,9 @@ pub struct Portal {
     /// Scheduler: one reminder per code or link this many days before it expires (none when absent).
     #[serde(default)]
     pub reminder_days_before_expiry: Option<u32>,
+    /// Facts of the record a claim must match (`domain::identity`); none by default.
+    #[serde(default)]
+    pub claim_checks: BTreeSet<Fact>,
 }
 
 /// Longest reminder lead time, in days.
@@ -98,7 +103,14 @@ impl Portal {
             auto_generate: false,
             auto_email: false,
             reminder_days_before_expiry: None,
+            claim_checks: BTreeSet::new(),
         })
+    }
+
+    /// Sets the facts a claim must match.
+    pub fn with_claim_checks(mut self, checks: impl IntoIterator<Item = Fact>) -> Self {
+        self.claim_checks = checks.into_iter().collect();
+        self
     }
 
     /// Sets the scheduler's work for this portal (all off by default).

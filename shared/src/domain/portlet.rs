@@ -164,6 +164,7 @@ mod tests {
             email: None,
             kind: ContactKind::Individual,
             portal_ids: related.iter().map(|p| pid(p)).collect(),
+            facts: Default::default(),
         }
     }
     fn code(portal: &str, state: InvitationState, expires: &str) -> CodeRecord {

@@ -2,6 +2,7 @@
 //! asks at every login: which contacts (on which portals) this email may open.
 //! One strongly consistent Query; deactivation deletes the grants in the same
 //! transaction, so a deactivated contact is gone from the answer at once.
+//! Needs `portal:access` (the portal's own scope, good for nothing else) or any staff scope.
 
 use super::problem::ApiError;
 use super::request::{caller, finish, path_param, respond};
@@ -22,7 +23,7 @@ impl Function for Access {
 }
 
 async fn run(app: &App, req: &Request) -> Result<Response<Body>, ApiError> {
-    let caller = caller(req, Scope::Read)?;
+    let caller = caller(req, Scope::Access)?;
     let email = path_param(req, "email", EmailAddress::parse)?;
     let grants = app.store.access_of(&caller.tenant_id, &email).await?;
     let access: Vec<_> = grants.into_iter().map(|(c, p)| json!({"contact_id": c, "portal_id": p})).collect();

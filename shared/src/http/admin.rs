@@ -7,8 +7,10 @@ use super::request::{caller, finish, json_body, path_param, respond};
 use super::routes::{Function, Route};
 use crate::app::App;
 use crate::domain::{
-    portal::valid_name, time, Contact, ContactId, ContactKind, EmailAddress, Portal, PortalId, Scope,
+    identity::{self, FactEdit, FactHasher},
+    portal::valid_name, time, Contact, ContactId, ContactKind, EmailAddress, Fact, Portal, PortalId, Scope,
 };
+use std::collections::BTreeMap;
 use crate::store::items::EmailItem;
 use chrono::{DateTime, Utc};
 use lambda_http::{http::StatusCode, Body, Request, Response};
@@ -30,6 +32,9 @@ pub struct PortalRequest {
     pub auto_email: bool,
     #[serde(default)]
     pub reminder_days_before_expiry: Option<u32>,
+    /// Facts a claim must match (`domain::identity`); none when absent.
+    #[serde(default)]
+    pub claim_checks: Vec<Fact>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -41,6 +46,24 @@ pub struct ContactRequest {
     pub kind: ContactKind,
     #[serde(default)]
     pub portal_ids: Vec<String>,
+    /// Facts of the record (write-only): absent keeps the stored fact, `null` erases it.
+    #[serde(default, deserialize_with = "present")]
+    pub date_of_birth: Option<Option<String>>,
+    #[serde(default, deserialize_with = "present")]
+    pub family_name: Option<Option<String>>,
+    #[serde(default, deserialize_with = "present")]
+    pub postal_code: Option<Option<String>>,
+}
+
+/// A field that is present (`Some`), with `null` as `Some(None)`; absent is `None` (by `default`).
+fn present<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Option<String>>, D::Error> {
+    Option::<String>::deserialize(d).map(Some)
+}
+
+impl ContactRequest {
+    fn fact_edits(&self) -> [(Fact, &Option<Option<String>>); 3] {
+        [(Fact::DateOfBirth, &self.date_of_birth), (Fact::FamilyName, &self.family_name), (Fact::PostalCode, &self.postal_code)]
+    }
 }
 
 /// One line of a contact's email log.
@@ -108,6 +131,7 @@ async fn put_portal(app: &App, req: &Request) -> Result<Response<Body>, ApiError
     let body: PortalRequest = json_body(req, false)?;
     let portal = Portal::new(portal_id, &body.name, body.default, &body.claim_url, body.code_ttl_hours, body.link_ttl_hours)
         .and_then(|p| p.with_automation(body.auto_generate, body.auto_email, body.reminder_days_before_expiry))
+        .map(|p| p.with_claim_checks(body.claim_checks.iter().copied()))
         .map_err(|e| ApiError::validation(e.pointer(), e.to_string()))?;
     app.store.put_portal(&caller.tenant_id, &portal, &caller.sub, (app.clock)()).await?;
     app.portals.forget(&caller.tenant_id);
@@ -151,14 +175,31 @@ async fn put_contact(app: &App, req: &Request) -> Result<Response<Body>, ApiErro
             Err(e) => errors.push(FieldError::new(format!("/portal_ids/{i}"), format!("portal id {e}"))),
         }
     }
+    // Facts are normalised and hashed here; the value never leaves this function.
+    let hasher = FactHasher(&app.hasher);
+    let mut facts = BTreeMap::new();
+    for (fact, edit) in body.fact_edits() {
+        match edit {
+            None => {}
+            Some(None) => {
+                facts.insert(fact, FactEdit::Erase);
+            }
+            Some(Some(raw)) => match identity::normalise(fact, raw) {
+                Ok(normal) => {
+                    facts.insert(fact, FactEdit::Set(hasher.hash(&caller.tenant_id, &contact_id, fact, &normal)));
+                }
+                Err(e) => errors.push(FieldError::new(format!("/{fact}"), e.to_string())),
+            },
+        }
+    }
     let Some(name) = name.filter(|_| errors.is_empty()) else {
         let detail = errors.iter().map(|e| e.detail.as_str()).collect::<Vec<_>>().join("; ");
         return Err(ApiError::Validation { detail, errors });
     };
     portal_ids.dedup();
-    let contact = Contact { contact_id, name, email, kind: body.kind, portal_ids };
-    app.store.put_contact(&caller.tenant_id, &contact, &caller.sub, (app.clock)()).await?;
-    Ok(respond(StatusCode::OK, &contact))
+    let contact = Contact { contact_id, name, email, kind: body.kind, portal_ids, facts: Default::default() };
+    let stored = app.store.put_contact_with_facts(&caller.tenant_id, &contact, &facts, &caller.sub, (app.clock)()).await?;
+    Ok(respond(StatusCode::OK, &stored))
 }
 
 async fn get_contact(app: &App, req: &Request) -> Result<Response<Body>, ApiError> {

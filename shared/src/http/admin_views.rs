@@ -20,7 +20,7 @@ pub async fn list_contacts(app: &App, req: &Request) -> Result<Response<Body>, A
     let filter = match query.first("portal_status") {
         None | Some("") => None,
         Some(raw) => Some(PortalState::parse(raw).ok_or_else(|| {
-            ApiError::validation("/portal_status", format!("portal_status must be one of none, pending, expired, active, disabled (got {raw:?})"))
+            ApiError::validation("/portal_status", format!("portal_status must be one of none, pending, expired, active, disabled, locked (got {raw:?})"))
         })?),
     };
     let limit = super::request::limit_param(req, DEFAULT_LIMIT, MAX_LIMIT)?;

@@ -8,17 +8,21 @@
 //! the answer says nothing about which it was. The claim itself is one
 //! conditional transaction: of N concurrent claims exactly one succeeds.
 //!
-//! Guessing is throttled per source address: after 10 failed claims within
-//! 15 minutes the address gets 429 with `Retry-After` until the window ends
-//! ([`crate::domain::guard`]). The counter is read beside the code lookup (one
-//! round trip), and only a refused claim writes to it. Every refused claim is
-//! counted in the `ClaimsFailed` metric by portal (`none` when no code matched).
+//! Guessing is throttled per source address (IPv6 per /64): every claim is
+//! counted atomically beside the code lookup, before it is judged; after 10
+//! counted claims within 15 minutes the address gets 429 with `Retry-After`
+//! until the window ends, and a claim that binds an account is taken back
+//! out of the count ([`crate::domain::guard`]). A request without a source
+//! address is refused (400). Every refused claim is counted in the
+//! `ClaimsFailed` metric by portal (`none` when no code matched).
 
 use super::problem::ApiError;
 use super::request::{finish, json_body, respond, source_ip};
 use super::routes::{Function, Route};
 use crate::app::App;
-use crate::domain::{EmailAddress, Method, PortalId};
+use crate::domain::guard::throttle_address;
+use crate::domain::{EmailAddress, Fact, Method, PortalId};
+use std::collections::BTreeMap;
 use crate::usecase::claim::{claim, ClaimAttempt, ClaimPortal};
 use lambda_http::{http::StatusCode, Body, Request, Response};
 use serde::Deserialize;
@@ -35,6 +39,23 @@ pub struct ClaimRequest {
     pub email: String,
     #[serde(default)]
     pub portal_id: Option<String>,
+    /// Facts of the record the portal checks (`claim_checks`).
+    #[serde(default)]
+    pub date_of_birth: Option<String>,
+    #[serde(default)]
+    pub family_name: Option<String>,
+    #[serde(default)]
+    pub postal_code: Option<String>,
+}
+
+impl ClaimRequest {
+    /// The facts given, by fact.
+    pub fn facts(&self) -> BTreeMap<Fact, String> {
+        [(Fact::DateOfBirth, &self.date_of_birth), (Fact::FamilyName, &self.family_name), (Fact::PostalCode, &self.postal_code)]
+            .into_iter()
+            .filter_map(|(f, v)| v.clone().map(|v| (f, v)))
+            .collect()
+    }
 }
 
 /// The `claim` function.
@@ -61,9 +82,16 @@ async fn run(app: &App, req: &Request) -> Result<Response<Body>, ApiError> {
         Some(Ok(p)) => ClaimPortal::Only(p),
         Some(Err(_)) => ClaimPortal::NoneMatches,
     };
-    // The address as a keyed hash: the counter stores no IP address.
-    let address = source_ip(req).map(|ip| app.hasher.hash_secret(format!("ip:{ip}").as_bytes()));
-    let attempt = ClaimAttempt { secret, method, email: &email, portal: &portal, address: address.as_ref() };
+    // The address as a keyed hash: the counter stores no IP address. Without
+    // one nothing could be throttled, so the claim is refused (fails closed).
+    let address = source_ip(req)
+        .as_deref()
+        .and_then(throttle_address)
+        .map(|ip| app.hasher.hash_secret(format!("ip:{ip}").as_bytes()))
+        .ok_or_else(|| ApiError::BadRequest("the request has no source address: claims are throttled per address and refused without one".into()))?;
+    let facts = body.facts();
+    let user_agent = req.headers().get("user-agent").and_then(|v| v.to_str().ok());
+    let attempt = ClaimAttempt { secret, method, email: &email, portal: &portal, address: &address, facts: &facts, user_agent };
     let claimed = claim(app, attempt).await?;
     Ok(respond(StatusCode::CREATED, &claimed))
 }

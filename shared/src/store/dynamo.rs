@@ -11,7 +11,8 @@ use super::tx::{Tx, TxError};
 use crate::domain::{
     invitation::InvitationState,
     portlet::{AccountRecord, CodeRecord},
-    time, AccessEntry, CodeHash, Contact, ContactId, DocumentId, Portal, PortalId, TenantId,
+    identity::FactEdit,
+    time, AccessEntry, CodeHash, Contact, ContactId, DocumentId, Fact, Portal, PortalId, TenantId,
 };
 use anyhow::Context as _;
 use aws_sdk_dynamodb::{
@@ -177,6 +178,7 @@ impl Store {
             auto_generate: portal.auto_generate,
             auto_email: portal.auto_email,
             reminder_days_before_expiry: portal.reminder_days_before_expiry,
+            claim_checks: portal.claim_checks.clone(),
             updated_at: now,
             updated_by: actor.to_owned(),
         };
@@ -210,6 +212,7 @@ impl Store {
             auto_generate: p.auto_generate,
             auto_email: p.auto_email,
             reminder_days_before_expiry: p.reminder_days_before_expiry,
+            claim_checks: p.claim_checks,
         })
     }
 
@@ -224,9 +227,22 @@ impl Store {
         self.get(keys::tenant_pk(tenant), keys::portal_sk(portal)).await?.map(Self::portal_from).transpose()
     }
 
-    /// Creates or updates a contact's profile; its portal states are kept.
-    #[tracing::instrument(skip_all, fields(tenant = %tenant))]
+    /// Creates or updates a contact's profile; its portal states and facts of the record are kept.
     pub async fn put_contact(&self, tenant: &TenantId, contact: &Contact, actor: &str, now: DateTime<Utc>) -> anyhow::Result<()> {
+        self.put_contact_with_facts(tenant, contact, &BTreeMap::new(), actor, now).await.map(|_| ())
+    }
+
+    /// Creates or updates a contact's profile and applies `facts` (a fact not
+    /// named is kept); answers the contact as stored afterwards.
+    #[tracing::instrument(skip_all, fields(tenant = %tenant))]
+    pub async fn put_contact_with_facts(
+        &self,
+        tenant: &TenantId,
+        contact: &Contact,
+        facts: &BTreeMap<Fact, FactEdit>,
+        actor: &str,
+        now: DateTime<Utc>,
+    ) -> anyhow::Result<Contact> {
         let mut req = self
             .client
             .update_item()
@@ -245,30 +261,56 @@ impl Store {
             .expression_attribute_values(":by", s(actor))
             .expression_attribute_values(":empty", AttributeValue::M(HashMap::new()))
             .expression_attribute_values(":gpk", s(keys::contacts_gsi_pk(tenant)))
-            .expression_attribute_values(":gsk", s(contact.contact_id.as_str()));
-        let mut expression = "SET contact_id = :id, #name = :name, kind = :kind, portal_ids = :portals, \
-                              updated_at = :at, updated_by = :by, #access = if_not_exists(#access, :empty), \
-                              gsi1pk = :gpk, gsi1sk = :gsk"
-            .to_owned();
+            .expression_attribute_values(":gsk", s(contact.contact_id.as_str()))
+            .return_values(aws_sdk_dynamodb::types::ReturnValue::AllNew);
+        let mut set = vec![
+            "contact_id = :id".to_owned(),
+            "#name = :name".into(),
+            "kind = :kind".into(),
+            "portal_ids = :portals".into(),
+            "updated_at = :at".into(),
+            "updated_by = :by".into(),
+            "#access = if_not_exists(#access, :empty)".into(),
+            "gsi1pk = :gpk".into(),
+            "gsi1sk = :gsk".into(),
+        ];
+        let mut remove = Vec::new();
         match &contact.email {
             Some(email) => {
-                expression.push_str(", email = :email");
+                set.push("email = :email".into());
                 req = req.expression_attribute_values(":email", s(email.as_str()));
             }
-            None => expression.push_str(" REMOVE email"),
+            None => remove.push("email".to_owned()),
         }
-        req.update_expression(expression).send().await.context("Failed to store a contact")?;
-        Ok(())
+        for (fact, edit) in facts {
+            let attribute = fact_attribute(*fact);
+            match edit {
+                FactEdit::Set(hash) => {
+                    set.push(format!("{attribute} = :{attribute}"));
+                    req = req.expression_attribute_values(format!(":{attribute}"), s(hash.as_str()));
+                }
+                FactEdit::Erase => remove.push(attribute.to_owned()),
+            }
+        }
+        let mut expression = format!("SET {}", set.join(", "));
+        if !remove.is_empty() {
+            expression.push_str(&format!(" REMOVE {}", remove.join(", ")));
+        }
+        let out = req.update_expression(expression).send().await.context("Failed to store a contact")?;
+        let (stored, _) = Self::contact_from(out.attributes.unwrap_or_default())?;
+        Ok(stored)
     }
 
     pub(super) fn contact_from(item: Item) -> anyhow::Result<(Contact, BTreeMap<String, AccessEntry>)> {
         let c: ContactItem = from_item(item)?;
+        let facts = c.facts();
         let contact = Contact {
             contact_id: c.contact_id,
             name: c.name,
             email: c.email,
             kind: c.kind,
             portal_ids: c.portal_ids,
+            facts,
         };
         Ok((contact, c.access))
     }

@@ -4,7 +4,7 @@
 //!
 //! | item                | pk                        | sk          |
 //! |---------------------|---------------------------|-------------|
-//! | claim failures      | `CLAIMFAIL#{address hash}` | `CLAIMFAIL` |
+//! | claim counter       | `CLAIMFAIL#{address hash}` | `CLAIMFAIL` |
 //! | idempotency record  | `T#{t}#IDEM#{key digest}`  | `IDEM`      |
 //!
 //! The claim counter is keyed by a keyed hash of the source address (the
@@ -62,57 +62,73 @@ where
 }
 
 impl Store {
-    /// Failed claims from this source address (open window or not).
-    pub async fn claim_failures(&self, address: &CodeHash) -> anyhow::Result<Option<FailureWindow>> {
-        let out = self
+    /// Counts one claim from this source address and answers the window as
+    /// it is after the addition: one more in the open window, or a new window
+    /// from `now` holding this claim. Atomic (an `ADD` in DynamoDB), so
+    /// parallel claims each see a different count.
+    pub async fn count_claim(&self, address: &CodeHash, now: DateTime<Utc>) -> anyhow::Result<FailureWindow> {
+        let window_floor = (now - CLAIM_WINDOW).timestamp_millis();
+        for _ in 0..4 {
+            if let Some(window) = self.add_to_claim_window(address, now, window_floor).await? {
+                return Ok(window);
+            }
+            if self.start_claim_window(address, now, window_floor).await? {
+                return Ok(FailureWindow { started_at: now, failures: 1 });
+            }
+        }
+        anyhow::bail!("could not count a claim: the counter kept changing")
+    }
+
+    /// Takes back the count of a claim that bound an account, if its window is still the one it was counted in.
+    pub async fn forgive_claim(&self, address: &CodeHash, counted: FailureWindow) -> anyhow::Result<()> {
+        let result = self
             .client()
-            .get_item()
+            .update_item()
             .table_name(self.table_name())
             .set_key(Some(claim_fail_key(address)))
-            .consistent_read(true)
+            .update_expression("ADD failures :minus_one")
+            .condition_expression("started_at_ms = :started AND failures > :zero")
+            .expression_attribute_values(":minus_one", n(-1))
+            .expression_attribute_values(":started", n(counted.started_at.timestamp_millis()))
+            .expression_attribute_values(":zero", n(0))
             .send()
-            .await
-            .context("Failed to read a claim counter")?;
-        let Some(item) = out.item else { return Ok(None) };
-        let (Some(started), Some(failures)) = (number(&item, "started_at_ms"), number(&item, "failures")) else {
-            return Ok(None);
-        };
-        Ok(Some(FailureWindow { started_at: millis(started)?, failures: failures.clamp(0, u32::MAX as i64) as u32 }))
+            .await;
+        condition_held(result, "Failed to forgive a claim").map(|_| ())
     }
 
-    /// Counts one failed claim: in the open window, or in a new one from `now`.
-    /// `seen` is the window read before the claim: it picks the one write
-    /// needed; a concurrent change sends us to the other.
-    pub async fn record_claim_failure(&self, address: &CodeHash, seen: Option<FailureWindow>, now: DateTime<Utc>) -> anyhow::Result<()> {
-        let window_floor = (now - CLAIM_WINDOW).timestamp_millis();
-        let mut add_first = seen.is_some_and(|w| w.is_open(now));
-        for _ in 0..4 {
-            let done = if add_first { self.add_claim_failure(address, window_floor).await? } else { self.start_claim_window(address, now, window_floor).await? };
-            if done {
-                return Ok(());
-            }
-            add_first = !add_first;
-        }
-        anyhow::bail!("could not count a failed claim: the counter kept changing")
-    }
-
-    /// One more failure in the open window; `false` when none is open.
-    async fn add_claim_failure(&self, address: &CodeHash, window_floor: i64) -> anyhow::Result<bool> {
+    /// One more in the open window, or the first of a window from `now` when
+    /// the address has none (one request either way), answering the window
+    /// after it; `None` when an old window is still stored (TTL deletes late).
+    async fn add_to_claim_window(&self, address: &CodeHash, now: DateTime<Utc>, window_floor: i64) -> anyhow::Result<Option<FailureWindow>> {
         let added = self
             .client()
             .update_item()
             .table_name(self.table_name())
             .set_key(Some(claim_fail_key(address)))
-            .update_expression("ADD failures :one")
-            .condition_expression("started_at_ms > :floor")
+            .update_expression("ADD failures :one SET started_at_ms = if_not_exists(started_at_ms, :now), #ttl = if_not_exists(#ttl, :ttl)")
+            .condition_expression("attribute_not_exists(pk) OR started_at_ms > :floor")
+            .expression_attribute_names("#ttl", TTL_ATTRIBUTE)
             .expression_attribute_values(":one", n(1))
+            .expression_attribute_values(":now", n(now.timestamp_millis()))
+            .expression_attribute_values(":ttl", n((now + CLAIM_WINDOW).timestamp() + 60))
             .expression_attribute_values(":floor", n(window_floor))
+            .return_values(aws_sdk_dynamodb::types::ReturnValue::AllNew)
             .send()
             .await;
-        condition_held(added, "Failed to count a failed claim")
+        match added {
+            Ok(out) => {
+                let item = out.attributes.unwrap_or_default();
+                let (Some(started), Some(failures)) = (number(&item, "started_at_ms"), number(&item, "failures")) else {
+                    anyhow::bail!("a claim counter lacks its window");
+                };
+                Ok(Some(FailureWindow { started_at: millis(started)?, failures: failures.clamp(0, u32::MAX as i64) as u32 }))
+            }
+            Err(e) if e.as_service_error().is_some_and(|e| e.is_conditional_check_failed_exception()) => Ok(None),
+            Err(e) => Err(anyhow::Error::new(e).context("Failed to count a claim")),
+        }
     }
 
-    /// A new window from `now` with one failure; `false` when one is open.
+    /// A new window from `now` holding one claim; `false` when one is open.
     async fn start_claim_window(&self, address: &CodeHash, now: DateTime<Utc>, window_floor: i64) -> anyhow::Result<bool> {
         let mut item = claim_fail_key(address);
         item.insert("started_at_ms".into(), n(now.timestamp_millis()));
@@ -127,7 +143,7 @@ impl Store {
             .expression_attribute_values(":floor", n(window_floor))
             .send()
             .await;
-        condition_held(started, "Failed to count a failed claim")
+        condition_held(started, "Failed to count a claim")
     }
 
     /// Claims `key` for a request with `fingerprint`, unless the key is on

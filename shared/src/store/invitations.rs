@@ -231,6 +231,7 @@ impl Store {
         owner: &CodeOwner,
         claim: invitation::Transition,
         email: &EmailAddress,
+        audit: &AuditItem,
         now: DateTime<Utc>,
     ) -> Result<(), TxError> {
         let (tenant, contact, portal) = (&owner.tenant_id, &owner.contact_id, &owner.portal_id);
@@ -283,7 +284,51 @@ impl Store {
             .with(TxItem::CodeRow, self.set_state(key(pk, keys::code_sk(portal, hash)), claim.to, "REMOVE code, gsi2pk, gsi2sk", None)?)
             .with(TxItem::Account, TransactWriteItem::builder().update(account).build())
             .with(TxItem::Contact, TransactWriteItem::builder().update(state).build())
-            .with(TxItem::Grant, TransactWriteItem::builder().update(grant).build());
+            .with(TxItem::Grant, TransactWriteItem::builder().update(grant).build())
+            .with(TxItem::Audit, self.put(to_item(audit)?, "attribute_not_exists(pk)")?);
+        self.transact(tx).await
+    }
+
+    /// Counts one claim with wrong facts of the record on a pending code's
+    /// lookup and answers the count after it; `None` when the code is no
+    /// longer pending (claimed, locked, revoked meanwhile).
+    pub async fn count_wrong_facts(&self, hash: &CodeHash) -> anyhow::Result<Option<u32>> {
+        let result = self
+            .client()
+            .update_item()
+            .table_name(self.table_name())
+            .set_key(Some(key(keys::code_lookup_pk(hash), keys::CODE_LOOKUP_SK.into())))
+            .update_expression("ADD wrong_facts :one")
+            .condition_expression("#state = :pending")
+            .expression_attribute_names("#state", "state")
+            .expression_attribute_values(":pending", s(InvitationState::Pending.as_str()))
+            .expression_attribute_values(":one", super::dynamo::n(1))
+            .return_values(aws_sdk_dynamodb::types::ReturnValue::UpdatedNew)
+            .send()
+            .await;
+        match result {
+            Ok(out) => {
+                let count = out.attributes.as_ref().and_then(|a| a.get("wrong_facts")).and_then(|v| v.as_n().ok()).and_then(|v| v.parse().ok());
+                Ok(Some(count.context("the wrong-facts count was not returned")?))
+            }
+            Err(e) if e.as_service_error().is_some_and(|e| e.is_conditional_check_failed_exception()) => Ok(None),
+            Err(e) => Err(anyhow::Error::new(e).context("Failed to count a claim with wrong facts")),
+        }
+    }
+
+    /// Locks a pending code or link ([`invitation::wrong_facts`]) in one
+    /// transaction: lookup and row `pending → locked` (the plain code and the
+    /// pending index keys removed), the contact's state `locked` when `named`
+    /// (it still names this invitation), and the audit record.
+    pub async fn lock_code(&self, hash: &CodeHash, owner: &CodeOwner, lock: invitation::Transition, named: bool, audit: &AuditItem, now: DateTime<Utc>) -> Result<(), TxError> {
+        let (tenant, contact, portal) = (&owner.tenant_id, &owner.contact_id, &owner.portal_id);
+        let expires_at = DateTime::from_timestamp_millis(owner.expires_at_ms).context("a code's expiry is out of range")?;
+        let pk = keys::contact_pk(tenant, contact);
+        let tx = Tx::new()
+            .with(TxItem::CodeLookup, self.set_state(key(keys::code_lookup_pk(hash), keys::CODE_LOOKUP_SK.into()), lock.to, "", None)?)
+            .with(TxItem::CodeRow, self.set_state(key(pk, keys::code_sk(portal, hash)), lock.to, "REMOVE code, gsi2pk, gsi2sk", None)?)
+            .with(TxItem::Contact, self.follow_invitation(tenant, contact, portal, &expires_at, lock.contact, named, now)?)
+            .with(TxItem::Audit, self.put(to_item(audit)?, "attribute_not_exists(pk)")?);
         self.transact(tx).await
     }
 

@@ -3,7 +3,7 @@
 
 use super::keys;
 use crate::domain::{
-    time, AccessEntry, CodeHash, ContactId, ContactKind, DocumentId, EmailAddress, EmailKind, EmailStatus,
+    time, AccessEntry, CodeHash, ContactId, ContactKind, DocumentId, EmailAddress, EmailKind, EmailStatus, Fact, FactHashes,
     InvitationState, JobId, Method, PortalId, TenantId,
 };
 use chrono::{DateTime, Utc};
@@ -34,6 +34,8 @@ pub struct PortalItem {
     pub auto_email: bool,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reminder_days_before_expiry: Option<u32>,
+    #[serde(default, skip_serializing_if = "std::collections::BTreeSet::is_empty")]
+    pub claim_checks: std::collections::BTreeSet<Fact>,
     #[serde(with = "time::rfc3339")]
     pub updated_at: DateTime<Utc>,
     pub updated_by: String,
@@ -56,6 +58,36 @@ pub struct ContactItem {
     /// Portal id → this contact's stored state on that portal (absent: `none`).
     #[serde(default)]
     pub access: BTreeMap<String, AccessEntry>,
+    /// The facts of the record, keyed hashes only (`domain::identity`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fact_date_of_birth: Option<CodeHash>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fact_family_name: Option<CodeHash>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fact_postal_code: Option<CodeHash>,
+}
+
+/// The attribute a fact's hash is stored in on the contact's item.
+pub fn fact_attribute(fact: Fact) -> &'static str {
+    match fact {
+        Fact::DateOfBirth => "fact_date_of_birth",
+        Fact::FamilyName => "fact_family_name",
+        Fact::PostalCode => "fact_postal_code",
+    }
+}
+
+impl ContactItem {
+    /// The facts on record.
+    pub fn facts(&self) -> FactHashes {
+        [
+            (Fact::DateOfBirth, &self.fact_date_of_birth),
+            (Fact::FamilyName, &self.fact_family_name),
+            (Fact::PostalCode, &self.fact_postal_code),
+        ]
+        .into_iter()
+        .filter_map(|(f, h)| h.clone().map(|h| (f, h)))
+        .collect()
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -162,8 +194,11 @@ pub struct EmailItem {
     pub kind: EmailKind,
     pub to: EmailAddress,
     pub status: EmailStatus,
-    /// Template variables captured when the email was requested.
+    /// Template variables captured when the email was requested, secrets masked (`domain::sealed`).
     pub vars: BTreeMap<String, String>,
+    /// The secrets (code, link) sealed for the mailer; erased once sent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sealed: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub subject: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -213,6 +248,7 @@ impl EmailItem {
             to: to.clone(),
             status: EmailStatus::Queued,
             vars,
+            sealed: None,
             subject: None,
             body_text: None,
             body_html: None,
@@ -339,6 +375,8 @@ pub struct JobItem {
     pub skipped_no_email: u32,
     #[serde(default)]
     pub skipped_already_active: u32,
+    #[serde(default)]
+    pub skipped_missing_facts: u32,
     #[serde(default)]
     pub failed: u32,
     #[serde(with = "time::rfc3339")]

@@ -65,6 +65,7 @@ impl Store {
                 }
                 Some(PortalState::Active) => Some("#access.#p.#st = :active"),
                 Some(PortalState::Disabled) => Some("#access.#p.#st = :disabled"),
+                Some(PortalState::Locked) => Some("#access.#p.#st = :locked"),
             };
             if let Some(expr) = state_filter {
                 q = q
@@ -76,6 +77,7 @@ impl Store {
                     Some(PortalState::Expired) => &[(":expired", "expired"), (":pending", "pending")],
                     Some(PortalState::Active) => &[(":active", "active")],
                     Some(PortalState::Disabled) => &[(":disabled", "disabled")],
+                    Some(PortalState::Locked) => &[(":locked", "locked")],
                     _ => &[],
                 };
                 if !values.is_empty() {

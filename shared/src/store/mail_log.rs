@@ -71,7 +71,7 @@ impl Store {
         self.update_email(
             key,
             "SET #status = :sent, ses_message_id = :mid, sent_at = :now, subject = :subject, body_text = :text, body_html = :html \
-             REMOVE lease_until_ms, failure_reason",
+             REMOVE lease_until_ms, failure_reason, sealed",
             None,
             vec![
                 (":sent", s("sent")),
@@ -152,6 +152,13 @@ impl Store {
         let put = self.put(to_item(&item)?, "attribute_exists(pk) OR attribute_not_exists(pk)")?;
         let record = self.put(to_item(audit)?, "attribute_not_exists(pk)")?;
         self.transact(super::tx::Tx::new().with(super::tx::TxItem::Template, put).with(super::tx::TxItem::Audit, record)).await.map_err(|e| anyhow::anyhow!(e).context("Failed to save a template"))
+    }
+
+    /// Records one audit entry on its own (most entries are written in the transaction of their change).
+    pub async fn put_audit(&self, audit: &AuditItem) -> anyhow::Result<()> {
+        let item = super::dynamo::to_item(audit)?;
+        anyhow::ensure!(self.put_new(item).await?, "an audit key was taken");
+        Ok(())
     }
 
     /// A contact's audit trail, newest first.

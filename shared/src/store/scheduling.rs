@@ -6,7 +6,7 @@ use super::dynamo::{from_item, key, s, to_item, Item, Store};
 use super::tx::{Tx, TxError, TxItem};
 use super::items::{CodeItem, EmailItem};
 use super::keys;
-use crate::domain::{invitation, time, AccessEntry, InvitationState, PortalState, TenantId};
+use crate::domain::{invitation, time, AccessEntry, ContactId, InvitationState, PortalId, PortalState, TenantId};
 use anyhow::Context as _;
 use aws_sdk_dynamodb::types::{builders::UpdateBuilder, ConditionCheck, TransactWriteItem, Update};
 use chrono::{DateTime, Utc};
@@ -91,33 +91,7 @@ impl Store {
             .expression_attribute_values(":expired", s(expiry.to.as_str()))
             .build()
             .context("Failed to build an Update")?;
-        let contact_key = key(keys::contact_pk(tenant, &contact_id), keys::CONTACT_SK.into());
-        let named = "#access.#p.#st = :pending AND #access.#p.expires_at = :exp";
-        let contact_item = match (expiry.contact, contact_named) {
-            (invitation::ContactEffect::IfStillNamed(state) | invitation::ContactEffect::Set(state), true) => {
-                let entry = serde_dynamo::to_attribute_value(AccessEntry::new(state, None, now)).context("Failed to encode an access entry")?;
-                let u = Update::builder()
-                    .table_name(self.table_name())
-                    .set_key(Some(contact_key))
-                    .update_expression("SET #access.#p = :entry")
-                    .condition_expression(named)
-                    .expression_attribute_values(":entry", entry);
-                TransactWriteItem::builder().update(with_entry_names(u, row).build().context("Failed to build an Update")?).build()
-            }
-            _ => {
-                let c = ConditionCheck::builder()
-                    .table_name(self.table_name())
-                    .set_key(Some(contact_key))
-                    .condition_expression(format!("NOT ({named})"));
-                let c = c
-                    .expression_attribute_names("#access", "access")
-                    .expression_attribute_names("#p", row.portal_id.as_str())
-                    .expression_attribute_names("#st", "state")
-                    .expression_attribute_values(":pending", s(PortalState::Pending.as_str()))
-                    .expression_attribute_values(":exp", s(time::format(&row.expires_at)));
-                TransactWriteItem::builder().condition_check(c.build().context("Failed to build a ConditionCheck")?).build()
-            }
-        };
+        let contact_item = self.follow_invitation(tenant, &contact_id, &row.portal_id, &row.expires_at, expiry.contact, contact_named, now)?;
         let tx = Tx::new()
             .with(TxItem::CodeRow, TransactWriteItem::builder().update(row_update).build())
             .with(
@@ -126,6 +100,57 @@ impl Store {
             )
             .with(TxItem::Contact, contact_item);
         self.transact(tx).await
+    }
+
+    /// The contact's side of an invitation's move ([`invitation::ContactEffect`]):
+    /// its state on the portal becomes the effect's state when `named` (the
+    /// entry read just before still names the invitation expiring at
+    /// `expires_at`; the write is conditional on it), and otherwise the
+    /// transaction checks that it still does *not* name it.
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn follow_invitation(
+        &self,
+        tenant: &TenantId,
+        contact_id: &ContactId,
+        portal_id: &PortalId,
+        expires_at: &DateTime<Utc>,
+        effect: invitation::ContactEffect,
+        named: bool,
+        now: DateTime<Utc>,
+    ) -> anyhow::Result<TransactWriteItem> {
+        let contact_key = key(keys::contact_pk(tenant, contact_id), keys::CONTACT_SK.into());
+        let condition = "#access.#p.#st = :pending AND #access.#p.expires_at = :exp";
+        let names = |u: UpdateBuilder| {
+            u.expression_attribute_names("#access", "access")
+                .expression_attribute_names("#p", portal_id.as_str())
+                .expression_attribute_names("#st", "state")
+                .expression_attribute_values(":pending", s(PortalState::Pending.as_str()))
+                .expression_attribute_values(":exp", s(time::format(expires_at)))
+        };
+        Ok(match (effect, named) {
+            (invitation::ContactEffect::IfStillNamed(state) | invitation::ContactEffect::Set(state), true) => {
+                let entry = serde_dynamo::to_attribute_value(AccessEntry::new(state, None, now)).context("Failed to encode an access entry")?;
+                let u = Update::builder()
+                    .table_name(self.table_name())
+                    .set_key(Some(contact_key))
+                    .update_expression("SET #access.#p = :entry")
+                    .condition_expression(condition)
+                    .expression_attribute_values(":entry", entry);
+                TransactWriteItem::builder().update(names(u).build().context("Failed to build an Update")?).build()
+            }
+            _ => {
+                let c = ConditionCheck::builder()
+                    .table_name(self.table_name())
+                    .set_key(Some(contact_key))
+                    .condition_expression(format!("NOT ({condition})"))
+                    .expression_attribute_names("#access", "access")
+                    .expression_attribute_names("#p", portal_id.as_str())
+                    .expression_attribute_names("#st", "state")
+                    .expression_attribute_values(":pending", s(PortalState::Pending.as_str()))
+                    .expression_attribute_values(":exp", s(time::format(expires_at)));
+                TransactWriteItem::builder().condition_check(c.build().context("Failed to build a ConditionCheck")?).build()
+            }
+        })
     }
 
     /// Records that a pending code was emailed (once): `false` if it already was, or is no longer pending.
@@ -160,11 +185,3 @@ impl Store {
     }
 }
 
-/// The names and values of a condition on the contact's entry for `row`'s portal.
-fn with_entry_names(u: UpdateBuilder, row: &CodeItem) -> UpdateBuilder {
-    u.expression_attribute_names("#access", "access")
-        .expression_attribute_names("#p", row.portal_id.as_str())
-        .expression_attribute_names("#st", "state")
-        .expression_attribute_values(":pending", s(PortalState::Pending.as_str()))
-        .expression_attribute_values(":exp", s(time::format(&row.expires_at)))
-}

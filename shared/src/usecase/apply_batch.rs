@@ -11,7 +11,7 @@ use super::issue::{plan, Step, Target};
 use crate::app::App;
 use crate::domain::job::{ActivationBatch, Counts, Outcome};
 use crate::domain::portal::{default_portal, DefaultPortal};
-use crate::domain::{invitation, AccessEntry, Contact, ContactId, DocumentId, EmailKind, MailJob, Method, Portal, PortalState};
+use crate::domain::{identity, invitation, AccessEntry, Contact, ContactId, DocumentId, EmailKind, MailJob, Method, Portal, PortalState};
 use crate::retry::{retry, Attempt, Policy};
 use crate::store::{Store, TxError};
 use anyhow::Context as _;
@@ -163,6 +163,9 @@ async fn activate_once(
     }
     if previous == PortalState::Active {
         return done(skip(app, batch, &contact.contact_id, Outcome::SkippedAlreadyActive).await);
+    }
+    if !identity::missing(&portal.claim_checks, &contact.facts).is_empty() {
+        return done(skip(app, batch, &contact.contact_id, Outcome::SkippedMissingFacts).await);
     }
     // Nothing was ever issued to a contact in `none`: no pending codes to look for.
     let revoke = if previous == PortalState::None {

@@ -5,14 +5,27 @@
 //! is one conditional transaction ([`invitation::claim`], re-checked in
 //! DynamoDB): of N concurrent claims exactly one succeeds.
 //!
+//! A portal's `claim_checks` (`domain::identity`) make a claim give facts of
+//! the record: a missing or wrong one is the same [`ClaimError::Rejected`],
+//! is counted on the code, and the third locks it
+//! ([`invitation::wrong_facts`]). Every claim that matched a code writes an
+//! audit record on the contact: `claimed`, `claim_refused` (wrong facts) or
+//! `code_locked`, with the method, the email typed, the keyed hash of the
+//! source address and the user agent.
+//!
 //! Guessing is throttled per source address ([`crate::domain::guard`]): the
-//! counter is read beside the code lookup, and only a refused claim writes to
-//! it. Every refused claim is counted in the `ClaimsFailed` metric by portal
-//! (`none` when no code matched).
+//! claim is counted atomically beside the code lookup, before anything is
+//! judged, and a claim that binds an account is forgiven afterwards. Every
+//! refused claim is counted in the `ClaimsFailed` metric by portal (`none`
+//! when no code matched).
 
 use crate::app::App;
 use crate::domain::guard::{claim_verdict, ClaimVerdict, FailureWindow};
-use crate::domain::{invitation, CodeHash, ContactId, EmailAddress, LinkToken, Method, PickupCode, PortalId};
+use crate::domain::identity::{self, FactHasher};
+use crate::domain::{invitation, CodeHash, ContactId, EmailAddress, Fact, FactHashes, InvitationState, LinkToken, Method, PickupCode, PortalId};
+use crate::store::items::AuditItem;
+use crate::store::CodeOwner;
+use std::collections::BTreeMap;
 use crate::retry::{retry, Attempt, Policy};
 use crate::store::TxError;
 use std::time::Duration;
@@ -67,24 +80,48 @@ pub struct ClaimAttempt<'a> {
     pub email: &'a EmailAddress,
     /// The portal the claim page belongs to, if it says.
     pub portal: &'a ClaimPortal,
-    /// The hashed source address, throttled when given.
-    pub address: Option<&'a CodeHash>,
+    /// The hashed source address ([`crate::domain::guard::throttle_address`]), throttled.
+    pub address: &'a CodeHash,
+    /// The facts of the record as typed (normalised and hashed here).
+    pub facts: &'a BTreeMap<Fact, String>,
+    /// The browser's `User-Agent`, for the audit (cut to 256 characters).
+    pub user_agent: Option<&'a str>,
 }
+
+impl ClaimAttempt<'_> {
+    /// The audit record of this claim of `owner`'s code.
+    fn audit(&self, owner: &CodeOwner, action: &str, now: chrono::DateTime<chrono::Utc>) -> AuditItem {
+        let mut detail = BTreeMap::from([
+            ("method".to_owned(), self.method.as_str().to_owned()),
+            ("account_email".to_owned(), self.email.to_string()),
+            ("source_address_hash".to_owned(), self.address.as_str().to_owned()),
+        ]);
+        if let Some(agent) = self.user_agent {
+            detail.insert("user_agent".to_owned(), agent.chars().take(256).collect());
+        }
+        AuditItem::contact(&owner.tenant_id, &owner.contact_id, Some(&owner.portal_id), CLAIMANT, action, now, detail)
+    }
+}
+
+/// The actor of claims in the audit: the person at the claim page, not staff.
+pub const CLAIMANT: &str = "claimant";
 
 /// Claims a code or token.
 pub async fn claim(app: &App, attempt: ClaimAttempt<'_>) -> Result<Claimed, ClaimError> {
     let mut seen = Seen::default();
     let result = try_claim(app, &attempt, &mut seen).await;
     match &result {
-        Ok(c) => crate::metrics::emf::count("ClaimsSucceeded", &[("PortalId", c.portal_id.as_str())]),
-        Err(ClaimError::Rejected) => {
-            crate::metrics::emf::count("ClaimsFailed", &[("PortalId", seen.portal.as_ref().map_or("none", |p| p.as_str()))]);
-            if let Some(address) = attempt.address {
-                // Counting must not turn a refusal into a 5xx; the log shows it.
-                if let Err(e) = app.store.record_claim_failure(address, seen.window, (app.clock)()).await {
-                    tracing::error!(error = ?e, "could not count a failed claim");
+        Ok(c) => {
+            crate::metrics::emf::count("ClaimsSucceeded", &[("PortalId", c.portal_id.as_str())]);
+            if let Some(counted) = seen.window {
+                // Forgiving must not turn a claim into a 5xx; the log shows it.
+                if let Err(e) = app.store.forgive_claim(attempt.address, counted).await {
+                    tracing::error!(error = ?e, "could not forgive a claim");
                 }
             }
+        }
+        Err(ClaimError::Rejected) => {
+            crate::metrics::emf::count("ClaimsFailed", &[("PortalId", seen.portal.as_ref().map_or("none", |p| p.as_str()))]);
         }
         Err(_) => {}
     }
@@ -95,6 +132,7 @@ pub async fn claim(app: &App, attempt: ClaimAttempt<'_>) -> Result<Claimed, Clai
 #[derive(Default)]
 struct Seen {
     portal: Option<PortalId>,
+    /// The address's window with this claim counted in it.
     window: Option<FailureWindow>,
 }
 
@@ -111,19 +149,15 @@ async fn try_claim(app: &App, attempt: &ClaimAttempt<'_>, seen: &mut Seen) -> Re
             Err(_) => app.hasher.hash_secret(format!("link:{secret}").as_bytes()),
         },
     };
-    let failures = async {
-        match attempt.address {
-            Some(a) => app.store.claim_failures(a).await,
-            None => Ok(None),
-        }
-    };
     let hash = &hash;
-    let (owner, failures) = tokio::join!(app.store.find_code(hash), failures);
     let now = (app.clock)();
-    seen.window = failures?;
-    if let ClaimVerdict::Refuse { retry_after_secs } = claim_verdict(seen.window, now) {
+    // Counted before it is judged: of parallel claims, each sees its own count.
+    let (owner, counted) = tokio::join!(app.store.find_code(hash), app.store.count_claim(attempt.address, now));
+    let counted = counted?;
+    if let ClaimVerdict::Refuse { retry_after_secs } = claim_verdict(counted, now) {
         return Err(ClaimError::RateLimited { retry_after_secs });
     }
+    seen.window = Some(counted);
     let owner = owner?.ok_or(ClaimError::Rejected)?;
     seen.portal = Some(owner.portal_id.clone());
     let expires_at = DateTime::from_timestamp_millis(owner.expires_at_ms).ok_or(ClaimError::Rejected)?;
@@ -133,10 +167,12 @@ async fn try_claim(app: &App, attempt: &ClaimAttempt<'_>, seen: &mut Seen) -> Re
     }
     let transition = invitation::claim(owner.state, expires_at, now).map_err(|_| ClaimError::Rejected)?;
     let owner = &owner;
+    check_facts(app, attempt, hash, owner, expires_at, now).await?;
+    let audit = &attempt.audit(owner, "claimed", now);
     // Another claim of the same code is in flight: try again shortly; the
     // transaction's conditions decide which claim wins.
     retry(CONTENTION, |_: TxError| ClaimError::Rejected, |_| async move {
-        match app.store.claim_code(&hash, owner, transition, attempt.email, now).await {
+        match app.store.claim_code(hash, owner, transition, attempt.email, audit, now).await {
             Ok(()) => Attempt::Done(()),
             Err(e) if e.is_contention() => Attempt::Again(e),
             Err(TxError::Cancelled(_)) => Attempt::Stop(ClaimError::Rejected),
@@ -146,6 +182,57 @@ async fn try_claim(app: &App, attempt: &ClaimAttempt<'_>, seen: &mut Seen) -> Re
     .await?;
     tracing::info!(tenant = %owner.tenant_id, portal = %owner.portal_id, "code claimed");
     Ok(Claimed { contact_id: owner.contact_id.clone(), portal_id: owner.portal_id.clone(), email: attempt.email.clone() })
+}
+
+/// The portal's checks of the facts of the record: `Ok` when it has none or
+/// every one matches; otherwise the wrong claim is counted on the code (the
+/// third locks it) and audited, and the claim is [`ClaimError::Rejected`].
+async fn check_facts(
+    app: &App,
+    attempt: &ClaimAttempt<'_>,
+    hash: &CodeHash,
+    owner: &CodeOwner,
+    expires_at: chrono::DateTime<chrono::Utc>,
+    now: chrono::DateTime<chrono::Utc>,
+) -> Result<(), ClaimError> {
+    let (tenant, contact_id) = (&owner.tenant_id, &owner.contact_id);
+    let portals = app.portals.get(&app.store, tenant).await?;
+    let Some(portal) = portals.iter().find(|p| p.portal_id == owner.portal_id) else {
+        return Err(ClaimError::Rejected);
+    };
+    if portal.claim_checks.is_empty() {
+        return Ok(());
+    }
+    let (contact, access) = app.store.get_contact_with_access(tenant, contact_id).await?.ok_or(ClaimError::Rejected)?;
+    let hasher = FactHasher(&app.hasher);
+    let given: FactHashes = attempt
+        .facts
+        .iter()
+        .filter_map(|(fact, raw)| identity::normalise(*fact, raw).ok().map(|normal| (*fact, hasher.hash(tenant, contact_id, *fact, &normal))))
+        .collect();
+    if identity::matches(&portal.claim_checks, &contact.facts, &given) {
+        return Ok(());
+    }
+    // Wrong: counted on the code; the third locks it (a code no longer pending counts nothing).
+    let Some(wrong) = app.store.count_wrong_facts(hash).await? else {
+        return Err(ClaimError::Rejected);
+    };
+    match invitation::wrong_facts(InvitationState::Pending, wrong) {
+        Some(lock) => {
+            let named = invitation::still_names(access.get(owner.portal_id.as_str()), expires_at);
+            match app.store.lock_code(hash, owner, lock, named, &attempt.audit(owner, "code_locked", now), now).await {
+                Ok(()) => {
+                    tracing::warn!(tenant = %tenant, portal = %owner.portal_id, "code locked after wrong facts");
+                    crate::metrics::emf::count("CodesLocked", &[("PortalId", owner.portal_id.as_str())]);
+                }
+                // A parallel wrong claim locked it, or it was claimed or revoked meanwhile.
+                Err(TxError::Cancelled(_)) => {}
+                Err(TxError::Unexpected(e)) => return Err(e.into()),
+            }
+        }
+        None => app.store.put_audit(&attempt.audit(owner, "claim_refused", now)).await?,
+    }
+    Err(ClaimError::Rejected)
 }
 
 /// Tries of a claim that meets a concurrent claim of the same code.

@@ -6,7 +6,7 @@
 
 use crate::app::App;
 use crate::domain::{
-    access_state::TransitionError, invitation, time, AccessEntry, CodeHash, Contact, ContactId, DocumentId, EmailKind,
+    access_state::TransitionError, identity, invitation, sealed::{self, Sealer}, time, EmailAddress, Fact, PortalId, AccessEntry, CodeHash, Contact, ContactId, DocumentId, EmailKind,
     LinkToken, MailJob, Method, PickupCode, Portal, PortalState, TenantId,
 };
 use crate::mail::templates::TemplateVars;
@@ -26,6 +26,9 @@ pub enum IssueError {
     /// An email was asked for and the contact has no address; nothing was stored.
     #[error("contact has no email address")]
     NoEmailAddress,
+    /// The portal checks facts of the record at claim that the contact lacks; nothing was stored.
+    #[error("the portal checks {} at claim and this contact has no {} on record: add it to the contact first", names(.0), names(.0))]
+    MissingFacts(Vec<Fact>),
     #[error("the contact changed repeatedly meanwhile; try again")]
     KeptChanging(#[source] TxError),
     /// Stored, but its email job could not be queued (the log entry says so).
@@ -33,6 +36,10 @@ pub enum IssueError {
     EmailNotQueued(#[from] QueueEmailError),
     #[error(transparent)]
     Unexpected(#[from] anyhow::Error),
+}
+
+fn names(facts: &[Fact]) -> String {
+    facts.iter().map(|f| f.as_str()).collect::<Vec<_>>().join(" and ")
 }
 
 /// What to do, decided from the contact's state on the portal.
@@ -106,6 +113,10 @@ pub struct Target<'a> {
 /// expiry, the email and audit entries, the new state. Writes nothing.
 pub fn plan(app: &App, target: &Target<'_>, step: Step, revoke: Vec<CodeHash>) -> Result<(Invitation, Issued), IssueError> {
     let Target { actor, tenant, contact, portal, method, previous, now } = *target;
+    let missing = identity::missing(&portal.claim_checks, &contact.facts);
+    if !missing.is_empty() {
+        return Err(IssueError::MissingFacts(missing));
+    }
     let to = match (step.email, &contact.email) {
         (Some(_), None) => return Err(IssueError::NoEmailAddress),
         (Some(_), Some(to)) => Some(to.clone()),
@@ -120,7 +131,7 @@ pub fn plan(app: &App, target: &Target<'_>, step: Step, revoke: Vec<CodeHash>) -
     let email = match (step.email, to) {
         (Some(kind), Some(to)) => {
             let v = vars(tenant, contact, portal, code.as_deref(), link, expires_at);
-            Some(EmailItem::queued(tenant, &contact.contact_id, &portal.portal_id, kind, &to, v.to_map(), now))
+            Some(sealed_email(&app.sealer, tenant, &contact.contact_id, &portal.portal_id, kind, &to, &v, now))
         }
         _ => None,
     };
@@ -222,6 +233,28 @@ async fn issue_once(
         Err(e @ TxError::Cancelled(_)) => Err(Ok(e)),
         Err(TxError::Unexpected(e)) => Err(Err(e.into())),
     }
+}
+
+/// A new `queued` email log entry whose secrets (`code`, `link`) are sealed
+/// for the mailer and masked in the stored variables (`domain::sealed`).
+#[allow(clippy::too_many_arguments)]
+pub fn sealed_email(
+    sealer: &Sealer,
+    tenant: &TenantId,
+    contact: &ContactId,
+    portal: &PortalId,
+    kind: EmailKind,
+    to: &EmailAddress,
+    vars: &TemplateVars,
+    now: DateTime<Utc>,
+) -> EmailItem {
+    let masked = TemplateVars { code: sealed::mask_code(&vars.code), link: sealed::mask_link(&vars.link), ..vars.clone() };
+    let mut email = EmailItem::queued(tenant, contact, portal, kind, to, masked.to_map(), now);
+    if !vars.code.is_empty() || !vars.link.is_empty() {
+        let secrets = serde_json::json!({"code": vars.code, "link": vars.link}).to_string();
+        email.sealed = Some(sealer.seal(&email.document_id, &secrets));
+    }
+    email
 }
 
 /// An email job that could not be put on the mail queue. What was stored

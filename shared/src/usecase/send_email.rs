@@ -12,7 +12,7 @@
 //! its backoff, is the mailer worker's (`workers::mailer`).
 
 use crate::app::Clock;
-use crate::domain::{EmailKind, EmailStatus, MailJob, PortalId, TenantId};
+use crate::domain::{sealed::Sealer, EmailKind, EmailStatus, MailJob, PortalId, TenantId};
 use crate::mail::{
     ses::{SendError, Ses},
     templates::{default_template, render, EmailTemplate, TemplateVars},
@@ -32,6 +32,8 @@ pub enum SendEmailError {
 pub struct EmailSender {
     pub store: Store,
     pub ses: Ses,
+    /// Opens the secrets sealed in the log entry (`domain::sealed`).
+    pub sealer: Sealer,
     pub clock: Clock,
     /// The mail queue's maxReceiveCount: the receive after which SQS gives up.
     pub max_receive_count: u32,
@@ -85,19 +87,28 @@ impl EmailSender {
                 _ => Outcome::Busy,
             });
         }
-        let vars = TemplateVars::from_map(&entry.vars);
+        // What is stored shows the secrets masked; only what SES sends has them.
+        let masked = TemplateVars::from_map(&entry.vars);
+        let vars = match &entry.sealed {
+            None => Ok(masked.clone()),
+            Some(sealed) => self.unseal(&job.document_id, sealed, &masked),
+        };
         let template = self.template_for(&job.tenant_id, &entry.portal_id, entry.kind).await?;
-        let rendered = match render(&template, &vars) {
+        let rendered = vars.and_then(|vars| {
+            let sent = render(&template, &vars).map_err(|e| e.to_string())?;
+            let kept = render(&template, &masked).map_err(|e| e.to_string())?;
+            Ok((sent, kept))
+        });
+        let (rendered, kept) = match rendered {
             Ok(r) => r,
-            Err(e) => {
-                let reason = e.to_string();
+            Err(reason) => {
                 self.store.mark_email_unsent(&key, &reason, true).await?;
                 return Ok(Outcome::Failed { reason, to_dlq: false });
             }
         };
         match self.ses.send(entry.to.as_str(), &rendered).await {
             Ok(message_id) => {
-                self.store.mark_email_sent(&key, &message_id, &rendered, (self.clock)()).await?;
+                self.store.mark_email_sent(&key, &message_id, &kept, (self.clock)()).await?;
                 tracing::info!("email sent");
                 Ok(Outcome::Sent)
             }
@@ -113,6 +124,18 @@ impl EmailSender {
                 Ok(if last_try { Outcome::Failed { reason, to_dlq: true } } else { Outcome::WillRetry(reason) })
             }
         }
+    }
+
+    /// The variables with the sealed secrets put back.
+    fn unseal(&self, document: &crate::domain::DocumentId, sealed: &str, masked: &TemplateVars) -> Result<TemplateVars, String> {
+        #[derive(serde::Deserialize)]
+        struct Secrets {
+            code: String,
+            link: String,
+        }
+        let opened = self.sealer.open(document, sealed).map_err(|e| e.to_string())?;
+        let secrets: Secrets = serde_json::from_str(&opened).map_err(|_| "the email's sealed secrets are not readable".to_owned())?;
+        Ok(TemplateVars { code: secrets.code, link: secrets.link, ..masked.clone() })
     }
 
     /// The portal's own template for the kind, or the built-in default.

@@ -19,10 +19,10 @@ use crate::domain::{
     TenantId,
 };
 use crate::mail::templates::TemplateVars;
-use crate::store::items::{CodeItem, EmailItem};
+use crate::store::items::CodeItem;
 use crate::store::scheduling::Expiring;
 use crate::usecase::expire::expire_due;
-use crate::usecase::issue::{issue, queue_email, Actor, IssueError, Step};
+use crate::usecase::issue::{issue, queue_email, sealed_email, Actor, IssueError, Step};
 use serde::Serialize;
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
@@ -41,6 +41,8 @@ pub struct RunSummary {
     pub generated: u32,
     pub emailed: u32,
     pub reminded: u32,
+    /// Contacts auto-generate left alone: the portal checks facts they lack.
+    pub skipped_missing_facts: u32,
     /// False when the run stopped for the deadline; the next run picks up the rest.
     pub complete: bool,
 }
@@ -164,6 +166,8 @@ impl Scheduler {
                         Ok(_) => summary.generated += 1,
                         // It changed meanwhile: nothing to do for it any more.
                         Err(IssueError::Refused(_) | IssueError::ContactNotFound | IssueError::KeptChanging(_)) => {}
+                        // A code nobody could claim is not issued; staff see the missing facts when they try.
+                        Err(IssueError::MissingFacts(_)) => summary.skipped_missing_facts += 1,
                         Err(e) => return Err(anyhow::Error::new(e).context("generating a code")),
                     }
                 }
@@ -204,14 +208,14 @@ impl Scheduler {
         };
         let mut jobs = Vec::new();
         if wants_email {
-            let email = EmailItem::queued(tenant, &contact_id, &portal.portal_id, EmailKind::PickupCode, &to, vars.to_map(), now);
+            let email = sealed_email(&self.app.sealer, tenant, &contact_id, &portal.portal_id, EmailKind::PickupCode, &to, &vars, now);
             if self.app.store.attach_email(row, &email).await? {
                 summary.emailed += 1;
                 jobs.push(email.document_id);
             }
         }
         if wants_reminder {
-            let email = EmailItem::queued(tenant, &contact_id, &portal.portal_id, EmailKind::Reminder, &to, vars.to_map(), now);
+            let email = sealed_email(&self.app.sealer, tenant, &contact_id, &portal.portal_id, EmailKind::Reminder, &to, &vars, now);
             if self.app.store.attach_reminder(row, &email, now).await? {
                 summary.reminded += 1;
                 jobs.push(email.document_id);

@@ -144,6 +144,7 @@ async fn dynamodb_restarted_in_the_middle_of_a_bulk_job_still_finishes_it_exactl
                 email: Some(EmailAddress::parse(&format!("{id}@example.com")).unwrap()),
                 kind: ContactKind::Individual,
                 portal_ids: vec![],
+                facts: Default::default(),
             };
             let (store, tenant) = (&admin_app.store, &tenant);
             async move { store.put_contact(tenant, &contact, "faults", now).await }
