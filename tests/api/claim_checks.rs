@@ -121,7 +121,7 @@ async fn a_claim_must_give_every_checked_fact_and_the_third_wrong_claim_locks_th
     let reset = t.call(Method::POST, &format!("/v1/contacts/{id}/portal/resend"), WRITE, Some(json!({}))).await;
     assert_eq!(reset.ok(202)["action"], "reset", "{:?}", reset.body);
     let fresh = t.generate(&id, json!({})).await.ok(201)["code"].as_str().unwrap().to_owned();
-    let claimed = t.claim(json!({"code": fresh, "email": email, "date_of_birth": "1990-07-14", "family_name": "OBRIEN NUNEZ"})).await;
+    let claimed = t.claim_confirmed(json!({"code": fresh, "email": email, "date_of_birth": "1990-07-14", "family_name": "OBRIEN NUNEZ"})).await;
     assert_eq!(claimed.ok(201)["contact_id"], id.as_str());
     assert_eq!(state_on_main(t.status(&id).await.ok(200)), "active");
     let actions = audit_actions(&t, &id).await;
@@ -144,6 +144,6 @@ async fn a_portal_without_checks_claims_as_before_whatever_facts_are_sent() {
     let t = TestApp::new().await;
     let id = t.with_contact(Some("plain@example.com")).await;
     let code = t.generate(&id, json!({})).await.ok(201)["code"].as_str().unwrap().to_owned();
-    let claimed = t.claim(json!({"code": code, "email": "plain@example.com", "date_of_birth": "2000-01-01"})).await;
+    let claimed = t.claim_confirmed(json!({"code": code, "email": "plain@example.com", "date_of_birth": "2000-01-01"})).await;
     claimed.ok(201);
 }

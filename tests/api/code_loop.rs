@@ -43,7 +43,7 @@ async fn generate_and_email_then_claim_shows_the_account_in_the_portlet() {
 
     // The person claims it (typed sloppily) and the portlet switches.
     let sloppy = code.to_lowercase().replace('-', " ");
-    let claimed = app.claim(json!({"code": sloppy, "email": email.to_uppercase()})).await;
+    let claimed = app.claim_confirmed(json!({"code": sloppy, "email": email.to_uppercase()})).await;
     let claimed = claimed.ok(201);
     assert_eq!(claimed["contact_id"], contact.as_str());
     assert_eq!(claimed["email"], email.as_str());
@@ -72,15 +72,33 @@ async fn fifty_concurrent_claims_of_one_code_succeed_exactly_once() {
     let contact = app.with_contact(None).await;
     let code = app.generate(&contact, json!({})).await.ok(201)["code"].as_str().unwrap().to_owned();
 
+    let racers = unique("racer");
     let claims = (0..50).map(|i| {
         let app = &app;
         let code = code.clone();
         // Fifty people, each from their own address (one address would be throttled after ten).
-        async move { app.claim_from(&random_ip(), json!({"code": code, "email": format!("racer{i}@example.com")})).await }
+        let racers = &racers;
+        async move { app.claim_from(&random_ip(), json!({"code": code, "email": format!("{racers}{i}@example.com")})).await }
     });
     let answers = join_all(claims).await;
+    let statuses: Vec<u16> = answers.iter().map(|a| a.status.as_u16()).collect();
+    assert!(statuses.iter().all(|s| *s == 202 || *s == 400), "a confirmation sent or 400, never 5xx: {statuses:?}");
+    let sent: Vec<usize> = (0..50).filter(|i| statuses[*i] == 202).collect();
+    assert!(!sent.is_empty(), "at least one claim sends its confirmation");
+
+    // Every confirmation sent (at most three stay outstanding), each confirmed
+    // ten times at once: exactly one confirmation wins.
+    let mut tokens = Vec::new();
+    for i in &sent {
+        tokens.push(confirmation_token_for(&format!("{racers}{i}@example.com"), 0).await);
+    }
+    let confirms = tokens.iter().flat_map(|t| std::iter::repeat_n(t.clone(), 10)).map(|token| {
+        let app = &app;
+        async move { app.raw(reqwest::Method::POST, "/v1/claim/confirm", None, Some(json!({"token": token}).to_string())).await }
+    });
+    let answers = join_all(confirms).await;
     let won: Vec<_> = answers.iter().filter(|a| a.status == 201).collect();
-    assert_eq!(won.len(), 1, "exactly one claim wins: {:?}", answers.iter().map(|a| a.status).collect::<Vec<_>>());
+    assert_eq!(won.len(), 1, "exactly one confirmation wins: {:?}", answers.iter().map(|a| a.status).collect::<Vec<_>>());
     assert!(answers.iter().all(|a| a.status == 201 || a.status == 400), "losers get 400, never 5xx");
 
     let status = app.status(&contact).await.ok(200).clone();
@@ -101,7 +119,7 @@ async fn a_new_code_revokes_the_earlier_pending_one() {
     assert_eq!(pending, [second.as_str()], "only the newest code is pending");
 
     app.claim(json!({"code": first, "email": "late@example.com"})).await.problem(400);
-    app.claim(json!({"code": second, "email": "ok@example.com"})).await.ok(201);
+    app.claim_confirmed(json!({"code": second, "email": format!("{}@example.com", unique("ok"))})).await.ok(201);
 }
 
 #[tokio::test]
@@ -115,7 +133,7 @@ async fn a_code_only_works_on_its_own_portal() {
     let unknown = app.claim(json!({"code": "ZZZZZ-ZZZZZ", "email": "a@example.com", "portal_id": "other"})).await;
     assert_eq!(wrong.body, unknown.body, "wrong portal and unknown code look the same");
     wrong.problem(400);
-    app.claim(json!({"code": code, "email": "a@example.com", "portal_id": "main"})).await.ok(201);
+    app.claim_confirmed(json!({"code": code, "email": format!("{}@example.com", unique("own")), "portal_id": "main"})).await.ok(201);
 }
 
 #[tokio::test]

@@ -52,6 +52,8 @@ async fn events_drive_generate_mailer_claim_and_status_and_a_redelivered_job_sen
 
     let claim_body = json!({"code": issued["code"], "email": email, "portal_id": "main"});
     let claimed = portal::http::HttpFunction::Claim.handle(&claim_app, fixture("claim.json").json(&claim_body).request()).await;
+    assert_eq!(claimed.status(), 202, "{:?}", body(&claimed));
+    let claimed = confirm_in_process(&claim_app, &tenant, "chart-1001").await;
     assert_eq!(claimed.status(), 201, "{:?}", body(&claimed));
 
     let view = portal::http::HttpFunction::Status.handle(&status_app, fixture("status.json").tenant(&tenant).request()).await;
@@ -88,7 +90,7 @@ async fn codes_expire_after_the_portal_ttl() {
     // A moment earlier the same code still works: the refusal changed nothing.
     claim_clock.set(t0 + Duration::hours(168) - Duration::seconds(1));
     let in_time = portal::http::HttpFunction::Claim.handle(&claim_app, fixture("claim.json").json(&claim_body).request()).await;
-    assert_eq!(in_time.status(), 201, "{:?}", body(&in_time));
+    assert_eq!(in_time.status(), 202, "the code is claimable (its claim is confirmed by email): {:?}", body(&in_time));
 }
 
 #[tokio::test]

@@ -56,9 +56,9 @@ async fn ten_failed_claims_from_one_address_are_followed_by_429_for_that_address
     let secs: u64 = retry.expect("Retry-After").parse().unwrap();
     assert!((1..=900).contains(&secs), "Retry-After {secs}");
 
-    // Another address is not affected, and its success does not reset the guesser.
+    // Another address is not affected, and its claim does not reset the guesser.
     let (status, _, body) = claim_from(&t, &other, json!({"code": code, "email": "guess@example.com"})).await;
-    assert_eq!(status, 201, "{body}");
+    assert_eq!(status, 202, "{body}");
     let (status, _, _) = claim_from(&t, &guesser, json!({"code": "AAAAA-AAAAA", "email": "x@example.com"})).await;
     assert_eq!(status, 429);
 
@@ -120,7 +120,7 @@ async fn a_refused_claim_does_the_same_work_whether_or_not_the_code_exists() {
     assert_eq!(costs, [2, 2, 2, 2], "lookup + the count of the claim, the first one too");
     // And the code still works for its own portal.
     let resp = portal::http::HttpFunction::Claim.handle(&app, fixture("claim.json").json(&json!({"code": code, "email": "same@example.com"})).request()).await;
-    assert_eq!(resp.status(), 201);
+    assert_eq!(resp.status(), 202, "a code's claim is confirmed by email");
 }
 
 #[tokio::test]
@@ -340,7 +340,7 @@ async fn codes_claims_and_emails_are_counted_in_embedded_metric_format() {
     t.put_contact(&contact, Some("metrics@example.com")).await.ok(200);
     let (sent_before, generated_before) = (emf_count("EmailsSent", None), emf_count("CodesGenerated", Some(&portal)));
     let code = t.generate(&contact, json!({"portal_id": portal, "send_email": true})).await.ok(201)["code"].as_str().unwrap().to_owned();
-    t.claim(json!({"code": code, "email": "metrics@example.com"})).await.ok(201);
+    t.claim_confirmed(json!({"code": code, "email": "metrics@example.com"})).await.ok(201);
     let seen = eventually(std::time::Duration::from_secs(20), || async {
         (emf_count("CodesGenerated", Some(&portal)) == generated_before + 1
             && emf_count("ClaimsSucceeded", Some(&portal)) == 1

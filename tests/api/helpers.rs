@@ -134,6 +134,18 @@ impl TestApp {
         self.raw(Method::POST, "/v1/claim", None, Some(body.to_string())).await
     }
 
+    /// A claim that is confirmed by email, as a person would: the claim answers
+    /// 202, the confirmation reaches the typed address (moto's SES), and its
+    /// link's token is confirmed. Returns the confirmation's answer.
+    pub async fn claim_confirmed(&self, body: Value) -> Answer {
+        let to = body["email"].as_str().expect("a claim names its email").to_lowercase();
+        let before = ses_messages_to(&to).await.len();
+        let sent = self.claim(body).await;
+        assert_eq!(sent.ok(202), &json!({"state": "confirmation_sent"}));
+        let token = confirmation_token_for(&to, before).await;
+        self.raw(Method::POST, "/v1/claim/confirm", None, Some(json!({"token": token}).to_string())).await
+    }
+
     /// A claim from client address `ip` (another person than this app's client).
     pub async fn claim_from(&self, ip: &str, body: Value) -> Answer {
         let resp = reqwest::Client::new()
@@ -183,6 +195,44 @@ pub async fn ses_messages_to(to: &str) -> Vec<(String, String)> {
         .filter(|m| m["destinations"]["ToAddresses"].as_array().is_some_and(|a| a.iter().any(|x| x == to)))
         .map(|m| (m["subject"].as_str().unwrap_or_default().to_owned(), m["body"].as_str().unwrap_or_default().to_owned()))
         .collect()
+}
+
+/// The token of the newest confirmation link moto's SES sent to `to`, once
+/// more than `before` emails reached it.
+pub async fn confirmation_token_for(to: &str, before: usize) -> String {
+    // The gateway's mailer sends it; under the whole suite's load that can take a while.
+    let found = eventually(Duration::from_secs(60), || async {
+        let sent = ses_messages_to(to).await;
+        if sent.len() <= before {
+            return None;
+        }
+        sent[before..].iter().rev().find_map(|(_, body)| confirm_token_in(body))
+    })
+    .await;
+    found.unwrap_or_else(|| panic!("no confirmation email reached {to}"))
+}
+
+/// The `confirm_token` of a confirmation link in `text`.
+pub fn confirm_token_in(text: &str) -> Option<String> {
+    let at = text.find("confirm_token=")? + "confirm_token=".len();
+    Some(text[at..].chars().take_while(|c| c.is_ascii_alphanumeric() || *c == '-' || *c == '_').collect())
+}
+
+/// In process (no mailer runs): the confirmation token of the newest
+/// claim confirmation on the contact's email log, opened from its sealed copy
+/// as the mailer would, then confirmed through the claim handler.
+pub async fn confirm_in_process(app: &App, tenant: &str, contact: &str) -> lambda_http::Response<lambda_http::Body> {
+    let tenant_id = portal::domain::TenantId::parse(tenant).unwrap();
+    let contact_id = portal::domain::ContactId::parse(contact).unwrap();
+    let emails = app.store.list_emails(&tenant_id, &contact_id).await.unwrap();
+    let email = emails
+        .iter()
+        .filter(|e| e.kind == portal::domain::EmailKind::ClaimConfirmation)
+        .max_by_key(|e| e.created_at)
+        .expect("a claim confirmation on the contact's email log");
+    let secrets: Value = serde_json::from_str(&app.sealer.open(&email.document_id, email.sealed.as_deref().unwrap()).unwrap()).unwrap();
+    let token = confirm_token_in(secrets["link"].as_str().unwrap()).unwrap();
+    portal::http::HttpFunction::Claim.handle(app, fixture("claim-confirm.json").json(&json!({"token": token})).request()).await
 }
 
 /// The text body of the email moto's SES accepted with `message_id`.

@@ -128,7 +128,7 @@ async fn deactivation_ends_access_at_once_sends_one_notice_and_can_be_undone_by_
     let email = format!("{}@example.com", unique("deact"));
     let contact = app.with_contact(Some(&email)).await;
     let code = app.generate(&contact, json!({})).await.ok(201)["code"].as_str().unwrap().to_owned();
-    app.claim(json!({"code": code, "email": email})).await.ok(201);
+    app.claim_confirmed(json!({"code": code, "email": email})).await.ok(201);
     // Staff generate another code later; it is pending while the contact is active.
     let pending = app.generate(&contact, json!({})).await.ok(201)["code"].as_str().unwrap().to_owned();
     assert_eq!(state_on(&app.status(&contact).await.body, "main"), "active");
@@ -161,7 +161,7 @@ async fn deactivation_ends_access_at_once_sends_one_notice_and_can_be_undone_by_
 
     let audit = app.get(&format!("/v1/contacts/{contact}/audit")).await.ok(200).clone();
     let actions: BTreeSet<&str> = audit["items"].as_array().unwrap().iter().map(|a| a["action"].as_str().unwrap()).collect();
-    assert_eq!(actions, BTreeSet::from(["generate", "claimed", "deactivate", "enable"]));
+    assert_eq!(actions, BTreeSet::from(["generate", "claim_confirmation_sent", "claimed", "deactivate", "enable"]));
 }
 
 #[tokio::test]
@@ -233,7 +233,7 @@ async fn the_listing_filters_by_portal_state_and_pages_without_gaps() {
                 }
                 _ => {
                     let code = app.generate(&id, json!({})).await.ok(201)["code"].as_str().unwrap().to_owned();
-                    app.claim(json!({"code": code, "email": email})).await.ok(201);
+                    app.claim_confirmed(json!({"code": code, "email": email})).await.ok(201);
                     if *state == "disabled" {
                         lifecycle(&app, &id, "deactivate", json!({})).await.ok(200);
                     }

@@ -4,6 +4,7 @@
 mod access;
 mod bulk;
 mod claim_checks;
+mod confirmation;
 mod code_loop;
 mod contract;
 mod drift;

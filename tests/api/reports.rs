@@ -69,7 +69,8 @@ async fn seed() -> Seeded {
         if id.starts_with('p') {
             claim_clock.set(t0 + Duration::hours(i as i64 + 1));
             let e = fixture("claim.json").json(&json!({"code": issued["code"], "email": email})).request();
-            assert_eq!(portal::http::HttpFunction::Claim.handle(&claim_app, e).await.status(), 201);
+            assert_eq!(portal::http::HttpFunction::Claim.handle(&claim_app, e).await.status(), 202);
+            assert_eq!(confirm_in_process(&claim_app, &tenant, id).await.status(), 201);
         }
     }
     Seeded { tenant, reports, t0 }

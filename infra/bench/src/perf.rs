@@ -207,7 +207,8 @@ impl Handlers {
             .source_ip(&format!("10.{}.{}.{}", (i >> 16) & 255, (i >> 8) & 255, i & 255))
             .try_request()?;
         let resp = HttpFunction::Claim.handle(&self.claim, req).await;
-        anyhow::ensure!(resp.status() == 201, "claim answered {}", resp.status());
+        // A code's claim emails a confirmation (202); see the README on the floor.
+        anyhow::ensure!(resp.status() == 202, "claim answered {}", resp.status());
         Ok(())
     }
 
@@ -228,7 +229,7 @@ impl Handlers {
         // The claim's own audit record, as the handler writes it.
         let audit = portal::store::items::AuditItem::contact(&owner.tenant_id, &owner.contact_id, Some(&owner.portal_id), "claimant", "claimed", now, Default::default());
         store
-            .claim_code(&hash, &owner, claim, &email, &audit, now)
+            .claim_code(&hash, &owner, claim, &email, &audit, None, now)
             .await
             .map_err(|e| anyhow::anyhow!("the floor's claim failed: {e:?}"))?;
         store.forgive_claim(&address, window).await

@@ -28,10 +28,13 @@ pub enum EmailKind {
     Deactivation,
     /// The scheduler's one reminder before a code or link expires.
     Reminder,
+    /// A claim's one-time link, to the address typed at claim: proves the person reads it.
+    ClaimConfirmation,
 }
 
 impl EmailKind {
-    pub const ALL: [Self; 5] = [Self::PickupCode, Self::ActivationLink, Self::Reactivation, Self::Deactivation, Self::Reminder];
+    pub const ALL: [Self; 6] =
+        [Self::PickupCode, Self::ActivationLink, Self::Reactivation, Self::Deactivation, Self::Reminder, Self::ClaimConfirmation];
 
     pub fn as_str(self) -> &'static str {
         match self {
@@ -40,6 +43,7 @@ impl EmailKind {
             Self::Reactivation => "reactivation",
             Self::Deactivation => "deactivation",
             Self::Reminder => "reminder",
+            Self::ClaimConfirmation => "claim_confirmation",
         }
     }
 

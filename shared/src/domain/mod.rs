@@ -4,6 +4,7 @@
 pub mod auth;
 pub mod email;
 pub mod invitation;
+pub mod confirmation;
 pub mod contact;
 pub mod email_address;
 pub mod guard;

@@ -23,7 +23,7 @@ use crate::app::App;
 use crate::domain::guard::throttle_address;
 use crate::domain::{EmailAddress, Fact, Method, PortalId};
 use std::collections::BTreeMap;
-use crate::usecase::claim::{claim, ClaimAttempt, ClaimPortal};
+use crate::usecase::claim::{claim, confirm, ClaimAttempt, ClaimOutcome, ClaimPortal};
 use lambda_http::{http::StatusCode, Body, Request, Response};
 use serde::Deserialize;
 
@@ -63,9 +63,28 @@ pub struct Claim;
 
 impl Function for Claim {
     const NAME: &'static str = "claim";
-    async fn handle(app: &App, _route: Route, req: Request) -> Response<Body> {
-        finish(run(app, &req).await)
+    async fn handle(app: &App, route: Route, req: Request) -> Response<Body> {
+        finish(match route {
+            Route::Claim => run(app, &req).await,
+            Route::ConfirmClaim => run_confirm(app, &req).await,
+            _ => Err(ApiError::NotFound("route")),
+        })
     }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConfirmRequest {
+    pub token: String,
+}
+
+/// `POST /v1/claim/confirm {"token"}`: completes a claim by its emailed confirmation.
+async fn run_confirm(app: &App, req: &Request) -> Result<Response<Body>, ApiError> {
+    let body: ConfirmRequest = json_body(req, false)?;
+    let address = source_ip(req).as_deref().and_then(throttle_address).map(|ip| app.hasher.hash_secret(format!("ip:{ip}").as_bytes()));
+    let user_agent = req.headers().get("user-agent").and_then(|v| v.to_str().ok());
+    let claimed = confirm(app, &body.token, address.as_ref(), user_agent).await?;
+    Ok(respond(StatusCode::CREATED, &claimed))
 }
 
 async fn run(app: &App, req: &Request) -> Result<Response<Body>, ApiError> {
@@ -92,6 +111,8 @@ async fn run(app: &App, req: &Request) -> Result<Response<Body>, ApiError> {
     let facts = body.facts();
     let user_agent = req.headers().get("user-agent").and_then(|v| v.to_str().ok());
     let attempt = ClaimAttempt { secret, method, email: &email, portal: &portal, address: &address, facts: &facts, user_agent };
-    let claimed = claim(app, attempt).await?;
-    Ok(respond(StatusCode::CREATED, &claimed))
+    Ok(match claim(app, attempt).await? {
+        ClaimOutcome::Bound(claimed) => respond(StatusCode::CREATED, &claimed),
+        ClaimOutcome::ConfirmationSent => respond(StatusCode::ACCEPTED, &serde_json::json!({"state": "confirmation_sent"})),
+    })
 }

@@ -173,6 +173,7 @@ impl From<ClaimError> for ApiError {
         match e {
             ClaimError::Rejected => Self::ClaimRejected,
             ClaimError::RateLimited { retry_after_secs } => Self::RateLimited(retry_after_secs),
+            ClaimError::EmailNotQueued(e) => e.into(),
             ClaimError::Unexpected(e) => Self::Unexpected(e),
         }
     }

@@ -17,6 +17,7 @@ use std::future::Future;
 pub enum Route {
     GenerateCode,
     Claim,
+    ConfirmClaim,
     Portlet,
     Activate,
     Resend,
@@ -53,9 +54,10 @@ pub enum Effect {
 }
 
 impl Route {
-    pub const ALL: [Route; 26] = [
+    pub const ALL: [Route; 27] = [
         Route::GenerateCode,
         Route::Claim,
+        Route::ConfirmClaim,
         Route::Portlet,
         Route::Activate,
         Route::Resend,
@@ -88,6 +90,8 @@ impl Route {
         match self {
             Self::GenerateCode => ("POST", "/v1/contacts/{contact_id}/codes", "generate", Effectful),
             Self::Claim => ("POST", "/v1/claim", "claim", Safe),
+            // Public like the claim; a repeat finds the confirmation used up (400).
+            Self::ConfirmClaim => ("POST", "/v1/claim/confirm", "claim", Safe),
             Self::Portlet => ("GET", "/v1/contacts/{contact_id}/portal", "status", Safe),
             Self::Activate => ("POST", "/v1/contacts/{contact_id}/portal/activate", "lifecycle", Effectful),
             Self::Resend => ("POST", "/v1/contacts/{contact_id}/portal/resend", "lifecycle", Effectful),

@@ -115,6 +115,18 @@ pub fn default_template(kind: EmailKind) -> EmailTemplate {
              <p>Go to <a href=\"{{ claim_url }}\">{{ claim_url }}</a>, enter the code and create your account.</p>\n\
              {% else %}<p>Use the link in the email we sent you earlier to create your account.</p>\n{% endif %}",
         ),
+        // To whatever address was typed at claim: nothing of the chart (not even the name).
+        EmailKind::ClaimConfirmation => (
+            "Confirm your email for {{ portal_name }}",
+            "Someone (we hope you) used an activation code for {{ portal_name }} from {{ tenant_name }}\n\
+             and asked for the account to be created for this email address.\n\n\
+             Open this link to confirm and finish:\n\n{{ link }}\n\n\
+             The link can be used once and expires at {{ expires_at }}. If this was not you, ignore this email.\n",
+            "<p>Someone (we hope you) used an activation code for {{ portal_name }} from {{ tenant_name }}\n\
+             and asked for the account to be created for this email address.</p>\n\
+             <p><a href=\"{{ link }}\">Confirm and finish</a></p>\n\
+             <p>The link can be used once and expires at {{ expires_at }}. If this was not you, ignore this email.</p>\n",
+        ),
     };
     EmailTemplate { subject: subject.into(), text: text.into(), html: html.into() }
 }

@@ -4,7 +4,7 @@
 
 use super::dynamo::{from_item, key, s, to_item, Item, Store};
 use super::tx::{Tx, TxError, TxItem};
-use super::items::{AuditItem, CodeItem, CodeLookupItem, EmailItem, JobMarkerItem};
+use super::items::{AuditItem, CodeItem, CodeLookupItem, ConfirmationItem, EmailItem, JobMarkerItem};
 use super::keys;
 use crate::domain::{
     invitation, time, AccessEntry, CodeHash, ContactId, DocumentId, EmailAddress, InvitationState, Method, PortalId, PortalState,
@@ -54,6 +54,22 @@ pub struct CodeOwner {
     pub contact_name: String,
     pub created_at: Option<DateTime<Utc>>,
     pub email_document_id: Option<DocumentId>,
+    /// For links: the address it was emailed to.
+    pub sent_to: Option<EmailAddress>,
+    /// Outstanding claim confirmations, oldest first, and their change count.
+    pub confirmations: Vec<CodeHash>,
+    pub confirm_seq: u32,
+}
+
+/// A claim confirmation being sent, with what goes with it.
+#[derive(Debug)]
+pub struct ConfirmationStart {
+    pub item: ConfirmationItem,
+    /// The code's outstanding confirmations after this one, and those it voids.
+    pub outstanding: Vec<CodeHash>,
+    pub voided: Vec<CodeHash>,
+    pub email: EmailItem,
+    pub audit: AuditItem,
 }
 
 /// What deactivating a contact on a portal writes.
@@ -107,6 +123,9 @@ impl Invitation {
             contact_name: self.contact_name.clone(),
             created_at: Some(self.created_at),
             email_document_id: self.email.as_ref().map(|e| e.document_id.clone()),
+            sent_to: self.email.as_ref().filter(|_| self.method == Method::Link).map(|e| e.to.clone()),
+            confirmations: Vec::new(),
+            confirm_seq: 0,
         };
         let row = CodeItem {
             pk: keys::contact_pk(&self.tenant_id, &self.contact_id),
@@ -216,7 +235,49 @@ impl Store {
             contact_name: l.contact_name,
             created_at: l.created_at,
             email_document_id: l.email_document_id,
+            sent_to: l.sent_to,
+            confirmations: l.confirmations,
+            confirm_seq: l.confirm_seq,
         }))
+    }
+
+    /// Records a claim confirmation in one transaction: the code's list of
+    /// outstanding confirmations (only if still pending and unchanged since
+    /// `owner` was read), the confirmation, the voided ones deleted, the
+    /// confirmation email's log entry and the audit record.
+    pub async fn start_confirmation(&self, code: &CodeHash, owner: &CodeOwner, start: &ConfirmationStart) -> Result<(), TxError> {
+        let list = aws_sdk_dynamodb::types::AttributeValue::L(start.outstanding.iter().map(|h| s(h.as_str())).collect());
+        let lookup = Update::builder()
+            .table_name(self.table_name())
+            .set_key(Some(key(keys::code_lookup_pk(code), keys::CODE_LOOKUP_SK.into())))
+            .update_expression("SET confirmations = :list, confirm_seq = :next")
+            .condition_expression("#state = :pending AND (attribute_not_exists(confirm_seq) OR confirm_seq = :seq)")
+            .expression_attribute_names("#state", "state")
+            .expression_attribute_values(":pending", s(InvitationState::Pending.as_str()))
+            .expression_attribute_values(":list", list)
+            .expression_attribute_values(":seq", super::dynamo::n(owner.confirm_seq.into()))
+            .expression_attribute_values(":next", super::dynamo::n(i64::from(owner.confirm_seq) + 1))
+            .build()
+            .context("Failed to build an Update")?;
+        let mut tx = Tx::new()
+            .with(TxItem::CodeLookup, TransactWriteItem::builder().update(lookup).build())
+            .with(TxItem::Confirmation, self.put(to_item(&start.item)?, "attribute_not_exists(pk)")?)
+            .with(TxItem::Email, self.put(to_item(&start.email)?, "attribute_not_exists(pk)")?)
+            .with(TxItem::Audit, self.put(to_item(&start.audit)?, "attribute_not_exists(pk)")?);
+        for old in &start.voided {
+            let delete = Delete::builder()
+                .table_name(self.table_name())
+                .set_key(Some(key(keys::confirmation_pk(old), keys::CONFIRMATION_SK.into())))
+                .build()
+                .context("Failed to build a Delete")?;
+            tx.push(TxItem::Confirmation, TransactWriteItem::builder().delete(delete).build());
+        }
+        self.transact(tx).await
+    }
+
+    /// The claim confirmation whose token hashes to `hash`.
+    pub async fn find_confirmation(&self, hash: &CodeHash) -> anyhow::Result<Option<ConfirmationItem>> {
+        self.get(keys::confirmation_pk(hash), keys::CONFIRMATION_SK.into()).await?.map(from_item).transpose()
     }
 
     /// Claims a code or link for `email`: the lookup and the contact row go
@@ -232,6 +293,7 @@ impl Store {
         claim: invitation::Transition,
         email: &EmailAddress,
         audit: &AuditItem,
+        confirmation: Option<&CodeHash>,
         now: DateTime<Utc>,
     ) -> Result<(), TxError> {
         let (tenant, contact, portal) = (&owner.tenant_id, &owner.contact_id, &owner.portal_id);
@@ -286,6 +348,19 @@ impl Store {
             .with(TxItem::Contact, TransactWriteItem::builder().update(state).build())
             .with(TxItem::Grant, TransactWriteItem::builder().update(grant).build())
             .with(TxItem::Audit, self.put(to_item(audit)?, "attribute_not_exists(pk)")?);
+        // A confirmed claim uses its confirmation up: of two confirming at once, one wins.
+        let tx = match confirmation {
+            None => tx,
+            Some(hash) => {
+                let delete = Delete::builder()
+                    .table_name(self.table_name())
+                    .set_key(Some(key(keys::confirmation_pk(hash), keys::CONFIRMATION_SK.into())))
+                    .condition_expression("attribute_exists(pk)")
+                    .build()
+                    .context("Failed to build a Delete")?;
+                tx.with(TxItem::Confirmation, TransactWriteItem::builder().delete(delete).build())
+            }
+        };
         self.transact(tx).await
     }
 

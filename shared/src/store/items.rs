@@ -180,6 +180,35 @@ pub struct CodeLookupItem {
     pub created_at: Option<DateTime<Utc>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub email_document_id: Option<DocumentId>,
+    /// For links: the address the link was emailed to (a claim for it binds at once).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sent_to: Option<EmailAddress>,
+    /// Outstanding claim confirmations, oldest first (`domain::confirmation`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub confirmations: Vec<CodeHash>,
+    /// Changes of `confirmations`, the condition of the next one.
+    #[serde(default)]
+    pub confirm_seq: u32,
+}
+
+/// A claim waiting for its address to be confirmed: found by the token's hash.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ConfirmationItem {
+    pub pk: String,
+    pub sk: String,
+    pub tenant_id: TenantId,
+    pub contact_id: ContactId,
+    pub portal_id: PortalId,
+    /// The code or link being claimed.
+    pub code_hash: CodeHash,
+    /// The address typed at claim, where the confirmation went.
+    pub email: EmailAddress,
+    pub method: Method,
+    #[serde(with = "time::rfc3339")]
+    pub created_at: DateTime<Utc>,
+    pub expires_at_ms: i64,
+    /// DynamoDB removes it a day after it expires.
+    pub expires_ttl: i64,
 }
 
 /// One email: the job's inputs while queued, the rendered document once sent.

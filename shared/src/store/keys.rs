@@ -137,3 +137,10 @@ pub fn email_sk(document_id: &DocumentId) -> String {
 pub fn code_lookup_pk(hash: &CodeHash) -> String {
     format!("CODE#{}", hash.as_str())
 }
+
+/// A claim confirmation, by the hash of its token (global, like a code's lookup).
+pub fn confirmation_pk(hash: &CodeHash) -> String {
+    format!("CONFIRM#{}", hash.as_str())
+}
+
+pub const CONFIRMATION_SK: &str = "CONFIRM";

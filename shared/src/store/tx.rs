@@ -38,6 +38,8 @@ pub enum TxItem {
     GroupMembers,
     /// A portal's email template.
     Template,
+    /// A claim confirmation (the one confirmed, or one voided by a newer one).
+    Confirmation,
 }
 
 /// Why DynamoDB cancelled one item of a transaction.

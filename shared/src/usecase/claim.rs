@@ -23,8 +23,12 @@ use crate::app::App;
 use crate::domain::guard::{claim_verdict, ClaimVerdict, FailureWindow};
 use crate::domain::identity::{self, FactHasher};
 use crate::domain::{invitation, CodeHash, ContactId, EmailAddress, Fact, FactHashes, InvitationState, LinkToken, Method, PickupCode, PortalId};
-use crate::store::items::AuditItem;
-use crate::store::CodeOwner;
+use super::issue::{queue_email, sealed_email, QueueEmailError};
+use crate::domain::confirmation::{self, Binding};
+use crate::domain::{time, EmailKind, MailJob, Portal};
+use crate::mail::templates::TemplateVars;
+use crate::store::items::{AuditItem, ConfirmationItem};
+use crate::store::{keys, CodeOwner, ConfirmationStart};
 use std::collections::BTreeMap;
 use crate::retry::{retry, Attempt, Policy};
 use crate::store::TxError;
@@ -39,8 +43,20 @@ pub enum ClaimError {
     /// Too many failed claims from this address.
     #[error("too many failed claims from this address; try again in {retry_after_secs} seconds")]
     RateLimited { retry_after_secs: u64 },
+    /// The confirmation was stored but its email could not be queued.
+    #[error("the confirmation email could not be sent just now; try again")]
+    EmailNotQueued(#[source] QueueEmailError),
     #[error(transparent)]
     Unexpected(#[from] anyhow::Error),
+}
+
+/// How a claim that went through ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ClaimOutcome {
+    /// The account is bound (201).
+    Bound(Claimed),
+    /// A one-time confirmation link was emailed to the typed address (202).
+    ConfirmationSent,
 }
 
 /// What was claimed.
@@ -106,12 +122,17 @@ impl ClaimAttempt<'_> {
 /// The actor of claims in the audit: the person at the claim page, not staff.
 pub const CLAIMANT: &str = "claimant";
 
-/// Claims a code or token.
-pub async fn claim(app: &App, attempt: ClaimAttempt<'_>) -> Result<Claimed, ClaimError> {
+/// Claims a code or token: binds at once when the person has shown they
+/// read the address (`domain::confirmation`), otherwise emails a confirmation.
+pub async fn claim(app: &App, attempt: ClaimAttempt<'_>) -> Result<ClaimOutcome, ClaimError> {
     let mut seen = Seen::default();
     let result = try_claim(app, &attempt, &mut seen).await;
     match &result {
-        Ok(c) => {
+        // Counts against the address like a refusal: confirmations cannot mail-bomb.
+        Ok(ClaimOutcome::ConfirmationSent) => {
+            crate::metrics::emf::count("ClaimConfirmationsSent", &[("PortalId", seen.portal.as_ref().map_or("none", |p| p.as_str()))]);
+        }
+        Ok(ClaimOutcome::Bound(c)) => {
             crate::metrics::emf::count("ClaimsSucceeded", &[("PortalId", c.portal_id.as_str())]);
             if let Some(counted) = seen.window {
                 // Forgiving must not turn a claim into a 5xx; the log shows it.
@@ -136,7 +157,7 @@ struct Seen {
     window: Option<FailureWindow>,
 }
 
-async fn try_claim(app: &App, attempt: &ClaimAttempt<'_>, seen: &mut Seen) -> Result<Claimed, ClaimError> {
+async fn try_claim(app: &App, attempt: &ClaimAttempt<'_>, seen: &mut Seen) -> Result<ClaimOutcome, ClaimError> {
     let secret = attempt.secret;
     // Hash whatever was given, well-formed or not, so every answer costs the same lookup.
     let hash = match attempt.method {
@@ -167,12 +188,35 @@ async fn try_claim(app: &App, attempt: &ClaimAttempt<'_>, seen: &mut Seen) -> Re
     }
     let transition = invitation::claim(owner.state, expires_at, now).map_err(|_| ClaimError::Rejected)?;
     let owner = &owner;
-    check_facts(app, attempt, hash, owner, expires_at, now).await?;
-    let audit = &attempt.audit(owner, "claimed", now);
-    // Another claim of the same code is in flight: try again shortly; the
-    // transaction's conditions decide which claim wins.
+    let portal = check_facts(app, attempt, hash, owner, expires_at, now).await?;
+    match confirmation::binding(owner.method, owner.sent_to.as_ref(), attempt.email) {
+        Binding::Now => {
+            bind(app, hash, owner, transition, attempt.email, &attempt.audit(owner, "claimed", now), None, now).await?;
+            Ok(ClaimOutcome::Bound(Claimed { contact_id: owner.contact_id.clone(), portal_id: owner.portal_id.clone(), email: attempt.email.clone() }))
+        }
+        Binding::Confirm => {
+            send_confirmation(app, attempt, hash, owner, &portal, now).await?;
+            Ok(ClaimOutcome::ConfirmationSent)
+        }
+    }
+}
+
+/// The claim's one transaction (exactly once: of concurrent claims of one
+/// code, one wins). Another claim of the same code in flight: try again
+/// shortly; the transaction's conditions decide which claim wins.
+#[allow(clippy::too_many_arguments)]
+async fn bind(
+    app: &App,
+    hash: &CodeHash,
+    owner: &CodeOwner,
+    transition: invitation::Transition,
+    email: &EmailAddress,
+    audit: &AuditItem,
+    confirmation: Option<&CodeHash>,
+    now: chrono::DateTime<chrono::Utc>,
+) -> Result<(), ClaimError> {
     retry(CONTENTION, |_: TxError| ClaimError::Rejected, |_| async move {
-        match app.store.claim_code(hash, owner, transition, attempt.email, audit, now).await {
+        match app.store.claim_code(hash, owner, transition, email, audit, confirmation, now).await {
             Ok(()) => Attempt::Done(()),
             Err(e) if e.is_contention() => Attempt::Again(e),
             Err(TxError::Cancelled(_)) => Attempt::Stop(ClaimError::Rejected),
@@ -181,11 +225,114 @@ async fn try_claim(app: &App, attempt: &ClaimAttempt<'_>, seen: &mut Seen) -> Re
     })
     .await?;
     tracing::info!(tenant = %owner.tenant_id, portal = %owner.portal_id, "code claimed");
-    Ok(Claimed { contact_id: owner.contact_id.clone(), portal_id: owner.portal_id.clone(), email: attempt.email.clone() })
+    Ok(())
 }
 
-/// The portal's checks of the facts of the record: `Ok` when it has none or
-/// every one matches; otherwise the wrong claim is counted on the code (the
+/// The key a confirmation token is stored under.
+fn confirmation_hash(app: &App, token: &LinkToken) -> CodeHash {
+    app.hasher.hash_secret(format!("confirm:{}", token.expose()).as_bytes())
+}
+
+/// Emails a one-time confirmation link to the typed address, voiding the
+/// code's oldest outstanding one past [`confirmation::MAX_OUTSTANDING`].
+async fn send_confirmation(
+    app: &App,
+    attempt: &ClaimAttempt<'_>,
+    hash: &CodeHash,
+    owner: &CodeOwner,
+    portal: &Portal,
+    now: chrono::DateTime<chrono::Utc>,
+) -> Result<(), ClaimError> {
+    let token = LinkToken::generate();
+    let token_hash = confirmation_hash(app, &token);
+    let (outstanding, voided) = confirmation::outstanding_after(&owner.confirmations, token_hash.clone());
+    let expires_at = now + confirmation::VALID_FOR;
+    let item = ConfirmationItem {
+        pk: keys::confirmation_pk(&token_hash),
+        sk: keys::CONFIRMATION_SK.into(),
+        tenant_id: owner.tenant_id.clone(),
+        contact_id: owner.contact_id.clone(),
+        portal_id: owner.portal_id.clone(),
+        code_hash: hash.clone(),
+        email: attempt.email.clone(),
+        method: owner.method,
+        created_at: now,
+        expires_at_ms: expires_at.timestamp_millis(),
+        expires_ttl: expires_at.timestamp() + 24 * 3600,
+    };
+    // Nothing of the chart goes to an address nobody has confirmed yet.
+    let vars = TemplateVars {
+        contact_name: String::new(),
+        portal_name: portal.name.clone(),
+        tenant_name: owner.tenant_id.to_string(),
+        code: String::new(),
+        link: confirmation::confirm_link(&portal.claim_url, token.expose()),
+        claim_url: portal.claim_url.clone(),
+        expires_at: time::format(&expires_at),
+    };
+    let email = sealed_email(&app.sealer, &owner.tenant_id, &owner.contact_id, &owner.portal_id, EmailKind::ClaimConfirmation, attempt.email, &vars, now);
+    let document_id = email.document_id.clone();
+    let start = ConfirmationStart { item, outstanding, voided, email, audit: attempt.audit(owner, "claim_confirmation_sent", now) };
+    let start = &start;
+    retry(CONTENTION, |_: TxError| ClaimError::Rejected, |_| async move {
+        match app.store.start_confirmation(hash, owner, start).await {
+            Ok(()) => Attempt::Done(()),
+            Err(e) if e.is_contention() => Attempt::Again(e),
+            // Claimed, locked or revoked meanwhile, or another confirmation went first.
+            Err(TxError::Cancelled(_)) => Attempt::Stop(ClaimError::Rejected),
+            Err(TxError::Unexpected(e)) => Attempt::Stop(e.into()),
+        }
+    })
+    .await?;
+    let job = MailJob { tenant_id: owner.tenant_id.clone(), contact_id: owner.contact_id.clone(), document_id };
+    queue_email(app, job).await.map_err(ClaimError::EmailNotQueued)?;
+    tracing::info!(tenant = %owner.tenant_id, portal = %owner.portal_id, "claim confirmation sent");
+    Ok(())
+}
+
+/// Completes a claim by its emailed confirmation (`POST /v1/claim/confirm`):
+/// the claim's own transaction, which also uses the confirmation up. An
+/// unknown, expired, voided or used confirmation, or a code claimed, locked
+/// or revoked meanwhile, is [`ClaimError::Rejected`].
+/// `address` (the keyed hash of the source address) and `user_agent` go to the audit.
+pub async fn confirm(app: &App, raw_token: &str, address: Option<&CodeHash>, user_agent: Option<&str>) -> Result<Claimed, ClaimError> {
+    let token = LinkToken::parse(raw_token).map_err(|_| ClaimError::Rejected)?;
+    let token_hash = confirmation_hash(app, &token);
+    let confirmation = app.store.find_confirmation(&token_hash).await?.ok_or(ClaimError::Rejected)?;
+    let now = (app.clock)();
+    if now.timestamp_millis() >= confirmation.expires_at_ms {
+        return Err(ClaimError::Rejected);
+    }
+    let owner = app.store.find_code(&confirmation.code_hash).await?.ok_or(ClaimError::Rejected)?;
+    // A voided confirmation is deleted; this is the belt to those braces.
+    if !owner.confirmations.contains(&token_hash) || owner.contact_id != confirmation.contact_id {
+        return Err(ClaimError::Rejected);
+    }
+    let expires_at = DateTime::from_timestamp_millis(owner.expires_at_ms).ok_or(ClaimError::Rejected)?;
+    let transition = invitation::claim(owner.state, expires_at, now).map_err(|_| ClaimError::Rejected)?;
+    let mut detail = BTreeMap::from([
+        ("method".to_owned(), owner.method.as_str().to_owned()),
+        ("account_email".to_owned(), confirmation.email.to_string()),
+        ("confirmed_by_email".to_owned(), "true".to_owned()),
+    ]);
+    if let Some(address) = address {
+        detail.insert("source_address_hash".to_owned(), address.as_str().to_owned());
+    }
+    if let Some(agent) = user_agent {
+        detail.insert("user_agent".to_owned(), agent.chars().take(256).collect());
+    }
+    let audit = AuditItem::contact(&owner.tenant_id, &owner.contact_id, Some(&owner.portal_id), CLAIMANT, "claimed", now, detail);
+    let result = bind(app, &confirmation.code_hash, &owner, transition, &confirmation.email, &audit, Some(&token_hash), now).await;
+    match &result {
+        Ok(()) => crate::metrics::emf::count("ClaimsSucceeded", &[("PortalId", owner.portal_id.as_str())]),
+        Err(_) => crate::metrics::emf::count("ClaimsFailed", &[("PortalId", owner.portal_id.as_str())]),
+    }
+    result?;
+    Ok(Claimed { contact_id: owner.contact_id, portal_id: owner.portal_id, email: confirmation.email })
+}
+
+/// The portal's checks of the facts of the record: `Ok` (with the portal)
+/// when it has none or every one matches; otherwise the wrong claim is counted on the code (the
 /// third locks it) and audited, and the claim is [`ClaimError::Rejected`].
 async fn check_facts(
     app: &App,
@@ -194,14 +341,14 @@ async fn check_facts(
     owner: &CodeOwner,
     expires_at: chrono::DateTime<chrono::Utc>,
     now: chrono::DateTime<chrono::Utc>,
-) -> Result<(), ClaimError> {
+) -> Result<Portal, ClaimError> {
     let (tenant, contact_id) = (&owner.tenant_id, &owner.contact_id);
     let portals = app.portals.get(&app.store, tenant).await?;
     let Some(portal) = portals.iter().find(|p| p.portal_id == owner.portal_id) else {
         return Err(ClaimError::Rejected);
     };
     if portal.claim_checks.is_empty() {
-        return Ok(());
+        return Ok(portal.clone());
     }
     let (contact, access) = app.store.get_contact_with_access(tenant, contact_id).await?.ok_or(ClaimError::Rejected)?;
     let hasher = FactHasher(&app.hasher);
@@ -211,7 +358,7 @@ async fn check_facts(
         .filter_map(|(fact, raw)| identity::normalise(*fact, raw).ok().map(|normal| (*fact, hasher.hash(tenant, contact_id, *fact, &normal))))
         .collect();
     if identity::matches(&portal.claim_checks, &contact.facts, &given) {
-        return Ok(());
+        return Ok(portal.clone());
     }
     // Wrong: counted on the code; the third locks it (a code no longer pending counts nothing).
     let Some(wrong) = app.store.count_wrong_facts(hash).await? else {

@@ -61,6 +61,14 @@ impl TxWorld {
         call_full(self.app(binary), f, &self.tenant, e).await
     }
 
+    /// Confirms the newest claim confirmation of `contact` (read from its sealed copy).
+    async fn confirm(&self, contact: &str) -> (u16, String, Value) {
+        let resp = crate::helpers::confirm_in_process(self.app("claim"), &self.tenant, contact).await;
+        let status = resp.status().as_u16();
+        let ct = resp.headers().get("content-type").and_then(|v| v.to_str().ok()).unwrap_or_default().to_owned();
+        (status, ct, crate::helpers::body(&resp))
+    }
+
     fn contact_pk(&self, contact: &str) -> String {
         format!("T#{}#C#{contact}", self.tenant)
     }
@@ -114,7 +122,8 @@ async fn a_cancelled_transaction_on_each_http_path_is_a_clean_4xx_and_writes_not
     ok("activate", &w.call("lifecycle", HttpFunction::Lifecycle, lifecycle_event(pending_link, "activate")).await, 202);
     let code = ok("generate", &w.call("generate", HttpFunction::Generate, generate_event(active, json!({}))).await, 201)["code"].clone();
     let ip = random_loopback();
-    ok("claim", &w.call("claim", HttpFunction::Claim, claim_event(json!({"code": code, "email": format!("{active}@example.com")}), &ip)).await, 201);
+    ok("claim", &w.call("claim", HttpFunction::Claim, claim_event(json!({"code": code, "email": format!("{active}@example.com")}), &ip)).await, 202);
+    ok("confirm", &w.confirm(active).await, 201);
     let pending = ok("generate", &w.call("generate", HttpFunction::Generate, generate_event(pending_code, json!({}))).await, 201);
     drain_bodies(&w.sqs, &w.mail_url).await;
 
@@ -161,7 +170,8 @@ async fn a_cancelled_transaction_on_each_http_path_is_a_clean_4xx_and_writes_not
     w.proxy.clear();
 
     // Nothing was used up: once DynamoDB lets them through, the same requests work.
-    ok("claim after", &w.call("claim", HttpFunction::Claim, claim_event(claim_body, &random_loopback())).await, 201);
+    ok("claim after", &w.call("claim", HttpFunction::Claim, claim_event(claim_body, &random_loopback())).await, 202);
+    ok("confirm after", &w.confirm(pending_code).await, 201);
     ok("template after", &w.call("admin", HttpFunction::Admin, template_event).await, 200);
     ok("group after", &w.call("activations", HttpFunction::Activations, group_event).await, 200);
     ok("resend after", &w.call("lifecycle", HttpFunction::Lifecycle, lifecycle_event(pending_link, "resend")).await, 202);
