@@ -77,7 +77,7 @@ async fn skips_are_counted_exactly() {
     let job = app.call(Method::POST, "/v1/activations", WRITE, Some(json!({"contact_ids": body, "method": "link"}))).await;
     let job = job.ok(202).clone();
     assert_eq!(job["total"], 8);
-    let j = done(&app, job["job_id"].as_str().unwrap(), Duration::from_secs(30)).await;
+    let j = done(&app, job["job_id"].as_str().unwrap(), Duration::from_secs(90)).await;
     assert_eq!(
         (j["activated"].clone(), j["skipped_no_email"].clone(), j["skipped_already_active"].clone(), j["failed"].clone()),
         (json!(3), json!(2), json!(2), json!(1))

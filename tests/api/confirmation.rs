@@ -13,7 +13,8 @@ async fn confirm(t: &TestApp, token: &str) -> Answer {
 #[tokio::test]
 async fn a_code_stays_pending_until_the_typed_address_confirms_and_a_fourth_confirmation_voids_the_first() {
     let t = TestApp::new().await;
-    let contact = t.with_contact(Some(&format!("{}@example.com", unique("rec")))).await;
+    let record = format!("{}@example.com", unique("rec"));
+    let contact = t.with_contact(Some(&record)).await;
     let code = t.generate(&contact, json!({})).await.ok(201)["code"].as_str().unwrap().to_owned();
     // Four people (or one, four times) type the code with four addresses.
     let typed: Vec<String> = (0..4).map(|i| format!("{}-{i}@example.com", unique("typed"))).collect();
@@ -45,6 +46,17 @@ async fn a_code_stays_pending_until_the_typed_address_confirms_and_a_fourth_conf
     assert_eq!(actions.iter().filter(|a| **a == "claimed").count(), 1, "{actions:?}");
     // Garbage is refused like any unknown token.
     confirm(&t, "x").await.problem(400);
+    // The address of record is told that another address can now open its access.
+    assert_account_added(&record, &typed[3]).await;
+}
+
+async fn assert_account_added(record: &str, added: &str) {
+    let notice = eventually(std::time::Duration::from_secs(60), || async {
+        ses_messages_to(record).await.into_iter().find(|(subject, _)| subject.starts_with("A new account can open"))
+    })
+    .await
+    .unwrap_or_else(|| panic!("no account_added notice reached {record}"));
+    assert!(notice.1.contains(added), "the notice names the added address: {}", notice.1);
 }
 
 #[tokio::test]
@@ -64,4 +76,5 @@ async fn a_link_claimed_for_another_address_is_confirmed_first() {
     assert_eq!(sent.ok(202), &json!({"state": "confirmation_sent"}));
     let token = confirmation_token_for(&other, 0).await;
     assert_eq!(confirm(&t, &token).await.ok(201)["email"], other.as_str());
+    assert_account_added(&record, &other).await;
 }

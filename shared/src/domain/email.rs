@@ -30,11 +30,20 @@ pub enum EmailKind {
     Reminder,
     /// A claim's one-time link, to the address typed at claim: proves the person reads it.
     ClaimConfirmation,
+    /// To the contact's address of record: an account for another address was added.
+    AccountAdded,
 }
 
 impl EmailKind {
-    pub const ALL: [Self; 6] =
-        [Self::PickupCode, Self::ActivationLink, Self::Reactivation, Self::Deactivation, Self::Reminder, Self::ClaimConfirmation];
+    pub const ALL: [Self; 7] = [
+        Self::PickupCode,
+        Self::ActivationLink,
+        Self::Reactivation,
+        Self::Deactivation,
+        Self::Reminder,
+        Self::ClaimConfirmation,
+        Self::AccountAdded,
+    ];
 
     pub fn as_str(self) -> &'static str {
         match self {
@@ -44,6 +53,7 @@ impl EmailKind {
             Self::Deactivation => "deactivation",
             Self::Reminder => "reminder",
             Self::ClaimConfirmation => "claim_confirmation",
+            Self::AccountAdded => "account_added",
         }
     }
 

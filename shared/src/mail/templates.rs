@@ -20,11 +20,13 @@ pub struct TemplateVars {
     pub link: String,
     pub claim_url: String,
     pub expires_at: String,
+    /// The address an account was bound to (`account_added`; empty elsewhere).
+    pub account_email: String,
 }
 
 impl TemplateVars {
-    pub const NAMES: [&'static str; 7] =
-        ["contact_name", "portal_name", "tenant_name", "code", "link", "claim_url", "expires_at"];
+    pub const NAMES: [&'static str; 8] =
+        ["contact_name", "portal_name", "tenant_name", "code", "link", "claim_url", "expires_at", "account_email"];
 
     pub fn to_map(&self) -> BTreeMap<String, String> {
         let value = serde_json::to_value(self).expect("strings serialise");
@@ -41,6 +43,7 @@ impl TemplateVars {
             link: get("link"),
             claim_url: get("claim_url"),
             expires_at: get("expires_at"),
+            account_email: get("account_email"),
         }
     }
 }
@@ -114,6 +117,15 @@ pub fn default_template(kind: EmailKind) -> EmailTemplate {
              {% if code %}<p>Your pickup/activation code is: <strong>{{ code }}</strong></p>\n\
              <p>Go to <a href=\"{{ claim_url }}\">{{ claim_url }}</a>, enter the code and create your account.</p>\n\
              {% else %}<p>Use the link in the email we sent you earlier to create your account.</p>\n{% endif %}",
+        ),
+        EmailKind::AccountAdded => (
+            "A new account can open your {{ portal_name }} access",
+            "Hello {{ contact_name }},\n\n\
+             An account for {{ account_email }} was just added to your access to {{ portal_name }} from {{ tenant_name }}.\n\
+             If you did not expect this, please contact {{ tenant_name }} now.\n",
+            "<p>Hello {{ contact_name }},</p>\n\
+             <p>An account for {{ account_email }} was just added to your access to {{ portal_name }} from {{ tenant_name }}.</p>\n\
+             <p>If you did not expect this, please contact {{ tenant_name }} now.</p>\n",
         ),
         // To whatever address was typed at claim: nothing of the chart (not even the name).
         EmailKind::ClaimConfirmation => (
@@ -218,6 +230,7 @@ impl TemplateVars {
             link: "https://portal.example.com/claim?token=EXAMPLE".into(),
             claim_url: "https://portal.example.com/claim".into(),
             expires_at: "2026-12-31T12:00:00.000Z".into(),
+            account_email: "ann.lee@example.net".into(),
         }
     }
 }

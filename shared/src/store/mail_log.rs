@@ -154,6 +154,12 @@ impl Store {
         self.transact(super::tx::Tx::new().with(super::tx::TxItem::Template, put).with(super::tx::TxItem::Audit, record)).await.map_err(|e| anyhow::anyhow!(e).context("Failed to save a template"))
     }
 
+    /// Stores a new email log entry on its own (most are written in the transaction of their change).
+    pub async fn put_email(&self, email: &EmailItem) -> anyhow::Result<()> {
+        anyhow::ensure!(self.put_new(super::dynamo::to_item(email)?).await?, "an email document id was taken");
+        Ok(())
+    }
+
     /// Records one audit entry on its own (most entries are written in the transaction of their change).
     pub async fn put_audit(&self, audit: &AuditItem) -> anyhow::Result<()> {
         let item = super::dynamo::to_item(audit)?;

@@ -192,6 +192,7 @@ async fn try_claim(app: &App, attempt: &ClaimAttempt<'_>, seen: &mut Seen) -> Re
     match confirmation::binding(owner.method, owner.sent_to.as_ref(), attempt.email) {
         Binding::Now => {
             bind(app, hash, owner, transition, attempt.email, &attempt.audit(owner, "claimed", now), None, now).await?;
+            notify_account_added(app, owner, &portal, attempt.email, now).await;
             Ok(ClaimOutcome::Bound(Claimed { contact_id: owner.contact_id.clone(), portal_id: owner.portal_id.clone(), email: attempt.email.clone() }))
         }
         Binding::Confirm => {
@@ -269,6 +270,7 @@ async fn send_confirmation(
         link: confirmation::confirm_link(&portal.claim_url, token.expose()),
         claim_url: portal.claim_url.clone(),
         expires_at: time::format(&expires_at),
+        account_email: String::new(),
     };
     let email = sealed_email(&app.sealer, &owner.tenant_id, &owner.contact_id, &owner.portal_id, EmailKind::ClaimConfirmation, attempt.email, &vars, now);
     let document_id = email.document_id.clone();
@@ -328,7 +330,38 @@ pub async fn confirm(app: &App, raw_token: &str, address: Option<&CodeHash>, use
         Err(_) => crate::metrics::emf::count("ClaimsFailed", &[("PortalId", owner.portal_id.as_str())]),
     }
     result?;
+    if let Some(portal) = app.portals.get(&app.store, &owner.tenant_id).await?.iter().find(|p| p.portal_id == owner.portal_id) {
+        notify_account_added(app, &owner, portal, &confirmation.email, now).await;
+    }
     Ok(Claimed { contact_id: owner.contact_id, portal_id: owner.portal_id, email: confirmation.email })
+}
+
+/// When an account was bound to an address other than the contact's email
+/// of record, that address gets a notice (`account_added`). The claim is
+/// done by then: a notice that cannot be stored or queued is logged, and
+/// the claim still answers as bound.
+async fn notify_account_added(app: &App, owner: &CodeOwner, portal: &Portal, bound: &EmailAddress, now: chrono::DateTime<chrono::Utc>) {
+    let result: anyhow::Result<()> = async {
+        let Some(contact) = app.store.get_contact(&owner.tenant_id, &owner.contact_id).await? else { return Ok(()) };
+        let Some(record) = contact.email.filter(|record| record != bound) else { return Ok(()) };
+        let vars = TemplateVars {
+            contact_name: contact.name.clone(),
+            portal_name: portal.name.clone(),
+            tenant_name: owner.tenant_id.to_string(),
+            claim_url: portal.claim_url.clone(),
+            account_email: bound.to_string(),
+            ..Default::default()
+        };
+        let email = sealed_email(&app.sealer, &owner.tenant_id, &owner.contact_id, &owner.portal_id, EmailKind::AccountAdded, &record, &vars, now);
+        app.store.put_email(&email).await?;
+        let job = MailJob { tenant_id: owner.tenant_id.clone(), contact_id: owner.contact_id.clone(), document_id: email.document_id };
+        queue_email(app, job).await?;
+        Ok(())
+    }
+    .await;
+    if let Err(e) = result {
+        tracing::error!(error = ?e, "could not send the account-added notice");
+    }
 }
 
 /// The portal's checks of the facts of the record: `Ok` (with the portal)

@@ -94,6 +94,7 @@ fn vars(tenant: &TenantId, contact: &Contact, portal: &Portal, code: Option<&str
         link,
         claim_url: portal.claim_url.clone(),
         expires_at: time::format(&expires_at),
+        account_email: String::new(),
     }
 }
 

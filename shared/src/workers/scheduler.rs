@@ -205,6 +205,7 @@ impl Scheduler {
             link: String::new(),
             claim_url: portal.claim_url.clone(),
             expires_at: time::format(&row.expires_at),
+            account_email: String::new(),
         };
         let mut jobs = Vec::new();
         if wants_email {
