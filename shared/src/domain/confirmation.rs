@@ -52,8 +52,7 @@ pub fn outstanding_after(current: &[CodeHash], new: CodeHash) -> (Vec<CodeHash>,
 
 /// The confirmation link: the portal's claim page with `confirm_token`.
 pub fn confirm_link(claim_url: &str, token: &str) -> String {
-    let sep = if claim_url.contains('?') { '&' } else { '?' };
-    format!("{claim_url}{sep}confirm_token={token}")
+    super::link_token::with_query(claim_url, "confirm_token", token)
 }
 
 #[cfg(test)]

@@ -42,9 +42,14 @@ impl LinkToken {
 
     /// The activation link: the portal's claim URL with the token as a query parameter.
     pub fn link(&self, claim_url: &str) -> String {
-        let sep = if claim_url.contains('?') { '&' } else { '?' };
-        format!("{claim_url}{sep}token={}", self.0)
+        with_query(claim_url, "token", &self.0)
     }
+}
+
+/// `url` with `name=value` appended to its query.
+pub fn with_query(url: &str, name: &str, value: &str) -> String {
+    let sep = if url.contains('?') { '&' } else { '?' };
+    format!("{url}{sep}{name}={value}")
 }
 
 impl fmt::Debug for LinkToken {

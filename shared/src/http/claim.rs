@@ -21,7 +21,7 @@ use super::request::{finish, json_body, respond, source_ip};
 use super::routes::{Function, Route};
 use crate::app::App;
 use crate::domain::guard::throttle_address;
-use crate::domain::{EmailAddress, Fact, Method, PortalId};
+use crate::domain::{CodeHash, EmailAddress, Fact, Method, PortalId};
 use std::collections::BTreeMap;
 use crate::usecase::claim::{claim, confirm, ClaimAttempt, ClaimOutcome, ClaimPortal};
 use lambda_http::{http::StatusCode, Body, Request, Response};
@@ -78,12 +78,19 @@ pub struct ConfirmRequest {
     pub token: String,
 }
 
+/// The source address as a keyed hash (the counter and the audit store no IP
+/// address; IPv6 by its /64), and the browser's user agent.
+fn claimant(app: &App, req: &Request) -> (Option<CodeHash>, Option<String>) {
+    let address = source_ip(req).as_deref().and_then(throttle_address).map(|ip| app.hasher.hash_secret(format!("ip:{ip}").as_bytes()));
+    let user_agent = req.headers().get("user-agent").and_then(|v| v.to_str().ok()).map(str::to_owned);
+    (address, user_agent)
+}
+
 /// `POST /v1/claim/confirm {"token"}`: completes a claim by its emailed confirmation.
 async fn run_confirm(app: &App, req: &Request) -> Result<Response<Body>, ApiError> {
     let body: ConfirmRequest = json_body(req, false)?;
-    let address = source_ip(req).as_deref().and_then(throttle_address).map(|ip| app.hasher.hash_secret(format!("ip:{ip}").as_bytes()));
-    let user_agent = req.headers().get("user-agent").and_then(|v| v.to_str().ok());
-    let claimed = confirm(app, &body.token, address.as_ref(), user_agent).await?;
+    let (address, user_agent) = claimant(app, req);
+    let claimed = confirm(app, &body.token, address.as_ref(), user_agent.as_deref()).await?;
     Ok(respond(StatusCode::CREATED, &claimed))
 }
 
@@ -101,16 +108,12 @@ async fn run(app: &App, req: &Request) -> Result<Response<Body>, ApiError> {
         Some(Ok(p)) => ClaimPortal::Only(p),
         Some(Err(_)) => ClaimPortal::NoneMatches,
     };
-    // The address as a keyed hash: the counter stores no IP address. Without
-    // one nothing could be throttled, so the claim is refused (fails closed).
-    let address = source_ip(req)
-        .as_deref()
-        .and_then(throttle_address)
-        .map(|ip| app.hasher.hash_secret(format!("ip:{ip}").as_bytes()))
+    // Without a source address nothing could be throttled, so the claim is refused (fails closed).
+    let (address, user_agent) = claimant(app, req);
+    let address = address
         .ok_or_else(|| ApiError::BadRequest("the request has no source address: claims are throttled per address and refused without one".into()))?;
     let facts = body.facts();
-    let user_agent = req.headers().get("user-agent").and_then(|v| v.to_str().ok());
-    let attempt = ClaimAttempt { secret, method, email: &email, portal: &portal, address: &address, facts: &facts, user_agent };
+    let attempt = ClaimAttempt { secret, method, email: &email, portal: &portal, address: &address, facts: &facts, user_agent: user_agent.as_deref() };
     Ok(match claim(app, attempt).await? {
         ClaimOutcome::Bound(claimed) => respond(StatusCode::CREATED, &claimed),
         ClaimOutcome::ConfirmationSent => respond(StatusCode::ACCEPTED, &serde_json::json!({"state": "confirmation_sent"})),
