@@ -38,6 +38,9 @@ pub struct Settings {
     pub activation_max_receive_count: u32,
     /// `PORTAL_CACHE_SECONDS`: how long a tenant's portal list is cached (default 30).
     pub portal_cache_seconds: u64,
+    /// `PUBLIC_BASE_URL`: where this deployment's hosted pages are (`{base}/claim`);
+    /// a portal without its own `claim_url` links there. None: every portal needs one.
+    pub public_base_url: Option<String>,
 }
 
 impl Settings {
@@ -60,6 +63,11 @@ impl Settings {
             activation_queue_url: get("ACTIVATION_QUEUE_URL").unwrap_or_default(),
             activation_max_receive_count: get("ACTIVATION_MAX_RECEIVE_COUNT").and_then(|v| v.parse().ok()).unwrap_or(5),
             portal_cache_seconds: get("PORTAL_CACHE_SECONDS").and_then(|v| v.parse().ok()).unwrap_or(30),
+            public_base_url: match get("PUBLIC_BASE_URL").map(|v| v.trim().trim_end_matches('/').to_owned()).filter(|v| !v.is_empty()) {
+                Some(url) if crate::domain::portal::valid_url(&url) => Some(url),
+                Some(url) => anyhow::bail!("PUBLIC_BASE_URL must be an absolute http(s) URL, not {url:?}"),
+                None => None,
+            },
         })
     }
 }
@@ -103,6 +111,10 @@ pub struct App {
     pub sealer: Sealer,
     pub clock: Clock,
     pub portals: PortalCache,
+    /// Identity providers' signing keys, fetched on first use (`crate::oidc`).
+    pub identity_keys: crate::oidc::KeySets,
+    /// Where the hosted pages are (`Settings::public_base_url`).
+    pub public_base_url: Option<String>,
 }
 
 impl App {
@@ -125,6 +137,35 @@ impl App {
             sealer: Sealer::new(settings.code_hash_key.as_bytes()),
             clock: system_clock(),
             portals: PortalCache::new(Duration::from_secs(settings.portal_cache_seconds)),
+            identity_keys: Default::default(),
+            public_base_url: settings.public_base_url.clone(),
+        }
+    }
+
+    /// Where `portal`'s people claim: its own `claim_url`, else the hosted
+    /// page, branded for it (`{PUBLIC_BASE_URL}/claim?tenant=…&portal=…`).
+    /// A portal is stored without a `claim_url` only while the deployment has a
+    /// base URL; should it lose it, the link is the page's path alone (and logged).
+    pub fn claim_url(&self, tenant: &TenantId, portal: &Portal) -> String {
+        if let Some(url) = &portal.claim_url {
+            return url.clone();
+        }
+        let base = self.public_base_url.as_deref().unwrap_or_else(|| {
+            tracing::error!(portal = %portal.portal_id, "a portal without claim_url, and no PUBLIC_BASE_URL");
+            ""
+        });
+        crate::domain::link_token::hosted_claim_url(base, tenant, &portal.portal_id)
+    }
+
+    /// The link that confirms a claim for `portal` (`domain::confirmation`).
+    pub fn confirm_link(&self, tenant: &TenantId, portal: &Portal, token: &str) -> String {
+        use crate::domain::confirmation::{confirm_link, ConfirmPage};
+        match &portal.claim_url {
+            Some(url) => confirm_link(ConfirmPage::Portal(url), token),
+            None => {
+                let page = crate::domain::link_token::hosted_confirm_url(self.public_base_url.as_deref().unwrap_or_default(), tenant, &portal.portal_id);
+                confirm_link(ConfirmPage::Hosted(&page), token)
+            }
         }
     }
 

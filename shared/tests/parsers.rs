@@ -325,7 +325,7 @@ impl RequestBody for ClaimRequest {
     fn matches(&self, j: &Value) -> bool {
         self.code.as_deref() == s(j, "code")
             && self.token.as_deref() == s(j, "token")
-            && Some(self.email.as_str()) == s(j, "email")
+            && self.email.as_deref() == s(j, "email")
             && self.portal_id.as_deref() == s(j, "portal_id")
     }
 }
@@ -386,7 +386,7 @@ impl RequestBody for PortalRequest {
     fn matches(&self, j: &Value) -> bool {
         Some(self.name.as_str()) == s(j, "name")
             && Some(self.default) == j["default"].as_bool()
-            && Some(self.claim_url.as_str()) == s(j, "claim_url")
+            && self.claim_url.as_deref() == s(j, "claim_url")
             && self.code_ttl_hours == number(j, "code_ttl_hours")
             && self.link_ttl_hours == number(j, "link_ttl_hours")
             && self.reminder_days_before_expiry == number(j, "reminder_days_before_expiry")
@@ -1035,26 +1035,27 @@ proptest! {
         let id = PortalId::parse("main").unwrap();
         let name_ok = name_meaning(&name).is_some();
         let t = url.trim();
-        let url_ok = url_host(t).is_some() && t.len() <= 2048 && !t.chars().any(|c| c.is_whitespace() || c.is_control());
+        // Empty is no claim_url at all: the hosted page.
+        let url_ok = t.is_empty() || url_host(t).is_some() && t.len() <= 2048 && !t.chars().any(|c| c.is_whitespace() || c.is_control());
         let ttl_ok = |t: Option<u32>| (1..=MAX_CODE_TTL_HOURS).contains(&t.unwrap_or(DEFAULT_CODE_TTL_HOURS));
         let reminder_ok = reminder.is_none_or(|d| (1..=MAX_REMINDER_DAYS).contains(&d));
-        let result = Portal::new(id, &name, default, &url, code_ttl, link_ttl).and_then(|p| p.with_automation(true, false, reminder));
+        let result = Portal::new(id, &name, default, Some(&url), code_ttl, link_ttl).and_then(|p| p.with_automation(true, false, reminder));
         match result {
             Ok(p) => {
                 prop_assert!(name_ok && url_ok && ttl_ok(code_ttl) && ttl_ok(link_ttl) && reminder_ok, "accepted {:?}", p);
                 prop_assert_eq!(Some(p.name.as_str()), name_meaning(&name));
-                prop_assert_eq!(p.claim_url.as_str(), t);
+                prop_assert_eq!(p.claim_url.as_deref(), Some(t).filter(|t| !t.is_empty()));
                 prop_assert_eq!(p.code_ttl_hours, code_ttl.unwrap_or(DEFAULT_CODE_TTL_HOURS));
                 prop_assert_eq!(p.link_ttl_hours, link_ttl.unwrap_or(DEFAULT_CODE_TTL_HOURS));
                 prop_assert_eq!(p.reminder_days_before_expiry, reminder);
                 let back: Portal = serde_json::from_value(serde_json::to_value(&p).unwrap()).unwrap();
                 prop_assert_eq!(&back, &p);
-                if !p.claim_url.contains('#') {
+                if let Some(claim_url) = p.claim_url.as_deref().filter(|u| !u.contains('#')) {
                     // The activation link carries the token as a query parameter of the claim URL.
                     let token = LinkToken::parse(&"T".repeat(43)).unwrap();
-                    let link = token.link(&p.claim_url);
+                    let link = token.link(claim_url);
                     let query = link.split_once('?').map(|(_, q)| q).unwrap_or("");
-                    prop_assert!(link.starts_with(&p.claim_url));
+                    prop_assert!(link.starts_with(claim_url));
                     prop_assert!(query.split('&').any(|kv| kv == format!("token={}", token.expose())), "{}", link);
                 }
             }
@@ -1254,11 +1255,11 @@ fn parse_as(parser: &str, input: &str) -> Result<String, String> {
         "pickup_code" => PickupCode::parse(input).map(|c| c.display()).map_err(|x| format!("{x:?} {x}")),
         "link_token" => LinkToken::parse(input).map(|t| t.expose().to_owned()).map_err(|x| e(&x)),
         "name" => valid_name(input).ok_or_else(|| "None".to_owned()),
-        "claim_url" => Portal::new(PortalId::parse("main").unwrap(), "Main", true, input, None, None)
-            .map(|p| p.claim_url)
+        "claim_url" => Portal::new(PortalId::parse("main").unwrap(), "Main", true, Some(input), None, None)
+            .map(|p| p.claim_url.unwrap_or_default())
             .map_err(|x| format!("{x:?} {x}")),
-        "activation_link" => Portal::new(PortalId::parse("main").unwrap(), "Main", true, input, None, None)
-            .map(|p| LinkToken::parse(&"T".repeat(43)).unwrap().link(&p.claim_url))
+        "activation_link" => Portal::new(PortalId::parse("main").unwrap(), "Main", true, Some(input), None, None)
+            .map(|p| LinkToken::parse(&"T".repeat(43)).unwrap().link(&p.claim_url.unwrap_or_default()))
             .map_err(|x| format!("{x:?} {x}")),
         "activation_message" => ActivationMessage::parse(input)
             .map(|b| b.contact_ids.iter().map(ContactId::as_str).collect::<Vec<_>>().join(","))

@@ -316,3 +316,54 @@ pub async fn call(app: &App, f: portal::http::HttpFunction, tenant: &str, e: Api
     (resp.status().as_u16(), body(&resp))
 }
 
+
+/// The first link in `text` (an email body) whose URL contains `path`, as a
+/// browser would follow it (`&amp;` of an HTML body read back as `&`).
+pub fn link_in(text: &str, path: &str) -> Option<String> {
+    // An HTML body escapes `/` and `&` in attributes (minijinja: `&#x2f;`, `&amp;`).
+    let text = text.replace("&#x2f;", "/").replace("&#x27;", "'").replace("&quot;", "\"").replace("&amp;", "&");
+    text.match_indices("http").find_map(|(at, _)| {
+        let url: String = text[at..].chars().take_while(|c| !c.is_whitespace() && !matches!(c, '"' | '<' | '>')).collect();
+        url.contains(path).then_some(url)
+    })
+}
+
+/// The newest link containing `path` in an email moto's SES sent to `to`,
+/// once more than `before` emails reached it.
+pub async fn emailed_link(to: &str, before: usize, path: &str) -> String {
+    let found = eventually(Duration::from_secs(60), || async {
+        let sent = ses_messages_to(to).await;
+        if sent.len() <= before {
+            return None;
+        }
+        sent[before..].iter().rev().find_map(|(_, body)| link_in(body, path))
+    })
+    .await;
+    found.unwrap_or_else(|| panic!("no email with a {path} link reached {to}"))
+}
+
+impl TestApp {
+    /// A default portal `main` on the deployment's hosted claim page (no `claim_url`), checking `checks`.
+    pub async fn put_hosted_portal(&self, name: &str, checks: Value) -> Answer {
+        let body = json!({"name": name, "default": true, "claim_checks": checks});
+        self.call(Method::PUT, "/v1/portals/main", ADMIN, Some(body)).await
+    }
+
+    /// A hosted portal `main` named `name`, a contact with an email of record,
+    /// and an activation link emailed to it: (contact, email, link).
+    pub async fn activated_link(&self, name: &str) -> (String, String, String) {
+        self.put_hosted_portal(name, json!([])).await.ok(200);
+        let contact = unique("chart");
+        let email = format!("{contact}@example.com");
+        self.put_contact(&contact, Some(&email)).await.ok(200);
+        let before = ses_messages_to(&email).await.len();
+        self.call(Method::POST, &format!("/v1/contacts/{contact}/portal/activate"), WRITE, Some(json!({}))).await.ok(202);
+        let link = emailed_link(&email, before, "/claim?").await;
+        (contact, email, link)
+    }
+
+    /// The gateway's base URL (the hosted pages' too).
+    pub fn base(&self) -> &str {
+        &self.base
+    }
+}

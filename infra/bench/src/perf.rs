@@ -229,7 +229,7 @@ impl Handlers {
         // The claim's own audit record, as the handler writes it.
         let audit = portal::store::items::AuditItem::contact(&owner.tenant_id, &owner.contact_id, Some(&owner.portal_id), "claimant", "claimed", now, Default::default());
         store
-            .claim_code(&hash, &owner, claim, &email, &audit, None, now)
+            .claim_code(&hash, &owner, claim, &portal::store::NewAccount { email: email.clone(), subject: None }, &audit, None, now)
             .await
             .map_err(|e| anyhow::anyhow!("the floor's claim failed: {e:?}"))?;
         store.forgive_claim(&address, window).await
@@ -270,7 +270,7 @@ async fn latency(endpoints: &Endpoints, t: &Template, scale: usize) -> anyhow::R
     // Seed (not measured): a default portal, a contact per generate, floor rows to read.
     let tenant_id = portal::domain::TenantId::parse(&tenant)?;
     let now = chrono::Utc::now();
-    let portal = portal::domain::Portal::new(portal::domain::PortalId::parse("main")?, "Perf", true, "https://portal.example.com/claim", None, None)?;
+    let portal = portal::domain::Portal::new(portal::domain::PortalId::parse("main")?, "Perf", true, Some("https://portal.example.com/claim"), None, None)?;
     h.generate.store.put_portal(&tenant_id, &portal, "perf", now).await?;
     let total: usize = CONCURRENCY.iter().map(|c| ops_at(*c, scale)).sum();
     let contacts: Vec<String> = (0..total).map(|i| format!("p{i:05}")).collect();

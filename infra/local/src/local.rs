@@ -70,6 +70,8 @@ pub fn table_name(t: &Template) -> anyhow::Result<String> {
 pub fn parameter_value(t: &Template, name: &str) -> Option<String> {
     match name {
         "CodeHashKey" => Some(env_or("PORTAL_LOCAL_CODE_HASH_KEY", LOCAL_CODE_HASH_KEY)),
+        // The hosted pages are the gateway's own.
+        "PublicBaseUrl" => Some(env_or("PORTAL_PUBLIC_BASE_URL", &format!("http://{}", gateway_addr()))),
         _ => t.parameter_default(name),
     }
 }

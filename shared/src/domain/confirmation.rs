@@ -50,9 +50,20 @@ pub fn outstanding_after(current: &[CodeHash], new: CodeHash) -> (Vec<CodeHash>,
     (all, voided)
 }
 
-/// The confirmation link: the portal's claim page with `confirm_token`.
-pub fn confirm_link(claim_url: &str, token: &str) -> String {
-    super::link_token::with_query(claim_url, "confirm_token", token)
+/// Where a confirmation link points.
+pub enum ConfirmPage<'a> {
+    /// The portal's own claim page, which takes `confirm_token`.
+    Portal(&'a str),
+    /// The hosted confirmation page (`/claim/confirm`), which takes `token`.
+    Hosted(&'a str),
+}
+
+/// The confirmation link.
+pub fn confirm_link(page: ConfirmPage<'_>, token: &str) -> String {
+    match page {
+        ConfirmPage::Portal(claim_url) => super::link_token::with_query(claim_url, "confirm_token", token),
+        ConfirmPage::Hosted(confirm_url) => super::link_token::with_query(confirm_url, "token", token),
+    }
 }
 
 #[cfg(test)]
@@ -83,7 +94,8 @@ mod tests {
 
     #[test]
     fn confirm_links_append_their_token() {
-        assert_eq!(confirm_link("https://p.example/claim", "t"), "https://p.example/claim?confirm_token=t");
-        assert_eq!(confirm_link("https://p.example/c?portal=a", "t"), "https://p.example/c?portal=a&confirm_token=t");
+        assert_eq!(confirm_link(ConfirmPage::Portal("https://p.example/claim"), "t"), "https://p.example/claim?confirm_token=t");
+        assert_eq!(confirm_link(ConfirmPage::Portal("https://p.example/c?portal=a"), "t"), "https://p.example/c?portal=a&confirm_token=t");
+        assert_eq!(confirm_link(ConfirmPage::Hosted("https://h.example/claim/confirm?tenant=t&portal=a"), "x"), "https://h.example/claim/confirm?tenant=t&portal=a&token=x");
     }
 }

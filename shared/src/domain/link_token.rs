@@ -5,6 +5,7 @@
 //! only as a keyed hash (see [`super::pickup_code::CodeHasher`]); unlike a
 //! code, its plain text is kept nowhere but the emailed link itself.
 
+use super::ids::{PortalId, TenantId};
 use super::pickup_code::{CodeHash, CodeHasher};
 use base64::{engine::general_purpose::URL_SAFE_NO_PAD, Engine as _};
 use std::fmt;
@@ -50,6 +51,16 @@ impl LinkToken {
 pub fn with_query(url: &str, name: &str, value: &str) -> String {
     let sep = if url.contains('?') { '&' } else { '?' };
     format!("{url}{sep}{name}={value}")
+}
+
+/// The deployment's hosted claim page for a portal (ids are URL-safe as they are).
+pub fn hosted_claim_url(base: &str, tenant: &TenantId, portal: &PortalId) -> String {
+    format!("{base}/claim?tenant={tenant}&portal={portal}")
+}
+
+/// The hosted page that confirms a claim for a portal.
+pub fn hosted_confirm_url(base: &str, tenant: &TenantId, portal: &PortalId) -> String {
+    format!("{base}/claim/confirm?tenant={tenant}&portal={portal}")
 }
 
 impl fmt::Debug for LinkToken {

@@ -9,6 +9,7 @@ pub mod contact;
 pub mod email_address;
 pub mod guard;
 pub mod identity;
+pub mod id_token;
 pub mod job;
 pub mod ids;
 pub mod pickup_code;

@@ -1,5 +1,6 @@
 //! A tenant's portal and its settings (Portal Administration).
 
+use super::id_token::IdentityProvider;
 use super::identity::Fact;
 use super::ids::PortalId;
 use serde::{Deserialize, Serialize};
@@ -19,8 +20,10 @@ pub struct Portal {
     pub name: String,
     /// Default portals are listed for every contact and used when a request names none.
     pub default: bool,
-    /// Where people claim: the activation email points here.
-    pub claim_url: String,
+    /// Where people claim: the activation email points here. None: the
+    /// deployment's hosted claim page (`PUBLIC_BASE_URL`/claim).
+    #[serde(default)]
+    pub claim_url: Option<String>,
     pub code_ttl_hours: u32,
     /// How long an emailed activation link stays usable.
     pub link_ttl_hours: u32,
@@ -36,6 +39,10 @@ pub struct Portal {
     /// Facts of the record a claim must match (`domain::identity`); none by default.
     #[serde(default)]
     pub claim_checks: BTreeSet<Fact>,
+    /// The identity provider whose ID tokens vouch for a claimant's address
+    /// (`domain::id_token`): `identity_issuer`, `identity_audience`, `identity_jwks_url`.
+    #[serde(flatten, default, skip_serializing_if = "Option::is_none")]
+    pub identity: Option<IdentityProvider>,
 }
 
 /// Longest reminder lead time, in days.
@@ -75,15 +82,16 @@ impl Portal {
         portal_id: PortalId,
         name: &str,
         default: bool,
-        claim_url: &str,
+        claim_url: Option<&str>,
         code_ttl_hours: Option<u32>,
         link_ttl_hours: Option<u32>,
     ) -> Result<Self, PortalError> {
         let name = valid_name(name).ok_or(PortalError::Name)?;
-        let claim_url = claim_url.trim();
-        let scheme_ok = claim_url.starts_with("https://") || claim_url.starts_with("http://");
-        if !scheme_ok || !has_host(claim_url) || claim_url.len() > 2048 || claim_url.chars().any(|c| c.is_whitespace() || c.is_control()) {
-            return Err(PortalError::ClaimUrl);
+        let claim_url = claim_url.map(str::trim).filter(|u| !u.is_empty());
+        if let Some(claim_url) = claim_url {
+            if !valid_url(claim_url) {
+                return Err(PortalError::ClaimUrl);
+            }
         }
         let code_ttl_hours = code_ttl_hours.unwrap_or(DEFAULT_CODE_TTL_HOURS);
         if !(1..=MAX_CODE_TTL_HOURS).contains(&code_ttl_hours) {
@@ -97,14 +105,21 @@ impl Portal {
             portal_id,
             name,
             default,
-            claim_url: claim_url.to_owned(),
+            claim_url: claim_url.map(str::to_owned),
             code_ttl_hours,
             link_ttl_hours,
             auto_generate: false,
             auto_email: false,
             reminder_days_before_expiry: None,
             claim_checks: BTreeSet::new(),
+            identity: None,
         })
+    }
+
+    /// Sets the identity provider whose ID tokens vouch for addresses.
+    pub fn with_identity(mut self, identity: Option<IdentityProvider>) -> Self {
+        self.identity = identity;
+        self
     }
 
     /// Sets the facts a claim must match.
@@ -128,6 +143,12 @@ impl Portal {
     pub fn automated(&self) -> bool {
         self.auto_generate || self.auto_email || self.reminder_days_before_expiry.is_some()
     }
+}
+
+/// An absolute http(s) URL with a host, of at most 2048 characters and no spaces.
+pub fn valid_url(url: &str) -> bool {
+    let scheme_ok = url.starts_with("https://") || url.starts_with("http://");
+    scheme_ok && has_host(url) && url.len() <= 2048 && !url.chars().any(|c| c.is_whitespace() || c.is_control())
 }
 
 /// Whether an http(s) URL names a host: `https://`, `https://?x` or
@@ -176,29 +197,29 @@ mod tests {
 
     #[test]
     fn ttl_defaults_to_a_week_and_is_bounded() {
-        let p = Portal::new(id("main"), "Main", true, "https://portal.example/claim", None, None).unwrap();
+        let p = Portal::new(id("main"), "Main", true, Some("https://portal.example/claim"), None, None).unwrap();
         assert_eq!(p.code_ttl_hours, 168);
-        assert_eq!(Portal::new(id("m"), "M", true, "https://x.example", Some(0), None), Err(PortalError::CodeTtl));
-        assert_eq!(Portal::new(id("m"), "M", true, "https://x.example", Some(2161), None), Err(PortalError::CodeTtl));
-        assert!(Portal::new(id("m"), "M", true, "https://x.example", Some(2160), None).is_ok());
+        assert_eq!(Portal::new(id("m"), "M", true, Some("https://x.example"), Some(0), None), Err(PortalError::CodeTtl));
+        assert_eq!(Portal::new(id("m"), "M", true, Some("https://x.example"), Some(2161), None), Err(PortalError::CodeTtl));
+        assert!(Portal::new(id("m"), "M", true, Some("https://x.example"), Some(2160), None).is_ok());
     }
 
     #[test]
     fn names_and_urls_are_checked() {
-        assert_eq!(Portal::new(id("m"), "  ", true, "https://x.example", None, None), Err(PortalError::Name));
-        assert_eq!(Portal::new(id("m"), &"n".repeat(201), true, "https://x.example", None, None), Err(PortalError::Name));
-        assert_eq!(Portal::new(id("m"), "M", true, "javascript:alert(1)", None, None), Err(PortalError::ClaimUrl));
-        assert_eq!(Portal::new(id("m"), "M", true, "https://x.example/a b", None, None), Err(PortalError::ClaimUrl));
+        assert_eq!(Portal::new(id("m"), "  ", true, Some("https://x.example"), None, None), Err(PortalError::Name));
+        assert_eq!(Portal::new(id("m"), &"n".repeat(201), true, Some("https://x.example"), None, None), Err(PortalError::Name));
+        assert_eq!(Portal::new(id("m"), "M", true, Some("javascript:alert(1)"), None, None), Err(PortalError::ClaimUrl));
+        assert_eq!(Portal::new(id("m"), "M", true, Some("https://x.example/a b"), None, None), Err(PortalError::ClaimUrl));
         for hostless in ["https://", "https://?token=", "http://:443/claim", "https://user@/claim", "https://[]/"] {
-            assert_eq!(Portal::new(id("m"), "M", true, hostless, None, None), Err(PortalError::ClaimUrl), "{hostless}");
+            assert_eq!(Portal::new(id("m"), "M", true, Some(hostless), None, None), Err(PortalError::ClaimUrl), "{hostless}");
         }
-        assert!(Portal::new(id("m"), "M", true, "https://[::1]:8443/claim", None, None).is_ok());
+        assert!(Portal::new(id("m"), "M", true, Some("https://[::1]:8443/claim"), None, None).is_ok());
     }
 
     #[test]
     fn the_default_portal_must_be_unique() {
-        let a = Portal::new(id("a"), "A", true, "https://a.example", None, None).unwrap();
-        let b = Portal::new(id("b"), "B", false, "https://b.example", None, None).unwrap();
+        let a = Portal::new(id("a"), "A", true, Some("https://a.example"), None, None).unwrap();
+        let b = Portal::new(id("b"), "B", false, Some("https://b.example"), None, None).unwrap();
         let mut c = b.clone();
         c.default = true;
         assert_eq!(default_portal(&[a.clone(), b.clone()]), DefaultPortal::Found(&a));

@@ -26,6 +26,12 @@ async fn run(app: &App, req: &Request) -> Result<Response<Body>, ApiError> {
     let caller = caller(req, Scope::Access)?;
     let email = path_param(req, "email", EmailAddress::parse)?;
     let grants = app.store.access_of(&caller.tenant_id, &email).await?;
-    let access: Vec<_> = grants.into_iter().map(|(c, p)| json!({"contact_id": c, "portal_id": p})).collect();
+    let access: Vec<_> = grants
+        .into_iter()
+        .map(|g| match g.identity_subject {
+            Some(sub) => json!({"contact_id": g.contact_id, "portal_id": g.portal_id, "identity_subject": sub}),
+            None => json!({"contact_id": g.contact_id, "portal_id": g.portal_id}),
+        })
+        .collect();
     Ok(respond(StatusCode::OK, &json!({"email": email, "access": access})))
 }

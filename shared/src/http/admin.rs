@@ -7,6 +7,7 @@ use super::request::{caller, finish, json_body, path_param, respond};
 use super::routes::{Function, Route};
 use crate::app::App;
 use crate::domain::{
+    id_token::IdentityProvider,
     identity::{self, FactEdit, FactHasher},
     portal::valid_name, time, Contact, ContactId, ContactKind, EmailAddress, Fact, Portal, PortalId, Scope,
 };
@@ -21,7 +22,9 @@ use serde::{Deserialize, Serialize};
 pub struct PortalRequest {
     pub name: String,
     pub default: bool,
-    pub claim_url: String,
+    /// Absent or null: the deployment's hosted claim page (needs `PUBLIC_BASE_URL`).
+    #[serde(default)]
+    pub claim_url: Option<String>,
     #[serde(default)]
     pub code_ttl_hours: Option<u32>,
     #[serde(default)]
@@ -35,6 +38,13 @@ pub struct PortalRequest {
     /// Facts a claim must match (`domain::identity`); none when absent.
     #[serde(default)]
     pub claim_checks: Vec<Fact>,
+    /// The identity provider whose ID tokens vouch for addresses (`domain::id_token`).
+    #[serde(default)]
+    pub identity_issuer: Option<String>,
+    #[serde(default)]
+    pub identity_audience: Option<String>,
+    #[serde(default)]
+    pub identity_jwks_url: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -129,10 +139,18 @@ async fn put_portal(app: &App, req: &Request) -> Result<Response<Body>, ApiError
     let caller = caller(req, Scope::Admin)?;
     let portal_id = path_param(req, "portal_id", PortalId::parse)?;
     let body: PortalRequest = json_body(req, false)?;
-    let portal = Portal::new(portal_id, &body.name, body.default, &body.claim_url, body.code_ttl_hours, body.link_ttl_hours)
-        .and_then(|p| p.with_automation(body.auto_generate, body.auto_email, body.reminder_days_before_expiry))
-        .map(|p| p.with_claim_checks(body.claim_checks.iter().copied()))
+    let identity = IdentityProvider::from_settings(body.identity_issuer.as_deref(), body.identity_audience.as_deref(), body.identity_jwks_url.as_deref())
         .map_err(|e| ApiError::validation(e.pointer(), e.to_string()))?;
+    let portal = Portal::new(portal_id, &body.name, body.default, body.claim_url.as_deref(), body.code_ttl_hours, body.link_ttl_hours)
+        .and_then(|p| p.with_automation(body.auto_generate, body.auto_email, body.reminder_days_before_expiry))
+        .map(|p| p.with_claim_checks(body.claim_checks.iter().copied()).with_identity(identity))
+        .map_err(|e| ApiError::validation(e.pointer(), e.to_string()))?;
+    if portal.claim_url.is_none() && app.public_base_url.is_none() {
+        return Err(ApiError::validation(
+            "/claim_url",
+            "claim_url: required, as this deployment hosts no claim page (its PublicBaseUrl parameter is empty)",
+        ));
+    }
     app.store.put_portal(&caller.tenant_id, &portal, &caller.sub, (app.clock)()).await?;
     app.portals.forget(&caller.tenant_id);
     Ok(respond(StatusCode::OK, &portal))

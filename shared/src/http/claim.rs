@@ -36,7 +36,12 @@ pub struct ClaimRequest {
     pub code: Option<String>,
     #[serde(default)]
     pub token: Option<String>,
-    pub email: String,
+    /// The address to bind; may be left out when `id_token` is given.
+    #[serde(default)]
+    pub email: Option<String>,
+    /// An ID token of the portal's identity provider vouching for the address.
+    #[serde(default)]
+    pub id_token: Option<String>,
     #[serde(default)]
     pub portal_id: Option<String>,
     /// Facts of the record the portal checks (`claim_checks`).
@@ -67,6 +72,11 @@ impl Function for Claim {
         finish(match route {
             Route::Claim => run(app, &req).await,
             Route::ConfirmClaim => run_confirm(app, &req).await,
+            Route::ClaimPage => Ok(super::pages::claim_page(app, &req).await),
+            Route::ClaimPageSubmit => Ok(super::pages::claim_submit(app, &req).await),
+            Route::ConfirmPage => Ok(super::pages::confirm_page(app, &req).await),
+            Route::ConfirmPageSubmit => Ok(super::pages::confirm_submit(app, &req).await),
+            Route::NewLinkPageSubmit => Ok(super::pages::new_link_submit(app, &req).await),
             _ => Err(ApiError::NotFound("route")),
         })
     }
@@ -80,7 +90,7 @@ pub struct ConfirmRequest {
 
 /// The source address as a keyed hash (the counter and the audit store no IP
 /// address; IPv6 by its /64), and the browser's user agent.
-fn claimant(app: &App, req: &Request) -> (Option<CodeHash>, Option<String>) {
+pub(super) fn claimant(app: &App, req: &Request) -> (Option<CodeHash>, Option<String>) {
     let address = source_ip(req).as_deref().and_then(throttle_address).map(|ip| app.hasher.hash_secret(format!("ip:{ip}").as_bytes()));
     let user_agent = req.headers().get("user-agent").and_then(|v| v.to_str().ok()).map(str::to_owned);
     (address, user_agent)
@@ -96,7 +106,11 @@ async fn run_confirm(app: &App, req: &Request) -> Result<Response<Body>, ApiErro
 
 async fn run(app: &App, req: &Request) -> Result<Response<Body>, ApiError> {
     let body: ClaimRequest = json_body(req, false)?;
-    let email = EmailAddress::parse(&body.email).map_err(|e| ApiError::validation("/email", format!("email {e}")))?;
+    let email = match (&body.email, &body.id_token) {
+        (Some(email), _) => Some(EmailAddress::parse(email).map_err(|e| ApiError::validation("/email", format!("email {e}")))?),
+        (None, Some(_)) => None,
+        (None, None) => return Err(ApiError::validation("/email", "email: required unless an id_token is given")),
+    };
     let (secret, method) = match (&body.code, &body.token) {
         (Some(code), None) => (code.as_str(), Method::Code),
         (None, Some(token)) => (token.as_str(), Method::Link),
@@ -113,7 +127,16 @@ async fn run(app: &App, req: &Request) -> Result<Response<Body>, ApiError> {
     let address = address
         .ok_or_else(|| ApiError::BadRequest("the request has no source address: claims are throttled per address and refused without one".into()))?;
     let facts = body.facts();
-    let attempt = ClaimAttempt { secret, method, email: &email, portal: &portal, address: &address, facts: &facts, user_agent: user_agent.as_deref() };
+    let attempt = ClaimAttempt {
+        secret,
+        method,
+        email: email.as_ref(),
+        id_token: body.id_token.as_deref(),
+        portal: &portal,
+        address: &address,
+        facts: &facts,
+        user_agent: user_agent.as_deref(),
+    };
     Ok(match claim(app, attempt).await? {
         ClaimOutcome::Bound(claimed) => respond(StatusCode::CREATED, &claimed),
         ClaimOutcome::ConfirmationSent => respond(StatusCode::ACCEPTED, &serde_json::json!({"state": "confirmation_sent"})),

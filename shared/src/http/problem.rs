@@ -174,6 +174,10 @@ impl From<ClaimError> for ApiError {
             ClaimError::Rejected => Self::ClaimRejected,
             ClaimError::RateLimited { retry_after_secs } => Self::RateLimited(retry_after_secs),
             ClaimError::EmailNotQueued(e) => e.into(),
+            ClaimError::ProviderUnavailable(e) => {
+                tracing::error!(error = ?e, "identity provider unreachable");
+                Self::Unavailable("the portal's identity provider could not be reached to check the id_token; try again shortly".into())
+            }
             ClaimError::Unexpected(e) => Self::Unexpected(e),
         }
     }

@@ -42,6 +42,11 @@ pub enum Route {
     GetJob,
     ActivationsReport,
     UnusedCodesReport,
+    ClaimPage,
+    ClaimPageSubmit,
+    ConfirmPage,
+    ConfirmPageSubmit,
+    NewLinkPageSubmit,
 }
 
 /// Whether a route changes something a repeat must not change twice.
@@ -54,7 +59,7 @@ pub enum Effect {
 }
 
 impl Route {
-    pub const ALL: [Route; 27] = [
+    pub const ALL: [Route; 32] = [
         Route::GenerateCode,
         Route::Claim,
         Route::ConfirmClaim,
@@ -82,6 +87,11 @@ impl Route {
         Route::GetJob,
         Route::ActivationsReport,
         Route::UnusedCodesReport,
+        Route::ClaimPage,
+        Route::ClaimPageSubmit,
+        Route::ConfirmPage,
+        Route::ConfirmPageSubmit,
+        Route::NewLinkPageSubmit,
     ];
 
     /// (method, path template, binary, effect).
@@ -116,6 +126,13 @@ impl Route {
             Self::GetJob => ("GET", "/v1/jobs/{job_id}", "activations", Safe),
             Self::ActivationsReport => ("GET", "/v1/reports/activations", "reports", Safe),
             Self::UnusedCodesReport => ("GET", "/v1/reports/unused-codes", "reports", Safe),
+            // The hosted pages (`http::pages`), public HTML forms.
+            Self::ClaimPage => ("GET", "/claim", "claim", Safe),
+            Self::ClaimPageSubmit => ("POST", "/claim", "claim", Safe),
+            Self::ConfirmPage => ("GET", "/claim/confirm", "claim", Safe),
+            Self::ConfirmPageSubmit => ("POST", "/claim/confirm", "claim", Safe),
+            // At most one email an hour per contact (`usecase::new_link`).
+            Self::NewLinkPageSubmit => ("POST", "/claim/new-link", "claim", Safe),
         }
     }
 

@@ -5,6 +5,7 @@
 //! strongly consistent. Every request is counted (see [`Store::requests_sent`])
 //! so tests and benchmarks can hold us to "the portlet costs one Query".
 
+use crate::domain::id_token::IdentityProvider;
 use super::items::*;
 use super::keys;
 use super::tx::{Tx, TxError};
@@ -179,6 +180,9 @@ impl Store {
             auto_email: portal.auto_email,
             reminder_days_before_expiry: portal.reminder_days_before_expiry,
             claim_checks: portal.claim_checks.clone(),
+            identity_issuer: portal.identity.as_ref().map(|i| i.issuer.clone()),
+            identity_audience: portal.identity.as_ref().map(|i| i.audience.clone()),
+            identity_jwks_url: portal.identity.as_ref().map(|i| i.jwks_url.clone()),
             updated_at: now,
             updated_by: actor.to_owned(),
         };
@@ -213,6 +217,9 @@ impl Store {
             auto_email: p.auto_email,
             reminder_days_before_expiry: p.reminder_days_before_expiry,
             claim_checks: p.claim_checks,
+            // Stored as validated; a stored provider that no longer validates trusts nothing.
+            identity: IdentityProvider::from_settings(p.identity_issuer.as_deref(), p.identity_audience.as_deref(), p.identity_jwks_url.as_deref())
+                .unwrap_or_default(),
         })
     }
 

@@ -6,6 +6,7 @@
 //! |---------------------|---------------------------|-------------|
 //! | claim counter       | `CLAIMFAIL#{address hash}` | `CLAIMFAIL` |
 //! | idempotency record  | `T#{t}#IDEM#{key digest}`  | `IDEM`      |
+//! | new-link request    | `T#{t}#NEWLINK#{contact}`  | `NEWLINK`   |
 //!
 //! The claim counter is keyed by a keyed hash of the source address (the
 //! claim page is public: no tenant is known before the code is found, and a
@@ -14,7 +15,7 @@
 use super::dynamo::{n, s, Item, Store};
 use super::items::TTL_ATTRIBUTE;
 use crate::domain::guard::{FailureWindow, IdempotencyKey, IdempotencyRecord, StoredResponse, CLAIM_WINDOW, IDEMPOTENCY_TTL};
-use crate::domain::{CodeHash, TenantId};
+use crate::domain::{CodeHash, ContactId, TenantId};
 use anyhow::Context as _;
 use aws_sdk_dynamodb::types::AttributeValue;
 use chrono::{DateTime, Utc};
@@ -62,6 +63,28 @@ where
 }
 
 impl Store {
+    /// Takes the contact's one "email me a new link" of the next `per`:
+    /// `true` when none was taken within it (one conditional write).
+    pub async fn take_new_link_slot(&self, tenant: &TenantId, contact: &ContactId, per: chrono::Duration, now: DateTime<Utc>) -> anyhow::Result<bool> {
+        let until = now + per;
+        let item = HashMap::from([
+            ("pk".into(), s(format!("T#{tenant}#NEWLINK#{contact}"))),
+            ("sk".into(), s("NEWLINK")),
+            ("until_ms".into(), n(until.timestamp_millis())),
+            (TTL_ATTRIBUTE.into(), n(until.timestamp() + 60)),
+        ]);
+        let result = self
+            .client()
+            .put_item()
+            .table_name(self.table_name())
+            .set_item(Some(item))
+            .condition_expression("attribute_not_exists(pk) OR until_ms <= :now")
+            .expression_attribute_values(":now", n(now.timestamp_millis()))
+            .send()
+            .await;
+        condition_held(result, "Failed to take a new-link slot")
+    }
+
     /// Counts one claim from this source address and answers the window as
     /// it is after the addition: one more in the open window, or a new window
     /// from `now` holding this claim. Atomic (an `ADD` in DynamoDB), so

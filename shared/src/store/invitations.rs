@@ -2,7 +2,7 @@
 //! change who may use a portal. Each is one DynamoDB transaction, so nothing
 //! is ever half done; a cancelled transaction wrote nothing.
 
-use super::dynamo::{from_item, key, s, to_item, Item, Store};
+use super::dynamo::{from_item, key, s, to_item, Store};
 use super::tx::{Tx, TxError, TxItem};
 use super::items::{AuditItem, CodeItem, CodeLookupItem, ConfirmationItem, EmailItem, JobMarkerItem};
 use super::keys;
@@ -148,6 +148,14 @@ impl Invitation {
     }
 }
 
+/// The account a claim creates.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewAccount {
+    pub email: EmailAddress,
+    /// The identity provider's `sub`, when an ID token vouched for the address.
+    pub subject: Option<String>,
+}
+
 impl Store {
     /// Revokes earlier pending codes and links ([`invitation::revoke`]): row and lookup.
     fn revocations(&self, tx: &mut Tx, pk: &str, portal: &PortalId, hashes: &[CodeHash]) -> anyhow::Result<()> {
@@ -291,20 +299,22 @@ impl Store {
         hash: &CodeHash,
         owner: &CodeOwner,
         claim: invitation::Transition,
-        email: &EmailAddress,
+        account: &NewAccount,
         audit: &AuditItem,
         confirmation: Option<&CodeHash>,
         now: DateTime<Utc>,
     ) -> Result<(), TxError> {
+        let email = &account.email;
         let (tenant, contact, portal) = (&owner.tenant_id, &owner.contact_id, &owner.portal_id);
         let pk = keys::contact_pk(tenant, contact);
         let now_s = time::format(&now);
-        let account = Update::builder()
+        let account_row = Update::builder()
             .table_name(self.table_name())
             .set_key(Some(key(pk.clone(), keys::account_sk(portal, email))))
             .update_expression(
                 "SET email = :email, portal_id = :portal, activated_at = :now, #method = :method, contact_name = :name, \
-                 #search = :search, gsi3pk = :g3pk, gsi3sk = :g3sk, sent_at = :sent, email_document_id = :doc REMOVE disabled_at",
+                 #search = :search, gsi3pk = :g3pk, gsi3sk = :g3sk, sent_at = :sent, email_document_id = :doc, identity_subject = :sub \
+                 REMOVE disabled_at",
             )
             .expression_attribute_names("#method", "method")
             .expression_attribute_names("#search", "search")
@@ -317,8 +327,9 @@ impl Store {
             .expression_attribute_values(":g3pk", s(keys::activated_gsi_pk(tenant)))
             .expression_attribute_values(":g3sk", s(keys::activated_gsi_sk(&now, contact, portal, email)))
             .expression_attribute_values(":sent", s_or_null(owner.created_at.as_ref().map(time::format)))
-            .expression_attribute_values(":doc", s_or_null(owner.email_document_id.as_ref().map(|d| d.to_string())));
-        let account = account.build().context("Failed to build an Update")?;
+            .expression_attribute_values(":doc", s_or_null(owner.email_document_id.as_ref().map(|d| d.to_string())))
+            .expression_attribute_values(":sub", s_or_null(account.subject.clone()));
+        let account_row = account_row.build().context("Failed to build an Update")?;
         let state = Update::builder()
             .table_name(self.table_name())
             .set_key(Some(key(pk.clone(), keys::CONTACT_SK.into())))
@@ -332,7 +343,8 @@ impl Store {
         let grant = Update::builder()
             .table_name(self.table_name())
             .set_key(Some(key(keys::grant_pk(tenant, email), keys::grant_sk(contact, portal))))
-            .update_expression("SET contact_id = :contact, portal_id = :portal, granted_at = :now")
+            .update_expression("SET contact_id = :contact, portal_id = :portal, granted_at = :now, identity_subject = :sub")
+            .expression_attribute_values(":sub", s_or_null(account.subject.clone()))
             .expression_attribute_values(":contact", s(contact.as_str()))
             .expression_attribute_values(":portal", s(portal.as_str()))
             .expression_attribute_values(":now", s(now_s))
@@ -344,7 +356,7 @@ impl Store {
                 self.set_state(key(keys::code_lookup_pk(hash), keys::CODE_LOOKUP_SK.into()), claim.to, "", Some(now.timestamp_millis()))?,
             )
             .with(TxItem::CodeRow, self.set_state(key(pk, keys::code_sk(portal, hash)), claim.to, "REMOVE code, gsi2pk, gsi2sk", None)?)
-            .with(TxItem::Account, TransactWriteItem::builder().update(account).build())
+            .with(TxItem::Account, TransactWriteItem::builder().update(account_row).build())
             .with(TxItem::Contact, TransactWriteItem::builder().update(state).build())
             .with(TxItem::Grant, TransactWriteItem::builder().update(grant).build())
             .with(TxItem::Audit, self.put(to_item(audit)?, "attribute_not_exists(pk)")?);
@@ -457,15 +469,9 @@ impl Store {
 
     /// What an email address may open in a tenant: (contact, portal) pairs.
     #[tracing::instrument(skip_all, fields(tenant = %tenant))]
-    pub async fn access_of(&self, tenant: &TenantId, email: &EmailAddress) -> anyhow::Result<Vec<(ContactId, PortalId)>> {
+    pub async fn access_of(&self, tenant: &TenantId, email: &EmailAddress) -> anyhow::Result<Vec<super::items::AccessGrantItem>> {
         let items = self.query_prefix(keys::grant_pk(tenant, email), keys::GRANT_PREFIX, false).await?;
-        items
-            .into_iter()
-            .map(|i: Item| {
-                let g: super::items::AccessGrantItem = from_item(i)?;
-                Ok((g.contact_id, g.portal_id))
-            })
-            .collect()
+        items.into_iter().map(from_item).collect()
     }
 }
 

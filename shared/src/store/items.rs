@@ -24,7 +24,9 @@ pub struct PortalItem {
     pub portal_id: PortalId,
     pub name: String,
     pub default: bool,
-    pub claim_url: String,
+    /// Absent: the deployment's hosted claim page.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub claim_url: Option<String>,
     pub code_ttl_hours: u32,
     #[serde(default = "default_ttl")]
     pub link_ttl_hours: u32,
@@ -36,6 +38,12 @@ pub struct PortalItem {
     pub reminder_days_before_expiry: Option<u32>,
     #[serde(default, skip_serializing_if = "std::collections::BTreeSet::is_empty")]
     pub claim_checks: std::collections::BTreeSet<Fact>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub identity_issuer: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub identity_audience: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub identity_jwks_url: Option<String>,
     #[serde(with = "time::rfc3339")]
     pub updated_at: DateTime<Utc>,
     pub updated_by: String,
@@ -110,6 +118,9 @@ pub struct AccountItem {
     pub sent_at: Option<DateTime<Utc>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub email_document_id: Option<DocumentId>,
+    /// The identity provider's `sub`, when an ID token vouched for the address.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub identity_subject: Option<String>,
 }
 
 impl AccountItem {
@@ -367,6 +378,9 @@ pub struct AccessGrantItem {
     pub sk: String,
     pub contact_id: ContactId,
     pub portal_id: PortalId,
+    /// The identity provider's `sub` of the account, when an ID token vouched for it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub identity_subject: Option<String>,
 }
 
 /// A bulk job's record of one contact: written in the same transaction as

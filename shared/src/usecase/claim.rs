@@ -28,7 +28,8 @@ use crate::domain::confirmation::{self, Binding};
 use crate::domain::{time, EmailKind, MailJob, Portal};
 use crate::mail::templates::TemplateVars;
 use crate::store::items::{AuditItem, ConfirmationItem};
-use crate::store::{keys, CodeOwner, ConfirmationStart};
+use crate::domain::id_token::{self, IdTokenError, Vouched};
+use crate::store::{keys, CodeOwner, ConfirmationStart, NewAccount};
 use std::collections::BTreeMap;
 use crate::retry::{retry, Attempt, Policy};
 use crate::store::TxError;
@@ -46,6 +47,9 @@ pub enum ClaimError {
     /// The confirmation was stored but its email could not be queued.
     #[error("the confirmation email could not be sent just now; try again")]
     EmailNotQueued(#[source] QueueEmailError),
+    /// The portal's identity provider's keys could not be fetched to check an `id_token`.
+    #[error("the portal's identity provider could not be reached to check the id_token; try again")]
+    ProviderUnavailable(#[source] anyhow::Error),
     #[error(transparent)]
     Unexpected(#[from] anyhow::Error),
 }
@@ -93,7 +97,10 @@ pub struct ClaimAttempt<'a> {
     /// The code or the link's token, as typed (it may be malformed).
     pub secret: &'a str,
     pub method: Method,
-    pub email: &'a EmailAddress,
+    /// The address typed; with an `id_token`, the token's must be the same if given.
+    pub email: Option<&'a EmailAddress>,
+    /// An ID token of the portal's identity provider vouching for the address (`domain::id_token`).
+    pub id_token: Option<&'a str>,
     /// The portal the claim page belongs to, if it says.
     pub portal: &'a ClaimPortal,
     /// The hashed source address ([`crate::domain::guard::throttle_address`]), throttled.
@@ -107,11 +114,24 @@ pub struct ClaimAttempt<'a> {
 impl ClaimAttempt<'_> {
     /// The audit record of this claim of `owner`'s code.
     fn audit(&self, owner: &CodeOwner, action: &str, now: chrono::DateTime<chrono::Utc>) -> AuditItem {
+        self.audit_with(owner, action, now, &[])
+    }
+
+    /// The audit record, with more detail (`reason`, `identity_subject`, …).
+    fn audit_with(&self, owner: &CodeOwner, action: &str, now: chrono::DateTime<chrono::Utc>, more: &[(&str, String)]) -> AuditItem {
         let mut detail = BTreeMap::from([
             ("method".to_owned(), self.method.as_str().to_owned()),
-            ("account_email".to_owned(), self.email.to_string()),
             ("source_address_hash".to_owned(), self.address.as_str().to_owned()),
         ]);
+        if let Some(email) = self.email {
+            detail.insert("account_email".to_owned(), email.to_string());
+        }
+        if self.id_token.is_some() {
+            detail.insert("id_token".to_owned(), "given".to_owned());
+        }
+        for (k, v) in more {
+            detail.insert((*k).to_owned(), v.clone());
+        }
         if let Some(agent) = self.user_agent {
             detail.insert("user_agent".to_owned(), agent.chars().take(256).collect());
         }
@@ -189,16 +209,64 @@ async fn try_claim(app: &App, attempt: &ClaimAttempt<'_>, seen: &mut Seen) -> Re
     let transition = invitation::claim(owner.state, expires_at, now).map_err(|_| ClaimError::Rejected)?;
     let owner = &owner;
     let portal = check_facts(app, attempt, hash, owner, expires_at, now).await?;
-    match confirmation::binding(owner.method, owner.sent_to.as_ref(), attempt.email) {
+    if let Some(token) = attempt.id_token {
+        // The provider vouches for the address: bound at once, to the token's email.
+        let vouched = match vouch(app, &portal, token, now).await? {
+            Ok(v) if attempt.email.is_none_or(|typed| *typed == v.email) => v,
+            Ok(_) => return Err(refuse(app, attempt, owner, "id_token_email_mismatch", now).await),
+            Err(reason) => return Err(refuse(app, attempt, owner, reason, now).await),
+        };
+        let account = NewAccount { email: vouched.email.clone(), subject: Some(vouched.subject.clone()) };
+        let audit = attempt.audit_with(owner, "claimed", now, &[
+            ("account_email", vouched.email.to_string()),
+            ("verified_by", "id_token".to_owned()),
+            ("identity_subject", vouched.subject.clone()),
+        ]);
+        bind(app, hash, owner, transition, &account, &audit, None, now).await?;
+        notify_account_added(app, owner, &portal, &vouched.email, now).await;
+        return Ok(ClaimOutcome::Bound(Claimed { contact_id: owner.contact_id.clone(), portal_id: owner.portal_id.clone(), email: vouched.email }));
+    }
+    let email = attempt.email.ok_or(ClaimError::Rejected)?;
+    match confirmation::binding(owner.method, owner.sent_to.as_ref(), email) {
         Binding::Now => {
-            bind(app, hash, owner, transition, attempt.email, &attempt.audit(owner, "claimed", now), None, now).await?;
-            notify_account_added(app, owner, &portal, attempt.email, now).await;
-            Ok(ClaimOutcome::Bound(Claimed { contact_id: owner.contact_id.clone(), portal_id: owner.portal_id.clone(), email: attempt.email.clone() }))
+            let account = NewAccount { email: email.clone(), subject: None };
+            bind(app, hash, owner, transition, &account, &attempt.audit(owner, "claimed", now), None, now).await?;
+            notify_account_added(app, owner, &portal, email, now).await;
+            Ok(ClaimOutcome::Bound(Claimed { contact_id: owner.contact_id.clone(), portal_id: owner.portal_id.clone(), email: email.clone() }))
         }
         Binding::Confirm => {
-            send_confirmation(app, attempt, hash, owner, &portal, now).await?;
+            send_confirmation(app, attempt, email, hash, owner, &portal, now).await?;
             Ok(ClaimOutcome::ConfirmationSent)
         }
+    }
+}
+
+/// Checks an `id_token` against the portal's identity provider: `Ok(Err(reason))`
+/// when it vouches for nothing (no provider, a bad token), `Err` when the
+/// provider's keys cannot be fetched. An unknown `kid` refreshes the keys once.
+async fn vouch(app: &App, portal: &Portal, token: &str, now: chrono::DateTime<chrono::Utc>) -> Result<Result<Vouched, &'static str>, ClaimError> {
+    let Some(provider) = &portal.identity else {
+        return Ok(Err("id_token_not_accepted"));
+    };
+    let keys = app.identity_keys.get(&provider.jwks_url).await.map_err(ClaimError::ProviderUnavailable)?;
+    let verdict = match id_token::verify(token, provider, &keys, now) {
+        Err(IdTokenError::UnknownKey) => match app.identity_keys.refresh(&provider.jwks_url).await.map_err(ClaimError::ProviderUnavailable)? {
+            Some(fresh) => id_token::verify(token, provider, &fresh, now),
+            None => Err(IdTokenError::UnknownKey),
+        },
+        verdict => verdict,
+    };
+    Ok(verdict.map_err(|e| {
+        tracing::info!(portal = %portal.portal_id, reason = %e, "id_token refused");
+        e.reason()
+    }))
+}
+
+/// Audits a refused claim (`claim_refused` with its reason) and answers [`ClaimError::Rejected`].
+async fn refuse(app: &App, attempt: &ClaimAttempt<'_>, owner: &CodeOwner, reason: &str, now: chrono::DateTime<chrono::Utc>) -> ClaimError {
+    match app.store.put_audit(&attempt.audit_with(owner, "claim_refused", now, &[("reason", reason.to_owned())])).await {
+        Ok(()) => ClaimError::Rejected,
+        Err(e) => e.into(),
     }
 }
 
@@ -211,13 +279,13 @@ async fn bind(
     hash: &CodeHash,
     owner: &CodeOwner,
     transition: invitation::Transition,
-    email: &EmailAddress,
+    account: &NewAccount,
     audit: &AuditItem,
     confirmation: Option<&CodeHash>,
     now: chrono::DateTime<chrono::Utc>,
 ) -> Result<(), ClaimError> {
     retry(CONTENTION, |_: TxError| ClaimError::Rejected, |_| async move {
-        match app.store.claim_code(hash, owner, transition, email, audit, confirmation, now).await {
+        match app.store.claim_code(hash, owner, transition, account, audit, confirmation, now).await {
             Ok(()) => Attempt::Done(()),
             Err(e) if e.is_contention() => Attempt::Again(e),
             Err(TxError::Cancelled(_)) => Attempt::Stop(ClaimError::Rejected),
@@ -227,6 +295,56 @@ async fn bind(
     .await?;
     tracing::info!(tenant = %owner.tenant_id, portal = %owner.portal_id, "code claimed");
     Ok(())
+}
+
+/// What a link's page may say of its token, read without changing anything
+/// (GET never consumes: a mail scanner following the link changes nothing).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LinkStatus {
+    /// Claimable now.
+    Open,
+    /// Claimed already.
+    Used,
+    Expired,
+    /// Replaced by a newer link, or revoked by staff.
+    Replaced,
+    /// Locked after wrong facts.
+    Locked,
+    /// No link has this token.
+    Unknown,
+}
+
+/// The link's status and, when it is one, whose it is (tenant and portal).
+pub async fn link_status(app: &App, raw_token: &str) -> anyhow::Result<(LinkStatus, Option<(crate::domain::TenantId, PortalId)>)> {
+    let Ok(token) = LinkToken::parse(raw_token) else {
+        return Ok((LinkStatus::Unknown, None));
+    };
+    let Some(owner) = app.store.find_code(&token.hash(&app.hasher)).await? else {
+        return Ok((LinkStatus::Unknown, None));
+    };
+    if owner.method != Method::Link {
+        return Ok((LinkStatus::Unknown, None));
+    }
+    let now = (app.clock)();
+    let expires_at = DateTime::from_timestamp_millis(owner.expires_at_ms).unwrap_or(now);
+    let status = match (owner.state, invitation::claim(owner.state, expires_at, now)) {
+        (_, Ok(_)) => LinkStatus::Open,
+        (InvitationState::Claimed, _) => LinkStatus::Used,
+        (InvitationState::Revoked, _) => LinkStatus::Replaced,
+        (InvitationState::Locked, _) => LinkStatus::Locked,
+        _ => LinkStatus::Expired,
+    };
+    Ok((status, Some((owner.tenant_id, owner.portal_id))))
+}
+
+/// An open confirmation: the address it binds and whose it is; `None` when
+/// the token is unknown, expired, voided or used. Reads only.
+pub async fn open_confirmation(app: &App, raw_token: &str) -> anyhow::Result<Option<ConfirmationItem>> {
+    let Ok(token) = LinkToken::parse(raw_token) else {
+        return Ok(None);
+    };
+    let found = app.store.find_confirmation(&confirmation_hash(app, &token)).await?;
+    Ok(found.filter(|c| (app.clock)().timestamp_millis() < c.expires_at_ms))
 }
 
 /// The key a confirmation token is stored under.
@@ -239,6 +357,7 @@ fn confirmation_hash(app: &App, token: &LinkToken) -> CodeHash {
 async fn send_confirmation(
     app: &App,
     attempt: &ClaimAttempt<'_>,
+    email: &EmailAddress,
     hash: &CodeHash,
     owner: &CodeOwner,
     portal: &Portal,
@@ -255,7 +374,7 @@ async fn send_confirmation(
         contact_id: owner.contact_id.clone(),
         portal_id: owner.portal_id.clone(),
         code_hash: hash.clone(),
-        email: attempt.email.clone(),
+        email: email.clone(),
         method: owner.method,
         created_at: now,
         expires_at_ms: expires_at.timestamp_millis(),
@@ -267,12 +386,12 @@ async fn send_confirmation(
         portal_name: portal.name.clone(),
         tenant_name: owner.tenant_id.to_string(),
         code: String::new(),
-        link: confirmation::confirm_link(&portal.claim_url, token.expose()),
-        claim_url: portal.claim_url.clone(),
+        link: app.confirm_link(&owner.tenant_id, portal, token.expose()),
+        claim_url: app.claim_url(&owner.tenant_id, portal),
         expires_at: time::format(&expires_at),
         account_email: String::new(),
     };
-    let email = sealed_email(&app.sealer, &owner.tenant_id, &owner.contact_id, &owner.portal_id, EmailKind::ClaimConfirmation, attempt.email, &vars, now);
+    let email = sealed_email(&app.sealer, &owner.tenant_id, &owner.contact_id, &owner.portal_id, EmailKind::ClaimConfirmation, email, &vars, now);
     let document_id = email.document_id.clone();
     let start = ConfirmationStart { item, outstanding, voided, email, audit: attempt.audit(owner, "claim_confirmation_sent", now) };
     let start = &start;
@@ -324,7 +443,8 @@ pub async fn confirm(app: &App, raw_token: &str, address: Option<&CodeHash>, use
         detail.insert("user_agent".to_owned(), agent.chars().take(256).collect());
     }
     let audit = AuditItem::contact(&owner.tenant_id, &owner.contact_id, Some(&owner.portal_id), CLAIMANT, "claimed", now, detail);
-    let result = bind(app, &confirmation.code_hash, &owner, transition, &confirmation.email, &audit, Some(&token_hash), now).await;
+    let account = NewAccount { email: confirmation.email.clone(), subject: None };
+    let result = bind(app, &confirmation.code_hash, &owner, transition, &account, &audit, Some(&token_hash), now).await;
     match &result {
         Ok(()) => crate::metrics::emf::count("ClaimsSucceeded", &[("PortalId", owner.portal_id.as_str())]),
         Err(_) => crate::metrics::emf::count("ClaimsFailed", &[("PortalId", owner.portal_id.as_str())]),
@@ -348,7 +468,7 @@ async fn notify_account_added(app: &App, owner: &CodeOwner, portal: &Portal, bou
             contact_name: contact.name.clone(),
             portal_name: portal.name.clone(),
             tenant_name: owner.tenant_id.to_string(),
-            claim_url: portal.claim_url.clone(),
+            claim_url: app.claim_url(&owner.tenant_id, portal),
             account_email: bound.to_string(),
             ..Default::default()
         };

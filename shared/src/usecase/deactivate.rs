@@ -88,7 +88,7 @@ async fn deactivate_once(
             contact_name: contact.name.clone(),
             portal_name: portal.name.clone(),
             tenant_name: tenant.to_string(),
-            claim_url: portal.claim_url.clone(),
+            claim_url: app.claim_url(tenant, portal),
             ..Default::default()
         };
         EmailItem::queued(tenant, contact_id, &portal.portal_id, EmailKind::Deactivation, to, vars.to_map(), now)

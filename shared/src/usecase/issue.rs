@@ -72,7 +72,7 @@ pub struct Actor<'a> {
 }
 
 /// The secret being issued: its hash, the code to show, and the link to email.
-fn secret(app: &App, method: Method, portal: &Portal) -> (CodeHash, Option<String>, String) {
+fn secret(app: &App, tenant: &TenantId, method: Method, portal: &Portal) -> (CodeHash, Option<String>, String) {
     match method {
         Method::Code => {
             let code = PickupCode::generate();
@@ -80,19 +80,19 @@ fn secret(app: &App, method: Method, portal: &Portal) -> (CodeHash, Option<Strin
         }
         Method::Link => {
             let token = LinkToken::generate();
-            (token.hash(&app.hasher), None, token.link(&portal.claim_url))
+            (token.hash(&app.hasher), None, token.link(&app.claim_url(tenant, portal)))
         }
     }
 }
 
-fn vars(tenant: &TenantId, contact: &Contact, portal: &Portal, code: Option<&str>, link: String, expires_at: DateTime<Utc>) -> TemplateVars {
+fn vars(app: &App, tenant: &TenantId, contact: &Contact, portal: &Portal, code: Option<&str>, link: String, expires_at: DateTime<Utc>) -> TemplateVars {
     TemplateVars {
         contact_name: contact.name.clone(),
         portal_name: portal.name.clone(),
         tenant_name: tenant.to_string(),
         code: code.unwrap_or_default().to_owned(),
         link,
-        claim_url: portal.claim_url.clone(),
+        claim_url: app.claim_url(tenant, portal),
         expires_at: time::format(&expires_at),
         account_email: String::new(),
     }
@@ -128,10 +128,10 @@ pub fn plan(app: &App, target: &Target<'_>, step: Step, revoke: Vec<CodeHash>) -
         Method::Link => portal.link_ttl_hours,
     };
     let expires_at = invitation::expires_at(now, ttl);
-    let (hash, code, link) = secret(app, method, portal);
+    let (hash, code, link) = secret(app, tenant, method, portal);
     let email = match (step.email, to) {
         (Some(kind), Some(to)) => {
-            let v = vars(tenant, contact, portal, code.as_deref(), link, expires_at);
+            let v = vars(app, tenant, contact, portal, code.as_deref(), link, expires_at);
             Some(sealed_email(&app.sealer, tenant, &contact.contact_id, &portal.portal_id, kind, &to, &v, now))
         }
         _ => None,

@@ -15,6 +15,7 @@
 //! | expire what is due | [`expire`] | [`expire::ExpireError`] |
 //! | send one email | [`send_email`] | [`send_email::SendEmailError`] |
 //! | which portal is meant | [`portal`] | [`portal::PortalError`] |
+//! | email me a new link (the hosted page) | [`new_link`] | `anyhow` (the page answers the same) |
 
 pub mod access;
 pub mod apply_batch;
@@ -23,5 +24,6 @@ pub mod claim;
 pub mod deactivate;
 pub mod expire;
 pub mod issue;
+pub mod new_link;
 pub mod portal;
 pub mod send_email;

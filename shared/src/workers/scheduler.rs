@@ -203,7 +203,7 @@ impl Scheduler {
             tenant_name: tenant.to_string(),
             code: row.code.clone().unwrap_or_default(),
             link: String::new(),
-            claim_url: portal.claim_url.clone(),
+            claim_url: self.app.claim_url(tenant, portal),
             expires_at: time::format(&row.expires_at),
             account_email: String::new(),
         };

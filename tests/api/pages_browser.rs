@@ -1,0 +1,249 @@
+//! The hosted pages in a real browser (issue 14): Debian's Chromium, driven
+//! over WebDriver by its chromedriver (both installed by `infra/bootstrap`),
+//! at a phone's width, against the local gateway. Each page is checked with
+//! axe-core (from npm, injected by WebDriver) for serious and critical
+//! violations. The pages have no JavaScript: everything here is typing,
+//! clicking and following emailed links, as a person would.
+//!
+//! All of a run's browsers reach the gateway from 127.0.0.1, one client
+//! address for the claim throttle (10 counted claims per 15 minutes): these
+//! tests make five such claims together, and each run starts a fresh stack.
+
+use crate::helpers::*;
+use fantoccini::{Client, ClientBuilder, Locator};
+use reqwest::Method;
+use serde_json::{json, Value};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// A chromedriver of its own (its own process group, killed on drop) and a headless Chromium session.
+struct Browser {
+    client: Client,
+    _driver: Killed,
+}
+
+impl Browser {
+    async fn start() -> Self {
+        use std::os::unix::process::CommandExt as _;
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let driver = Command::new("chromedriver")
+            .arg(format!("--port={port}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .process_group(0)
+            .spawn()
+            .expect("chromedriver is installed (infra/bootstrap: apt-get install chromium-driver)");
+        let url = format!("http://127.0.0.1:{port}");
+        let started = Instant::now();
+        while reqwest::get(format!("{url}/status")).await.is_err() {
+            assert!(started.elapsed() < Duration::from_secs(20), "chromedriver did not start");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        let mut caps = serde_json::Map::new();
+        caps.insert(
+            "goog:chromeOptions".into(),
+            json!({"binary": "/usr/bin/chromium",
+                   "args": ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--window-size=390,844"]}),
+        );
+        let client = ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new())
+            .capabilities(caps)
+            .connect(&url)
+            .await
+            .expect("a Chromium session");
+        Self { client, _driver: Killed(driver) }
+    }
+
+    async fn goto(&self, url: &str) {
+        self.client.goto(url).await.unwrap();
+    }
+
+    async fn heading(&self) -> String {
+        self.client.find(Locator::Css("h1")).await.unwrap().text().await.unwrap()
+    }
+
+    async fn fill(&self, id: &str, value: &str) {
+        let field = self.client.find(Locator::Id(id)).await.unwrap_or_else(|_| panic!("no field #{id}"));
+        field.clear().await.unwrap();
+        field.send_keys(value).await.unwrap();
+    }
+
+    /// A date input takes its value as the browser's locale shows it; set it as the form sends it.
+    async fn set_date(&self, id: &str, value: &str) {
+        self.client.execute("document.getElementById(arguments[0]).value = arguments[1]", vec![json!(id), json!(value)]).await.unwrap();
+    }
+
+    async fn click(&self, button_text: &str) {
+        let xpath = format!("//button[normalize-space()='{button_text}']");
+        self.client.find(Locator::XPath(&xpath)).await.unwrap_or_else(|_| panic!("no button {button_text}")).click().await.unwrap();
+        self.client.wait().for_element(Locator::Css("h1")).await.unwrap();
+    }
+
+    /// axe-core's serious and critical violations on the page shown.
+    async fn accessibility_violations(&self) -> Vec<Value> {
+        let axe = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../infra/node_modules/axe-core/axe.min.js"))
+            .expect("axe-core is installed (infra/bootstrap: npm ci in infra)");
+        self.client.execute(&axe, vec![]).await.unwrap();
+        let script = "const done = arguments[arguments.length - 1];\
+            axe.run(document).then(r => done(r.violations.filter(v => v.impact === 'serious' || v.impact === 'critical')\
+              .map(v => ({id: v.id, impact: v.impact, help: v.help, nodes: v.nodes.map(n => n.target)}))))\
+              .catch(e => done([{id: 'axe-error', help: String(e)}]));";
+        let found = self.client.execute_async(script, vec![]).await.unwrap();
+        found.as_array().cloned().unwrap_or_default()
+    }
+
+    async fn assert_accessible(&self, what: &str) {
+        let violations = self.accessibility_violations().await;
+        assert!(violations.is_empty(), "{what}: {violations:#?}");
+    }
+
+    async fn screenshot(&self, name: &str) {
+        let png = self.client.screenshot().await.unwrap();
+        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../target/browser");
+        std::fs::create_dir_all(dir).unwrap();
+        std::fs::write(format!("{dir}/{name}.png"), png).unwrap();
+    }
+
+    /// Ends the session (Chromium quits), then chromedriver is killed.
+    async fn close(self) {
+        // Bounded: the driver is killed after it either way.
+        let _ = tokio::time::timeout(Duration::from_secs(10), self.client.close()).await;
+    }
+}
+
+/// Kills chromedriver's whole process group (Chromium with it), also when a test fails.
+struct Killed(Child);
+
+impl Drop for Killed {
+    fn drop(&mut self) {
+        let _ = Command::new("kill").args(["-KILL", "--", &format!("-{}", self.0.id())]).status();
+        let _ = self.0.wait();
+    }
+}
+
+fn state_on_main(status: &Value) -> String {
+    status["portals"].as_array().unwrap().iter().find(|p| p["portal_id"] == "main").unwrap()["state"].as_str().unwrap().to_owned()
+}
+
+/// A contact with an email of record and a date of birth on a hosted portal checking it.
+async fn patient(t: &TestApp, portal_name: &str) -> (String, String) {
+    t.put_hosted_portal(portal_name, json!(["date_of_birth"])).await.ok(200);
+    let contact = unique("chart");
+    let email = format!("{contact}@example.com");
+    let body = json!({"name": "Ada Lovelace", "email": email, "kind": "individual", "date_of_birth": "1984-02-29"});
+    t.call(Method::PUT, &format!("/v1/contacts/{contact}"), WRITE, Some(body)).await.ok(200);
+    (contact, email)
+}
+
+#[tokio::test]
+async fn code_and_date_of_birth_then_the_emailed_confirmation_bind_the_account() {
+    let t = TestApp::new().await;
+    let (contact, _) = patient(&t, "Riverside Clinic").await;
+    let code = t.generate(&contact, json!({})).await;
+    let code = code.ok(201)["code"].as_str().unwrap().to_owned();
+    let browser = Browser::start().await;
+
+    browser.goto(&format!("{}/claim?tenant={}&portal=main", t.base(), t.tenant)).await;
+    assert_eq!(browser.client.title().await.unwrap(), "Set up your account with your code – Riverside Clinic");
+    browser.assert_accessible("the claim form").await;
+    browser.fill("f-code", &code.to_lowercase().replace('-', " ")).await;
+    browser.set_date("f-date_of_birth", "1984-02-29").await;
+    let typed = format!("{}@example.org", unique("pat"));
+    browser.fill("f-email", &typed).await;
+    browser.screenshot("claim-page").await;
+    let before = ses_messages_to(&typed).await.len();
+    browser.click("Set up my account").await;
+    assert_eq!(browser.heading().await, "Check your email");
+    browser.assert_accessible("check your email").await;
+    assert_eq!(state_on_main(t.status(&contact).await.ok(200)), "pending", "nothing is bound before the address is proven");
+
+    let link = emailed_link(&typed, before, "/claim/confirm?").await;
+    browser.goto(&link).await;
+    assert_eq!(browser.heading().await, "Confirm your email address");
+    browser.assert_accessible("the confirmation page").await;
+    browser.click("Confirm").await;
+    assert_eq!(browser.heading().await, "Your account is ready");
+    browser.assert_accessible("done").await;
+    browser.close().await;
+
+    let status = t.status(&contact).await;
+    let status = status.ok(200);
+    assert_eq!(state_on_main(status), "active");
+    assert!(status["accounts"].as_array().unwrap().iter().any(|a| a["email"] == typed.as_str()), "the portlet shows the account: {status}");
+    let audit = t.get(&format!("/v1/contacts/{contact}/audit")).await;
+    let claimed = audit.ok(200)["items"].as_array().unwrap().iter().find(|a| a["action"] == "claimed").cloned().expect("the claim is audited");
+    assert_eq!(claimed["detail"]["account_email"], typed.as_str());
+    assert_eq!(claimed["detail"]["confirmed_by_email"], "true");
+    assert!(claimed["detail"]["user_agent"].as_str().unwrap_or_default().contains("Chrome"), "{claimed}");
+}
+
+#[tokio::test]
+async fn the_emailed_link_claimed_for_its_own_address_binds_at_once() {
+    let t = TestApp::new().await;
+    let (contact, email, link) = t.activated_link("Lakeside Practice").await;
+
+    let browser = Browser::start().await;
+    browser.goto(&link).await;
+    assert_eq!(browser.heading().await, "Set up your account");
+    browser.assert_accessible("the link's page").await;
+    browser.fill("f-email", &email).await;
+    browser.click("Continue").await;
+    assert_eq!(browser.heading().await, "Your account is ready");
+    // The link's page again: used, and it says so.
+    browser.goto(&link).await;
+    assert_eq!(browser.heading().await, "This link has already been used");
+    browser.assert_accessible("a used link's page").await;
+    browser.close().await;
+    assert_eq!(state_on_main(t.status(&contact).await.ok(200)), "active");
+}
+
+#[tokio::test]
+async fn three_wrong_dates_of_birth_lock_the_code() {
+    let t = TestApp::new().await;
+    let (contact, email) = patient(&t, "Hillside Clinic").await;
+    let code = t.generate(&contact, json!({})).await;
+    let code = code.ok(201)["code"].as_str().unwrap().to_owned();
+    let browser = Browser::start().await;
+    browser.goto(&format!("{}/claim?tenant={}&portal=main", t.base(), t.tenant)).await;
+    for wrong in ["1984-02-28", "1948-02-29", "1984-03-01"] {
+        browser.fill("f-code", &code).await;
+        browser.set_date("f-date_of_birth", wrong).await;
+        browser.fill("f-email", &email).await;
+        browser.click("Set up my account").await;
+        let alert = browser.client.find(Locator::Css("[role=alert]")).await.expect("the refusal is shown").text().await.unwrap();
+        assert!(alert.contains("could not accept"), "{alert}");
+    }
+    browser.assert_accessible("a refused claim").await;
+    assert_eq!(state_on_main(t.status(&contact).await.ok(200)), "locked");
+    // The right date no longer opens it.
+    browser.fill("f-code", &code).await;
+    browser.set_date("f-date_of_birth", "1984-02-29").await;
+    browser.fill("f-email", &email).await;
+    browser.click("Set up my account").await;
+    assert!(browser.client.find(Locator::Css("[role=alert]")).await.is_ok(), "still refused");
+    browser.close().await;
+    assert_eq!(state_on_main(t.status(&contact).await.ok(200)), "locked");
+    let audit = t.get(&format!("/v1/contacts/{contact}/audit")).await;
+    assert!(audit.ok(200)["items"].as_array().unwrap().iter().any(|a| a["action"] == "code_locked"));
+}
+
+#[tokio::test]
+async fn a_replaced_link_offers_a_new_one_sent_only_to_the_address_of_record() {
+    let t = TestApp::new().await;
+    let (contact, email, first) = t.activated_link("Brookside Clinic").await;
+    let before = ses_messages_to(&email).await.len();
+    t.call(Method::POST, &format!("/v1/contacts/{contact}/portal/resend"), WRITE, Some(json!({}))).await.ok(202);
+    emailed_link(&email, before, "/claim?").await;
+
+    let browser = Browser::start().await;
+    browser.goto(&first).await;
+    assert_eq!(browser.heading().await, "This link has been replaced");
+    browser.assert_accessible("a replaced link's page").await;
+    let before = ses_messages_to(&email).await.len();
+    browser.click("Email me a new link").await;
+    assert_eq!(browser.heading().await, "Check your email");
+    browser.assert_accessible("new link requested").await;
+    let fresh = emailed_link(&email, before, "/claim?").await;
+    browser.goto(&fresh).await;
+    assert_eq!(browser.heading().await, "Set up your account", "the new link is open");
+    browser.close().await;
+}
