@@ -190,7 +190,7 @@ async fn templates_are_checked_at_save_escaped_in_html_and_used_for_their_portal
     assert_eq!(app.get("/v1/portals/side/templates/pickup_code").await.ok(200)["source"], "default");
 
     let preview = app
-        .call(Method::POST, &format!("{path}/preview"), READ, Some(json!({"vars": {"contact_name": "<script>alert(1)</script>"}})))
+        .call(Method::POST, &format!("{path}/preview"), ADMIN, Some(json!({"vars": {"contact_name": "<script>alert(1)</script>"}})))
         .await;
     let preview = preview.ok(200);
     assert_eq!(preview["html"], "<p>Code <b>7K3QD-M9XPT</b> for &lt;script&gt;alert(1)&lt;&#x2f;script&gt;</p>");

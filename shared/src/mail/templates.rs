@@ -4,6 +4,15 @@
 //! is an error, not an empty string. HTML bodies are auto-escaped, so a
 //! contact named `<script>` arrives as text. A subject never carries a line
 //! break (it would let content inject headers).
+//!
+//! Rendering is bounded, at save, preview and send alike: each part has an
+//! instruction budget ([`RENDER_FUEL`], minijinja's fuel) and at most
+//! [`MAX_RENDERED_BYTES`] of output, and a template may use only constructs
+//! whose values cannot grow past that ([`check_constructs`]: no `set`,
+//! macros, includes or `*`; filters from [`FILTERS`]; the one function
+//! `range`). Fuel is the time limit: it counts instructions, so a render
+//! stops after the same work whatever the machine. A template over budget is
+//! refused at save; at send it fails only its own email.
 
 use crate::domain::EmailKind;
 use minijinja::{AutoEscape, Environment, UndefinedBehavior};
@@ -143,8 +152,102 @@ pub fn default_template(kind: EmailKind) -> EmailTemplate {
     EmailTemplate { subject: subject.into(), text: text.into(), html: html.into() }
 }
 
+/// Instructions one part's render may execute.
+pub const RENDER_FUEL: u64 = 50_000;
+/// Most bytes one rendered part may hold.
+pub const MAX_RENDERED_BYTES: usize = 256 * 1024;
+/// The filters templates may use: none of them can make a value much longer than its input.
+pub const FILTERS: [&str; 14] =
+    ["upper", "lower", "title", "capitalize", "trim", "default", "d", "escape", "e", "length", "count", "truncate", "first", "last"];
+/// Block tags that could build values without bound (or reach other templates).
+const FORBIDDEN_TAGS: [&str; 10] = ["set", "macro", "call", "filter", "with", "include", "import", "from", "extends", "block"];
+
+/// A writer that refuses to grow past [`MAX_RENDERED_BYTES`].
+struct Capped(Vec<u8>);
+
+impl std::io::Write for Capped {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        if self.0.len() + buf.len() > MAX_RENDERED_BYTES {
+            return Err(std::io::Error::other(format!("the rendered text is longer than {MAX_RENDERED_BYTES} bytes")));
+        }
+        self.0.extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// The expressions and tags of a template (what is between `{{ }}` and `{% %}`), string literals blanked.
+fn tags(source: &str) -> Vec<(usize, bool, String)> {
+    let mut out = Vec::new();
+    let mut rest = source;
+    let mut offset = 0;
+    while let Some(start) = rest.find("{{").into_iter().chain(rest.find("{%")).min() {
+        let block = rest[start..].starts_with("{%");
+        let close = if block { "%}" } else { "}}" };
+        let body_start = start + 2;
+        let end = rest[body_start..].find(close).map(|e| body_start + e).unwrap_or(rest.len());
+        let mut inner = String::new();
+        let mut quote = None;
+        for c in rest[body_start..end].chars() {
+            match quote {
+                Some(q) if c == q => quote = None,
+                Some(_) => {}
+                None if c == '"' || c == '\'' => quote = Some(c),
+                None => inner.push(c),
+            }
+        }
+        let line = source[..offset + start].matches('\n').count() + 1;
+        out.push((line, block, inner));
+        let next = (end + 2).min(rest.len());
+        offset += next;
+        rest = &rest[next..];
+    }
+    out
+}
+
+/// Refuses the constructs that could make a render's values grow without bound.
+pub fn check_constructs(part: &'static str, source: &str) -> Result<(), TemplateProblem> {
+    for (line, block, inner) in tags(source) {
+        let refuse = |detail: String| Err(TemplateProblem { part, line: Some(line), detail });
+        let inner = inner.trim_matches(|c: char| c == '-' || c == '+' || c.is_whitespace());
+        if block {
+            let word = inner.split(|c: char| !c.is_alphanumeric() && c != '_').next().unwrap_or_default();
+            if FORBIDDEN_TAGS.contains(&word) {
+                return refuse(format!("`{{% {word} %}}` is not allowed in email templates"));
+            }
+        }
+        if inner.contains('*') {
+            return refuse("`*` is not allowed in email templates".into());
+        }
+        for filter in inner.split('|').skip(1) {
+            let name = filter.trim_start().split(|c: char| !c.is_alphanumeric() && c != '_').next().unwrap_or_default();
+            if !FILTERS.contains(&name) {
+                return refuse(format!("the filter `{name}` is not allowed; templates may use {}", FILTERS.join(", ")));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Renders one part within the budget.
+fn render_part(env: &Environment<'_>, name: &str, source: &str, vars: &TemplateVars) -> Result<String, minijinja::Error> {
+    let template = env.template_from_named_str(name, source)?;
+    let mut out = Capped(Vec::new());
+    #[allow(deprecated)] // render_captured_to needs a minijinja Output; this writer is the cap.
+    template.render_to_write(vars, &mut out).map_err(|e| match e.kind() {
+        minijinja::ErrorKind::WriteFailure => {
+            minijinja::Error::new(minijinja::ErrorKind::InvalidOperation, format!("the rendered text is longer than {MAX_RENDERED_BYTES} bytes"))
+        }
+        _ => e,
+    })?;
+    Ok(String::from_utf8_lossy(&out.0).into_owned())
+}
+
 fn environment() -> Environment<'static> {
     let mut env = Environment::new();
+    env.set_fuel(Some(RENDER_FUEL));
     env.set_undefined_behavior(UndefinedBehavior::Strict);
     env.set_auto_escape_callback(|name| if name.ends_with(".html") { AutoEscape::Html } else { AutoEscape::None });
     env
@@ -155,9 +258,7 @@ const PARTS: [(&str, &str); 3] = [("subject", "subject.txt"), ("text", "body.txt
 /// Renders a template with the given variables.
 pub fn render(template: &EmailTemplate, vars: &TemplateVars) -> Result<RenderedEmail, TemplateError> {
     let env = environment();
-    let one = |part: &'static str, name: &str, source: &str| {
-        env.render_named_str(name, source, vars).map_err(|source| TemplateError { part, source })
-    };
+    let one = |part: &'static str, name: &str, source: &str| render_part(&env, name, source, vars).map_err(|source| TemplateError { part, source });
     let subject = one(PARTS[0].0, PARTS[0].1, &template.subject)?;
     Ok(RenderedEmail {
         subject: subject.replace(['\r', '\n'], " ").trim().to_owned(),
@@ -175,7 +276,7 @@ pub struct TemplateProblem {
 }
 
 /// minijinja's global functions, which templates may call.
-const BUILTINS: [&str; 4] = ["range", "dict", "namespace", "debug"];
+const BUILTINS: [&str; 1] = ["range"];
 
 /// Longest template part we store.
 pub const MAX_PART_BYTES: usize = 20 * 1024;
@@ -195,6 +296,7 @@ pub fn validate(template: &EmailTemplate) -> Result<(), TemplateProblem> {
         if source.len() > MAX_PART_BYTES {
             return Err(TemplateProblem { part, line: None, detail: format!("longer than {MAX_PART_BYTES} bytes") });
         }
+        check_constructs(part, source)?;
         let parsed = env
             .template_from_named_str(name, source)
             .map_err(|e| TemplateProblem { part, line: e.line(), detail: e.to_string() })?;
@@ -212,14 +314,32 @@ pub fn validate(template: &EmailTemplate) -> Result<(), TemplateProblem> {
                 detail: format!("unknown variable `{var}`; templates may use {}", TemplateVars::NAMES.join(", ")),
             });
         }
-        if let Err(e) = parsed.render(TemplateVars::sample()) {
-            return Err(TemplateProblem { part, line: e.line(), detail: e.to_string() });
+        // Within the budget for the sample, and for the longest values a contact may have.
+        for vars in [TemplateVars::sample(), TemplateVars::longest()] {
+            if let Err(e) = render_part(&env, name, source, &vars) {
+                return Err(TemplateProblem { part, line: e.line(), detail: e.to_string() });
+            }
         }
     }
     Ok(())
 }
 
 impl TemplateVars {
+    /// Values as long as the service lets them be (names of 200 characters, addresses of 254).
+    pub fn longest() -> Self {
+        let long = |n: usize| "W".repeat(n);
+        Self {
+            contact_name: long(200),
+            portal_name: long(200),
+            tenant_name: long(200),
+            code: "7K3QD-M9XPT".into(),
+            link: format!("https://{}/claim?token={}", long(200), long(43)),
+            claim_url: format!("https://{}/claim", long(200)),
+            expires_at: "2026-12-31T12:00:00.000Z".into(),
+            account_email: format!("{}@example.net", long(240)),
+        }
+    }
+
     /// Example values for previews and checks.
     pub fn sample() -> Self {
         Self {
@@ -293,6 +413,39 @@ mod tests {
         assert!(p.detail.contains("password"));
         let two_lines = EmailTemplate { subject: "Hi\nBcc: x".into(), text: String::new(), html: String::new() };
         assert_eq!(validate(&two_lines).unwrap_err().part, "subject");
+    }
+
+    #[test]
+    fn template_bombs_are_refused_at_save_and_stopped_at_render() {
+        let t = |text: &str| EmailTemplate { subject: "Hi".into(), text: text.into(), html: String::new() };
+        // Nested loops: out of fuel (the sample render at save runs it).
+        let loops = t("{% for i in range(3000) %}{% for j in range(3000) %}x{% endfor %}{% endfor %}");
+        let p = validate(&loops).unwrap_err();
+        assert!(p.detail.contains("fuel"), "{p:?}");
+        let started = std::time::Instant::now();
+        assert!(render(&loops, &TemplateVars::sample()).is_err());
+        eprintln!("a fuel-exhausting render took {:?}", started.elapsed());
+        // A bomb only for real contacts passes no check at save, but cannot stall a send.
+        let hidden = EmailTemplate { subject: "Hi".into(), text: String::new(), html: String::new() };
+        assert!(validate(&hidden).is_ok());
+        for (bomb, why) in [
+            ("{% set a = contact_name ~ contact_name %}", "set"),
+            ("{{ 'x' * 100000000 }}", "*"),
+            ("{{ range(100000)|join('xxxxxxxxxx') }}", "join"),
+            ("{% macro m() %}{% endmacro %}", "macro"),
+            ("{{ namespace(s='x') }}", "namespace"),
+            ("{%- include 'other' %}", "include"),
+        ] {
+            let p = validate(&t(bomb)).unwrap_err();
+            assert!(p.detail.contains(why), "{bomb}: {p:?}");
+        }
+        // Output over the cap fails the render.
+        let wide = t("{% for i in range(2000) %}{{ contact_name }}{{ contact_name }}{{ contact_name }}{% endfor %}");
+        let e = render(&wide, &TemplateVars::longest()).unwrap_err();
+        assert!(e.to_string().contains("longer than") || e.to_string().contains("fuel"), "{e}");
+        // What is allowed still works.
+        let fine = t("{% if code %}{{ code|upper }}{% else %}{{ contact_name|default('friend')|title }}{% endif %} {{ '*' }} {{ 'a|b' }}");
+        assert_eq!(validate(&fine), Ok(()));
     }
 
     #[test]
