@@ -38,6 +38,9 @@ pub struct Settings {
     pub activation_max_receive_count: u32,
     /// `PORTAL_CACHE_SECONDS`: how long a tenant's portal list is cached (default 30).
     pub portal_cache_seconds: u64,
+    /// `INTEGRATION_SECRET_PREFIX`: the Secrets Manager names of integration
+    /// secrets start with it (`{prefix}/{tenant}/{integration}`).
+    pub integration_secret_prefix: String,
     /// `PUBLIC_BASE_URL`: where this deployment's hosted pages are (`{base}/claim`);
     /// a portal without its own `claim_url` links there. None: every portal needs one.
     pub public_base_url: Option<String>,
@@ -62,6 +65,10 @@ impl Settings {
             mail_max_receive_count: get("MAIL_MAX_RECEIVE_COUNT").and_then(|v| v.parse().ok()).unwrap_or(5),
             activation_queue_url: get("ACTIVATION_QUEUE_URL").unwrap_or_default(),
             activation_max_receive_count: get("ACTIVATION_MAX_RECEIVE_COUNT").and_then(|v| v.parse().ok()).unwrap_or(5),
+            integration_secret_prefix: get("INTEGRATION_SECRET_PREFIX")
+                .map(|p| p.trim().trim_end_matches('/').to_owned())
+                .filter(|p| !p.is_empty())
+                .unwrap_or_else(|| "portal-access/integrations".to_owned()),
             portal_cache_seconds: get("PORTAL_CACHE_SECONDS").and_then(|v| v.parse().ok()).unwrap_or(30),
             public_base_url: match get("PUBLIC_BASE_URL").map(|v| v.trim().trim_end_matches('/').to_owned()).filter(|v| !v.is_empty()) {
                 Some(url) if crate::domain::portal::valid_url(&url) => Some(url),
@@ -115,6 +122,12 @@ pub struct App {
     pub identity_keys: crate::oidc::KeySets,
     /// Where the hosted pages are (`Settings::public_base_url`).
     pub public_base_url: Option<String>,
+    /// Secrets Manager: integrations' signing secrets.
+    pub secrets: crate::secrets::Secrets,
+    /// `Settings::integration_secret_prefix`.
+    pub integration_secret_prefix: String,
+    /// The key the service signs its own activation messages with (`domain::queue_proof`).
+    pub queue_key: Vec<u8>,
 }
 
 impl App {
@@ -123,16 +136,21 @@ impl App {
             Store::new(sdk, &settings.table_name),
             MailQueue::new(sdk, &settings.mail_queue_url),
             ActivationQueue::new(sdk, &settings.activation_queue_url),
+            crate::secrets::Secrets::new(sdk),
             settings,
         )
     }
 
     /// From adapters built elsewhere (the local stack points each at its own endpoint).
-    pub fn from_parts(store: Store, mail_queue: MailQueue, activation_queue: ActivationQueue, settings: &Settings) -> Self {
+    pub fn from_parts(store: Store, mail_queue: MailQueue, activation_queue: ActivationQueue, secrets: crate::secrets::Secrets, settings: &Settings) -> Self {
+        let queue_key = crate::domain::queue_proof::service_key(settings.code_hash_key.as_bytes());
         Self {
             store,
             mail_queue,
-            activation_queue,
+            activation_queue: activation_queue.signed_with(queue_key.clone()),
+            secrets,
+            integration_secret_prefix: settings.integration_secret_prefix.clone(),
+            queue_key,
             hasher: CodeHasher::new(settings.code_hash_key.as_bytes()),
             sealer: Sealer::new(settings.code_hash_key.as_bytes()),
             clock: system_clock(),
@@ -155,6 +173,11 @@ impl App {
             ""
         });
         crate::domain::link_token::hosted_claim_url(base, tenant, &portal.portal_id)
+    }
+
+    /// The Secrets Manager name of an integration's signing secret.
+    pub fn integration_secret_name(&self, tenant: &TenantId, id: &crate::domain::IntegrationId) -> String {
+        format!("{}/{tenant}/{id}", self.integration_secret_prefix)
     }
 
     /// The link that confirms a claim for `portal` (`domain::confirmation`).

@@ -10,7 +10,7 @@
 //! 2. Adapters: [`store`] (the single DynamoDB table: keys, item shapes,
 //!    transactions), [`queue`] (the mail and activation queues, typed by
 //!    their message), [`mail`] (templates and SES v2), [`oidc`] (identity
-//!    providers' keys), [`aws`], [`metrics`], [`telemetry`], [`retry`].
+//!    providers' keys), [`secrets`] (Secrets Manager), [`aws`], [`metrics`], [`telemetry`], [`retry`].
 //! 3. [`app`]: settings and the adapters the use cases share ([`app::App`]).
 //! 4. [`usecase`]: one module per use case, each with its own error enum.
 //! 5. Entry points: [`http`] (each HTTP function's routes, the route table,
@@ -28,6 +28,7 @@ pub mod metrics;
 pub mod oidc;
 pub mod queue;
 pub mod retry;
+pub mod secrets;
 pub mod store;
 pub mod telemetry;
 pub mod usecase;

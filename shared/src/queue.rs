@@ -2,20 +2,28 @@
 //! of ten (SendMessageBatch). A queue is typed by its message: the mail queue
 //! ([`MailQueue`]) takes only [`MailJob`]s and the activation queue
 //! ([`ActivationQueue`]) only [`ActivationMessage`]s, so a mail job cannot be
-//! sent to the activation queue.
+//! sent to the activation queue. The activation queue signs what it sends
+//! with the service's own key ([`crate::domain::queue_proof`]): the
+//! activator believes no message for what it says about itself.
 
-use crate::domain::{email::MailJob, job::ActivationMessage};
+use crate::domain::queue_proof::{self, Signer};
+use crate::domain::{email::MailJob, job::ActivationMessage, TenantId};
 use crate::metrics::RequestCounter;
 use crate::retry::{retry, Attempt, Policy};
 use anyhow::Context as _;
-use aws_sdk_sqs::{types::SendMessageBatchRequestEntry, Client};
+use aws_sdk_sqs::types::{MessageAttributeValue, SendMessageBatchRequestEntry};
+use aws_sdk_sqs::Client;
+use std::collections::HashMap;
 use serde::Serialize;
 use std::marker::PhantomData;
 use std::sync::{Arc, OnceLock};
 
 /// A message type with a queue of its own. Sealed: only the service's two
 /// messages have one.
-pub trait QueueMessage: Serialize + sealed::Sealed {}
+pub trait QueueMessage: Serialize + sealed::Sealed {
+    /// The tenant the message acts for.
+    fn tenant(&self) -> &TenantId;
+}
 
 mod sealed {
     pub trait Sealed {}
@@ -23,8 +31,16 @@ mod sealed {
     impl Sealed for super::ActivationMessage {}
 }
 
-impl QueueMessage for MailJob {}
-impl QueueMessage for ActivationMessage {}
+impl QueueMessage for MailJob {
+    fn tenant(&self) -> &TenantId {
+        &self.tenant_id
+    }
+}
+impl QueueMessage for ActivationMessage {
+    fn tenant(&self) -> &TenantId {
+        &self.tenant_id
+    }
+}
 
 /// The mail queue: email jobs for the mailer.
 pub type MailQueue = Queue<MailJob>;
@@ -43,6 +59,8 @@ pub struct Queue<M> {
     client: Arc<OnceLock<Client>>,
     url: String,
     requests: RequestCounter,
+    /// The service's signing key, when this queue's messages carry a proof.
+    signing_key: Option<Arc<[u8]>>,
     message: PhantomData<fn(&M)>,
 }
 
@@ -53,6 +71,7 @@ impl<M> Clone for Queue<M> {
             client: self.client.clone(),
             url: self.url.clone(),
             requests: self.requests.clone(),
+            signing_key: self.signing_key.clone(),
             message: PhantomData,
         }
     }
@@ -60,7 +79,25 @@ impl<M> Clone for Queue<M> {
 
 impl<M: QueueMessage> Queue<M> {
     pub fn new(sdk: &aws_config::SdkConfig, url: impl Into<String>) -> Self {
-        Self { sdk: sdk.clone(), client: Arc::default(), url: url.into(), requests: RequestCounter::default(), message: PhantomData }
+        Self { sdk: sdk.clone(), client: Arc::default(), url: url.into(), requests: RequestCounter::default(), signing_key: None, message: PhantomData }
+    }
+
+    /// Every message sent is signed with `key` as the service's own (`domain::queue_proof`).
+    pub fn signed_with(mut self, key: Vec<u8>) -> Self {
+        self.signing_key = Some(key.into());
+        self
+    }
+
+    /// The body and, on a signed queue, the proof attributes of `message`.
+    fn encode(&self, message: &M) -> anyhow::Result<(String, Option<HashMap<String, MessageAttributeValue>>)> {
+        let body = serde_json::to_string(message)?;
+        let Some(key) = &self.signing_key else { return Ok((body, None)) };
+        let now = chrono::Utc::now().timestamp();
+        let attributes = queue_proof::attributes(key, now, message.tenant(), &Signer::Service, &body)
+            .into_iter()
+            .map(|(name, value)| Ok((name.to_owned(), MessageAttributeValue::builder().data_type("String").string_value(value).build()?)))
+            .collect::<anyhow::Result<HashMap<_, _>>>()?;
+        Ok((body, Some(attributes)))
     }
 
     fn client(&self) -> &Client {
@@ -85,10 +122,12 @@ impl<M: QueueMessage> Queue<M> {
     }
 
     pub async fn send(&self, message: &M) -> anyhow::Result<()> {
+        let (body, attributes) = self.encode(message)?;
         self.client()
             .send_message()
             .queue_url(&self.url)
-            .message_body(serde_json::to_string(message)?)
+            .message_body(body)
+            .set_message_attributes(attributes)
             .send()
             .await
             .context("Failed to send a message")?;
@@ -103,10 +142,8 @@ impl<M: QueueMessage> Queue<M> {
                 .iter()
                 .enumerate()
                 .map(|(i, m)| {
-                    Ok(SendMessageBatchRequestEntry::builder()
-                        .id(format!("m{i}"))
-                        .message_body(serde_json::to_string(m)?)
-                        .build()?)
+                    let (body, attributes) = self.encode(m)?;
+                    Ok(SendMessageBatchRequestEntry::builder().id(format!("m{i}")).message_body(body).set_message_attributes(attributes).build()?)
                 })
                 .collect::<anyhow::Result<Vec<_>>>()?;
             // Entries SQS refused are sent once more; the rest are done.

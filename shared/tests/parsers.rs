@@ -27,7 +27,7 @@ use base64::{engine::general_purpose::STANDARD, Engine as _};
 use lambda_http::Request;
 use portal::domain::email_address::EmailError;
 use portal::domain::ids::IdError;
-use portal::domain::job::{ActivationMessage, CONTACTS_PER_MESSAGE, QUEUE_ACTOR};
+use portal::domain::job::{ActivationMessage, MessageError, Sender, CONTACTS_PER_MESSAGE, QUEUE_ACTOR};
 use portal::domain::pickup_code::CodeFormatError;
 use portal::domain::portal::{valid_name, PortalError, DEFAULT_CODE_TTL_HOURS, MAX_CODE_TTL_HOURS, MAX_NAME_LEN, MAX_REMINDER_DAYS};
 use portal::domain::{
@@ -1106,7 +1106,8 @@ proptest! {
         actor in prop::option::of(prop_oneof![text(), "[a-z]{195,205}".boxed()]),
     ) {
         let json = message(&tenant, &job, portal.as_deref(), method, send, &ids, total, actor.as_deref());
-        let b = ActivationMessage::parse(&json.to_string()).map_err(|e| TestCaseError::fail(format!("{e}: {json}")))?;
+        let proven = TenantId::parse(&tenant).unwrap();
+        let b = ActivationMessage::parse(&json.to_string(), &proven, Sender::Service).map_err(|e| TestCaseError::fail(format!("{e}: {json}")))?;
         prop_assert_eq!(b.tenant_id.as_str(), tenant.as_str());
         prop_assert_eq!(b.job_id.as_str(), job.as_str());
         prop_assert_eq!(b.portal_id.as_ref().map(PortalId::as_str), portal.as_deref());
@@ -1124,7 +1125,7 @@ proptest! {
         let portal_id = PortalId::parse(portal.as_deref().unwrap_or("main")).unwrap();
         let method: Method = serde_json::from_value(json!(method)).unwrap();
         let sent = portal::domain::job::messages(&tenant_id, &job_id, &portal_id, method, send.unwrap_or(true), &b.contact_ids, actor_kept);
-        let again = ActivationMessage::parse(&serde_json::to_string(&sent[0]).unwrap()).unwrap();
+        let again = ActivationMessage::parse(&serde_json::to_string(&sent[0]).unwrap(), &proven, Sender::Service).unwrap();
         prop_assert_eq!(again.contact_ids, b.contact_ids);
     }
 
@@ -1136,7 +1137,9 @@ proptest! {
             .prop_map(|(id, f, v)| with_field(message(&id, &id, None, "code", None, &[id.clone()], None, None), f, v).to_string()),
         (1usize..12_000).prop_map(|d| "[".repeat(d)),
     ]) {
-        if let Ok(b) = ActivationMessage::parse(&raw) {
+        let t = TenantId::parse("t").unwrap();
+        if let Ok(b) = ActivationMessage::parse(&raw, &t, Sender::Service) {
+            prop_assert_eq!(b.tenant_id.as_str(), "t");
             prop_assert!((1..=CONTACTS_PER_MESSAGE).contains(&b.contact_ids.len()));
             prop_assert!(b.contact_ids.windows(2).all(|w| w[0] < w[1]), "sorted and unique");
             prop_assert!(!b.actor.is_empty() && b.actor.len() <= 200);
@@ -1150,14 +1153,16 @@ proptest! {
         value in json_value(),
     ) {
         let json = with_field(message(&id, &id, None, "link", None, &[id.clone()], None, None), &name, value);
-        let e = ActivationMessage::parse(&json.to_string()).err().ok_or_else(|| TestCaseError::fail("unknown field accepted"))?;
-        prop_assert!(e.0.contains(&format!("unknown field `{name}`")), "{}", e);
+        let proven = TenantId::parse(&id).unwrap();
+        let e = ActivationMessage::parse(&json.to_string(), &proven, Sender::Service).err().ok_or_else(|| TestCaseError::fail("unknown field accepted"))?;
+        let MessageError::Invalid(e) = e else { return Err(TestCaseError::fail(format!("{e}"))) };
+        prop_assert!(e.contains(&format!("unknown field `{name}`")), "{}", e);
     }
 
     #[test]
     fn a_queue_message_holds_1_to_100_contacts(n in prop_oneof![Just(0usize), (CONTACTS_PER_MESSAGE + 1)..300]) {
         let ids: Vec<String> = (0..n).map(|i| format!("c{i}")).collect();
-        prop_assert!(ActivationMessage::parse(&message("t", "j", None, "code", None, &ids, None, None).to_string()).is_err());
+        prop_assert!(ActivationMessage::parse(&message("t", "j", None, "code", None, &ids, None, None).to_string(), &TenantId::parse("t").unwrap(), Sender::Service).is_err());
     }
 }
 
@@ -1261,7 +1266,7 @@ fn parse_as(parser: &str, input: &str) -> Result<String, String> {
         "activation_link" => Portal::new(PortalId::parse("main").unwrap(), "Main", true, Some(input), None, None)
             .map(|p| LinkToken::parse(&"T".repeat(43)).unwrap().link(&p.claim_url.unwrap_or_default()))
             .map_err(|x| format!("{x:?} {x}")),
-        "activation_message" => ActivationMessage::parse(input)
+        "activation_message" => ActivationMessage::parse(input, &TenantId::parse("t").unwrap(), Sender::Service)
             .map(|b| b.contact_ids.iter().map(ContactId::as_str).collect::<Vec<_>>().join(","))
             .map_err(|x| x.to_string()),
         other => panic!("corpus names an unknown parser {other}"),

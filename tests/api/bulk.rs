@@ -4,7 +4,9 @@
 use crate::helpers::*;
 use aws_lambda_events::sqs::SqsEvent;
 use futures::future::join_all;
-use portal::domain::{ContactId, TenantId};
+use crate::faults::harness::{messages_on, queue_with_dlq, TestQueue};
+use portal::domain::queue_proof::{self, Signer};
+use portal::domain::{ContactId, IntegrationId, TenantId};
 use portal::queue::MailQueue;
 use portal_local::local::{self, Endpoints};
 use reqwest::Method;
@@ -126,11 +128,22 @@ async fn a_thousand_contact_job_reaches_done_with_correct_counters() {
     assert_eq!(app.status(&ids[537]).await.body["pending_codes"].as_array().unwrap().len(), 1);
 }
 
+/// Registers integration `id` of `app`'s tenant; its secret.
+async fn register(app: &TestApp, id: &str, name: &str) -> String {
+    let r = app.call(Method::PUT, &format!("/v1/integrations/{id}"), ADMIN, Some(json!({"name": name}))).await;
+    r.ok(201)["secret"].as_str().expect("the secret, shown once").to_owned()
+}
+
+fn integration(id: &str) -> Signer {
+    Signer::Integration(IntegrationId::parse(id).unwrap())
+}
+
 #[tokio::test]
-async fn an_upstream_system_can_submit_batches_straight_to_the_queue() {
+async fn a_registered_integration_can_submit_signed_batches_straight_to_the_queue() {
     let app = TestApp::new().await;
     app.put_portal("main", true).await.ok(200);
     let ids = contacts(&app, "q", 150, true).await;
+    let secret = register(&app, "crm", "CRM nightly sync").await;
     let job = unique("nightly");
     let endpoints = Endpoints::from_env().await;
     let url = local::queue_url(&endpoints, "ActivationQueue").await.unwrap();
@@ -139,17 +152,152 @@ async fn an_upstream_system_can_submit_batches_straight_to_the_queue() {
         .chunks(100)
         .enumerate()
         .map(|(i, chunk)| {
-            let body = json!({"version": 1, "tenant_id": app.tenant, "job_id": job, "method": "code", "send_email": false,
-                              "contact_ids": chunk, "job_total": 150, "actor": "crm-sync"});
-            aws_sdk_sqs::types::SendMessageBatchRequestEntry::builder().id(format!("b{i}")).message_body(body.to_string()).build().unwrap()
+            // No tenant and no actor: the proof says whose it is, the registration who did it.
+            let body = json!({"version": 1, "job_id": job, "method": "code", "send_email": false, "contact_ids": chunk, "job_total": 150}).to_string();
+            queue_entry(&format!("b{i}"), &body, &proof(secret.as_bytes(), &app.tenant, &integration("crm"), &body))
         })
         .collect();
     sqs.send_message_batch().queue_url(url).set_entries(Some(entries)).send().await.unwrap();
     let j = done(&app, &job, Duration::from_secs(60)).await;
     assert_eq!((j["total"].clone(), j["activated"].clone(), j["source"].clone()), (json!(150), json!(150), json!("queue")));
     let audit = app.get(&format!("/v1/contacts/{}/audit", ids[0])).await.ok(200).clone();
-    assert_eq!(audit["items"][0]["actor"], "crm-sync");
+    assert_eq!(audit["items"][0]["actor"], "CRM nightly sync", "the registered name, not anything the message says");
     assert_eq!(audit["items"][0]["action"], "bulk_activate");
+}
+
+#[tokio::test]
+async fn integrations_are_registered_shown_without_their_secret_rotated_and_deleted_by_admins_only() {
+    let app = TestApp::new().await;
+    let path = "/v1/integrations/erp";
+    app.call(Method::PUT, path, WRITE, Some(json!({"name": "ERP"}))).await.problem(403);
+    app.call(Method::GET, path, WRITE, None).await.problem(403);
+    app.call(Method::GET, path, ADMIN, None).await.problem(404);
+    app.call(Method::PUT, path, ADMIN, Some(json!({"name": ""}))).await.problem(422);
+    app.call(Method::PUT, "/v1/integrations/no%23pe", ADMIN, Some(json!({"name": "x"}))).await.problem(400);
+    let first = register(&app, "erp", "ERP").await;
+    assert!(first.len() >= 43, "256 bits");
+    let shown = app.call(Method::GET, path, ADMIN, None).await.ok(200).clone();
+    assert_eq!(shown["name"], "ERP");
+    assert!(shown.get("secret").is_none() && !shown.to_string().contains(&first), "the secret is never shown again");
+    let renamed = app.call(Method::PUT, path, ADMIN, Some(json!({"name": "ERP (prod)"}))).await.ok(200).clone();
+    assert!(renamed.get("secret").is_none(), "a rename keeps the secret");
+    let rotated = app.call(Method::PUT, path, ADMIN, Some(json!({"name": "ERP (prod)", "rotate_secret": true}))).await.ok(200).clone();
+    let second = rotated["secret"].as_str().unwrap().to_owned();
+    assert_ne!(second, first);
+    // Another tenant does not see it.
+    let other = TestApp::new().await;
+    other.call(Method::GET, path, ADMIN, None).await.problem(404);
+    other.call(Method::DELETE, path, ADMIN, None).await.problem(404);
+    assert_eq!(app.call(Method::DELETE, path, ADMIN, None).await.status, 204);
+    app.call(Method::GET, path, ADMIN, None).await.problem(404);
+}
+
+/// The activator in process over a queue of the test's own (visibility 1 s, DLQ after 2 receives),
+/// polled until the DLQ holds `want` messages or 40 s pass; the DLQ's count.
+async fn poll_into_dlq(a: &portal::workers::activator::Activator, q: &TestQueue, sqs: &aws_sdk_sqs::Client, want: u64) -> u64 {
+    let started = std::time::Instant::now();
+    while started.elapsed() < Duration::from_secs(40) {
+        q.source.poll_once(|e| a.handle_batch(e)).await.unwrap();
+        if messages_on(sqs, &q.dlq_url).await >= want {
+            break;
+        }
+    }
+    messages_on(sqs, &q.dlq_url).await
+}
+
+#[tokio::test]
+async fn forged_replayed_and_foreign_messages_change_nothing_and_land_in_the_dlq() {
+    let victim = TestApp::new().await;
+    victim.put_portal("main", true).await.ok(200);
+    let ids = contacts(&victim, "v", 3, true).await;
+    let attacker = TestApp::new().await;
+    attacker.put_portal("main", true).await.ok(200);
+    let secret = register(&attacker, "crm", "attacker's CRM").await;
+    let victims_own = register(&victim, "erp", "victim's ERP").await;
+    let job = unique("steal");
+    let body_for = |tenant: Option<&str>| {
+        let mut b = json!({"version": 1, "job_id": job, "method": "link", "contact_ids": ids});
+        if let Some(t) = tenant {
+            b["tenant_id"] = json!(t);
+        }
+        b.to_string()
+    };
+    let named = body_for(Some(&victim.tenant));
+    let plain = body_for(None);
+    let crm = integration("crm");
+    let mut stale = proof(secret.as_bytes(), &victim.tenant, &crm, &plain);
+    let old = (chrono::Utc::now().timestamp() - 3600).to_string();
+    let tenant_v = TenantId::parse(&victim.tenant).unwrap();
+    for (name, value) in stale.iter_mut() {
+        if *name == queue_proof::TIMESTAMP_ATTRIBUTE {
+            *value = old.clone();
+        }
+        if *name == queue_proof::SIGNATURE_ATTRIBUTE {
+            // A genuine signature by the victim's own integration, an hour old: a replay.
+            *value = queue_proof::signature(victims_own.as_bytes(), old.parse().unwrap(), &tenant_v, &integration("erp"), &plain);
+        }
+    }
+    stale.retain(|(n, _)| *n != queue_proof::INTEGRATION_ATTRIBUTE);
+    stale.push((queue_proof::INTEGRATION_ATTRIBUTE, "erp".into()));
+    let attacks: Vec<(&str, String, Vec<(&'static str, String)>)> = vec![
+        // The old way: a body that names the victim, no proof at all.
+        ("unsigned", named.clone(), vec![]),
+        // Signed by the attacker's integration for the attacker, naming the victim in the body.
+        ("body-names-victim", named.clone(), proof(secret.as_bytes(), &attacker.tenant, &crm, &named)),
+        // The attacker's key, claiming the victim's tenant (the victim has no integration "crm").
+        ("claims-victim", plain.clone(), proof(secret.as_bytes(), &victim.tenant, &crm, &plain)),
+        // The victim's integration, with the attacker's key.
+        ("wrong-key", plain.clone(), proof(secret.as_bytes(), &victim.tenant, &integration("erp"), &plain)),
+        // Posing as the service itself with a key that is not the service's.
+        ("as-service", plain.clone(), proof(secret.as_bytes(), &victim.tenant, &Signer::Service, &plain)),
+        ("replayed", plain.clone(), stale),
+    ];
+    let endpoints = Endpoints::from_env().await;
+    let sqs = aws_sdk_sqs::Client::new(&endpoints.moto);
+    let q = queue_with_dlq(&sqs, "forged", 1, 2).await;
+    let entries = attacks.iter().map(|(id, body, attrs)| queue_entry(id, body, attrs)).collect();
+    sqs.send_message_batch().queue_url(&q.url).set_entries(Some(entries)).send().await.unwrap();
+    let a = activator().await;
+    let requests = a.app.mail_queue.requests_sent();
+    assert_eq!(poll_into_dlq(&a, &q, &sqs, attacks.len() as u64).await, attacks.len() as u64, "every forged message reaches the DLQ");
+    assert_eq!(messages_on(&sqs, &q.url).await, 0);
+    assert_eq!(a.app.mail_queue.requests_sent(), requests, "no email job was queued");
+    for id in &ids {
+        assert_eq!(state_on_main(&victim.status(id).await.ok(200).clone()), "none", "{id} untouched");
+        assert_eq!(victim.emails(id).await.body["items"], json!([]));
+    }
+    victim.get(&format!("/v1/jobs/{job}")).await.problem(404);
+    attacker.get(&format!("/v1/jobs/{job}")).await.problem(404);
+    // The victim's own integration, signing now, is believed.
+    let good = proof(victims_own.as_bytes(), &victim.tenant, &integration("erp"), &plain);
+    let r = a.handle_batch(activation_event("good-1", &plain, 1, &good)).await;
+    assert!(r.batch_item_failures.is_empty(), "{r:?}");
+    assert_eq!(state_on_main(&victim.status(&ids[0]).await.ok(200).clone()), "pending");
+    // Deleted, its messages are refused from then on.
+    assert_eq!(victim.call(Method::DELETE, "/v1/integrations/erp", ADMIN, None).await.status, 204);
+    let again = proof(victims_own.as_bytes(), &victim.tenant, &integration("erp"), &plain);
+    assert_eq!(a.handle_batch(activation_event("after-delete", &plain, 1, &again)).await.batch_item_failures.len(), 1);
+}
+
+#[tokio::test]
+async fn a_rotated_secret_keeps_verifying_until_the_next_rotation() {
+    let app = TestApp::new().await;
+    app.put_portal("main", true).await.ok(200);
+    let ids = contacts(&app, "rot", 3, true).await;
+    let first = register(&app, "crm", "CRM").await;
+    let rotate = || app.call(Method::PUT, "/v1/integrations/crm", ADMIN, Some(json!({"name": "CRM", "rotate_secret": true})));
+    let second = rotate().await.ok(200)["secret"].as_str().unwrap().to_owned();
+    let a = activator().await;
+    let send = |key: &str, contact: &str| {
+        let body = json!({"version": 1, "job_id": unique("rot"), "method": "code", "send_email": false, "contact_ids": [contact]}).to_string();
+        activation_event(&unique("m"), &body, 1, &proof(key.as_bytes(), &app.tenant, &integration("crm"), &body))
+    };
+    assert!(a.handle_batch(send(&first, &ids[0])).await.batch_item_failures.is_empty(), "the previous secret, in flight");
+    assert!(a.handle_batch(send(&second, &ids[1])).await.batch_item_failures.is_empty(), "the current secret");
+    rotate().await.ok(200);
+    a.app.secrets.forget(&a.app.integration_secret_name(&TenantId::parse(&app.tenant).unwrap(), &IntegrationId::parse("crm").unwrap()));
+    assert_eq!(a.handle_batch(send(&first, &ids[2])).await.batch_item_failures.len(), 1, "two rotations ago");
+    assert_eq!(state_on_main(&app.status(&ids[2]).await.ok(200).clone()), "none");
 }
 
 #[tokio::test]
@@ -178,12 +326,10 @@ async fn activator() -> portal::workers::activator::Activator {
     a
 }
 
+/// The service's own message, signed now for the tenant its body names.
 fn sqs_event(message_id: &str, body: Value, receive_count: u32) -> SqsEvent {
-    let mut e = event("activation-batch.json");
-    e["Records"][0]["messageId"] = json!(message_id);
-    e["Records"][0]["body"] = json!(body.to_string());
-    e["Records"][0]["attributes"]["ApproximateReceiveCount"] = json!(receive_count.to_string());
-    serde_json::from_value(e).unwrap()
+    let tenant = body["tenant_id"].as_str().unwrap_or("t").to_owned();
+    service_activation_event(message_id, &tenant, &body.to_string(), receive_count)
 }
 
 #[tokio::test]

@@ -632,10 +632,15 @@ async fn every_operation_answers_as_documented() {
     r.case(M::GET, tpl, "/v1/portals/main/templates/postcard", Some(READ), None, 400).await;
     r.case(M::GET, tpl, "/v1/portals/ghost/templates/reminder", Some(READ), None, 404).await;
     let preview = format!("{tpl}/preview");
-    r.case(M::POST, &preview, "/v1/portals/main/templates/pickup_code/preview", Some(READ), Some(json!({"vars": {"contact_name": "Bo"}})), 200).await;
-    r.raw_case(M::POST, &preview, "/v1/portals/side/templates/deactivation/preview", Some(READ), None, None, 200).await;
-    r.case(M::POST, &preview, "/v1/portals/main/templates/pickup_code/preview", Some(READ), Some(json!({"vars": {"shoe_size": "9"}})), 422).await;
-    r.case(M::POST, &preview, "/v1/portals/ghost/templates/pickup_code/preview", Some(READ), Some(json!({})), 404).await;
+    r.case(M::POST, &preview, "/v1/portals/main/templates/pickup_code/preview", Some(ADMIN), Some(json!({"vars": {"contact_name": "Bo"}})), 200).await;
+    r.raw_case(M::POST, &preview, "/v1/portals/side/templates/deactivation/preview", Some(ADMIN), None, None, 200).await;
+    r.case(M::POST, &preview, "/v1/portals/main/templates/pickup_code/preview", Some(ADMIN), Some(json!({"vars": {"shoe_size": "9"}})), 422).await;
+    r.case(M::POST, &preview, "/v1/portals/ghost/templates/pickup_code/preview", Some(ADMIN), Some(json!({})), 404).await;
+    // Preview renders what it is given: admin only, and bombs are refused before rendering.
+    r.case(M::POST, &preview, "/v1/portals/main/templates/pickup_code/preview", Some(READ), Some(json!({})), 403).await;
+    let bomb = json!({"text": "{% for i in range(3000) %}{% for j in range(3000) %}x{% endfor %}{% endfor %}"});
+    let refused = r.case(M::POST, &preview, "/v1/portals/main/templates/pickup_code/preview", Some(ADMIN), Some(bomb), 422).await;
+    assert!(refused.to_string().contains("fuel"), "{refused}");
 
     // Bulk: a selection, groups, jobs.
     let submit = json!({"contact_ids": [c3, c4, "not-a-contact"], "portal_id": "main", "method": "code", "send_email": false});
@@ -673,6 +678,18 @@ async fn every_operation_answers_as_documented() {
     assert!(j["finished_at"].is_string() && j["failed"] == 1, "{j}");
     r.case(M::GET, job_route, "/v1/jobs/no-such-job", Some(READ), None, 404).await;
     r.case(M::GET, job_route, "/v1/jobs/bad%23job", Some(READ), None, 400).await;
+
+    let integration = "/v1/integrations/{integration_id}";
+    let created = r.case(M::PUT, integration, "/v1/integrations/crm", Some(ADMIN), Some(json!({"name": "CRM"})), 201).await;
+    assert!(created["secret"].is_string(), "{created}");
+    let renamed = r.case(M::PUT, integration, "/v1/integrations/crm", Some(ADMIN), Some(json!({"name": "CRM sync"})), 200).await;
+    assert!(renamed.get("secret").is_none(), "{renamed}");
+    r.case(M::PUT, integration, "/v1/integrations/crm", Some(ADMIN), Some(json!({"name": ""})), 422).await;
+    r.case(M::PUT, integration, "/v1/integrations/crm", Some(WRITE), Some(json!({"name": "CRM"})), 403).await;
+    r.case(M::GET, integration, "/v1/integrations/crm", Some(ADMIN), None, 200).await;
+    r.case(M::GET, integration, "/v1/integrations/none", Some(ADMIN), None, 404).await;
+    r.case(M::DELETE, integration, "/v1/integrations/crm", Some(ADMIN), None, 204).await;
+    r.case(M::DELETE, integration, "/v1/integrations/crm", Some(ADMIN), None, 404).await;
 
     // Coverage: every operation answered at least one success and one problem.
     let seen = contract.seen.lock().unwrap();

@@ -367,3 +367,47 @@ impl TestApp {
         &self.base
     }
 }
+
+// Activation-queue messages with their proof (`portal::domain::queue_proof`).
+
+/// The key the service signs its own activation messages with, as the local stack derives it.
+pub fn service_queue_key() -> Vec<u8> {
+    let hash_key = local::parameter_value(&template(), "CodeHashKey").expect("the local hash key");
+    portal::domain::queue_proof::service_key(hash_key.as_bytes())
+}
+
+/// The proof attributes of `body`, signed now by `signer` for `tenant`.
+pub fn proof(key: &[u8], tenant: &str, signer: &portal::domain::queue_proof::Signer, body: &str) -> Vec<(&'static str, String)> {
+    let tenant = portal::domain::TenantId::parse(tenant).unwrap();
+    portal::domain::queue_proof::attributes(key, Utc::now().timestamp(), &tenant, signer, body)
+}
+
+/// A SendMessageBatch entry carrying `attributes`.
+pub fn queue_entry(id: &str, body: &str, attributes: &[(&'static str, String)]) -> aws_sdk_sqs::types::SendMessageBatchRequestEntry {
+    let mut e = aws_sdk_sqs::types::SendMessageBatchRequestEntry::builder().id(id).message_body(body);
+    for (name, value) in attributes {
+        e = e.message_attributes(*name, aws_sdk_sqs::types::MessageAttributeValue::builder().data_type("String").string_value(value).build().unwrap());
+    }
+    e.build().unwrap()
+}
+
+/// The activator's event for one message as SQS delivers it now, carrying `attributes`.
+pub fn activation_event(message_id: &str, body: &str, receive_count: u32, attributes: &[(&'static str, String)]) -> aws_lambda_events::sqs::SqsEvent {
+    let mut e = event("activation-batch.json");
+    let record = &mut e["Records"][0];
+    record["messageId"] = json!(message_id);
+    record["body"] = json!(body);
+    record["attributes"]["ApproximateReceiveCount"] = json!(receive_count.to_string());
+    record["attributes"]["SentTimestamp"] = json!(Utc::now().timestamp_millis().to_string());
+    record["messageAttributes"] = attributes
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), json!({"stringValue": v, "stringListValues": [], "binaryListValues": [], "dataType": "String"})))
+        .collect::<serde_json::Map<_, _>>()
+        .into();
+    serde_json::from_value(e).unwrap()
+}
+
+/// The same, signed by the service itself.
+pub fn service_activation_event(message_id: &str, tenant: &str, body: &str, receive_count: u32) -> aws_lambda_events::sqs::SqsEvent {
+    activation_event(message_id, body, receive_count, &proof(&service_queue_key(), tenant, &portal::domain::queue_proof::Signer::Service, body))
+}

@@ -83,7 +83,7 @@ pub async fn run(endpoints: &Endpoints, t: &Template, contacts: usize, workers: 
     }
 
     let mut submit_app = local::http_app(endpoints, t, "activations").await?;
-    submit_app.activation_queue = ActivationQueue::new(&endpoints.moto, &activation_url);
+    submit_app.activation_queue = ActivationQueue::new(&endpoints.moto, &activation_url).signed_with(submit_app.queue_key.clone());
     let mut activators = Vec::new();
     for url in &mail_urls {
         let mut activator = local::activator(endpoints, t).await?;

@@ -449,3 +449,21 @@ mod tests {
         assert!(v.get("body").is_none() && v["isBase64Encoded"] == false);
     }
 }
+
+/// Signs the first record of an activation-queue event (`events/activation-batch.json`)
+/// now, as the service's own message for the tenant its body names, with
+/// `SentTimestamp` now: the proof the activator checks (`domain::queue_proof`).
+pub fn sign_activation_record(event: &mut Value, hash_key: &str) {
+    use portal::domain::queue_proof::{attributes, service_key, Signer};
+    let record = &mut event["Records"][0];
+    let body = record["body"].as_str().unwrap_or_default().to_owned();
+    let tenant = serde_json::from_str::<Value>(&body).ok().and_then(|b| b["tenant_id"].as_str().map(str::to_owned)).unwrap_or_default();
+    let Ok(tenant) = portal::domain::TenantId::parse(&tenant) else { return };
+    let now = chrono::Utc::now();
+    record["attributes"]["SentTimestamp"] = json!(now.timestamp_millis().to_string());
+    let attrs: serde_json::Map<String, Value> = attributes(&service_key(hash_key.as_bytes()), now.timestamp(), &tenant, &Signer::Service, &body)
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), json!({"stringValue": v, "stringListValues": [], "binaryListValues": [], "dataType": "String"})))
+        .collect();
+    record["messageAttributes"] = attrs.into();
+}

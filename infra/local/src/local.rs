@@ -8,6 +8,7 @@ use aws_sdk_dynamodb::config::Credentials;
 use portal::app::{App, Settings};
 use portal::mail::ses::Ses;
 use portal::queue::{ActivationQueue, MailQueue};
+use portal::secrets::Secrets;
 use portal::workers::{activator::Activator, mailer::Mailer, scheduler::Scheduler};
 use portal::store::Store;
 use serde_yaml::Value;
@@ -21,6 +22,8 @@ pub const GATEWAY_ADDR: &str = "127.0.0.1:3000";
 pub const LOCAL_CODE_HASH_KEY: &str = "local-dev-code-hash-key";
 pub const REGION: &str = "us-east-1";
 pub const ACCOUNT_ID: &str = "123456789012";
+/// `AWS::StackName` locally.
+pub const STACK_NAME: &str = "portal-local";
 
 fn env_or(name: &str, default: &str) -> String {
     std::env::var(name).ok().filter(|v| !v.is_empty()).unwrap_or_else(|| default.to_owned())
@@ -93,6 +96,7 @@ pub async fn function_env(endpoints: &Endpoints, t: &Template, binary: &str) -> 
             (Some(target), _) if t.queue(target).is_some() => Some(queue_url(endpoints, target).await?),
             (Some(target), _) => anyhow::bail!("{binary}: {name} refers to {target}, which the local stack does not know"),
             (None, Value::String(s)) => Some(s.clone()),
+            (None, Value::Tagged(tagged)) if tagged.tag == "Sub" && tagged.value.is_string() => Some(substitute(tagged.value.as_str().unwrap_or_default())),
             (None, other) => Some(serde_yaml::to_string(other)?.trim().to_owned()),
         };
         if let Some(v) = resolved {
@@ -100,6 +104,11 @@ pub async fn function_env(endpoints: &Endpoints, t: &Template, binary: &str) -> 
         }
     }
     Ok(env)
+}
+
+/// `!Sub` of a plain string, with the pseudo parameters' local values.
+fn substitute(template: &str) -> String {
+    template.replace("${AWS::StackName}", STACK_NAME).replace("${AWS::Region}", REGION).replace("${AWS::AccountId}", ACCOUNT_ID)
 }
 
 async fn settings(endpoints: &Endpoints, t: &Template, binary: &str) -> anyhow::Result<Settings> {
@@ -114,6 +123,7 @@ pub async fn http_app(endpoints: &Endpoints, t: &Template, binary: &str) -> anyh
         Store::new(&endpoints.dynamodb, &s.table_name),
         MailQueue::new(&endpoints.moto, &s.mail_queue_url),
         ActivationQueue::new(&endpoints.moto, &s.activation_queue_url),
+        Secrets::new(&endpoints.moto),
         &s,
     ))
 }
@@ -125,6 +135,7 @@ pub async fn activator(endpoints: &Endpoints, t: &Template) -> anyhow::Result<Ac
         Store::new(&endpoints.dynamodb, &s.table_name),
         MailQueue::new(&endpoints.moto, &s.mail_queue_url),
         ActivationQueue::new(&endpoints.moto, &s.activation_queue_url),
+        Secrets::new(&endpoints.moto),
         &s,
     );
     Ok(Activator { app, max_receive_count: s.activation_max_receive_count })

@@ -97,6 +97,7 @@ impl EventSource {
             .max_number_of_messages(self.batch_size)
             .wait_time_seconds(WAIT_SECONDS)
             .message_system_attribute_names(MessageSystemAttributeName::All)
+            .message_attribute_names("All")
             .send()
             .await
             .with_context(|| format!("receiving from {}", self.url))?;
@@ -183,13 +184,22 @@ pub fn sqs_event(messages: &[Message], arn: &str) -> SqsEvent {
         .iter()
         .map(|m| {
             let attributes: BTreeMap<&str, &str> = m.attributes.iter().flatten().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+            // Message attributes as Lambda writes them (string values; binary ones are not used here).
+            let message_attributes: BTreeMap<&str, Value> = m
+                .message_attributes
+                .iter()
+                .flatten()
+                .map(|(k, v)| {
+                    (k.as_str(), json!({"stringValue": v.string_value, "stringListValues": [], "binaryListValues": [], "dataType": v.data_type}))
+                })
+                .collect();
             json!({
                 "messageId": m.message_id,
                 "receiptHandle": m.receipt_handle,
                 "body": m.body,
                 "md5OfBody": m.md5_of_body,
                 "attributes": attributes,
-                "messageAttributes": {},
+                "messageAttributes": message_attributes,
                 "eventSource": "aws:sqs",
                 "eventSourceARN": arn,
                 "awsRegion": crate::local::REGION,

@@ -97,6 +97,11 @@ define_id!(
     GroupId
 );
 define_id!(
+    /// Another system registered by a tenant to send to the activation queue
+    /// (`domain::queue_proof`).
+    IntegrationId
+);
+define_id!(
     /// One email of a contact's email log (and its stored document): a UUID v7.
     DocumentId
 );

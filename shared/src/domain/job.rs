@@ -3,27 +3,30 @@
 //!
 //! # The activation queue's message (version 1)
 //!
-//! Upstream systems may send these directly (SendMessageBatch, no HTTP call):
+//! A tenant's registered integrations may send these directly
+//! (SendMessageBatch, no HTTP call), signed as [`super::queue_proof`] says:
 //!
 //! ```json
 //! {
 //!   "version": 1,
-//!   "tenant_id": "acme-clinic",
 //!   "job_id": "nightly-2026-11-23",
 //!   "portal_id": "main",
 //!   "method": "code",
 //!   "send_email": true,
 //!   "contact_ids": ["chart-1001", "chart-1002"],
-//!   "job_total": 2,
-//!   "actor": "crm-sync"
+//!   "job_total": 2
 //! }
 //! ```
 //!
-//! `portal_id` (default: the tenant's default portal), `send_email` (default
-//! true), `job_total` (the job's contact count, when the sender knows it) and
-//! `actor` (recorded in the audit trail, default `activation-queue`) are
-//! optional; `contact_ids` holds 1 to 100 ids. Unknown fields are refused.
+//! The tenant is the one the signature proves; `tenant_id`, when the body
+//! names one, must be that tenant. The audit's actor is the integration's
+//! registered name (only the service's own messages carry `actor`, the staff
+//! member who submitted the job). `portal_id` (default: the tenant's default
+//! portal), `send_email` (default true) and `job_total` (the job's contact
+//! count, when the sender knows it) are optional; `contact_ids` holds 1 to
+//! 100 ids. Unknown fields are refused.
 
+use super::queue_proof::ProofError;
 use super::{access_state::Method, ContactId, JobId, PortalId, TenantId};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -32,7 +35,7 @@ use sha2::{Digest, Sha256};
 pub const MAX_CONTACTS_PER_JOB: usize = 10_000;
 /// Most contacts one queue message carries.
 pub const CONTACTS_PER_MESSAGE: usize = 100;
-/// The actor recorded for messages that name none.
+/// The actor recorded for the service's own messages that name none.
 pub const QUEUE_ACTOR: &str = "activation-queue";
 
 fn yes() -> bool {
@@ -66,7 +69,8 @@ pub struct ActivationMessage {
 #[serde(deny_unknown_fields)]
 struct RawMessage {
     version: u32,
-    tenant_id: String,
+    #[serde(default)]
+    tenant_id: Option<String>,
     job_id: String,
     #[serde(default)]
     portal_id: Option<String>,
@@ -93,26 +97,51 @@ pub struct ActivationBatch {
     pub actor: String,
 }
 
+/// Why a message is not acted on.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
-#[error("invalid activation message: {0}")]
-pub struct MessageError(pub String);
+pub enum MessageError {
+    #[error("invalid activation message: {0}")]
+    Invalid(String),
+    /// The body claims what its proof does not.
+    #[error(transparent)]
+    Refused(#[from] ProofError),
+}
+
+/// Who a message's proof says sent it (`super::queue_proof`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Sender<'a> {
+    /// The service's own message: its `actor` is the staff member.
+    Service,
+    /// A registered integration, by its registered name.
+    Integration { name: &'a str },
+}
 
 impl ActivationMessage {
-    pub fn parse(body: &str) -> Result<ActivationBatch, MessageError> {
-        let m: RawMessage = serde_json::from_str(body).map_err(|e| MessageError(e.to_string()))?;
-        m.check()
+    /// Reads a body whose proof has been verified: it acts for `tenant`, the
+    /// proven tenant, and its actor is what `sender` says.
+    pub fn parse(body: &str, tenant: &TenantId, sender: Sender<'_>) -> Result<ActivationBatch, MessageError> {
+        let m: RawMessage = serde_json::from_str(body).map_err(|e| MessageError::Invalid(e.to_string()))?;
+        m.check(tenant, sender)
     }
 }
 
 impl RawMessage {
-    fn check(self) -> Result<ActivationBatch, MessageError> {
-        let bad = |what: &str, e: &dyn std::fmt::Display| MessageError(format!("{what} {e}"));
+    fn check(self, tenant: &TenantId, sender: Sender<'_>) -> Result<ActivationBatch, MessageError> {
+        let bad = |what: &str, e: &dyn std::fmt::Display| MessageError::Invalid(format!("{what} {e}"));
         if self.version != 1 {
-            return Err(MessageError(format!("version {} is not supported (1 is)", self.version)));
+            return Err(MessageError::Invalid(format!("version {} is not supported (1 is)", self.version)));
         }
         if self.contact_ids.is_empty() || self.contact_ids.len() > CONTACTS_PER_MESSAGE {
-            return Err(MessageError(format!("contact_ids must hold 1 to {CONTACTS_PER_MESSAGE} ids")));
+            return Err(MessageError::Invalid(format!("contact_ids must hold 1 to {CONTACTS_PER_MESSAGE} ids")));
         }
+        if let Some(named) = self.tenant_id.as_deref().filter(|t| *t != tenant.as_str()) {
+            return Err(ProofError::OtherTenant { named: named.chars().take(64).collect(), proven: tenant.to_string() }.into());
+        }
+        let actor = match sender {
+            Sender::Service => self.actor.filter(|a| !a.is_empty() && a.len() <= 200).unwrap_or_else(|| QUEUE_ACTOR.to_owned()),
+            Sender::Integration { name } if self.actor.is_none() => name.to_owned(),
+            Sender::Integration { .. } => return Err(ProofError::ActorNamed.into()),
+        };
         let mut contact_ids = Vec::with_capacity(self.contact_ids.len());
         for id in &self.contact_ids {
             contact_ids.push(ContactId::parse(id).map_err(|e| bad("contact id", &e))?);
@@ -120,14 +149,14 @@ impl RawMessage {
         contact_ids.sort();
         contact_ids.dedup();
         Ok(ActivationBatch {
-            tenant_id: TenantId::parse(&self.tenant_id).map_err(|e| bad("tenant_id", &e))?,
+            tenant_id: tenant.clone(),
             job_id: JobId::parse(&self.job_id).map_err(|e| bad("job_id", &e))?,
             portal_id: self.portal_id.as_deref().map(PortalId::parse).transpose().map_err(|e| bad("portal_id", &e))?,
             method: self.method,
             send_email: self.send_email,
             contact_ids,
             job_total: self.job_total,
-            actor: self.actor.filter(|a| !a.is_empty() && a.len() <= 200).unwrap_or_else(|| QUEUE_ACTOR.to_owned()),
+            actor,
         })
     }
 }
@@ -241,38 +270,57 @@ mod tests {
         let m = messages(&t, &j, &p, Method::Code, true, &ids(250), "staff");
         assert_eq!(m.iter().map(|m| m.contact_ids.len()).collect::<Vec<_>>(), [100, 100, 50]);
         assert!(m.iter().all(|m| m.job_total == Some(250)));
-        let round = ActivationMessage::parse(&serde_json::to_string(&m[2]).unwrap()).unwrap();
+        let round = ActivationMessage::parse(&serde_json::to_string(&m[2]).unwrap(), &t, Sender::Service).unwrap();
         assert_eq!(round.contact_ids.len(), 50);
         assert_eq!(round.actor, "staff");
     }
 
     #[test]
     fn messages_are_checked() {
+        let t = TenantId::parse("t").unwrap();
         let ok = r#"{"version":1,"tenant_id":"t","job_id":"j","method":"link","contact_ids":["a","b","a"]}"#;
-        let b = ActivationMessage::parse(ok).unwrap();
+        let b = ActivationMessage::parse(ok, &t, Sender::Service).unwrap();
         assert_eq!(b.contact_ids.len(), 2, "duplicates collapse");
         assert!(b.send_email, "send_email defaults to true");
         assert_eq!(b.actor, QUEUE_ACTOR);
         for bad in [
             r#"{"version":2,"tenant_id":"t","job_id":"j","method":"code","contact_ids":["a"]}"#,
             r#"{"version":1,"tenant_id":"t#x","job_id":"j","method":"code","contact_ids":["a"]}"#,
+            r#"{"version":1,"tenant_id":"t","job_id":"j#x","method":"code","contact_ids":["a"]}"#,
             r#"{"version":1,"tenant_id":"t","job_id":"j","method":"code","contact_ids":[]}"#,
             r#"{"version":1,"tenant_id":"t","job_id":"j","method":"sms","contact_ids":["a"]}"#,
             r#"{"version":1,"tenant_id":"t","job_id":"j","method":"code","contact_ids":["a"],"extra":1}"#,
             "not json",
         ] {
-            assert!(ActivationMessage::parse(bad).is_err(), "{bad}");
+            assert!(ActivationMessage::parse(bad, &t, Sender::Service).is_err(), "{bad}");
         }
         let too_many = serde_json::json!({"version":1,"tenant_id":"t","job_id":"j","method":"code",
             "contact_ids": (0..101).map(|i| format!("c{i}")).collect::<Vec<_>>()});
-        assert!(ActivationMessage::parse(&too_many.to_string()).is_err());
+        assert!(ActivationMessage::parse(&too_many.to_string(), &t, Sender::Service).is_err());
+    }
+
+    #[test]
+    fn the_proven_tenant_and_the_registered_name_win() {
+        let a = TenantId::parse("a").unwrap();
+        let crm = Sender::Integration { name: "CRM sync" };
+        let other = r#"{"version":1,"tenant_id":"b","job_id":"j","method":"code","contact_ids":["x"]}"#;
+        assert!(matches!(ActivationMessage::parse(other, &a, crm), Err(MessageError::Refused(ProofError::OtherTenant { .. }))));
+        assert!(matches!(ActivationMessage::parse(other, &a, Sender::Service), Err(MessageError::Refused(_))));
+        let anonymous = r#"{"version":1,"job_id":"j","method":"code","contact_ids":["x"]}"#;
+        let b = ActivationMessage::parse(anonymous, &a, crm).unwrap();
+        assert_eq!((b.tenant_id.as_str(), b.actor.as_str()), ("a", "CRM sync"));
+        let named = r#"{"version":1,"job_id":"j","method":"code","contact_ids":["x"],"actor":"dr-smith"}"#;
+        assert_eq!(ActivationMessage::parse(named, &a, crm), Err(MessageError::Refused(ProofError::ActorNamed)));
+        assert_eq!(ActivationMessage::parse(named, &a, Sender::Service).unwrap().actor, "dr-smith");
     }
 
     #[test]
     fn the_batch_key_depends_on_the_contacts_only() {
-        let a = ActivationMessage::parse(r#"{"version":1,"tenant_id":"t","job_id":"j","method":"code","contact_ids":["a","b"]}"#).unwrap();
-        let b = ActivationMessage::parse(r#"{"version":1,"tenant_id":"t","job_id":"j","method":"code","contact_ids":["b","a"]}"#).unwrap();
-        let c = ActivationMessage::parse(r#"{"version":1,"tenant_id":"t","job_id":"j","method":"code","contact_ids":["a","c"]}"#).unwrap();
+        let t = TenantId::parse("t").unwrap();
+        let parse = |body: &str| ActivationMessage::parse(body, &t, Sender::Service).unwrap();
+        let a = parse(r#"{"version":1,"tenant_id":"t","job_id":"j","method":"code","contact_ids":["a","b"]}"#);
+        let b = parse(r#"{"version":1,"tenant_id":"t","job_id":"j","method":"code","contact_ids":["b","a"]}"#);
+        let c = parse(r#"{"version":1,"tenant_id":"t","job_id":"j","method":"code","contact_ids":["a","c"]}"#);
         assert_eq!(a.key(), b.key());
         assert_ne!(a.key(), c.key());
     }

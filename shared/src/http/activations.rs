@@ -5,6 +5,8 @@
 //! - `POST /v1/groups/{group_id}/activate` `{"portal_id"?,"method","send_email"?}` → 202 `{"job_id","total"}`:
 //!   the members as they are now; contacts added later are not activated.
 //! - `GET /v1/jobs/{job_id}` → progress.
+//! - `PUT/GET/DELETE /v1/integrations/{integration_id}`: who may send to the
+//!   activation queue directly ([`super::integrations`]).
 
 use super::problem::{ApiError, FieldError};
 use super::request::{caller, finish, resolve_portal, json_body, json_body_up_to, optional_portal_id, path_param, respond, MAX_BULK_BODY_BYTES};
@@ -84,6 +86,9 @@ impl Function for Activations {
             Route::GetGroup => get_group(app, &req).await,
             Route::ActivateGroup => activate_group(app, &req).await,
             Route::GetJob => get_job(app, &req).await,
+            Route::PutIntegration => super::integrations::put_integration(app, &req).await,
+            Route::GetIntegration => super::integrations::get_integration(app, &req).await,
+            Route::DeleteIntegration => super::integrations::delete_integration(app, &req).await,
             _ => Err(ApiError::NotFound("route")),
         })
     }

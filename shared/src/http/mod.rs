@@ -16,6 +16,7 @@ pub mod claim;
 pub mod generate;
 pub mod html;
 pub mod idempotency;
+pub mod integrations;
 pub mod lifecycle;
 pub mod pages;
 pub mod problem;

@@ -40,6 +40,9 @@ pub enum Route {
     GetGroup,
     ActivateGroup,
     GetJob,
+    PutIntegration,
+    GetIntegration,
+    DeleteIntegration,
     ActivationsReport,
     UnusedCodesReport,
     ClaimPage,
@@ -59,7 +62,7 @@ pub enum Effect {
 }
 
 impl Route {
-    pub const ALL: [Route; 32] = [
+    pub const ALL: [Route; 35] = [
         Route::GenerateCode,
         Route::Claim,
         Route::ConfirmClaim,
@@ -85,6 +88,9 @@ impl Route {
         Route::GetGroup,
         Route::ActivateGroup,
         Route::GetJob,
+        Route::PutIntegration,
+        Route::GetIntegration,
+        Route::DeleteIntegration,
         Route::ActivationsReport,
         Route::UnusedCodesReport,
         Route::ClaimPage,
@@ -124,6 +130,9 @@ impl Route {
             Self::GetGroup => ("GET", "/v1/groups/{group_id}", "activations", Safe),
             Self::ActivateGroup => ("POST", "/v1/groups/{group_id}/activate", "activations", Effectful),
             Self::GetJob => ("GET", "/v1/jobs/{job_id}", "activations", Safe),
+            Self::PutIntegration => ("PUT", "/v1/integrations/{integration_id}", "activations", Safe),
+            Self::GetIntegration => ("GET", "/v1/integrations/{integration_id}", "activations", Safe),
+            Self::DeleteIntegration => ("DELETE", "/v1/integrations/{integration_id}", "activations", Safe),
             Self::ActivationsReport => ("GET", "/v1/reports/activations", "reports", Safe),
             Self::UnusedCodesReport => ("GET", "/v1/reports/unused-codes", "reports", Safe),
             // The hosted pages (`http::pages`), public HTML forms.

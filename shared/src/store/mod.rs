@@ -7,6 +7,7 @@
 pub mod cursor;
 pub mod dynamo;
 pub mod guards;
+pub mod integrations;
 pub mod invitations;
 pub mod jobs;
 pub mod items;

@@ -4,9 +4,18 @@
 //! it back; on its last receive (the queue's maxReceiveCount) its contacts
 //! that still fail are counted as failed so the job can finish, and an
 //! unreadable message goes on to the DLQ.
+//!
+//! Nothing is believed for what a message says about itself: its proof
+//! (`domain::queue_proof`) must verify under the key of the service or of an
+//! integration registered for the tenant it names, and it then acts for that
+//! tenant only, with the integration's registered name as actor. A message
+//! whose proof fails changes nothing: it is counted
+//! (`ActivationMessagesRefused`, alarmed in template.yaml) and goes to the DLQ
+//! after its receives.
 
 use crate::app::{App, Settings};
-use crate::domain::job::ActivationMessage;
+use crate::domain::job::{ActivationBatch, ActivationMessage, MessageError, Sender};
+use crate::domain::queue_proof::{Proof, ProofError, Signer};
 use crate::usecase::apply_batch::{apply_batch, ApplyError};
 use aws_lambda_events::sqs::{SqsBatchResponse, SqsEvent, SqsMessage};
 
@@ -25,16 +34,43 @@ impl Activator {
         Ok(Self { app: App::new(&sdk, &settings), max_receive_count: settings.activation_max_receive_count })
     }
 
+    /// The batch a message proves it may apply.
+    async fn verified(&self, message: &SqsMessage) -> Result<ActivationBatch, MessageError> {
+        let attributes = message.message_attributes.iter().filter_map(|(k, v)| Some((k.clone(), v.string_value.clone()?))).collect();
+        let proof = Proof::read(&attributes)?;
+        let body = message.body.as_deref().unwrap_or_default();
+        let sent_at_ms = message.attributes.get("SentTimestamp").and_then(|t| t.parse().ok()).ok_or(ProofError::Missing("SentTimestamp"))?;
+        match &proof.signer {
+            Signer::Service => {
+                proof.verify(&[&self.app.queue_key], body, sent_at_ms)?;
+                ActivationMessage::parse(body, &proof.tenant, Sender::Service)
+            }
+            Signer::Integration(id) => {
+                let lookup = async {
+                    let Some(item) = self.app.store.get_integration(&proof.tenant, id).await? else { return Ok(None) };
+                    Ok::<_, anyhow::Error>(self.app.secrets.get(&item.secret_name).await?.map(|v| (item, v)))
+                };
+                let (item, secret) = lookup.await.map_err(|e| MessageError::Invalid(format!("the integration could not be read: {e:#}")))?.ok_or(ProofError::UnknownSigner)?;
+                proof.verify(&secret.keys(), body, sent_at_ms)?;
+                ActivationMessage::parse(body, &proof.tenant, Sender::Integration { name: &item.name })
+            }
+        }
+    }
+
     /// One message: `true` when it is done (SQS may delete it).
     async fn process_message(&self, message: &SqsMessage) -> bool {
         let receive_count = super::receive_count(message);
-        let batch = match message.body.as_deref().map(ActivationMessage::parse) {
-            Some(Ok(batch)) => batch,
-            Some(Err(e)) => {
+        let batch = match self.verified(message).await {
+            Ok(batch) => batch,
+            Err(MessageError::Refused(e)) => {
+                tracing::warn!(error = %e, reason = e.reason(), message_id = ?message.message_id, receive_count, "activation message refused: its proof fails; it changes nothing and goes to the DLQ");
+                crate::metrics::emf::count("ActivationMessagesRefused", &[]);
+                return false;
+            }
+            Err(e) => {
                 tracing::error!(error = %e, message_id = ?message.message_id, "unreadable activation message; leaving it for the DLQ");
                 return false;
             }
-            None => return false,
         };
         match apply_batch(&self.app, &batch, receive_count >= self.max_receive_count).await {
             Ok(counts) => {

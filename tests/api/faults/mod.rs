@@ -7,6 +7,6 @@
 mod cancelled_transactions;
 mod dynamodb_restart;
 mod fault_proxy;
-mod harness;
+pub(crate) mod harness;
 mod mail_job_twice;
 mod ses_errors;
