@@ -166,10 +166,15 @@ fn rand_u16() -> u16 {
 
 /// A POST with an Idempotency-Key: status, replayed?, body.
 async fn keyed(t: &TestApp, path: &str, key: &str, body: Value) -> (u16, bool, Value) {
+    keyed_as(t, &t.token(WRITE), path, key, body).await
+}
+
+/// [`keyed`] with the given token.
+async fn keyed_as(t: &TestApp, token: &str, path: &str, key: &str, body: Value) -> (u16, bool, Value) {
     let resp = t
         .client
         .request(Method::POST, format!("{}{path}", t.base))
-        .bearer_auth(t.token(WRITE))
+        .bearer_auth(token)
         .header("idempotency-key", key)
         .header("content-type", "application/json")
         .body(body.to_string())
@@ -218,6 +223,31 @@ async fn a_repeated_generate_with_its_key_answers_the_first_code_and_issues_noth
     // Bad keys are refused before anything runs.
     let (s6, _, _) = keyed(&t, &path, "has space", json!({})).await;
     assert_eq!(s6, 400);
+}
+
+#[tokio::test]
+async fn one_staff_member_s_key_does_not_replay_another_s_answer() {
+    // Two front-desk staff of one tenant whose clients happen to send the same
+    // key with the same request: each runs, and neither sees the other's code.
+    let t = TestApp::new().await;
+    let contact = t.with_contact(Some("two-staff@example.com")).await;
+    let path = format!("/v1/contacts/{contact}/codes");
+    let key = unique("shared-key");
+    let (ann, bob) = (t.token_as("staff-ann", WRITE), t.token_as("staff-bob", WRITE));
+
+    let (s1, r1, first) = keyed_as(&t, &ann, &path, &key, json!({"send_email": false})).await;
+    assert_eq!((s1, r1), (201, false), "{first}");
+    let (s2, r2, second) = keyed_as(&t, &bob, &path, &key, json!({"send_email": false})).await;
+    assert_eq!((s2, r2), (201, false), "Bob's request ran as his own: {second}");
+    assert_ne!(first["code"], second["code"], "Bob did not get Ann's code");
+    let second_code = second["code"].clone();
+    // Each still replays their own.
+    assert_eq!(keyed_as(&t, &ann, &path, &key, json!({"send_email": false})).await, (201, true, first));
+    assert_eq!(keyed_as(&t, &bob, &path, &key, json!({"send_email": false})).await, (201, true, second));
+    // Both ran (Bob's code replaced Ann's, as a second Generate does), and no more.
+    let status = t.status(&contact).await.ok(200).clone();
+    assert_eq!(pending_codes(&status), 1, "{status}");
+    assert_eq!(status["pending_codes"][0]["code"], second_code, "{status}");
 }
 
 #[tokio::test]

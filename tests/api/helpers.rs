@@ -90,6 +90,11 @@ impl TestApp {
         jwt::mint(&self.expected, "staff-test", tenant, scope, 600)
     }
 
+    /// A token of this tenant for another staff member (token subject `sub`).
+    pub fn token_as(&self, sub: &str, scope: &str) -> String {
+        jwt::mint(&self.expected, sub, &self.tenant, scope, 600)
+    }
+
     /// A request with an optional token and a raw body.
     pub async fn raw(&self, method: Method, path: &str, token: Option<&str>, body: Option<String>) -> Answer {
         let mut req = self.client.request(method, format!("{}{path}", self.base));

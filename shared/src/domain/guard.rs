@@ -82,32 +82,46 @@ pub const IDEMPOTENCY_TTL: Duration = Duration::hours(24);
 /// out after 10 s): its key may be taken over.
 pub const IDEMPOTENCY_STALE_AFTER: Duration = Duration::seconds(60);
 
-/// A client's `Idempotency-Key`: 1 to 255 visible ASCII characters.
+/// A client's `Idempotency-Key` (1 to 255 visible ASCII characters), as one
+/// staff member's: the key is theirs alone, so two people (or two systems)
+/// who happen to send the same key with the same request each get their own
+/// answer, never the other's (which may hold a code).
 #[derive(Clone, PartialEq, Eq)]
-pub struct IdempotencyKey(String);
+pub struct IdempotencyKey {
+    /// The caller's token subject.
+    sub: String,
+    key: String,
+}
 
 impl IdempotencyKey {
     pub const MAX_LEN: usize = 255;
 
-    pub fn parse(raw: &str) -> Result<Self, &'static str> {
+    /// `raw` as sent by the caller whose token subject is `sub`.
+    pub fn parse(sub: &str, raw: &str) -> Result<Self, &'static str> {
         if raw.is_empty() || raw.len() > Self::MAX_LEN {
             return Err("must be 1 to 255 characters");
         }
         if !raw.bytes().all(|b| b.is_ascii_graphic()) {
             return Err("must be visible ASCII characters (no spaces)");
         }
-        Ok(Self(raw.to_owned()))
+        Ok(Self { sub: sub.to_owned(), key: raw.to_owned() })
     }
 
-    /// What the store keys the record by (a hash: keys may hold `#`).
+    /// What the store keys the record by: a hash of the subject and the key,
+    /// each length-prefixed, so no pair can pass for another (keys may hold `#`).
     pub fn digest(&self) -> String {
-        hex::encode(Sha256::digest(self.0.as_bytes()))
+        let mut h = Sha256::new();
+        for part in [self.sub.as_bytes(), self.key.as_bytes()] {
+            h.update((part.len() as u64).to_be_bytes());
+            h.update(part);
+        }
+        hex::encode(h.finalize())
     }
 }
 
 impl std::fmt::Debug for IdempotencyKey {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_tuple("IdempotencyKey").field(&self.0).finish()
+        f.debug_struct("IdempotencyKey").field("sub", &self.sub).field("key", &self.key).finish()
     }
 }
 
@@ -198,12 +212,21 @@ mod tests {
 
     #[test]
     fn keys_are_visible_ascii_up_to_255() {
-        assert!(IdempotencyKey::parse("a1-B2_c3:d4").is_ok());
-        assert!(IdempotencyKey::parse(&"k".repeat(255)).is_ok());
-        assert!(IdempotencyKey::parse(&"k".repeat(256)).is_err());
-        assert!(IdempotencyKey::parse("").is_err());
-        assert!(IdempotencyKey::parse("with space").is_err());
-        assert!(IdempotencyKey::parse("ключ").is_err());
+        assert!(IdempotencyKey::parse("staff", "a1-B2_c3:d4").is_ok());
+        assert!(IdempotencyKey::parse("staff", &"k".repeat(255)).is_ok());
+        assert!(IdempotencyKey::parse("staff", &"k".repeat(256)).is_err());
+        assert!(IdempotencyKey::parse("staff", "").is_err());
+        assert!(IdempotencyKey::parse("staff", "with space").is_err());
+        assert!(IdempotencyKey::parse("staff", "ключ").is_err());
+    }
+
+    #[test]
+    fn a_key_is_its_sender_s_own() {
+        let ann = IdempotencyKey::parse("ann", "k-1").unwrap();
+        assert_eq!(ann.digest(), IdempotencyKey::parse("ann", "k-1").unwrap().digest());
+        assert_ne!(ann.digest(), IdempotencyKey::parse("bob", "k-1").unwrap().digest());
+        // Length prefixes: ("a", "bk") and ("ab", "k") are different callers' keys.
+        assert_ne!(IdempotencyKey::parse("a", "bk").unwrap().digest(), IdempotencyKey::parse("ab", "k").unwrap().digest());
     }
 
     #[test]

@@ -6,8 +6,10 @@
 //! exactly one runs; the others wait briefly for its answer, or get 409.
 //!
 //! A request that fails on our side (5xx) gives its key up, so a retry runs.
-//! The record lives under the caller's tenant; a caller whose token is not
-//! accepted is answered by the handler (401/403) without touching keys.
+//! The record lives under the caller's tenant and is the caller's own (their
+//! token's `sub`): another staff member's request with the same key runs as
+//! its own request. A caller whose token is not accepted is answered by the
+//! handler (401/403) without touching keys.
 
 use super::problem::ApiError;
 use super::request::{caller, route_key};
@@ -34,7 +36,7 @@ pub fn requested(req: &Request) -> bool {
     req.headers().contains_key(HEADER)
 }
 
-/// Runs `handler` at most once per tenant, key and request.
+/// Runs `handler` at most once per tenant, staff member, key and request.
 pub async fn around<F, Fut>(app: &App, req: Request, handler: F) -> Response<Body>
 where
     F: FnOnce(Request) -> Fut,
@@ -46,7 +48,7 @@ where
         return handler(req).await;
     };
     let raw = req.headers().get(HEADER).and_then(|v| v.to_str().ok()).unwrap_or("");
-    let key = match IdempotencyKey::parse(raw) {
+    let key = match IdempotencyKey::parse(&who.sub, raw) {
         Ok(key) => key,
         Err(why) => return ApiError::BadRequest(format!("the Idempotency-Key header {why}")).into_response(),
     };
