@@ -7,6 +7,7 @@ use crate::domain::{sealed::Sealer, CodeHasher, Portal, TenantId};
 use crate::queue::{ActivationQueue, MailQueue};
 use crate::store::Store;
 use anyhow::Context as _;
+use secrecy::{ExposeSecret as _, SecretString};
 use chrono::{DateTime, Utc};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -26,8 +27,8 @@ pub struct Settings {
     pub table_name: String,
     /// `MAIL_QUEUE_URL`: where email jobs go.
     pub mail_queue_url: String,
-    /// `CODE_HASH_KEY`: the secret codes and tokens are hashed under.
-    pub code_hash_key: String,
+    /// `CODE_HASH_KEY`: the secret codes and tokens are hashed under (never printed).
+    pub code_hash_key: SecretString,
     /// `MAIL_FROM`: the verified SES sender.
     pub mail_from: String,
     /// `MAIL_MAX_RECEIVE_COUNT`: the mail queue's redrive maxReceiveCount.
@@ -60,7 +61,7 @@ impl Settings {
         Ok(Self {
             table_name: var("TABLE_NAME")?,
             mail_queue_url: get("MAIL_QUEUE_URL").unwrap_or_default(),
-            code_hash_key: key,
+            code_hash_key: key.into(),
             mail_from: get("MAIL_FROM").unwrap_or_default(),
             mail_max_receive_count: get("MAIL_MAX_RECEIVE_COUNT").and_then(|v| v.parse().ok()).unwrap_or(5),
             activation_queue_url: get("ACTIVATION_QUEUE_URL").unwrap_or_default(),
@@ -116,6 +117,8 @@ pub struct App {
     pub hasher: CodeHasher,
     /// Seals the secrets an email carries (`domain::sealed`).
     pub sealer: Sealer,
+    /// Signs the page cursors the API hands out (`domain::page_cursor`).
+    pub cursors: crate::domain::page_cursor::CursorSigner,
     pub clock: Clock,
     pub portals: PortalCache,
     /// Identity providers' signing keys, fetched on first use (`crate::oidc`).
@@ -143,7 +146,8 @@ impl App {
 
     /// From adapters built elsewhere (the local stack points each at its own endpoint).
     pub fn from_parts(store: Store, mail_queue: MailQueue, activation_queue: ActivationQueue, secrets: crate::secrets::Secrets, settings: &Settings) -> Self {
-        let queue_key = crate::domain::queue_proof::service_key(settings.code_hash_key.as_bytes());
+        let hash_key = settings.code_hash_key.expose_secret().as_bytes();
+        let queue_key = crate::domain::queue_proof::service_key(hash_key);
         Self {
             store,
             mail_queue,
@@ -151,8 +155,9 @@ impl App {
             secrets,
             integration_secret_prefix: settings.integration_secret_prefix.clone(),
             queue_key,
-            hasher: CodeHasher::new(settings.code_hash_key.as_bytes()),
-            sealer: Sealer::new(settings.code_hash_key.as_bytes()),
+            hasher: CodeHasher::new(hash_key),
+            sealer: Sealer::new(hash_key),
+            cursors: crate::domain::page_cursor::CursorSigner::new(hash_key),
             clock: system_clock(),
             portals: PortalCache::new(Duration::from_secs(settings.portal_cache_seconds)),
             identity_keys: Default::default(),
@@ -197,5 +202,24 @@ impl App {
         let settings = Settings::from_env()?;
         let sdk = crate::aws::sdk_config().await?;
         Ok(Self::new(&sdk, &settings))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn settings_never_print_the_hash_key() {
+        let key = "a-hash-key-of-the-deployment-0123";
+        let settings = Settings::from_lookup(|name| match name {
+            "CODE_HASH_KEY" => Some(key.to_owned()),
+            "TABLE_NAME" => Some("portal".to_owned()),
+            _ => None,
+        })
+        .unwrap();
+        let printed = format!("{settings:?}");
+        assert!(printed.contains("table_name: \"portal\""), "{printed}");
+        assert!(!printed.contains(key), "{printed}");
     }
 }

@@ -275,6 +275,23 @@ async fn the_listing_filters_by_portal_state_and_pages_without_gaps() {
     other.put_portal("main", true).await.ok(200);
     let page = app.get("/v1/contacts?limit=1").await.ok(200).clone();
     other.get(&format!("/v1/contacts?cursor={}", page["next_cursor"].as_str().unwrap())).await.problem(422);
+
+    // Cursors are signed: a cursor we did not issue is 422 before any read, even
+    // one that names this tenant's own index partition (it used to reach
+    // DynamoDB as an ExclusiveStartKey and answer 500).
+    use base64::{engine::general_purpose::URL_SAFE_NO_PAD, Engine as _};
+    let issued = page["next_cursor"].as_str().unwrap();
+    let (plain, tag) = issued.rsplit_once('.').expect("a signed cursor is plain.tag");
+    let mut key: Value = serde_json::from_slice(&URL_SAFE_NO_PAD.decode(plain).unwrap()).unwrap();
+    key["sk"] = json!("NOT-A-KEY-WE-WROTE");
+    key["gsi1sk"] = json!("~~~~");
+    let forged = URL_SAFE_NO_PAD.encode(key.to_string());
+    for bad in [plain.to_owned(), forged.clone(), format!("{forged}.{tag}")] {
+        let problem = app.get(&format!("/v1/contacts?cursor={bad}")).await.problem(422);
+        assert!(problem.contains("cursor"), "{problem}");
+    }
+    // The issued cursor still pages on.
+    app.get(&format!("/v1/contacts?limit=1&cursor={issued}")).await.ok(200);
 }
 
 #[tokio::test]

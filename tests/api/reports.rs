@@ -124,6 +124,17 @@ async fn the_activation_report_searches_bounds_and_pages() {
     assert_eq!(seen, ["p5", "p4", "p3", "p2", "p1"]);
     let (code, _) = call(&s.reports, HttpFunction::Reports, &s.tenant, get("/v1/reports/activations", json!({"cursor": "bm9wZQ"}))).await;
     assert_eq!(code, 422);
+    // A cursor is good only for the report and tenant it came from: the
+    // activations report's second page is no cursor of the unused-codes report,
+    // nor of another tenant's activations report, and its plain part unsigned is none at all.
+    let issued = report(&s, "/v1/reports/activations", json!({"limit": "2"})).await["next_cursor"].as_str().unwrap().to_owned();
+    let (code, _) = call(&s.reports, HttpFunction::Reports, &s.tenant, get("/v1/reports/unused-codes", json!({"cursor": issued.clone()}))).await;
+    assert_eq!(code, 422, "another report's cursor");
+    let (code, _) = call(&s.reports, HttpFunction::Reports, &format!("{}-other", s.tenant), get("/v1/reports/activations", json!({"cursor": issued.clone()}))).await;
+    assert_eq!(code, 422, "another tenant's cursor");
+    let unsigned = issued.rsplit_once('.').unwrap().0.to_owned();
+    let (code, _) = call(&s.reports, HttpFunction::Reports, &s.tenant, get("/v1/reports/activations", json!({"cursor": unsigned}))).await;
+    assert_eq!(code, 422, "the store's cursor without its signature");
     let (code, _) = call(&s.reports, HttpFunction::Reports, &s.tenant, get("/v1/reports/activations", json!({"from": "yesterday"}))).await;
     assert_eq!(code, 422);
 }

@@ -39,8 +39,8 @@ pub struct CodeRecord {
     /// A typed code, or an emailed link (whose token is never stored).
     pub method: Method,
     pub hash: CodeHash,
-    /// The plain code, `XXXXX-XXXXX`; present only while pending.
-    pub code: Option<String>,
+    /// The plain code, `XXXXX-XXXXX`; present only while pending (never printed).
+    pub code: Option<super::redacted::Redacted<String>>,
     pub state: InvitationState,
     pub created_at: DateTime<Utc>,
     pub expires_at: DateTime<Utc>,
@@ -111,7 +111,7 @@ pub fn build(
         .filter_map(|c| {
             Some(PendingCodeView {
                 portal_name: portal_name(&c.portal_id),
-                code: c.code?,
+                code: c.code?.into_inner(),
                 portal_id: c.portal_id,
                 created_at: c.created_at,
                 expires_at: c.expires_at,
@@ -172,7 +172,7 @@ mod tests {
             portal_id: pid(portal),
             method: Method::Code,
             hash: CodeHash::from_stored("h".into()),
-            code: (state == InvitationState::Pending).then(|| "ABCDE-FGHJK".to_string()),
+            code: (state == InvitationState::Pending).then(|| "ABCDE-FGHJK".into()),
             state,
             created_at: t("2026-01-01T00:00:00Z"),
             expires_at: t(expires),

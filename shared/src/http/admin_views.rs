@@ -4,6 +4,7 @@
 use super::problem::ApiError;
 use super::request::{caller, path_param, resolve_portal, respond};
 use crate::app::App;
+use crate::domain::page_cursor::Listing;
 use crate::domain::{time, ContactId, PortalId, PortalState, Scope};
 use crate::store::listing::ListError;
 use lambda_http::{http::StatusCode, Body, Request, RequestExt, Response};
@@ -29,9 +30,14 @@ pub async fn list_contacts(app: &App, req: &Request) -> Result<Response<Body>, A
         .map(|p| PortalId::parse(p).map_err(|e| ApiError::validation("/portal_id", format!("portal_id {e}"))))
         .transpose()?;
     let portal = resolve_portal(app, &caller, portal_id.as_ref()).await?;
+    let tenant = caller.tenant_id.as_str();
+    let cursor = query
+        .first("cursor")
+        .map(|raw| app.cursors.open(tenant, Listing::Contacts, raw).map_err(|e| ApiError::validation("/cursor", e.to_string())))
+        .transpose()?;
     let page = app
         .store
-        .list_contacts(&caller.tenant_id, &portal.portal_id, filter, limit, query.first("cursor"), (app.clock)())
+        .list_contacts(&caller.tenant_id, &portal.portal_id, filter, limit, cursor, (app.clock)())
         .await
         .map_err(|e| match e {
             ListError::BadCursor => ApiError::validation("/cursor", e.to_string()),
@@ -42,7 +48,8 @@ pub async fn list_contacts(app: &App, req: &Request) -> Result<Response<Body>, A
         .into_iter()
         .map(|(c, state)| json!({"contact_id": c.contact_id, "name": c.name, "email": c.email, "portal_status": state}))
         .collect();
-    Ok(respond(StatusCode::OK, &json!({"portal_id": portal.portal_id, "items": items, "next_cursor": page.next_cursor})))
+    let next_cursor = page.next_cursor.map(|plain| app.cursors.sign(tenant, Listing::Contacts, &plain));
+    Ok(respond(StatusCode::OK, &json!({"portal_id": portal.portal_id, "items": items, "next_cursor": next_cursor})))
 }
 
 /// `GET /v1/emails/{document_id}`: the stored email, as rendered and sent.

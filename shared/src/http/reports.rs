@@ -15,6 +15,7 @@ use super::problem::ApiError;
 use super::request::{caller, finish, respond};
 use super::routes::{Function, Route};
 use crate::app::App;
+use crate::domain::page_cursor::Listing;
 use crate::domain::report::{csv_line, search_needle};
 use crate::domain::{invitation, time, PortalId, Scope, TenantId};
 use crate::store::reports::{ActivationFilter, Page, ReportError};
@@ -139,16 +140,28 @@ async fn report(app: &App, req: &Request, which: Report) -> Result<Response<Body
     };
     let wants_csv = query.first("format") == Some("csv")
         || req.headers().get("accept").and_then(|a| a.to_str().ok()).is_some_and(|a| a.contains("text/csv"));
+    // Cursors handed out are signed for this tenant and report (`domain::page_cursor`);
+    // the pages read here take and give the store's plain ones.
+    let listing = match which {
+        Report::Activations => Listing::ActivationsReport,
+        Report::UnusedCodes => Listing::UnusedCodesReport,
+    };
+    let tenant = caller.tenant_id.as_str();
+    let start = query
+        .first("cursor")
+        .map(|raw| app.cursors.open(tenant, listing, raw).map_err(|e| ApiError::validation("/cursor", e.to_string())))
+        .transpose()?;
     if !wants_csv {
-        let p = page(app, which, &params, limit, query.first("cursor")).await?;
-        return Ok(respond(StatusCode::OK, &json!({"items": p.rows, "next_cursor": p.next_cursor})));
+        let p = page(app, which, &params, limit, start).await?;
+        let next_cursor = p.next_cursor.map(|plain| app.cursors.sign(tenant, listing, &plain));
+        return Ok(respond(StatusCode::OK, &json!({"items": p.rows, "next_cursor": next_cursor})));
     }
     let (columns, name): (&[&str], &str) = match which {
         Report::Activations => (&ACTIVATION_COLUMNS, "activations.csv"),
         Report::UnusedCodes => (&UNUSED_COLUMNS, "unused-codes.csv"),
     };
     let mut csv = csv_line(columns);
-    let (mut cursor, mut rows) = (query.first("cursor").map(str::to_owned), 0usize);
+    let (mut cursor, mut rows) = (start.map(str::to_owned), 0usize);
     loop {
         let p = page(app, which, &params, MAX_LIMIT, cursor.as_deref()).await?;
         for row in &p.rows {

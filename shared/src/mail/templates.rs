@@ -17,6 +17,7 @@
 use crate::domain::EmailKind;
 use minijinja::{AutoEscape, Environment, UndefinedBehavior};
 use serde::Serialize;
+use crate::domain::redacted::Redacted;
 use std::collections::BTreeMap;
 
 /// The variables every template may use. All are strings; absent ones are empty.
@@ -25,8 +26,9 @@ pub struct TemplateVars {
     pub contact_name: String,
     pub portal_name: String,
     pub tenant_name: String,
-    pub code: String,
-    pub link: String,
+    /// The pickup code and the link carry the secret: never printed (`Redacted`).
+    pub code: Redacted<String>,
+    pub link: Redacted<String>,
     pub claim_url: String,
     pub expires_at: String,
     /// The address an account was bound to (`account_added`; empty elsewhere).
@@ -48,8 +50,8 @@ impl TemplateVars {
             contact_name: get("contact_name"),
             portal_name: get("portal_name"),
             tenant_name: get("tenant_name"),
-            code: get("code"),
-            link: get("link"),
+            code: get("code").into(),
+            link: get("link").into(),
             claim_url: get("claim_url"),
             expires_at: get("expires_at"),
             account_email: get("account_email"),
@@ -333,7 +335,7 @@ impl TemplateVars {
             portal_name: long(200),
             tenant_name: long(200),
             code: "7K3QD-M9XPT".into(),
-            link: format!("https://{}/claim?token={}", long(200), long(43)),
+            link: format!("https://{}/claim?token={}", long(200), long(43)).into(),
             claim_url: format!("https://{}/claim", long(200)),
             expires_at: "2026-12-31T12:00:00.000Z".into(),
             account_email: format!("{}@example.net", long(240)),

@@ -1,6 +1,7 @@
 //! Opaque page cursors: a Query's LastEvaluatedKey, as URL-safe base64 JSON.
 //! A cursor is accepted only for the index partition it came from, so one
-//! tenant's cursor can never read another tenant's keys.
+//! tenant's cursor can never read another tenant's keys. The API hands these out signed
+//! (`domain::page_cursor`), so what reaches here came from us.
 
 use super::dynamo::Item;
 use aws_sdk_dynamodb::types::AttributeValue;

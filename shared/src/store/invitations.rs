@@ -133,7 +133,7 @@ impl Invitation {
             portal_id: self.portal_id.clone(),
             method: self.method,
             code_hash: self.hash.clone(),
-            code: self.code_display.clone(),
+            code: self.code_display.clone().map(Into::into),
             state: InvitationState::Pending,
             created_at: self.created_at,
             expires_at: self.expires_at,

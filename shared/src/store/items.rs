@@ -8,6 +8,7 @@ use crate::domain::{
 };
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
+use crate::domain::redacted::Redacted;
 use std::collections::BTreeMap;
 
 fn default_ttl() -> u32 {
@@ -141,7 +142,7 @@ pub struct CodeItem {
     pub code_hash: CodeHash,
     /// The plain code (`XXXXX-XXXXX`), only while pending.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub code: Option<String>,
+    pub code: Option<Redacted<String>>,
     pub state: InvitationState,
     #[serde(with = "time::rfc3339")]
     pub created_at: DateTime<Utc>,
@@ -234,8 +235,9 @@ pub struct EmailItem {
     pub kind: EmailKind,
     pub to: EmailAddress,
     pub status: EmailStatus,
-    /// Template variables captured when the email was requested, secrets masked (`domain::sealed`).
-    pub vars: BTreeMap<String, String>,
+    /// Template variables captured when the email was requested, secrets masked
+    /// (`domain::sealed`); the rest is personal data, so not printed either.
+    pub vars: Redacted<BTreeMap<String, String>>,
     /// The secrets (code, link) sealed for the mailer; erased once sent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sealed: Option<String>,
@@ -287,7 +289,7 @@ impl EmailItem {
             kind,
             to: to.clone(),
             status: EmailStatus::Queued,
-            vars,
+            vars: Redacted(vars),
             sealed: None,
             subject: None,
             body_text: None,
@@ -431,4 +433,29 @@ pub struct JobItem {
     /// `http`, `group:{id}` or `queue`.
     #[serde(default)]
     pub source: String,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::{ContactId, EmailKind, PortalId, TenantId};
+
+    #[test]
+    fn a_stored_email_keeps_its_variables_but_never_prints_them() {
+        let vars = BTreeMap::from([("contact_name".to_owned(), "Ann Lee".to_owned()), ("code".to_owned(), "•••••-•••••".to_owned())]);
+        let email = EmailItem::queued(
+            &TenantId::parse("t-1").unwrap(),
+            &ContactId::parse("c-1").unwrap(),
+            &PortalId::parse("main").unwrap(),
+            EmailKind::PickupCode,
+            &crate::domain::EmailAddress::parse("ann@example.com").unwrap(),
+            vars,
+            chrono::Utc::now(),
+        );
+        let printed = format!("{email:?}");
+        assert!(!printed.contains("Ann Lee"), "{printed}");
+        assert!(printed.contains("vars: [redacted]"), "{printed}");
+        let stored = serde_json::to_value(&email).unwrap();
+        assert_eq!(stored["vars"]["contact_name"], "Ann Lee", "stored as itself");
+    }
 }

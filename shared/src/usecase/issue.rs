@@ -90,8 +90,8 @@ fn vars(app: &App, tenant: &TenantId, contact: &Contact, portal: &Portal, code: 
         contact_name: contact.name.clone(),
         portal_name: portal.name.clone(),
         tenant_name: tenant.to_string(),
-        code: code.unwrap_or_default().to_owned(),
-        link,
+        code: code.unwrap_or_default().into(),
+        link: link.into(),
         claim_url: app.claim_url(tenant, portal),
         expires_at: time::format(&expires_at),
         account_email: String::new(),
@@ -249,7 +249,7 @@ pub fn sealed_email(
     vars: &TemplateVars,
     now: DateTime<Utc>,
 ) -> EmailItem {
-    let masked = TemplateVars { code: sealed::mask_code(&vars.code), link: sealed::mask_link(&vars.link), ..vars.clone() };
+    let masked = TemplateVars { code: sealed::mask_code(&vars.code).into(), link: sealed::mask_link(&vars.link).into(), ..vars.clone() };
     let mut email = EmailItem::queued(tenant, contact, portal, kind, to, masked.to_map(), now);
     if !vars.code.is_empty() || !vars.link.is_empty() {
         let secrets = serde_json::json!({"code": vars.code, "link": vars.link}).to_string();

@@ -135,7 +135,7 @@ impl EmailSender {
         }
         let opened = self.sealer.open(document, sealed).map_err(|e| e.to_string())?;
         let secrets: Secrets = serde_json::from_str(&opened).map_err(|_| "the email's sealed secrets are not readable".to_owned())?;
-        Ok(TemplateVars { code: secrets.code, link: secrets.link, ..masked.clone() })
+        Ok(TemplateVars { code: secrets.code.into(), link: secrets.link.into(), ..masked.clone() })
     }
 
     /// The portal's own template for the kind, or the built-in default.

@@ -30,7 +30,7 @@ impl Mailer {
             sender: EmailSender {
                 store,
                 ses,
-                sealer: crate::domain::sealed::Sealer::new(settings.code_hash_key.as_bytes()),
+                sealer: crate::domain::sealed::Sealer::new(secrecy::ExposeSecret::expose_secret(&settings.code_hash_key).as_bytes()),
                 clock: system_clock(),
                 max_receive_count: settings.mail_max_receive_count,
                 lease_ms: 60_000,

@@ -202,7 +202,7 @@ impl Scheduler {
             portal_name: portal.name.clone(),
             tenant_name: tenant.to_string(),
             code: row.code.clone().unwrap_or_default(),
-            link: String::new(),
+            link: Default::default(),
             claim_url: self.app.claim_url(tenant, portal),
             expires_at: time::format(&row.expires_at),
             account_email: String::new(),
