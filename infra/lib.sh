@@ -3,6 +3,10 @@ set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 VENV="$ROOT/.venv"
+# checkov's own venv (infra/requirements-checkov.txt says why).
+CHECKOV_VENV="$ROOT/.venv-checkov"
+# The RustSec advisory database cargo audit reads (offline): the snapshot beside the clone.
+ADVISORY_DB="${PORTAL_ADVISORY_DB:-$ROOT/../shared/advisory-db}"
 
 export AWS_ACCESS_KEY_ID="${AWS_ACCESS_KEY_ID:-local}"
 export AWS_SECRET_ACCESS_KEY="${AWS_SECRET_ACCESS_KEY:-local}"
