@@ -33,6 +33,9 @@ pub struct Settings {
     pub mail_from: String,
     /// `MAIL_MAX_RECEIVE_COUNT`: the mail queue's redrive maxReceiveCount.
     pub mail_max_receive_count: u32,
+    /// `MAX_EMAILS_PER_HOUR`: the most any tenant may set as its `emails_per_hour`
+    /// (`domain::quota`; default 5,000).
+    pub max_emails_per_hour: u32,
     /// `ACTIVATION_QUEUE_URL`: where bulk activation batches go.
     pub activation_queue_url: String,
     /// `ACTIVATION_MAX_RECEIVE_COUNT`: the activation queue's redrive maxReceiveCount.
@@ -64,6 +67,10 @@ impl Settings {
             code_hash_key: key.into(),
             mail_from: get("MAIL_FROM").unwrap_or_default(),
             mail_max_receive_count: get("MAIL_MAX_RECEIVE_COUNT").and_then(|v| v.parse().ok()).unwrap_or(5),
+            max_emails_per_hour: match get("MAX_EMAILS_PER_HOUR").filter(|v| !v.trim().is_empty()) {
+                None => crate::domain::quota::DEFAULT_MAX_EMAILS_PER_HOUR,
+                Some(v) => v.trim().parse().ok().filter(|n| *n > 0).with_context(|| format!("MAX_EMAILS_PER_HOUR must be a positive number, not {v:?}"))?,
+            },
             activation_queue_url: get("ACTIVATION_QUEUE_URL").unwrap_or_default(),
             activation_max_receive_count: get("ACTIVATION_MAX_RECEIVE_COUNT").and_then(|v| v.parse().ok()).unwrap_or(5),
             integration_secret_prefix: get("INTEGRATION_SECRET_PREFIX")
@@ -131,6 +138,8 @@ pub struct App {
     pub integration_secret_prefix: String,
     /// The key the service signs its own activation messages with (`domain::queue_proof`).
     pub queue_key: Vec<u8>,
+    /// `Settings::max_emails_per_hour`.
+    pub max_emails_per_hour: u32,
 }
 
 impl App {
@@ -162,6 +171,7 @@ impl App {
             portals: PortalCache::new(Duration::from_secs(settings.portal_cache_seconds)),
             identity_keys: Default::default(),
             public_base_url: settings.public_base_url.clone(),
+            max_emails_per_hour: settings.max_emails_per_hour,
         }
     }
 

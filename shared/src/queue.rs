@@ -122,12 +122,18 @@ impl<M: QueueMessage> Queue<M> {
     }
 
     pub async fn send(&self, message: &M) -> anyhow::Result<()> {
+        self.send_after(message, 0).await
+    }
+
+    /// Sends `message` so that it becomes visible after `delay_seconds` (at most 900).
+    async fn send_after(&self, message: &M, delay_seconds: u32) -> anyhow::Result<()> {
         let (body, attributes) = self.encode(message)?;
         self.client()
             .send_message()
             .queue_url(&self.url)
             .message_body(body)
             .set_message_attributes(attributes)
+            .set_delay_seconds((delay_seconds > 0).then_some(delay_seconds.min(900) as i32))
             .send()
             .await
             .context("Failed to send a message")?;
@@ -177,6 +183,12 @@ impl Queue<MailJob> {
     #[tracing::instrument(skip_all, fields(document_id = %job.document_id))]
     pub async fn enqueue(&self, job: &MailJob) -> anyhow::Result<()> {
         self.send(job).await.context("Failed to put an email job on the mail queue")
+    }
+
+    /// A job held back by its tenant's sending quota, back on the queue after `delay_seconds`.
+    #[tracing::instrument(skip_all, fields(document_id = %job.document_id, delay_seconds))]
+    pub async fn send_delayed(&self, job: &MailJob, delay_seconds: u32) -> anyhow::Result<()> {
+        self.send_after(job, delay_seconds).await.context("Failed to put a throttled email job back on the mail queue")
     }
 }
 

@@ -490,6 +490,18 @@ async fn every_operation_answers_as_documented() {
     let list = r.case(M::GET, "/v1/portals", "/v1/portals", Some(READ), None, 200).await;
     assert_eq!(list["items"].as_array().map(Vec::len), Some(2));
 
+    // The tenant's settings: the sending quota.
+    let defaults = r.case(M::GET, "/v1/settings", "/v1/settings", Some(READ), None, 200).await;
+    assert_eq!(defaults["emails_per_hour"], 500, "{defaults}");
+    r.case(M::PUT, "/v1/settings", "/v1/settings", Some(WRITE), Some(json!({"emails_per_hour": 50})), 403).await;
+    r.case(M::PUT, "/v1/settings", "/v1/settings", Some(ADMIN), Some(json!({"emails_per_hour": 0})), 422).await;
+    let max = defaults["max_emails_per_hour"].as_u64().unwrap();
+    r.case(M::PUT, "/v1/settings", "/v1/settings", Some(ADMIN), Some(json!({"emails_per_hour": max + 1})), 422).await;
+    r.case(M::PUT, "/v1/settings", "/v1/settings", Some(ADMIN), Some(json!({"emails_per_hour": 50, "x": 1})), 422).await;
+    let set = r.case(M::PUT, "/v1/settings", "/v1/settings", Some(ADMIN), Some(json!({"emails_per_hour": 50})), 200).await;
+    assert_eq!((set["emails_per_hour"].as_u64(), set["updated_by"].is_string()), (Some(50), true), "{set}");
+    assert_eq!(r.case(M::GET, "/v1/settings", "/v1/settings", Some(READ), None, 200).await["emails_per_hour"], 50);
+
     // Contacts.
     let (c1, c2, c3, c4) = (unique("c1"), unique("c2"), unique("c3"), unique("c4"));
     let email1 = format!("{c1}@example.com");

@@ -144,7 +144,12 @@ pub async fn activator(endpoints: &Endpoints, t: &Template) -> anyhow::Result<Ac
 /// The mailer, pointed at the local stack.
 pub async fn mailer(endpoints: &Endpoints, t: &Template) -> anyhow::Result<Mailer> {
     let s = settings(endpoints, t, "mailer").await?;
-    Ok(Mailer::from_parts(Store::new(&endpoints.dynamodb, &s.table_name), Ses::new(&endpoints.moto, &s.mail_from), &s))
+    Ok(Mailer::from_parts(
+        Store::new(&endpoints.dynamodb, &s.table_name),
+        Ses::new(&endpoints.moto, &s.mail_from),
+        MailQueue::new(&endpoints.moto, &s.mail_queue_url),
+        &s,
+    ))
 }
 
 /// The scheduler, pointed at the local stack.

@@ -79,7 +79,8 @@ pub struct RenderedEmail {
 }
 
 /// Where an email is in its life. `sending` is internal (a mailer holds a
-/// lease); staff see it as `queued`.
+/// lease); staff see it as `queued`. `throttled`: held back by the tenant's
+/// sending quota (`domain::quota`), and sent when the window allows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum EmailStatus {
@@ -87,6 +88,7 @@ pub enum EmailStatus {
     Sending,
     Sent,
     Failed,
+    Throttled,
 }
 
 impl EmailStatus {
@@ -96,6 +98,7 @@ impl EmailStatus {
             Self::Queued | Self::Sending => "queued",
             Self::Sent => "sent",
             Self::Failed => "failed",
+            Self::Throttled => "throttled",
         }
     }
 }

@@ -17,6 +17,7 @@ pub mod page_cursor;
 pub mod portal;
 pub mod portlet;
 pub mod queue_proof;
+pub mod quota;
 pub mod redacted;
 pub mod report;
 pub mod sealed;

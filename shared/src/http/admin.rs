@@ -130,6 +130,8 @@ impl Function for Admin {
             Route::GetTemplate => super::templates::get(app, req).await,
             Route::PutTemplate => super::templates::put(app, req).await,
             Route::PreviewTemplate => super::templates::preview(app, req).await,
+            Route::GetSettings => super::settings::get(app, req).await,
+            Route::PutSettings => super::settings::put(app, req).await,
             _ => Err(ApiError::NotFound("route")),
         })
     }

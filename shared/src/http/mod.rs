@@ -23,6 +23,7 @@ pub mod problem;
 pub mod reports;
 pub mod request;
 pub mod routes;
+pub mod settings;
 pub mod status;
 pub mod templates;
 

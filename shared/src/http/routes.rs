@@ -45,6 +45,8 @@ pub enum Route {
     DeleteIntegration,
     ActivationsReport,
     UnusedCodesReport,
+    GetSettings,
+    PutSettings,
     ClaimPage,
     ClaimPageSubmit,
     ConfirmPage,
@@ -62,7 +64,7 @@ pub enum Effect {
 }
 
 impl Route {
-    pub const ALL: [Route; 35] = [
+    pub const ALL: [Route; 37] = [
         Route::GenerateCode,
         Route::Claim,
         Route::ConfirmClaim,
@@ -93,6 +95,8 @@ impl Route {
         Route::DeleteIntegration,
         Route::ActivationsReport,
         Route::UnusedCodesReport,
+        Route::GetSettings,
+        Route::PutSettings,
         Route::ClaimPage,
         Route::ClaimPageSubmit,
         Route::ConfirmPage,
@@ -135,6 +139,8 @@ impl Route {
             Self::DeleteIntegration => ("DELETE", "/v1/integrations/{integration_id}", "activations", Safe),
             Self::ActivationsReport => ("GET", "/v1/reports/activations", "reports", Safe),
             Self::UnusedCodesReport => ("GET", "/v1/reports/unused-codes", "reports", Safe),
+            Self::GetSettings => ("GET", "/v1/settings", "admin", Safe),
+            Self::PutSettings => ("PUT", "/v1/settings", "admin", Safe),
             // The hosted pages (`http::pages`), public HTML forms.
             Self::ClaimPage => ("GET", "/claim", "claim", Safe),
             Self::ClaimPageSubmit => ("POST", "/claim", "claim", Safe),

@@ -50,7 +50,7 @@ pub enum Begun {
 }
 
 /// A conditional write's result: `true` written, `false` its condition did not hold.
-fn condition_held<T, E, R>(result: Result<T, aws_sdk_dynamodb::error::SdkError<E, R>>, what: &'static str) -> anyhow::Result<bool>
+pub(super) fn condition_held<T, E, R>(result: Result<T, aws_sdk_dynamodb::error::SdkError<E, R>>, what: &'static str) -> anyhow::Result<bool>
 where
     E: aws_sdk_dynamodb::error::ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
     R: std::fmt::Debug + Send + Sync + 'static,

@@ -53,11 +53,12 @@ impl Store {
         self.update_email(
             key,
             "SET #status = :sending, lease_until_ms = :until ADD attempts :one",
-            Some("#status IN (:queued, :failed) OR (#status = :sending AND lease_until_ms < :now)"),
+            Some("#status IN (:queued, :failed, :throttled) OR (#status = :sending AND lease_until_ms < :now)"),
             vec![
                 (":sending", s("sending")),
                 (":queued", s("queued")),
                 (":failed", s("failed")),
+                (":throttled", s("throttled")),
                 (":until", n(now_ms + lease_ms)),
                 (":now", n(now_ms)),
                 (":one", n(1)),
@@ -98,6 +99,15 @@ impl Store {
         )
         .await
         .map(drop)
+    }
+
+    /// Held back by the tenant's sending quota (`domain::quota`): the lease
+    /// is given up and staff see `throttled` until the delayed job sends it.
+    #[tracing::instrument(skip_all)]
+    pub async fn mark_email_throttled(&self, key: &EmailKey) -> anyhow::Result<()> {
+        self.update_email(key, "SET #status = :throttled REMOVE lease_until_ms", None, vec![(":throttled", s("throttled"))])
+            .await
+            .map(drop)
     }
 
     /// An email document by id alone (through `gsi1`).

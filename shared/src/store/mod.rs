@@ -14,6 +14,7 @@ pub mod items;
 pub mod keys;
 pub mod listing;
 pub mod mail_log;
+pub mod quota;
 pub mod reports;
 pub mod scheduling;
 pub mod tx;

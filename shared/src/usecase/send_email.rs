@@ -10,8 +10,13 @@
 //! before the DLQ the entry is marked `failed` with the reason. A refused
 //! address fails at once: retrying cannot help. The SQS batch around it, with
 //! its backoff, is the mailer worker's (`workers::mailer`).
+//!
+//! Between 2 and 3 the email is counted against its tenant's sending quota
+//! (`domain::quota`); past it the entry is marked `throttled`, the lease given
+//! up, and the outcome says when to try again ([`Outcome::Throttled`]).
 
 use crate::app::Clock;
+use crate::domain::quota::Window;
 use crate::domain::{sealed::Sealer, EmailKind, EmailStatus, MailJob, PortalId, TenantId};
 use crate::mail::{
     ses::{SendError, Ses},
@@ -39,6 +44,8 @@ pub struct EmailSender {
     pub max_receive_count: u32,
     /// How long a lease keeps other mailers off an entry (ms); above SES's worst latency.
     pub lease_ms: i64,
+    /// The deployment's cap on any tenant's `emails_per_hour` (`MAX_EMAILS_PER_HOUR`).
+    pub max_emails_per_hour: u32,
 }
 
 /// What happened to one job.
@@ -53,6 +60,10 @@ pub enum Outcome {
     WillRetry(String),
     /// Recorded as `failed`; `to_dlq` when the message should go on to the DLQ.
     Failed { reason: String, to_dlq: bool },
+    /// The tenant's sending quota is used up for this hour: recorded as
+    /// `throttled`; the job should come back after `delay_seconds`, as a new
+    /// message (this one's receives count toward the DLQ).
+    Throttled { delay_seconds: u32 },
 }
 
 impl Outcome {
@@ -62,6 +73,8 @@ impl Outcome {
             Self::Sent | Self::AlreadySent => false,
             Self::Busy | Self::WillRetry(_) => true,
             Self::Failed { to_dlq, .. } => *to_dlq,
+            // The worker sends it again with a delay before letting this one go.
+            Self::Throttled { .. } => false,
         }
     }
 }
@@ -106,6 +119,15 @@ impl EmailSender {
                 return Ok(Outcome::Failed { reason, to_dlq: false });
             }
         };
+        let now = (self.clock)();
+        let window = Window::of(now);
+        let limit = self.store.tenant_settings(&job.tenant_id).await?.emails_per_hour.min(self.max_emails_per_hour);
+        if !self.store.take_send_slot(&job.tenant_id, window, limit).await? {
+            self.store.mark_email_throttled(&key).await?;
+            let delay_seconds = window.delay_seconds(now);
+            tracing::info!(limit, delay_seconds, "email held back by the tenant's sending quota");
+            return Ok(Outcome::Throttled { delay_seconds });
+        }
         match self.ses.send(entry.to.as_str(), &rendered).await {
             Ok(message_id) => {
                 self.store.mark_email_sent(&key, &message_id, &kept, (self.clock)()).await?;

@@ -5,11 +5,14 @@
 //! batch item failure, so SQS brings it back, after an exponential backoff
 //! set on its visibility by its receive count ([`crate::mail::retry`]). On
 //! the last receive before the DLQ the message is made visible at once, so
-//! SQS moves it to the DLQ: nothing is dropped silently.
+//! SQS moves it to the DLQ: nothing is dropped silently. A job held back by
+//! its tenant's sending quota is sent to the queue again with a delay (a new
+//! message, whose receives start at one) before this one is let go.
 
 use crate::app::{system_clock, Settings};
 use crate::domain::MailJob;
 use crate::mail::ses::Ses;
+use crate::queue::MailQueue;
 use crate::store::Store;
 use crate::usecase::send_email::{EmailSender, Outcome};
 use aws_lambda_events::sqs::{SqsBatchResponse, SqsEvent, SqsMessage};
@@ -17,16 +20,19 @@ use aws_lambda_events::sqs::{SqsBatchResponse, SqsEvent, SqsMessage};
 /// The mailer: sends what the mail queue brings.
 pub struct Mailer {
     pub sender: EmailSender,
+    /// The mail queue itself: where a throttled job goes back, delayed.
+    pub queue: MailQueue,
 }
 
 impl Mailer {
     pub fn new(sdk: &aws_config::SdkConfig, settings: &Settings) -> Self {
-        Self::from_parts(Store::new(sdk, &settings.table_name), Ses::new(sdk, &settings.mail_from), settings)
+        Self::from_parts(Store::new(sdk, &settings.table_name), Ses::new(sdk, &settings.mail_from), MailQueue::new(sdk, &settings.mail_queue_url), settings)
     }
 
     /// From adapters built elsewhere (the local stack points each at its own endpoint).
-    pub fn from_parts(store: Store, ses: Ses, settings: &Settings) -> Self {
+    pub fn from_parts(store: Store, ses: Ses, queue: MailQueue, settings: &Settings) -> Self {
         Self {
+            queue,
             sender: EmailSender {
                 store,
                 ses,
@@ -34,6 +40,7 @@ impl Mailer {
                 clock: system_clock(),
                 max_receive_count: settings.mail_max_receive_count,
                 lease_ms: 60_000,
+                max_emails_per_hour: settings.max_emails_per_hour,
             },
         }
     }
@@ -42,6 +49,7 @@ impl Mailer {
     pub async fn from_env() -> anyhow::Result<Self> {
         let settings = Settings::from_env()?;
         anyhow::ensure!(!settings.mail_from.is_empty(), "environment variable MAIL_FROM is not set");
+        anyhow::ensure!(!settings.mail_queue_url.is_empty(), "environment variable MAIL_QUEUE_URL is not set");
         let sdk = crate::aws::sdk_config().await?;
         Ok(Self::new(&sdk, &settings))
     }
@@ -62,9 +70,19 @@ impl Mailer {
             Ok(Outcome::Sent) => crate::metrics::emf::count("EmailsSent", &[]),
             Ok(Outcome::Failed { .. }) => crate::metrics::emf::count("EmailsFailed", &[]),
             Ok(Outcome::WillRetry(_)) | Err(_) => crate::metrics::emf::count("EmailsRetried", &[]),
+            Ok(Outcome::Throttled { .. }) => crate::metrics::emf::count("EmailsThrottled", &[]),
             Ok(Outcome::AlreadySent | Outcome::Busy) => {}
         }
         match outcome {
+            Ok(Outcome::Throttled { delay_seconds }) => match self.queue.send_delayed(&job, delay_seconds).await {
+                Ok(()) => false,
+                Err(e) => {
+                    // Not re-sent: keep this one, so it comes back (and is counted) rather than lost.
+                    tracing::error!(error = ?e, "could not put a throttled job back on the queue");
+                    redelivery.back_off(message, receive_count).await;
+                    true
+                }
+            },
             Ok(Outcome::WillRetry(_)) => {
                 redelivery.back_off(message, receive_count).await;
                 true

@@ -9,4 +9,5 @@ mod dynamodb_restart;
 mod fault_proxy;
 pub(crate) mod harness;
 mod mail_job_twice;
+mod sending_quota;
 mod ses_errors;

@@ -1,0 +1,97 @@
+//! Tenant settings and the sending quota's counters (`domain::quota`).
+//!
+//! | item | pk | sk |
+//! |---|---|---|
+//! | tenant settings | `T#{t}` | `SETTINGS` |
+//! | emails handed to SES in one clock hour | `T#{t}#SENT#{YYYYMMDDHH}` | `SENT` (expires two hours after the window) |
+
+use super::dynamo::{n, s, Store};
+use super::guards::condition_held;
+use super::items::TTL_ATTRIBUTE;
+use super::keys;
+use crate::domain::quota::{Window, DEFAULT_EMAILS_PER_HOUR};
+use crate::domain::{time, TenantId};
+use anyhow::Context as _;
+use chrono::{DateTime, Utc};
+use std::collections::HashMap;
+
+const SETTINGS_SK: &str = "SETTINGS";
+const SENT_SK: &str = "SENT";
+
+/// A tenant's own settings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TenantSettings {
+    pub emails_per_hour: u32,
+    /// When and by whom they were last changed (None: the defaults).
+    pub updated: Option<(DateTime<Utc>, String)>,
+}
+
+impl Default for TenantSettings {
+    fn default() -> Self {
+        Self { emails_per_hour: DEFAULT_EMAILS_PER_HOUR, updated: None }
+    }
+}
+
+impl Store {
+    /// The tenant's settings, or the defaults if it never set any.
+    pub async fn tenant_settings(&self, tenant: &TenantId) -> anyhow::Result<TenantSettings> {
+        let Some(item) = self.get(keys::tenant_pk(tenant), SETTINGS_SK.into()).await? else {
+            return Ok(TenantSettings::default());
+        };
+        let emails_per_hour = item
+            .get("emails_per_hour")
+            .and_then(|v| v.as_n().ok())
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(DEFAULT_EMAILS_PER_HOUR);
+        let at = item.get("updated_at").and_then(|v| v.as_s().ok()).and_then(|v| DateTime::parse_from_rfc3339(v).ok()).map(|t| t.with_timezone(&Utc));
+        let by = item.get("updated_by").and_then(|v| v.as_s().ok()).cloned().unwrap_or_default();
+        Ok(TenantSettings { emails_per_hour, updated: at.map(|at| (at, by)) })
+    }
+
+    pub async fn put_tenant_settings(&self, tenant: &TenantId, settings: &TenantSettings) -> anyhow::Result<()> {
+        let mut item = HashMap::from([
+            ("pk".to_owned(), s(keys::tenant_pk(tenant))),
+            ("sk".to_owned(), s(SETTINGS_SK)),
+            ("emails_per_hour".to_owned(), n(i64::from(settings.emails_per_hour))),
+        ]);
+        if let Some((at, by)) = &settings.updated {
+            item.insert("updated_at".into(), s(time::format(at)));
+            item.insert("updated_by".into(), s(by.clone()));
+        }
+        self.client()
+            .put_item()
+            .table_name(self.table_name())
+            .set_item(Some(item))
+            .send()
+            .await
+            .context("Failed to store the tenant's settings")?;
+        Ok(())
+    }
+
+    /// Counts one email against the tenant's quota for `window`: `false`
+    /// (and nothing counted) when `limit` emails went out in it already.
+    /// One conditional update, so concurrent mailers never exceed the limit.
+    pub async fn take_send_slot(&self, tenant: &TenantId, window: Window, limit: u32) -> anyhow::Result<bool> {
+        let result = self
+            .client()
+            .update_item()
+            .table_name(self.table_name())
+            .key("pk", s(format!("{}#SENT#{}", keys::tenant_pk(tenant), window.label())))
+            .key("sk", s(SENT_SK))
+            .update_expression("ADD sent :one SET #ttl = :ttl")
+            .condition_expression("attribute_not_exists(sent) OR sent < :limit")
+            .expression_attribute_names("#ttl", TTL_ATTRIBUTE)
+            .expression_attribute_values(":one", n(1))
+            .expression_attribute_values(":limit", n(i64::from(limit)))
+            .expression_attribute_values(":ttl", n((window.end() + chrono::Duration::hours(2)).timestamp()))
+            .send()
+            .await;
+        condition_held(result, "Failed to count an email against the sending quota")
+    }
+
+    /// Emails counted in `window` so far.
+    pub async fn sent_in_window(&self, tenant: &TenantId, window: Window) -> anyhow::Result<u32> {
+        let item = self.get(format!("{}#SENT#{}", keys::tenant_pk(tenant), window.label()), SENT_SK.into()).await?;
+        Ok(item.and_then(|i| i.get("sent").and_then(|v| v.as_n().ok()).and_then(|v| v.parse().ok())).unwrap_or(0))
+    }
+}
