@@ -8,7 +8,9 @@
 //! The client trusts the public web PKI (Mozilla's roots, compiled in):
 //! any identity provider, unlike the SDK clients' Amazon-only roots
 //! (`crate::aws`). It takes http only for the URLs `domain::id_token`
-//! lets a portal name (loopback). Each fetch is bounded: 5 s, 64 KiB.
+//! lets a portal name (loopback). Each fetch is bounded like an SDK call
+//! (`crate::aws`): 1 s to connect, 5 s in all, 64 KiB. A provider that does
+//! not answer in time makes the claim a 503 with `Retry-After`.
 
 use anyhow::{bail, Context};
 use http_body_util::{BodyExt, Empty, Limited};
@@ -22,8 +24,10 @@ use std::time::{Duration, Instant};
 
 /// Longest key set we read.
 pub const MAX_JWKS_BYTES: usize = 64 * 1024;
-/// How long one fetch may take.
-pub const FETCH_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long one fetch may take, connecting included: an SDK call's bound.
+pub const FETCH_TIMEOUT: Duration = crate::aws::OPERATION_TIMEOUT;
+/// How long connecting to the provider may take.
+pub const CONNECT_TIMEOUT: Duration = crate::aws::CONNECT_TIMEOUT;
 /// The least time between two fetches of one URL.
 pub const MIN_REFRESH: Duration = Duration::from_secs(60);
 
@@ -68,7 +72,10 @@ impl KeySets {
 
     async fn fetch(&self, url: &str) -> anyhow::Result<Arc<JwkSet>> {
         let client = self.client.get_or_init(|| {
-            let https = hyper_rustls::HttpsConnectorBuilder::new().with_webpki_roots().https_or_http().enable_http1().build();
+            let mut http = HttpConnector::new();
+            http.enforce_http(false);
+            http.set_connect_timeout(Some(CONNECT_TIMEOUT));
+            let https = hyper_rustls::HttpsConnectorBuilder::new().with_webpki_roots().https_or_http().enable_http1().wrap_connector(http);
             Client::builder(TokioExecutor::new()).build(https)
         });
         let uri: hyper::Uri = url.parse().context("the JWKS URL is not a URI")?;

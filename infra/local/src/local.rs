@@ -41,9 +41,10 @@ pub fn gateway_addr() -> String {
     env_or("PORTAL_GATEWAY_ADDR", GATEWAY_ADDR)
 }
 
-/// An SDK configuration aimed at one local endpoint, with dummy credentials.
+/// An SDK configuration aimed at one local endpoint, with dummy credentials
+/// and the functions' own timeouts (`portal::aws::bounded`).
 pub async fn sdk_config(endpoint: &str) -> SdkConfig {
-    aws_config::defaults(BehaviorVersion::latest())
+    portal::aws::bounded(aws_config::defaults(BehaviorVersion::latest()))
         .region(Region::new(REGION))
         .credentials_provider(Credentials::new("local", "local", None, None, "portal-local"))
         .endpoint_url(endpoint)

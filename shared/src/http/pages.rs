@@ -235,7 +235,7 @@ fn claim_failure(brand: &Brand, e: ClaimError) -> Response<Body> {
         }
         ClaimError::EmailNotQueued(_) | ClaimError::ProviderUnavailable(_) => {
             tracing::error!(error = ?e, "a claim page could not finish");
-            message(brand, StatusCode::SERVICE_UNAVAILABLE, "Please try again", "We could not finish this just now. Try again in a minute.")
+            try_again(brand)
         }
         ClaimError::Rejected => message(brand, StatusCode::BAD_REQUEST, "This link can no longer be used", "It has been used, has expired or was replaced."),
         ClaimError::Unexpected(e) => failure(e),
@@ -321,9 +321,24 @@ fn message(brand: &Brand, status: StatusCode, heading: &str, text: &str) -> Resp
 }
 
 /// An unexpected failure: logged with its cause, a plain page for the person.
+/// A page's unexpected error: a dependency that did not answer in time
+/// (`aws::did_not_answer`) is a 503 to try again, anything else a 500; the
+/// cause is logged here.
 fn failure(e: anyhow::Error) -> Response<Body> {
+    if crate::aws::did_not_answer(&e) {
+        tracing::error!(error = ?e, "a hosted page's dependency did not answer in time");
+        return try_again(&Brand::unknown());
+    }
     tracing::error!(error = ?e, "a hosted page failed");
     message(&Brand::unknown(), StatusCode::INTERNAL_SERVER_ERROR, "Something went wrong", "Please try again in a few minutes.")
+}
+
+/// 503 with `Retry-After`, as the API answers when we cannot finish just now.
+fn try_again(brand: &Brand) -> Response<Body> {
+    let mut response = message(brand, StatusCode::SERVICE_UNAVAILABLE, "Please try again", "We could not finish this just now. Try again in a minute.");
+    let secs = super::problem::UNAVAILABLE_RETRY_AFTER_SECS.to_string();
+    response.headers_mut().insert("retry-after", secs.parse().expect("a number is a header value"));
+    response
 }
 
 /// Whether a POST comes from our own pages, as the browser tells: its

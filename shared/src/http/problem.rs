@@ -1,5 +1,10 @@
 //! The one place errors become HTTP answers: `application/problem+json`
 //! (RFC 9457). 5xx bodies are generic; the cause chain goes to the log once, here.
+//!
+//! An unexpected error whose cause is a dependency that did not answer in
+//! time (`aws::did_not_answer`: DynamoDB, SQS, SES or Secrets Manager past
+//! their bounded waits) is a 503 with `Retry-After`, not a 500: every route
+//! gets that here, without a word in its handler.
 
 use crate::domain::AuthError;
 use lambda_http::{http::StatusCode, Body, Response};
@@ -50,7 +55,25 @@ pub enum ApiError {
     Unexpected(#[from] anyhow::Error),
 }
 
+/// Seconds a caller is told to wait (`Retry-After`) when we are unavailable.
+pub const UNAVAILABLE_RETRY_AFTER_SECS: u64 = 2;
+
+/// The generic detail of a 503 for a dependency that did not answer.
+const DEPENDENCY_DID_NOT_ANSWER: &str = "a service this request depends on did not answer in time; try again shortly";
+
 impl ApiError {
+    /// An unexpected error that is a dependency not answering in time becomes
+    /// [`ApiError::Unavailable`], its cause logged here, once.
+    fn classified(self) -> Self {
+        match self {
+            Self::Unexpected(e) if crate::aws::did_not_answer(&e) => {
+                tracing::error!(error = ?e, "a dependency did not answer in time");
+                Self::Unavailable(DEPENDENCY_DID_NOT_ANSWER.to_owned())
+            }
+            other => other,
+        }
+    }
+
     pub fn validation(pointer: &str, detail: impl Into<String>) -> Self {
         let detail = detail.into();
         Self::Validation { errors: vec![FieldError::new(pointer, detail.clone())], detail }
@@ -69,6 +92,7 @@ impl ApiError {
             Self::RateLimited(_) => (StatusCode::TOO_MANY_REQUESTS, "rate-limited", "Too many requests"),
             Self::InProgress => (StatusCode::CONFLICT, "in-progress", "Request in progress"),
             Self::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "unavailable", "Service unavailable"),
+            Self::Unexpected(e) if crate::aws::did_not_answer(e) => (StatusCode::SERVICE_UNAVAILABLE, "unavailable", "Service unavailable"),
             Self::Unexpected(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal", "Internal error"),
         }
     }
@@ -79,8 +103,9 @@ impl ApiError {
 
     /// The problem+json response. Logs unexpected errors with their cause chain.
     pub fn into_response(self) -> Response<Body> {
-        let (status, slug, title) = self.parts();
-        let detail = match &self {
+        let this = self.classified();
+        let (status, slug, title) = this.parts();
+        let detail = match &this {
             Self::Unexpected(e) => {
                 tracing::error!(error = ?e, "request failed");
                 "an unexpected error occurred; it has been logged".to_owned()
@@ -96,7 +121,7 @@ impl ApiError {
             "status": status.as_u16(),
             "detail": detail,
         });
-        if let Self::Validation { errors, .. } = &self {
+        if let Self::Validation { errors, .. } = &this {
             body["errors"] = serde_json::to_value(errors).expect("field errors serialise");
         }
         let mut builder = Response::builder()
@@ -105,9 +130,10 @@ impl ApiError {
         if status == StatusCode::UNAUTHORIZED {
             builder = builder.header("www-authenticate", "Bearer");
         }
-        match &self {
+        match &this {
             Self::RateLimited(secs) => builder = builder.header("retry-after", secs.to_string()),
             Self::InProgress => builder = builder.header("retry-after", "1"),
+            Self::Unavailable(_) => builder = builder.header("retry-after", UNAVAILABLE_RETRY_AFTER_SECS.to_string()),
             _ => {}
         }
         builder.body(Body::Text(body.to_string())).expect("a valid response")
@@ -189,5 +215,45 @@ impl From<SubmitError> for ApiError {
             SubmitError::NotQueued { .. } => Self::Unavailable(e.to_string()),
             SubmitError::Unexpected(e) => Self::Unexpected(e),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use aws_smithy_runtime_api::client::result::ConnectorError;
+
+    fn parts(e: ApiError) -> (u16, Option<String>, serde_json::Value) {
+        let r = e.into_response();
+        let retry_after = r.headers().get("retry-after").map(|v| v.to_str().unwrap().to_owned());
+        let Body::Text(body) = r.body() else { panic!("a text body") };
+        (r.status().as_u16(), retry_after, serde_json::from_str(body).unwrap())
+    }
+
+    #[test]
+    fn a_dependency_that_did_not_answer_is_a_generic_503_with_retry_after() {
+        let timeout = ConnectorError::timeout("connect to 10.0.0.1:443 timed out after 1s".into());
+        let e = anyhow::Error::new(timeout).context("Failed to read an item");
+        let e = ApiError::Unexpected(e);
+        assert_eq!(e.status(), StatusCode::SERVICE_UNAVAILABLE);
+        let (status, retry_after, body) = parts(e);
+        assert_eq!((status, retry_after.as_deref()), (503, Some("2")));
+        assert_eq!(body["type"], "/problems/unavailable");
+        let detail = body["detail"].as_str().unwrap();
+        assert!(!detail.contains("10.0.0.1") && !detail.contains("item"), "no internals in the body: {detail}");
+    }
+
+    #[test]
+    fn other_unexpected_errors_stay_500_without_retry_after() {
+        let (status, retry_after, body) = parts(ApiError::Unexpected(anyhow::anyhow!("Failed to decode an item")));
+        assert_eq!((status, retry_after), (500, None));
+        assert_eq!(body["type"], "/problems/internal");
+    }
+
+    #[test]
+    fn every_503_and_429_says_when_to_retry() {
+        assert_eq!(parts(ApiError::Unavailable("the email could not be queued".into())).1.as_deref(), Some("2"));
+        assert_eq!(parts(ApiError::RateLimited(30)).1.as_deref(), Some("30"));
+        assert_eq!(parts(ApiError::InProgress).1.as_deref(), Some("1"));
     }
 }

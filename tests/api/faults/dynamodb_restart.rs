@@ -15,108 +15,14 @@ use std::time::{Duration, Instant};
 
 const BULK_CONTACTS: usize = 1000;
 
-/// A DynamoDB Local of the test's own (`infra/dynamodb-local.cjs`) with its
-/// data on disk, on a port derived from PORTAL_DYNAMODB_PORT (+40), so CI and
-/// a second stack never clash. Stopped (SIGTERM, by its pid) when dropped.
-struct OwnDynamo {
-    child: Option<tokio::process::Child>,
-    port: u16,
-    dir: std::path::PathBuf,
-}
-
-impl OwnDynamo {
-    fn port() -> u16 {
-        let base: u16 = std::env::var("PORTAL_DYNAMODB_PORT").ok().and_then(|p| p.parse().ok()).unwrap_or(8000);
-        base + 40
-    }
-
-    fn endpoint(&self) -> String {
-        format!("http://127.0.0.1:{}", self.port)
-    }
-
-    async fn start(dir: std::path::PathBuf) -> Self {
-        let port = Self::port();
-        assert!(
-            std::net::TcpStream::connect(("127.0.0.1", port)).is_err(),
-            "port {port} (PORTAL_DYNAMODB_PORT + 40) is in use; the restart test needs it for its own DynamoDB Local"
-        );
-        let mut me = Self { child: None, port, dir };
-        me.spawn().await;
-        me
-    }
-
-    async fn spawn(&mut self) {
-        let log = std::fs::OpenOptions::new().create(true).append(true).open(self.dir.join("dynamodb.log")).unwrap();
-        let child = tokio::process::Command::new("node")
-            .arg(portal_local::repo_root().join("infra/dynamodb-local.cjs"))
-            .env("PORTAL_DYNAMODB_PORT", self.port.to_string())
-            .env("PORTAL_DYNAMODB_DIR", self.dir.join("data"))
-            .stdin(std::process::Stdio::null())
-            .stdout(log.try_clone().unwrap())
-            .stderr(log)
-            .spawn()
-            .expect("node runs infra/dynamodb-local.cjs");
-        self.child = Some(child);
-        let client = aws_sdk_dynamodb::Client::new(&local::sdk_config(&self.endpoint()).await);
-        let deadline = Instant::now() + Duration::from_secs(60);
-        while client.list_tables().send().await.is_err() {
-            assert!(Instant::now() < deadline, "DynamoDB Local did not start on {} (see {:?})", self.port, self.dir.join("dynamodb.log"));
-            tokio::time::sleep(Duration::from_millis(200)).await;
-        }
-    }
-
-    /// SIGTERM to the node wrapper (it passes it on to Java), then waits for it to exit.
-    async fn stop(&mut self) {
-        let Some(mut child) = self.child.take() else { return };
-        if let Some(pid) = child.id() {
-            let _ = std::process::Command::new("kill").args(["-TERM", &pid.to_string()]).status();
-        }
-        if tokio::time::timeout(Duration::from_secs(20), child.wait()).await.is_err() {
-            let _ = child.kill().await;
-        }
-        // The port is free again before anyone starts on it.
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while std::net::TcpStream::connect(("127.0.0.1", self.port)).is_ok() {
-            assert!(Instant::now() < deadline, "port {} still answers after DynamoDB Local stopped", self.port);
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-    }
-}
-
-impl Drop for OwnDynamo {
-    fn drop(&mut self) {
-        if let Some(pid) = self.child.as_ref().and_then(|c| c.id()) {
-            let _ = std::process::Command::new("kill").args(["-TERM", &pid.to_string()]).status();
-        }
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
-
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dynamodb_restarted_in_the_middle_of_a_bulk_job_still_finishes_it_exactly_once() {
-    // On tmpfs where there is one: files that outlive the process, without
-    // paying SQLite's fsyncs on a shared 2-core machine.
-    let shm = std::path::Path::new("/dev/shm");
-    let dir = if shm.is_dir() { shm.to_path_buf() } else { std::env::temp_dir() }.join(unique("portal-faults-ddb"));
-    std::fs::create_dir_all(dir.join("data")).unwrap();
-    let mut ddb = OwnDynamo::start(dir).await;
+    let mut ddb = OwnDynamo::start(OwnDynamo::scratch_dir("portal-faults-ddb"), RESTART_PORT_OFFSET).await;
     let t = template();
     let table = local::table_name(&t).unwrap();
     let endpoints = Endpoints { dynamodb: local::sdk_config(&ddb.endpoint()).await, moto: Endpoints::from_env().await.moto };
     let direct = aws_sdk_dynamodb::Client::new(&endpoints.dynamodb);
-    // The table, as `portal-local setup` creates it.
-    let spec = portal_local::setup::table_spec(t.tables.first().unwrap()).unwrap();
-    direct
-        .create_table()
-        .table_name(&table)
-        .billing_mode(aws_sdk_dynamodb::types::BillingMode::PayPerRequest)
-        .set_attribute_definitions(Some(spec.attributes))
-        .set_key_schema(Some(spec.keys))
-        .set_global_secondary_indexes((!spec.indexes.is_empty()).then_some(spec.indexes))
-        .send()
-        .await
-        .unwrap();
+    ddb.create_table(&t).await;
 
     let sqs = aws_sdk_sqs::Client::new(&endpoints.moto);
     // A batch that fails while DynamoDB is away is back after 10 s.

@@ -268,3 +268,155 @@ pub async fn partition_items(client: &aws_sdk_dynamodb::Client, table: &str, pks
     }
     all
 }
+
+// ---------------------------------------------------------------------------
+// A DynamoDB Local of the test's own.
+
+/// Port offsets (from PORTAL_DYNAMODB_PORT) of the tests' own DynamoDB Locals,
+/// one per test, so they can run at the same time.
+pub const RESTART_PORT_OFFSET: u16 = 40;
+pub const PAUSE_PORT_OFFSET: u16 = 41;
+
+/// A DynamoDB Local of the test's own (`infra/dynamodb-local.cjs`, a node
+/// wrapper that spawns Java) with its data on disk in `dir`, on
+/// PORTAL_DYNAMODB_PORT + an offset of the test's own, so CI and a second
+/// stack never clash. It can be stopped and started again ([`Self::stop`],
+/// [`Self::spawn`]) or paused and resumed ([`Self::pause`], SIGSTOP to the
+/// wrapper and every process under it, Java included). When dropped it is
+/// resumed and stopped (SIGTERM, by pid), even if the test panicked.
+pub struct OwnDynamo {
+    child: Option<tokio::process::Child>,
+    port: u16,
+    dir: std::path::PathBuf,
+    paused: Vec<u32>,
+}
+
+impl OwnDynamo {
+    fn port(offset: u16) -> u16 {
+        let base: u16 = std::env::var("PORTAL_DYNAMODB_PORT").ok().and_then(|p| p.parse().ok()).unwrap_or(8000);
+        base + offset
+    }
+
+    pub fn endpoint(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    /// A fresh directory for its data and log, on tmpfs where there is one:
+    /// files that outlive the process, without paying SQLite's fsyncs on a
+    /// shared 2-core machine.
+    pub fn scratch_dir(prefix: &str) -> std::path::PathBuf {
+        let shm = std::path::Path::new("/dev/shm");
+        let dir = if shm.is_dir() { shm.to_path_buf() } else { std::env::temp_dir() }.join(unique(prefix));
+        std::fs::create_dir_all(dir.join("data")).unwrap();
+        dir
+    }
+
+    pub async fn start(dir: std::path::PathBuf, port_offset: u16) -> Self {
+        let port = Self::port(port_offset);
+        assert!(
+            std::net::TcpStream::connect(("127.0.0.1", port)).is_err(),
+            "port {port} (PORTAL_DYNAMODB_PORT + {port_offset}) is in use; this test needs it for its own DynamoDB Local"
+        );
+        let mut me = Self { child: None, port, dir, paused: Vec::new() };
+        me.spawn().await;
+        me
+    }
+
+    pub async fn spawn(&mut self) {
+        let log = std::fs::OpenOptions::new().create(true).append(true).open(self.dir.join("dynamodb.log")).unwrap();
+        let child = tokio::process::Command::new("node")
+            .arg(portal_local::repo_root().join("infra/dynamodb-local.cjs"))
+            .env("PORTAL_DYNAMODB_PORT", self.port.to_string())
+            .env("PORTAL_DYNAMODB_DIR", self.dir.join("data"))
+            .stdin(std::process::Stdio::null())
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .expect("node runs infra/dynamodb-local.cjs");
+        self.child = Some(child);
+        let client = aws_sdk_dynamodb::Client::new(&local::sdk_config(&self.endpoint()).await);
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while client.list_tables().send().await.is_err() {
+            assert!(Instant::now() < deadline, "DynamoDB Local did not start on {} (see {:?})", self.port, self.dir.join("dynamodb.log"));
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+
+    /// The table, as `portal-local setup` creates it.
+    pub async fn create_table(&self, t: &portal_local::template::Template) {
+        let direct = aws_sdk_dynamodb::Client::new(&local::sdk_config(&self.endpoint()).await);
+        let spec = portal_local::setup::table_spec(t.tables.first().unwrap()).unwrap();
+        direct
+            .create_table()
+            .table_name(local::table_name(t).unwrap())
+            .billing_mode(aws_sdk_dynamodb::types::BillingMode::PayPerRequest)
+            .set_attribute_definitions(Some(spec.attributes))
+            .set_key_schema(Some(spec.keys))
+            .set_global_secondary_indexes((!spec.indexes.is_empty()).then_some(spec.indexes))
+            .send()
+            .await
+            .unwrap();
+    }
+
+    /// The wrapper's pid and every process under it (Java), parents first.
+    fn process_tree(&self) -> Vec<u32> {
+        let Some(root) = self.child.as_ref().and_then(|c| c.id()) else { return Vec::new() };
+        let mut tree = vec![root];
+        let mut i = 0;
+        while i < tree.len() {
+            let out = std::process::Command::new("pgrep").args(["-P", &tree[i].to_string()]).output().expect("pgrep runs");
+            tree.extend(String::from_utf8_lossy(&out.stdout).split_whitespace().filter_map(|p| p.parse::<u32>().ok()));
+            i += 1;
+        }
+        tree
+    }
+
+    fn signal(pids: &[u32], signal: &str) {
+        for pid in pids {
+            let _ = std::process::Command::new("kill").args([signal, &pid.to_string()]).status();
+        }
+    }
+
+    /// SIGSTOP to the wrapper and Java: the port still accepts connections
+    /// (the kernel's backlog) and nothing answers, as with a dependency that hangs.
+    pub fn pause(&mut self) {
+        let tree = self.process_tree();
+        assert!(tree.len() >= 2, "the node wrapper and its Java child: {tree:?}");
+        Self::signal(&tree, "-STOP");
+        self.paused = tree;
+    }
+
+    /// SIGCONT to what [`Self::pause`] stopped, children first.
+    pub fn resume(&mut self) {
+        let paused: Vec<u32> = self.paused.drain(..).rev().collect();
+        Self::signal(&paused, "-CONT");
+    }
+
+    /// SIGTERM to the node wrapper (it passes it on to Java), then waits for it to exit.
+    pub async fn stop(&mut self) {
+        self.resume();
+        let Some(mut child) = self.child.take() else { return };
+        if let Some(pid) = child.id() {
+            let _ = std::process::Command::new("kill").args(["-TERM", &pid.to_string()]).status();
+        }
+        if tokio::time::timeout(Duration::from_secs(20), child.wait()).await.is_err() {
+            let _ = child.kill().await;
+        }
+        // The port is free again before anyone starts on it.
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while std::net::TcpStream::connect(("127.0.0.1", self.port)).is_ok() {
+            assert!(Instant::now() < deadline, "port {} still answers after DynamoDB Local stopped", self.port);
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+}
+
+impl Drop for OwnDynamo {
+    fn drop(&mut self) {
+        // A stopped process holds a SIGTERM until it is continued.
+        self.resume();
+        let tree = self.process_tree();
+        Self::signal(&tree, "-TERM");
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
