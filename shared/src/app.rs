@@ -3,11 +3,11 @@
 //! template.yaml (or the local stack) sets. The workers compose their own
 //! dependencies beside them (the workers' own `from_env`).
 
-use crate::domain::{sealed::Sealer, CodeHasher, Portal, TenantId};
+use crate::domain::{Portal, TenantId};
+use crate::secrets::HashKeys;
 use crate::queue::{ActivationQueue, MailQueue};
 use crate::store::Store;
 use anyhow::Context as _;
-use secrecy::{ExposeSecret as _, SecretString};
 use chrono::{DateTime, Utc};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -27,8 +27,9 @@ pub struct Settings {
     pub table_name: String,
     /// `MAIL_QUEUE_URL`: where email jobs go.
     pub mail_queue_url: String,
-    /// `CODE_HASH_KEY`: the secret codes and tokens are hashed under (never printed).
-    pub code_hash_key: SecretString,
+    /// `CODE_HASH_KEY_SECRET`: the Secrets Manager secret (name or ARN) holding
+    /// the key codes and tokens are hashed under, with its versions (`domain::keyring`).
+    pub code_hash_key_secret: String,
     /// `MAIL_FROM`: the verified SES sender.
     pub mail_from: String,
     /// `MAIL_MAX_RECEIVE_COUNT`: the mail queue's redrive maxReceiveCount.
@@ -59,12 +60,12 @@ impl Settings {
     /// From any source of variables (the local stack resolves template.yaml's).
     pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> anyhow::Result<Self> {
         let var = |name: &str| get(name).with_context(|| format!("environment variable {name} is not set"));
-        let key = var("CODE_HASH_KEY")?;
-        anyhow::ensure!(key.len() >= 16, "CODE_HASH_KEY must be at least 16 characters");
+        let key_secret = var("CODE_HASH_KEY_SECRET")?;
+        anyhow::ensure!(!key_secret.trim().is_empty(), "CODE_HASH_KEY_SECRET must name the code hash key's secret");
         Ok(Self {
             table_name: var("TABLE_NAME")?,
             mail_queue_url: get("MAIL_QUEUE_URL").unwrap_or_default(),
-            code_hash_key: key.into(),
+            code_hash_key_secret: key_secret.trim().to_owned(),
             mail_from: get("MAIL_FROM").unwrap_or_default(),
             mail_max_receive_count: get("MAIL_MAX_RECEIVE_COUNT").and_then(|v| v.parse().ok()).unwrap_or(5),
             max_emails_per_hour: match get("MAX_EMAILS_PER_HOUR").filter(|v| !v.trim().is_empty()) {
@@ -121,11 +122,10 @@ pub struct App {
     pub mail_queue: MailQueue,
     /// Bulk activation batches (used by the `activations` function).
     pub activation_queue: ActivationQueue,
-    pub hasher: CodeHasher,
-    /// Seals the secrets an email carries (`domain::sealed`).
-    pub sealer: Sealer,
-    /// Signs the page cursors the API hands out (`domain::page_cursor`).
-    pub cursors: crate::domain::page_cursor::CursorSigner,
+    /// The code hash key's versions (`domain::keyring`): what hashes codes,
+    /// tokens and facts, seals email secrets and signs cursors and the
+    /// service's activation messages.
+    pub keys: HashKeys,
     pub clock: Clock,
     pub portals: PortalCache,
     /// Identity providers' signing keys, fetched on first use (`crate::oidc`).
@@ -136,8 +136,6 @@ pub struct App {
     pub secrets: crate::secrets::Secrets,
     /// `Settings::integration_secret_prefix`.
     pub integration_secret_prefix: String,
-    /// The key the service signs its own activation messages with (`domain::queue_proof`).
-    pub queue_key: Vec<u8>,
     /// `Settings::max_emails_per_hour`.
     pub max_emails_per_hour: u32,
 }
@@ -155,18 +153,14 @@ impl App {
 
     /// From adapters built elsewhere (the local stack points each at its own endpoint).
     pub fn from_parts(store: Store, mail_queue: MailQueue, activation_queue: ActivationQueue, secrets: crate::secrets::Secrets, settings: &Settings) -> Self {
-        let hash_key = settings.code_hash_key.expose_secret().as_bytes();
-        let queue_key = crate::domain::queue_proof::service_key(hash_key);
+        let keys = HashKeys::new(secrets.clone(), &settings.code_hash_key_secret);
         Self {
             store,
             mail_queue,
-            activation_queue: activation_queue.signed_with(queue_key.clone()),
+            activation_queue: activation_queue.signed_with(keys.clone()),
             secrets,
             integration_secret_prefix: settings.integration_secret_prefix.clone(),
-            queue_key,
-            hasher: CodeHasher::new(hash_key),
-            sealer: Sealer::new(hash_key),
-            cursors: crate::domain::page_cursor::CursorSigner::new(hash_key),
+            keys,
             clock: system_clock(),
             portals: PortalCache::new(Duration::from_secs(settings.portal_cache_seconds)),
             identity_keys: Default::default(),
@@ -211,7 +205,10 @@ impl App {
     pub async fn from_env() -> anyhow::Result<Self> {
         let settings = Settings::from_env()?;
         let sdk = crate::aws::sdk_config().await?;
-        Ok(Self::new(&sdk, &settings))
+        let app = Self::new(&sdk, &settings);
+        // Read the hash key while the runtime waits for the first request, not before.
+        app.keys.prefetch();
+        Ok(app)
     }
 }
 
@@ -220,16 +217,17 @@ mod tests {
     use super::*;
 
     #[test]
-    fn settings_never_print_the_hash_key() {
-        let key = "a-hash-key-of-the-deployment-0123";
+    fn settings_name_the_hash_key_s_secret_and_hold_no_key() {
+        let key = "arn:aws:secretsmanager:eu-west-1:1:secret:portal-access/code-hash-key";
         let settings = Settings::from_lookup(|name| match name {
-            "CODE_HASH_KEY" => Some(key.to_owned()),
+            "CODE_HASH_KEY_SECRET" => Some(key.to_owned()),
             "TABLE_NAME" => Some("portal".to_owned()),
             _ => None,
         })
         .unwrap();
         let printed = format!("{settings:?}");
         assert!(printed.contains("table_name: \"portal\""), "{printed}");
-        assert!(!printed.contains(key), "{printed}");
+        assert_eq!(settings.code_hash_key_secret, key);
+        assert!(Settings::from_lookup(|name| (name == "TABLE_NAME").then(|| "portal".to_owned())).is_err(), "the secret is required");
     }
 }

@@ -59,8 +59,8 @@ pub struct Queue<M> {
     client: Arc<OnceLock<Client>>,
     url: String,
     requests: RequestCounter,
-    /// The service's signing key, when this queue's messages carry a proof.
-    signing_key: Option<Arc<[u8]>>,
+    /// The service's key, when this queue's messages carry a proof (its current version signs).
+    signer: Option<crate::secrets::HashKeys>,
     message: PhantomData<fn(&M)>,
 }
 
@@ -71,7 +71,7 @@ impl<M> Clone for Queue<M> {
             client: self.client.clone(),
             url: self.url.clone(),
             requests: self.requests.clone(),
-            signing_key: self.signing_key.clone(),
+            signer: self.signer.clone(),
             message: PhantomData,
         }
     }
@@ -79,19 +79,28 @@ impl<M> Clone for Queue<M> {
 
 impl<M: QueueMessage> Queue<M> {
     pub fn new(sdk: &aws_config::SdkConfig, url: impl Into<String>) -> Self {
-        Self { sdk: sdk.clone(), client: Arc::default(), url: url.into(), requests: RequestCounter::default(), signing_key: None, message: PhantomData }
+        Self { sdk: sdk.clone(), client: Arc::default(), url: url.into(), requests: RequestCounter::default(), signer: None, message: PhantomData }
     }
 
-    /// Every message sent is signed with `key` as the service's own (`domain::queue_proof`).
-    pub fn signed_with(mut self, key: Vec<u8>) -> Self {
-        self.signing_key = Some(key.into());
+    /// Every message sent is signed with the current version of the service's
+    /// key as the service's own (`domain::queue_proof`).
+    pub fn signed_with(mut self, keys: crate::secrets::HashKeys) -> Self {
+        self.signer = Some(keys);
         self
     }
 
-    /// The body and, on a signed queue, the proof attributes of `message`.
-    fn encode(&self, message: &M) -> anyhow::Result<(String, Option<HashMap<String, MessageAttributeValue>>)> {
+    /// The key to sign with, on a signed queue.
+    async fn signing_keys(&self) -> anyhow::Result<Option<Arc<crate::domain::keyring::KeyRing>>> {
+        match &self.signer {
+            Some(keys) => Ok(Some(keys.get().await?)),
+            None => Ok(None),
+        }
+    }
+
+    /// The body and, with a key, the proof attributes of `message`.
+    fn encode(message: &M, key: Option<&[u8]>) -> anyhow::Result<(String, Option<HashMap<String, MessageAttributeValue>>)> {
         let body = serde_json::to_string(message)?;
-        let Some(key) = &self.signing_key else { return Ok((body, None)) };
+        let Some(key) = key else { return Ok((body, None)) };
         let now = chrono::Utc::now().timestamp();
         let attributes = queue_proof::attributes(key, now, message.tenant(), &Signer::Service, &body)
             .into_iter()
@@ -127,7 +136,8 @@ impl<M: QueueMessage> Queue<M> {
 
     /// Sends `message` so that it becomes visible after `delay_seconds` (at most 900).
     async fn send_after(&self, message: &M, delay_seconds: u32) -> anyhow::Result<()> {
-        let (body, attributes) = self.encode(message)?;
+        let ring = self.signing_keys().await?;
+        let (body, attributes) = Self::encode(message, ring.as_ref().map(|r| r.current.queue_key.as_slice()))?;
         self.client()
             .send_message()
             .queue_url(&self.url)
@@ -143,12 +153,14 @@ impl<M: QueueMessage> Queue<M> {
     /// Sends every message, ten per request; entries SQS refuses are retried
     /// once, then reported as an error (sending again is always safe).
     pub async fn send_all(&self, messages: &[M]) -> anyhow::Result<()> {
+        let ring = self.signing_keys().await?;
+        let key = ring.as_ref().map(|r| r.current.queue_key.as_slice());
         for chunk in messages.chunks(SQS_BATCH) {
             let entries = chunk
                 .iter()
                 .enumerate()
                 .map(|(i, m)| {
-                    let (body, attributes) = self.encode(m)?;
+                    let (body, attributes) = Self::encode(m, key)?;
                     Ok(SendMessageBatchRequestEntry::builder().id(format!("m{i}")).message_body(body).set_message_attributes(attributes).build()?)
                 })
                 .collect::<anyhow::Result<Vec<_>>>()?;

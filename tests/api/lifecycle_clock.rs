@@ -25,7 +25,7 @@ async fn token_of(app: &App, tenant: &str, contact: &str, document_id: &str) -> 
     // Not sent in process: the link is still sealed for the mailer (the log shows it masked).
     let entry = app.store.get_email(&key).await.unwrap().unwrap();
     assert!(entry.vars["link"].ends_with("token=[hidden]"), "{:?}", entry.vars);
-    let secrets: serde_json::Value = serde_json::from_str(&app.sealer.open(&key.document_id, entry.sealed.as_deref().unwrap()).unwrap()).unwrap();
+    let secrets: serde_json::Value = serde_json::from_str(&app.keys.get().await.unwrap().open_sealed(&key.document_id, entry.sealed.as_deref().unwrap()).unwrap()).unwrap();
     secrets["link"].as_str().unwrap().rsplit("token=").next().unwrap().to_owned()
 }
 

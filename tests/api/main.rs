@@ -13,6 +13,7 @@ mod handlers;
 mod hardening;
 mod helpers;
 mod id_token;
+mod key_rotation;
 mod lifecycle;
 mod lifecycle_clock;
 mod pages;

@@ -83,7 +83,7 @@ pub async fn run(endpoints: &Endpoints, t: &Template, contacts: usize, workers: 
     }
 
     let mut submit_app = local::http_app(endpoints, t, "activations").await?;
-    submit_app.activation_queue = ActivationQueue::new(&endpoints.moto, &activation_url).signed_with(submit_app.queue_key.clone());
+    submit_app.activation_queue = ActivationQueue::new(&endpoints.moto, &activation_url).signed_with(submit_app.keys.clone());
     let mut activators = Vec::new();
     for url in &mail_urls {
         let mut activator = local::activator(endpoints, t).await?;
@@ -107,6 +107,7 @@ pub async fn run(endpoints: &Endpoints, t: &Template, contacts: usize, workers: 
         kind: ContactKind::Individual,
         portal_ids: vec![],
         facts: Default::default(),
+        fact_key_versions: Default::default(),
     };
     stream::iter(&ids)
         .map(|id| {
@@ -171,9 +172,10 @@ pub async fn run(endpoints: &Endpoints, t: &Template, contacts: usize, workers: 
     let floor_sqs = |qs: &[MailQueue]| qs.iter().map(|q| q.requests_sent()).sum::<u64>();
     let mut items = Vec::with_capacity(contacts * 6);
     let mut jobs = Vec::with_capacity(contacts);
+    let keys = submit_app.keys.get().await?;
     for id in &ids {
         let contact = contact_of(id);
-        let target = Target { actor: "bench", tenant: &floor_tenant, contact: &contact, portal: &portal, method: Method::Code, previous: PortalState::None, now };
+        let target = Target { actor: "bench", tenant: &floor_tenant, contact: &contact, portal: &portal, method: Method::Code, previous: PortalState::None, now, key: &keys.current };
         let (mut inv, issued) = plan(&submit_app, &target, Step { email: Some(EmailKind::PickupCode), action: "bulk_activate" }, vec![])
             .map_err(|e| anyhow::anyhow!("{e}"))?;
         inv.job_marker = Some(Store::marker(&floor_tenant, &job_id, id, portal::domain::job::Outcome::Activated, now));

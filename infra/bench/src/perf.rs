@@ -218,8 +218,9 @@ impl Handlers {
     async fn claim_floor(&self, code: &str, i: usize) -> anyhow::Result<()> {
         use portal::domain::{invitation, EmailAddress, PickupCode};
         let store = &self.claim.store;
-        let hash = self.claim.hasher.hash(&PickupCode::parse(code).map_err(|e| anyhow::anyhow!("{e}"))?);
-        let address = self.claim.hasher.hash(&PickupCode::generate());
+        let keys = self.claim.keys.get().await?;
+        let hash = keys.current.hasher.hash(&PickupCode::parse(code).map_err(|e| anyhow::anyhow!("{e}"))?);
+        let address = keys.current.hasher.hash(&PickupCode::generate());
         let email = EmailAddress::parse(&format!("floor{i}@example.com"))?;
         let now = chrono::Utc::now();
         let (owner, window) = tokio::join!(store.find_code(&hash), store.count_claim(&address, now));
@@ -287,6 +288,7 @@ async fn latency(endpoints: &Endpoints, t: &Template, scale: usize) -> anyhow::R
                     kind: portal::domain::ContactKind::Individual,
                     portal_ids: vec![],
                     facts: Default::default(),
+                    fact_key_versions: Default::default(),
                 };
                 h.generate.store.put_contact(tenant_id, &contact, "perf", now).await?;
                 if id.starts_with('q') {
@@ -497,6 +499,7 @@ async fn lambda_env(endpoints: &Endpoints, t: &Template, binary: &str) -> anyhow
         ("AWS_ENDPOINT_URL_DYNAMODB", local::dynamodb_endpoint()),
         ("AWS_ENDPOINT_URL_SQS", local::moto_endpoint()),
         ("AWS_ENDPOINT_URL_SESV2", local::moto_endpoint()),
+        ("AWS_ENDPOINT_URL_SECRETS_MANAGER", local::moto_endpoint()),
         ("RUST_LOG", "info".to_owned()),
         // The rest of a provided.al2023 function's environment.
         ("PATH", "/usr/local/bin:/usr/bin/:/bin:/opt/bin".to_owned()),
@@ -591,7 +594,8 @@ async fn cold_starts(endpoints: &Endpoints, t: &Template, bin_dir: &Path, runs: 
             let mut event = s.event.clone();
             if s.row.binary == "activator" {
                 // Its proof must be fresh (signed within minutes of when SQS received it).
-                portal_local::events::sign_activation_record(&mut event, s.env.get("CODE_HASH_KEY").map(String::as_str).unwrap_or_default());
+                // The local code hash key (`setup` gives its secret this value).
+                portal_local::events::sign_activation_record(&mut event, &portal_local::local::parameter_value(t, "CodeHashKey").unwrap_or_default());
             }
             let (c, what) = cold_start(&s.path, &s.env, event).await?;
             s.times.push(c.millis);

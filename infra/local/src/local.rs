@@ -80,6 +80,19 @@ pub fn parameter_value(t: &Template, name: &str) -> Option<String> {
     }
 }
 
+/// A secret's name in moto: `{stack}/{logical id}` (created by `setup`).
+pub fn secret_name(logical_id: &str) -> String {
+    format!("{STACK_NAME}/{logical_id}")
+}
+
+/// The value `setup` gives a secret it creates: the code hash key's is the local key.
+pub fn secret_initial_value(t: &Template, logical_id: &str) -> String {
+    match logical_id {
+        "CodeHashKeySecret" => parameter_value(t, "CodeHashKey").unwrap_or_else(|| LOCAL_CODE_HASH_KEY.to_owned()),
+        _ => uuid::Uuid::new_v4().simple().to_string(),
+    }
+}
+
 pub async fn queue_url(endpoints: &Endpoints, name: &str) -> anyhow::Result<String> {
     let sqs = aws_sdk_sqs::Client::new(&endpoints.moto);
     let out = sqs.get_queue_url().queue_name(name).send().await.with_context(|| format!("queue {name} (run setup first)"))?;
@@ -95,6 +108,7 @@ pub async fn function_env(endpoints: &Endpoints, t: &Template, binary: &str) -> 
             (Some(target), _) if t.parameters.contains_key(target) => parameter_value(t, target),
             (Some(target), _) if t.tables.iter().any(|x| x.logical_id == target) => Some(target.to_owned()),
             (Some(target), _) if t.queue(target).is_some() => Some(queue_url(endpoints, target).await?),
+            (Some(target), _) if t.secrets.iter().any(|s| s == target) => Some(secret_name(target)),
             (Some(target), _) => anyhow::bail!("{binary}: {name} refers to {target}, which the local stack does not know"),
             (None, Value::String(s)) => Some(s.clone()),
             (None, Value::Tagged(tagged)) if tagged.tag == "Sub" && tagged.value.is_string() => Some(substitute(tagged.value.as_str().unwrap_or_default())),
@@ -149,6 +163,7 @@ pub async fn mailer(endpoints: &Endpoints, t: &Template) -> anyhow::Result<Maile
         Store::new(&endpoints.dynamodb, &s.table_name),
         Ses::new(&endpoints.moto, &s.mail_from),
         MailQueue::new(&endpoints.moto, &s.mail_queue_url),
+        Secrets::new(&endpoints.moto),
         &s,
     ))
 }

@@ -36,6 +36,7 @@ pub async fn contact(app: &App, id: &str, name: &str, email: Option<&str>, actor
         kind: ContactKind::Individual,
         portal_ids: vec![],
         facts: Default::default(),
+        fact_key_versions: Default::default(),
     };
     app.store.put_contact(&TenantId::parse(DEMO_TENANT)?, &contact, actor, (app.clock)()).await
 }

@@ -184,5 +184,26 @@ pub async fn run(endpoints: &Endpoints, t: &Template) -> anyhow::Result<()> {
         ensure_table(endpoints, table).await?;
     }
     ensure_queues(endpoints, t).await?;
+    ensure_secrets(endpoints, t).await?;
     ensure_identity(endpoints, t).await
+}
+
+/// The template's secrets, in moto (the code hash key: the local key), unless there already.
+async fn ensure_secrets(endpoints: &Endpoints, t: &Template) -> anyhow::Result<()> {
+    let sm = aws_sdk_secretsmanager::Client::new(&endpoints.moto);
+    for id in &t.secrets {
+        let name = crate::local::secret_name(id);
+        if sm.describe_secret().secret_id(&name).send().await.is_ok() {
+            println!("secret {id}: {name} (exists)");
+            continue;
+        }
+        sm.create_secret()
+            .name(&name)
+            .secret_string(crate::local::secret_initial_value(t, id))
+            .send()
+            .await
+            .with_context(|| format!("creating the secret {name}"))?;
+        println!("secret {id}: {name}");
+    }
+    Ok(())
 }

@@ -55,6 +55,8 @@ pub struct Template {
     pub tables: Vec<TableDef>,
     pub queues: Vec<QueueDef>,
     pub functions: Vec<FunctionDef>,
+    /// Logical ids of the `AWS::SecretsManager::Secret` resources.
+    pub secrets: Vec<String>,
     pub raw: Value,
 }
 
@@ -108,7 +110,7 @@ impl Template {
             .and_then(Value::as_mapping)
             .map(|m| m.iter().filter_map(|(k, v)| Some((k.as_str()?.to_owned(), v.clone()))).collect())
             .unwrap_or_default();
-        let (mut tables, mut queues, mut functions) = (Vec::new(), Vec::new(), Vec::new());
+        let (mut tables, mut queues, mut functions, mut secrets) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
         for (id, resource) in resources {
             let id = id.as_str().context("resource id")?.to_owned();
             let kind = resource.get("Type").and_then(Value::as_str).unwrap_or_default();
@@ -173,10 +175,11 @@ impl Template {
                     }
                     functions.push(FunctionDef { logical_id: id, binary, routes, sqs, environment });
                 }
+                "AWS::SecretsManager::Secret" => secrets.push(id),
                 _ => {}
             }
         }
-        Ok(Self { parameters, tables, queues, functions, raw })
+        Ok(Self { parameters, tables, queues, functions, secrets, raw })
     }
 
     /// A parameter's Default as text.

@@ -26,6 +26,9 @@ pub struct Contact {
     /// names only (`identity_facts`), never read from input.
     #[serde(rename = "identity_facts", serialize_with = "fact_names", skip_deserializing)]
     pub facts: FactHashes,
+    /// The hash key version each fact was hashed with (`domain::keyring`); never shown.
+    #[serde(skip)]
+    pub fact_key_versions: std::collections::BTreeMap<super::Fact, String>,
 }
 
 fn fact_names<S: serde::Serializer>(facts: &FactHashes, s: S) -> Result<S::Ok, S::Error> {

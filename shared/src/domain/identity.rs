@@ -121,8 +121,8 @@ pub type FactHashes = BTreeMap<Fact, CodeHash>;
 /// What an edit of a contact does to one fact.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum FactEdit {
-    /// Stored as this hash.
-    Set(CodeHash),
+    /// Stored as this hash, made with this version of the hash key (`domain::keyring`).
+    Set(CodeHash, String),
     /// Erased.
     Erase,
 }
@@ -138,9 +138,40 @@ pub fn matches(checks: &BTreeSet<Fact>, on_record: &FactHashes, given: &FactHash
     checks.iter().all(|f| matches!((on_record.get(f), given.get(f)), (Some(a), Some(b)) if a == b))
 }
 
+/// [`matches`] across a key rotation: `given` holds what was typed hashed
+/// under each key held (by version), and each fact on record is compared
+/// under the version that hashed it (`versions`; unrecorded: under any).
+pub fn matches_under(checks: &BTreeSet<Fact>, on_record: &FactHashes, versions: &BTreeMap<Fact, String>, given: &[(&str, FactHashes)]) -> bool {
+    checks.iter().all(|f| {
+        let Some(stored) = on_record.get(f) else { return false };
+        given
+            .iter()
+            .filter(|(version, _)| versions.get(f).is_none_or(|v| v == version))
+            .any(|(_, hashes)| hashes.get(f) == Some(stored))
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn facts_are_compared_under_the_key_version_that_hashed_them() {
+        let (old, new) = (CodeHasher::new(b"old-key".to_vec()), CodeHasher::new(b"new-key".to_vec()));
+        let h = |k: &CodeHasher, v: &str| FactHashes::from([(Fact::PostalCode, k.hash_secret(v.as_bytes()))]);
+        let checks = BTreeSet::from([Fact::PostalCode]);
+        let on_record = h(&old, "sw1a1aa");
+        let versions = BTreeMap::from([(Fact::PostalCode, "v1".to_owned())]);
+        let typed = |v: &str| vec![("v2", h(&new, v)), ("v1", h(&old, v))];
+        assert!(matches_under(&checks, &on_record, &versions, &typed("sw1a1aa")), "stored under the previous key: still verifiable");
+        assert!(!matches_under(&checks, &on_record, &versions, &typed("sw1a2aa")));
+        // Only the recorded version counts: the new key's hash of the same value is no match for v1's record.
+        assert!(!matches_under(&checks, &h(&new, "sw1a1aa"), &versions, &typed("sw1a1aa")));
+        // Rotated twice: v1 no longer held, nothing matches.
+        assert!(!matches_under(&checks, &on_record, &versions, &[("v3", h(&new, "sw1a1aa"))]));
+        // Unrecorded (stored before versions): any held key.
+        assert!(matches_under(&checks, &on_record, &BTreeMap::new(), &typed("sw1a1aa")));
+    }
 
     #[test]
     fn names_fold_case_accents_spaces_dashes_and_apostrophes() {

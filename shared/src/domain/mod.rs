@@ -11,6 +11,7 @@ pub mod guard;
 pub mod identity;
 pub mod id_token;
 pub mod job;
+pub mod keyring;
 pub mod ids;
 pub mod pickup_code;
 pub mod page_cursor;

@@ -165,6 +165,7 @@ mod tests {
             kind: ContactKind::Individual,
             portal_ids: related.iter().map(|p| pid(p)).collect(),
             facts: Default::default(),
+            fact_key_versions: Default::default(),
         }
     }
     fn code(portal: &str, state: InvitationState, expires: &str) -> CodeRecord {

@@ -196,7 +196,8 @@ async fn put_contact(app: &App, req: &Request) -> Result<Response<Body>, ApiErro
         }
     }
     // Facts are normalised and hashed here; the value never leaves this function.
-    let hasher = FactHasher(&app.hasher);
+    let keys = app.keys.get().await?;
+    let hasher = FactHasher(&keys.current.hasher);
     let mut facts = BTreeMap::new();
     for (fact, edit) in body.fact_edits() {
         match edit {
@@ -206,7 +207,7 @@ async fn put_contact(app: &App, req: &Request) -> Result<Response<Body>, ApiErro
             }
             Some(Some(raw)) => match identity::normalise(fact, raw) {
                 Ok(normal) => {
-                    facts.insert(fact, FactEdit::Set(hasher.hash(&caller.tenant_id, &contact_id, fact, &normal)));
+                    facts.insert(fact, FactEdit::Set(hasher.hash(&caller.tenant_id, &contact_id, fact, &normal), keys.current.version.clone()));
                 }
                 Err(e) => errors.push(FieldError::new(format!("/{fact}"), e.to_string())),
             },
@@ -217,7 +218,7 @@ async fn put_contact(app: &App, req: &Request) -> Result<Response<Body>, ApiErro
         return Err(ApiError::Validation { detail, errors });
     };
     portal_ids.dedup();
-    let contact = Contact { contact_id, name, email, kind: body.kind, portal_ids, facts: Default::default() };
+    let contact = Contact { contact_id, name, email, kind: body.kind, portal_ids, facts: Default::default(), fact_key_versions: Default::default() };
     let stored = app.store.put_contact_with_facts(&caller.tenant_id, &contact, &facts, &caller.sub, (app.clock)()).await?;
     Ok(respond(StatusCode::OK, &stored))
 }

@@ -31,9 +31,10 @@ pub async fn list_contacts(app: &App, req: &Request) -> Result<Response<Body>, A
         .transpose()?;
     let portal = resolve_portal(app, &caller, portal_id.as_ref()).await?;
     let tenant = caller.tenant_id.as_str();
+    let keys = app.keys.get().await?;
     let cursor = query
         .first("cursor")
-        .map(|raw| app.cursors.open(tenant, Listing::Contacts, raw).map_err(|e| ApiError::validation("/cursor", e.to_string())))
+        .map(|raw| keys.open_cursor(tenant, Listing::Contacts, raw).map_err(|e| ApiError::validation("/cursor", e.to_string())))
         .transpose()?;
     let page = app
         .store
@@ -48,7 +49,7 @@ pub async fn list_contacts(app: &App, req: &Request) -> Result<Response<Body>, A
         .into_iter()
         .map(|(c, state)| json!({"contact_id": c.contact_id, "name": c.name, "email": c.email, "portal_status": state}))
         .collect();
-    let next_cursor = page.next_cursor.map(|plain| app.cursors.sign(tenant, Listing::Contacts, &plain));
+    let next_cursor = page.next_cursor.map(|plain| keys.sign_cursor(tenant, Listing::Contacts, &plain));
     Ok(respond(StatusCode::OK, &json!({"portal_id": portal.portal_id, "items": items, "next_cursor": next_cursor})))
 }
 

@@ -90,16 +90,18 @@ pub struct ConfirmRequest {
 
 /// The source address as a keyed hash (the counter and the audit store no IP
 /// address; IPv6 by its /64), and the browser's user agent.
-pub(super) fn claimant(app: &App, req: &Request) -> (Option<CodeHash>, Option<String>) {
-    let address = source_ip(req).as_deref().and_then(throttle_address).map(|ip| app.hasher.hash_secret(format!("ip:{ip}").as_bytes()));
+/// Hashed with the current key: a rotation starts every address's count afresh.
+pub(super) async fn claimant(app: &App, req: &Request) -> anyhow::Result<(Option<CodeHash>, Option<String>)> {
+    let keys = app.keys.get().await?;
+    let address = source_ip(req).as_deref().and_then(throttle_address).map(|ip| keys.current.hasher.hash_secret(format!("ip:{ip}").as_bytes()));
     let user_agent = req.headers().get("user-agent").and_then(|v| v.to_str().ok()).map(str::to_owned);
-    (address, user_agent)
+    Ok((address, user_agent))
 }
 
 /// `POST /v1/claim/confirm {"token"}`: completes a claim by its emailed confirmation.
 async fn run_confirm(app: &App, req: &Request) -> Result<Response<Body>, ApiError> {
     let body: ConfirmRequest = json_body(req, false)?;
-    let (address, user_agent) = claimant(app, req);
+    let (address, user_agent) = claimant(app, req).await?;
     let claimed = confirm(app, &body.token, address.as_ref(), user_agent.as_deref()).await?;
     Ok(respond(StatusCode::CREATED, &claimed))
 }
@@ -123,7 +125,7 @@ async fn run(app: &App, req: &Request) -> Result<Response<Body>, ApiError> {
         Some(Err(_)) => ClaimPortal::NoneMatches,
     };
     // Without a source address nothing could be throttled, so the claim is refused (fails closed).
-    let (address, user_agent) = claimant(app, req);
+    let (address, user_agent) = claimant(app, req).await?;
     let address = address
         .ok_or_else(|| ApiError::BadRequest("the request has no source address: claims are throttled per address and refused without one".into()))?;
     let facts = body.facts();

@@ -182,7 +182,11 @@ pub async fn claim_submit(app: &App, req: &Request) -> Response<Body> {
         Err(_) => return claim_form_page(&brand, &values, Some(FormError::Email)).respond(StatusCode::UNPROCESSABLE_ENTITY),
     };
     let (secret, method) = if values.token.is_empty() { (values.code.as_str(), Method::Code) } else { (values.token.as_str(), Method::Link) };
-    let (Some(address), user_agent) = claimant(app, req) else {
+    let claimant = match claimant(app, req).await {
+        Ok(claimant) => claimant,
+        Err(e) => return failure(e),
+    };
+    let (Some(address), user_agent) = claimant else {
         return message(&brand, StatusCode::BAD_REQUEST, "We could not accept this request", "Your request reached us without a network address. Try again.");
     };
     let facts: BTreeMap<Fact, String> =
@@ -284,7 +288,10 @@ pub async fn confirm_submit(app: &App, req: &Request) -> Response<Body> {
         Ok(None) => Brand::unknown(),
         Err(e) => return failure(e),
     };
-    let (address, user_agent) = claimant(app, req);
+    let (address, user_agent) = match claimant(app, req).await {
+        Ok(claimant) => claimant,
+        Err(e) => return failure(e),
+    };
     match claim::confirm(app, &token, address.as_ref(), user_agent.as_deref()).await {
         Ok(claimed) => done(&brand, &claimed.email),
         Err(ClaimError::Rejected) => confirmation_closed(&brand),

@@ -147,13 +147,14 @@ async fn report(app: &App, req: &Request, which: Report) -> Result<Response<Body
         Report::UnusedCodes => Listing::UnusedCodesReport,
     };
     let tenant = caller.tenant_id.as_str();
+    let keys = app.keys.get().await?;
     let start = query
         .first("cursor")
-        .map(|raw| app.cursors.open(tenant, listing, raw).map_err(|e| ApiError::validation("/cursor", e.to_string())))
+        .map(|raw| keys.open_cursor(tenant, listing, raw).map_err(|e| ApiError::validation("/cursor", e.to_string())))
         .transpose()?;
     if !wants_csv {
         let p = page(app, which, &params, limit, start).await?;
-        let next_cursor = p.next_cursor.map(|plain| app.cursors.sign(tenant, listing, &plain));
+        let next_cursor = p.next_cursor.map(|plain| keys.sign_cursor(tenant, listing, &plain));
         return Ok(respond(StatusCode::OK, &json!({"items": p.rows, "next_cursor": next_cursor})));
     }
     let (columns, name): (&[&str], &str) = match which {

@@ -292,11 +292,15 @@ impl Store {
         for (fact, edit) in facts {
             let attribute = fact_attribute(*fact);
             match edit {
-                FactEdit::Set(hash) => {
-                    set.push(format!("{attribute} = :{attribute}"));
+                FactEdit::Set(hash, version) => {
+                    set.push(format!("{attribute} = :{attribute}, {attribute}_key = :{attribute}_key"));
                     req = req.expression_attribute_values(format!(":{attribute}"), s(hash.as_str()));
+                    req = req.expression_attribute_values(format!(":{attribute}_key"), s(version.clone()));
                 }
-                FactEdit::Erase => remove.push(attribute.to_owned()),
+                FactEdit::Erase => {
+                    remove.push(attribute.to_owned());
+                    remove.push(format!("{attribute}_key"));
+                }
             }
         }
         let mut expression = format!("SET {}", set.join(", "));
@@ -311,6 +315,7 @@ impl Store {
     pub(super) fn contact_from(item: Item) -> anyhow::Result<(Contact, BTreeMap<String, AccessEntry>)> {
         let c: ContactItem = from_item(item)?;
         let facts = c.facts();
+        let fact_key_versions = c.fact_key_versions();
         let contact = Contact {
             contact_id: c.contact_id,
             name: c.name,
@@ -318,6 +323,7 @@ impl Store {
             kind: c.kind,
             portal_ids: c.portal_ids,
             facts,
+            fact_key_versions,
         };
         Ok((contact, c.access))
     }

@@ -74,6 +74,13 @@ pub struct ContactItem {
     pub fact_family_name: Option<CodeHash>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub fact_postal_code: Option<CodeHash>,
+    /// The hash key version (`domain::keyring`) each fact was hashed with.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fact_date_of_birth_key: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fact_family_name_key: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fact_postal_code_key: Option<String>,
 }
 
 /// The attribute a fact's hash is stored in on the contact's item.
@@ -95,6 +102,18 @@ impl ContactItem {
         ]
         .into_iter()
         .filter_map(|(f, h)| h.clone().map(|h| (f, h)))
+        .collect()
+    }
+
+    /// The key version of each fact on record, where it was recorded.
+    pub fn fact_key_versions(&self) -> BTreeMap<Fact, String> {
+        [
+            (Fact::DateOfBirth, &self.fact_date_of_birth_key),
+            (Fact::FamilyName, &self.fact_family_name_key),
+            (Fact::PostalCode, &self.fact_postal_code_key),
+        ]
+        .into_iter()
+        .filter_map(|(f, v)| v.clone().map(|v| (f, v)))
         .collect()
     }
 }

@@ -180,7 +180,11 @@ async fn activate_once(
         Method::Code => batch.send_email.then_some(EmailKind::PickupCode),
         Method::Link => Some(EmailKind::ActivationLink),
     };
-    let target = Target { actor: &batch.actor, tenant, contact, portal, method: batch.method, previous, now };
+    let keys = match app.keys.get().await {
+        Ok(keys) => keys,
+        Err(e) => return Attempt::Stop(e),
+    };
+    let target = Target { actor: &batch.actor, tenant, contact, portal, method: batch.method, previous, now, key: &keys.current };
     let (mut invitation, issued) = match plan(app, &target, Step { email, action: "bulk_activate" }, revoke) {
         Ok(planned) => planned,
         Err(e) => return Attempt::Stop(anyhow::Error::new(e).context("planning a contact's invitation")),

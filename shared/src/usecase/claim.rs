@@ -19,6 +19,7 @@
 //! refused claim is counted in the `ClaimsFailed` metric by portal (`none`
 //! when no code matched).
 
+use crate::domain::keyring::HashKey;
 use crate::app::App;
 use crate::domain::guard::{claim_verdict, ClaimVerdict, FailureWindow};
 use crate::domain::identity::{self, FactHasher};
@@ -179,21 +180,30 @@ struct Seen {
 
 async fn try_claim(app: &App, attempt: &ClaimAttempt<'_>, seen: &mut Seen) -> Result<ClaimOutcome, ClaimError> {
     let secret = attempt.secret;
-    // Hash whatever was given, well-formed or not, so every answer costs the same lookup.
-    let hash = match attempt.method {
-        Method::Code => match PickupCode::parse(secret) {
-            Ok(code) => app.hasher.hash(&code),
-            Err(_) => app.hasher.hash_secret(secret.as_bytes()),
-        },
-        Method::Link => match LinkToken::parse(secret) {
-            Ok(token) => token.hash(&app.hasher),
-            Err(_) => app.hasher.hash_secret(format!("link:{secret}").as_bytes()),
-        },
-    };
-    let hash = &hash;
+    // Hash whatever was given, well-formed or not, so every answer costs the same
+    // lookups: under the current key, then (after a rotation) the previous one.
+    let keys = app.keys.get().await?;
+    let hashes: Vec<CodeHash> = keys
+        .all()
+        .map(|key| match attempt.method {
+            Method::Code => match PickupCode::parse(secret) {
+                Ok(code) => key.hasher.hash(&code),
+                Err(_) => key.hasher.hash_secret(secret.as_bytes()),
+            },
+            Method::Link => match LinkToken::parse(secret) {
+                Ok(token) => token.hash(&key.hasher),
+                Err(_) => key.hasher.hash_secret(format!("link:{secret}").as_bytes()),
+            },
+        })
+        .collect();
     let now = (app.clock)();
     // Counted before it is judged: of parallel claims, each sees its own count.
-    let (owner, counted) = tokio::join!(app.store.find_code(hash), app.store.count_claim(attempt.address, now));
+    let (found, counted) = tokio::join!(find_code_under(app, &hashes), app.store.count_claim(attempt.address, now));
+    let (hash, owner) = match found {
+        Ok((hash, owner)) => (hash, Ok(owner)),
+        Err(e) => (hashes[0].clone(), Err(e)),
+    };
+    let hash = &hash;
     let counted = counted?;
     if let ClaimVerdict::Refuse { retry_after_secs } = claim_verdict(counted, now) {
         return Err(ClaimError::RateLimited { retry_after_secs });
@@ -314,12 +324,29 @@ pub enum LinkStatus {
     Unknown,
 }
 
+/// The code or link stored under one of `hashes` (current key first), and that hash.
+async fn find_code_under(app: &App, hashes: &[CodeHash]) -> anyhow::Result<(CodeHash, Option<crate::store::CodeOwner>)> {
+    for hash in hashes {
+        if let Some(owner) = app.store.find_code(hash).await? {
+            return Ok((hash.clone(), Some(owner)));
+        }
+    }
+    Ok((hashes[0].clone(), None))
+}
+
+/// A link token's owner, under the current or the previous key.
+pub(super) async fn find_link(app: &App, token: &LinkToken) -> anyhow::Result<Option<crate::store::CodeOwner>> {
+    let keys = app.keys.get().await?;
+    let hashes: Vec<CodeHash> = keys.all().map(|k| token.hash(&k.hasher)).collect();
+    Ok(find_code_under(app, &hashes).await?.1)
+}
+
 /// The link's status and, when it is one, whose it is (tenant and portal).
 pub async fn link_status(app: &App, raw_token: &str) -> anyhow::Result<(LinkStatus, Option<(crate::domain::TenantId, PortalId)>)> {
     let Ok(token) = LinkToken::parse(raw_token) else {
         return Ok((LinkStatus::Unknown, None));
     };
-    let Some(owner) = app.store.find_code(&token.hash(&app.hasher)).await? else {
+    let Some(owner) = find_link(app, &token).await? else {
         return Ok((LinkStatus::Unknown, None));
     };
     if owner.method != Method::Link {
@@ -343,13 +370,25 @@ pub async fn open_confirmation(app: &App, raw_token: &str) -> anyhow::Result<Opt
     let Ok(token) = LinkToken::parse(raw_token) else {
         return Ok(None);
     };
-    let found = app.store.find_confirmation(&confirmation_hash(app, &token)).await?;
-    Ok(found.filter(|c| (app.clock)().timestamp_millis() < c.expires_at_ms))
+    let found = find_confirmation(app, &token).await?;
+    Ok(found.map(|(_, c)| c).filter(|c| (app.clock)().timestamp_millis() < c.expires_at_ms))
 }
 
-/// The key a confirmation token is stored under.
-fn confirmation_hash(app: &App, token: &LinkToken) -> CodeHash {
-    app.hasher.hash_secret(format!("confirm:{}", token.expose()).as_bytes())
+/// The key a confirmation token is stored under, with one version of the hash key.
+fn confirmation_hash(key: &HashKey, token: &LinkToken) -> CodeHash {
+    key.hasher.hash_secret(format!("confirm:{}", token.expose()).as_bytes())
+}
+
+/// The confirmation stored for `token` under the current or the previous key, and its hash.
+async fn find_confirmation(app: &App, token: &LinkToken) -> anyhow::Result<Option<(CodeHash, ConfirmationItem)>> {
+    let keys = app.keys.get().await?;
+    for key in keys.all() {
+        let hash = confirmation_hash(key, token);
+        if let Some(found) = app.store.find_confirmation(&hash).await? {
+            return Ok(Some((hash, found)));
+        }
+    }
+    Ok(None)
 }
 
 /// Emails a one-time confirmation link to the typed address, voiding the
@@ -364,7 +403,8 @@ async fn send_confirmation(
     now: chrono::DateTime<chrono::Utc>,
 ) -> Result<(), ClaimError> {
     let token = LinkToken::generate();
-    let token_hash = confirmation_hash(app, &token);
+    let keys = app.keys.get().await?;
+    let token_hash = confirmation_hash(&keys.current, &token);
     let (outstanding, voided) = confirmation::outstanding_after(&owner.confirmations, token_hash.clone());
     let expires_at = now + confirmation::VALID_FOR;
     let item = ConfirmationItem {
@@ -391,7 +431,7 @@ async fn send_confirmation(
         expires_at: time::format(&expires_at),
         account_email: String::new(),
     };
-    let email = sealed_email(&app.sealer, &owner.tenant_id, &owner.contact_id, &owner.portal_id, EmailKind::ClaimConfirmation, email, &vars, now);
+    let email = sealed_email(&keys.current.sealer, &owner.tenant_id, &owner.contact_id, &owner.portal_id, EmailKind::ClaimConfirmation, email, &vars, now);
     let document_id = email.document_id.clone();
     let start = ConfirmationStart { item, outstanding, voided, email, audit: attempt.audit(owner, "claim_confirmation_sent", now) };
     let start = &start;
@@ -418,8 +458,7 @@ async fn send_confirmation(
 /// `address` (the keyed hash of the source address) and `user_agent` go to the audit.
 pub async fn confirm(app: &App, raw_token: &str, address: Option<&CodeHash>, user_agent: Option<&str>) -> Result<Claimed, ClaimError> {
     let token = LinkToken::parse(raw_token).map_err(|_| ClaimError::Rejected)?;
-    let token_hash = confirmation_hash(app, &token);
-    let confirmation = app.store.find_confirmation(&token_hash).await?.ok_or(ClaimError::Rejected)?;
+    let (token_hash, confirmation) = find_confirmation(app, &token).await?.ok_or(ClaimError::Rejected)?;
     let now = (app.clock)();
     if now.timestamp_millis() >= confirmation.expires_at_ms {
         return Err(ClaimError::Rejected);
@@ -472,7 +511,8 @@ async fn notify_account_added(app: &App, owner: &CodeOwner, portal: &Portal, bou
             account_email: bound.to_string(),
             ..Default::default()
         };
-        let email = sealed_email(&app.sealer, &owner.tenant_id, &owner.contact_id, &owner.portal_id, EmailKind::AccountAdded, &record, &vars, now);
+        let keys = app.keys.get().await?;
+        let email = sealed_email(&keys.current.sealer, &owner.tenant_id, &owner.contact_id, &owner.portal_id, EmailKind::AccountAdded, &record, &vars, now);
         app.store.put_email(&email).await?;
         let job = MailJob { tenant_id: owner.tenant_id.clone(), contact_id: owner.contact_id.clone(), document_id: email.document_id };
         queue_email(app, job).await?;
@@ -504,13 +544,22 @@ async fn check_facts(
         return Ok(portal.clone());
     }
     let (contact, access) = app.store.get_contact_with_access(tenant, contact_id).await?.ok_or(ClaimError::Rejected)?;
-    let hasher = FactHasher(&app.hasher);
-    let given: FactHashes = attempt
-        .facts
-        .iter()
-        .filter_map(|(fact, raw)| identity::normalise(*fact, raw).ok().map(|normal| (*fact, hasher.hash(tenant, contact_id, *fact, &normal))))
+    // What was typed, hashed under each key held: each fact on record is
+    // compared under the version that hashed it (`domain::keyring`).
+    let keys = app.keys.get().await?;
+    let given: Vec<(&str, FactHashes)> = keys
+        .all()
+        .map(|key| {
+            let hasher = FactHasher(&key.hasher);
+            let hashes = attempt
+                .facts
+                .iter()
+                .filter_map(|(fact, raw)| identity::normalise(*fact, raw).ok().map(|normal| (*fact, hasher.hash(tenant, contact_id, *fact, &normal))))
+                .collect();
+            (key.version.as_str(), hashes)
+        })
         .collect();
-    if identity::matches(&portal.claim_checks, &contact.facts, &given) {
+    if identity::matches_under(&portal.claim_checks, &contact.facts, &contact.fact_key_versions, &given) {
         return Ok(portal.clone());
     }
     // Wrong: counted on the code; the third locks it (a code no longer pending counts nothing).

@@ -4,6 +4,7 @@
 //! current state, what to do ([`Step`]) or refuses ([`TransitionError`]);
 //! this module reads, decides, writes one transaction and queues the email.
 
+use crate::domain::keyring::HashKey;
 use crate::app::App;
 use crate::domain::{
     access_state::TransitionError, identity, invitation, sealed::{self, Sealer}, time, EmailAddress, Fact, PortalId, AccessEntry, CodeHash, Contact, ContactId, DocumentId, EmailKind,
@@ -72,15 +73,15 @@ pub struct Actor<'a> {
 }
 
 /// The secret being issued: its hash, the code to show, and the link to email.
-fn secret(app: &App, tenant: &TenantId, method: Method, portal: &Portal) -> (CodeHash, Option<String>, String) {
+fn secret(app: &App, key: &HashKey, tenant: &TenantId, method: Method, portal: &Portal) -> (CodeHash, Option<String>, String) {
     match method {
         Method::Code => {
             let code = PickupCode::generate();
-            (app.hasher.hash(&code), Some(code.display()), String::new())
+            (key.hasher.hash(&code), Some(code.display()), String::new())
         }
         Method::Link => {
             let token = LinkToken::generate();
-            (token.hash(&app.hasher), None, token.link(&app.claim_url(tenant, portal)))
+            (token.hash(&key.hasher), None, token.link(&app.claim_url(tenant, portal)))
         }
     }
 }
@@ -108,12 +109,14 @@ pub struct Target<'a> {
     /// The contact's state on the portal now.
     pub previous: PortalState,
     pub now: DateTime<Utc>,
+    /// The current version of the hash key: what hashes the new secret and seals its email.
+    pub key: &'a HashKey,
 }
 
 /// Builds the invitation for a contact in the given state: the secret, its
 /// expiry, the email and audit entries, the new state. Writes nothing.
 pub fn plan(app: &App, target: &Target<'_>, step: Step, revoke: Vec<CodeHash>) -> Result<(Invitation, Issued), IssueError> {
-    let Target { actor, tenant, contact, portal, method, previous, now } = *target;
+    let Target { actor, tenant, contact, portal, method, previous, now, key } = *target;
     let missing = identity::missing(&portal.claim_checks, &contact.facts);
     if !missing.is_empty() {
         return Err(IssueError::MissingFacts(missing));
@@ -128,11 +131,11 @@ pub fn plan(app: &App, target: &Target<'_>, step: Step, revoke: Vec<CodeHash>) -
         Method::Link => portal.link_ttl_hours,
     };
     let expires_at = invitation::expires_at(now, ttl);
-    let (hash, code, link) = secret(app, tenant, method, portal);
+    let (hash, code, link) = secret(app, key, tenant, method, portal);
     let email = match (step.email, to) {
         (Some(kind), Some(to)) => {
             let v = vars(app, tenant, contact, portal, code.as_deref(), link, expires_at);
-            Some(sealed_email(&app.sealer, tenant, &contact.contact_id, &portal.portal_id, kind, &to, &v, now))
+            Some(sealed_email(&key.sealer, tenant, &contact.contact_id, &portal.portal_id, kind, &to, &v, now))
         }
         _ => None,
     };
@@ -227,7 +230,8 @@ async fn issue_once(
     let previous = invitation::contact_state(access.get(portal.portal_id.as_str()), now);
     let step = decide(previous).map_err(|e| fail(e.into()))?;
     let revoke = app.store.pending_code_hashes(tenant, contact_id, &portal.portal_id).await.map_err(|e| fail(e.into()))?;
-    let target = Target { actor: actor.name, tenant, contact: &contact, portal, method, previous, now };
+    let keys = app.keys.get().await.map_err(|e| fail(e.into()))?;
+    let target = Target { actor: actor.name, tenant, contact: &contact, portal, method, previous, now, key: &keys.current };
     let (invitation, issued) = plan(app, &target, step, revoke).map_err(fail)?;
     match app.store.issue_invitation(&invitation).await {
         Ok(()) => Ok(issued),

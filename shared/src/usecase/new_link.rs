@@ -30,7 +30,7 @@ pub async fn request(app: &App, raw_token: &str) -> anyhow::Result<NewLink> {
     let Ok(token) = LinkToken::parse(raw_token) else {
         return Ok(NewLink::NotSent("malformed token"));
     };
-    let Some(owner) = app.store.find_code(&token.hash(&app.hasher)).await? else {
+    let Some(owner) = super::claim::find_link(app, &token).await? else {
         return Ok(NewLink::NotSent("unknown token"));
     };
     if owner.method != Method::Link {

@@ -17,7 +17,7 @@
 
 use crate::app::Clock;
 use crate::domain::quota::Window;
-use crate::domain::{sealed::Sealer, EmailKind, EmailStatus, MailJob, PortalId, TenantId};
+use crate::domain::{EmailKind, EmailStatus, MailJob, PortalId, TenantId};
 use crate::mail::{
     ses::{SendError, Ses},
     templates::{default_template, render, EmailTemplate, TemplateVars},
@@ -37,8 +37,8 @@ pub enum SendEmailError {
 pub struct EmailSender {
     pub store: Store,
     pub ses: Ses,
-    /// Opens the secrets sealed in the log entry (`domain::sealed`).
-    pub sealer: Sealer,
+    /// The hash key's versions: open the secrets sealed in the log entry (`domain::sealed`).
+    pub keys: crate::secrets::HashKeys,
     pub clock: Clock,
     /// The mail queue's maxReceiveCount: the receive after which SQS gives up.
     pub max_receive_count: u32,
@@ -104,7 +104,8 @@ impl EmailSender {
         let masked = TemplateVars::from_map(&entry.vars);
         let vars = match &entry.sealed {
             None => Ok(masked.clone()),
-            Some(sealed) => self.unseal(&job.document_id, sealed, &masked),
+            // A key that cannot be read now is worth a retry (an error), not a failed email.
+            Some(sealed) => Self::unseal(&*self.keys.get().await?, &job.document_id, sealed, &masked),
         };
         let template = self.template_for(&job.tenant_id, &entry.portal_id, entry.kind).await?;
         let rendered = vars.and_then(|vars| {
@@ -149,13 +150,13 @@ impl EmailSender {
     }
 
     /// The variables with the sealed secrets put back.
-    fn unseal(&self, document: &crate::domain::DocumentId, sealed: &str, masked: &TemplateVars) -> Result<TemplateVars, String> {
+    fn unseal(keys: &crate::domain::keyring::KeyRing, document: &crate::domain::DocumentId, sealed: &str, masked: &TemplateVars) -> Result<TemplateVars, String> {
         #[derive(serde::Deserialize)]
         struct Secrets {
             code: String,
             link: String,
         }
-        let opened = self.sealer.open(document, sealed).map_err(|e| e.to_string())?;
+        let opened = keys.open_sealed(document, sealed).map_err(|e| e.to_string())?;
         let secrets: Secrets = serde_json::from_str(&opened).map_err(|_| "the email's sealed secrets are not readable".to_owned())?;
         Ok(TemplateVars { code: secrets.code.into(), link: secrets.link.into(), ..masked.clone() })
     }

@@ -42,7 +42,10 @@ impl Activator {
         let sent_at_ms = message.attributes.get("SentTimestamp").and_then(|t| t.parse().ok()).ok_or(ProofError::Missing("SentTimestamp"))?;
         match &proof.signer {
             Signer::Service => {
-                proof.verify(&[&self.app.queue_key], body, sent_at_ms)?;
+                // The service's key, current or previous: a rotation voids no message in flight.
+                let ring = self.app.keys.get().await.map_err(|e| MessageError::Invalid(format!("the service's key could not be read: {e:#}")))?;
+                let keys: Vec<&[u8]> = ring.all().map(|k| k.queue_key.as_slice()).collect();
+                proof.verify(&keys, body, sent_at_ms)?;
                 ActivationMessage::parse(body, &proof.tenant, Sender::Service)
             }
             Signer::Integration(id) => {

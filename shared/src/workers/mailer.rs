@@ -26,17 +26,23 @@ pub struct Mailer {
 
 impl Mailer {
     pub fn new(sdk: &aws_config::SdkConfig, settings: &Settings) -> Self {
-        Self::from_parts(Store::new(sdk, &settings.table_name), Ses::new(sdk, &settings.mail_from), MailQueue::new(sdk, &settings.mail_queue_url), settings)
+        Self::from_parts(
+            Store::new(sdk, &settings.table_name),
+            Ses::new(sdk, &settings.mail_from),
+            MailQueue::new(sdk, &settings.mail_queue_url),
+            crate::secrets::Secrets::new(sdk),
+            settings,
+        )
     }
 
     /// From adapters built elsewhere (the local stack points each at its own endpoint).
-    pub fn from_parts(store: Store, ses: Ses, queue: MailQueue, settings: &Settings) -> Self {
+    pub fn from_parts(store: Store, ses: Ses, queue: MailQueue, secrets: crate::secrets::Secrets, settings: &Settings) -> Self {
         Self {
             queue,
             sender: EmailSender {
                 store,
                 ses,
-                sealer: crate::domain::sealed::Sealer::new(secrecy::ExposeSecret::expose_secret(&settings.code_hash_key).as_bytes()),
+                keys: crate::secrets::HashKeys::new(secrets, &settings.code_hash_key_secret),
                 clock: system_clock(),
                 max_receive_count: settings.mail_max_receive_count,
                 lease_ms: 60_000,
@@ -51,7 +57,9 @@ impl Mailer {
         anyhow::ensure!(!settings.mail_from.is_empty(), "environment variable MAIL_FROM is not set");
         anyhow::ensure!(!settings.mail_queue_url.is_empty(), "environment variable MAIL_QUEUE_URL is not set");
         let sdk = crate::aws::sdk_config().await?;
-        Ok(Self::new(&sdk, &settings))
+        let mailer = Self::new(&sdk, &settings);
+        mailer.sender.keys.prefetch();
+        Ok(mailer)
     }
 
     /// One message: `true` when SQS should keep it (redeliver, eventually dead-letter).

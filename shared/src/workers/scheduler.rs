@@ -208,15 +208,16 @@ impl Scheduler {
             account_email: String::new(),
         };
         let mut jobs = Vec::new();
+        let keys = self.app.keys.get().await?;
         if wants_email {
-            let email = sealed_email(&self.app.sealer, tenant, &contact_id, &portal.portal_id, EmailKind::PickupCode, &to, &vars, now);
+            let email = sealed_email(&keys.current.sealer, tenant, &contact_id, &portal.portal_id, EmailKind::PickupCode, &to, &vars, now);
             if self.app.store.attach_email(row, &email).await? {
                 summary.emailed += 1;
                 jobs.push(email.document_id);
             }
         }
         if wants_reminder {
-            let email = sealed_email(&self.app.sealer, tenant, &contact_id, &portal.portal_id, EmailKind::Reminder, &to, &vars, now);
+            let email = sealed_email(&keys.current.sealer, tenant, &contact_id, &portal.portal_id, EmailKind::Reminder, &to, &vars, now);
             if self.app.store.attach_reminder(row, &email, now).await? {
                 summary.reminded += 1;
                 jobs.push(email.document_id);

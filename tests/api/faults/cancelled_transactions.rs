@@ -45,7 +45,7 @@ impl TxWorld {
         for binary in ["admin", "generate", "lifecycle", "claim", "activations", "activator", "scheduler"] {
             let mut a = local::http_app(&proxied, &t, binary).await.unwrap();
             a.mail_queue = MailQueue::new(&endpoints.moto, &mail_url);
-            a.activation_queue = ActivationQueue::new(&endpoints.moto, &activation_url).signed_with(a.queue_key.clone());
+            a.activation_queue = ActivationQueue::new(&endpoints.moto, &activation_url).signed_with(a.keys.clone());
             apps.insert(binary, a);
         }
         let table = local::table_name(&t).unwrap();

@@ -29,7 +29,7 @@ async fn dynamodb_restarted_in_the_middle_of_a_bulk_job_still_finishes_it_exactl
     let activation = queue_with_dlq(&sqs, "restartact", 10, 50).await;
     let mail_url = sqs.create_queue().queue_name(unique("restartmail")).send().await.unwrap().queue_url.unwrap();
     let mut submit_app = local::http_app(&endpoints, &t, "activations").await.unwrap();
-    submit_app.activation_queue = ActivationQueue::new(&endpoints.moto, &activation.url).signed_with(submit_app.queue_key.clone());
+    submit_app.activation_queue = ActivationQueue::new(&endpoints.moto, &activation.url).signed_with(submit_app.keys.clone());
     let admin_app = local::http_app(&endpoints, &t, "admin").await.unwrap();
     let mut activator = local::activator(&endpoints, &t).await.unwrap();
     activator.app.mail_queue = MailQueue::new(&endpoints.moto, &mail_url);
@@ -51,6 +51,7 @@ async fn dynamodb_restarted_in_the_middle_of_a_bulk_job_still_finishes_it_exactl
                 kind: ContactKind::Individual,
                 portal_ids: vec![],
                 facts: Default::default(),
+                fact_key_versions: Default::default(),
             };
             let (store, tenant) = (&admin_app.store, &tenant);
             async move { store.put_contact(tenant, &contact, "faults", now).await }
