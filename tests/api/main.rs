@@ -7,6 +7,7 @@ mod claim_checks;
 mod confirmation;
 mod code_loop;
 mod contract;
+mod deactivate_many;
 mod drift;
 mod faults;
 mod handlers;

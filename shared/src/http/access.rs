@@ -1,7 +1,9 @@
 //! The `access` function: `GET /v1/accounts/{email}/access`, what the portal
 //! asks at every login: which contacts (on which portals) this email may open.
-//! One strongly consistent Query; deactivation deletes the grants in the same
-//! transaction, so a deactivated contact is gone from the answer at once.
+//! One strongly consistent Query of the grants and one of their contacts'
+//! states: a grant of a contact `disabled` on its portal counts for nothing
+//! (a big deactivation deletes its grants in later chunks), so a deactivated
+//! contact is gone from the answer at once.
 //! Needs `portal:access` (the portal's own scope, good for nothing else) or any staff scope.
 
 use super::problem::ApiError;

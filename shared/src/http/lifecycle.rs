@@ -7,7 +7,9 @@
 //!   expired → `reset`, disabled → `enabled`; active → 409.
 //! - `POST /v1/contacts/{contact_id}/portal/deactivate` → 200: every account
 //!   loses access at once, pending codes and links are revoked, and a notice
-//!   is emailed. Repeating it changes nothing and sends nothing.
+//!   is emailed, whatever the number of accounts (in chunks, see
+//!   `usecase::deactivate`). Repeating a finished one changes nothing and
+//!   sends nothing; repeating one that stopped midway finishes it.
 
 use super::problem::ApiError;
 use super::request::{actor, caller, finish, resolve_portal, json_body, optional_portal_id, path_param, respond};
@@ -47,6 +49,11 @@ pub struct Resent {
 pub struct Deactivated {
     pub state: PortalState,
     pub email_document_id: Option<DocumentId>,
+    /// Accounts this call disabled (0 when repeated).
+    pub accounts_disabled: usize,
+    /// `false` only for a contact too big for one call (`usecase::deactivate`'s
+    /// bounds): access has ended all the same; deactivate again to end the rest.
+    pub complete: bool,
 }
 
 /// The `lifecycle` function.
@@ -79,7 +86,13 @@ async fn run(app: &App, route: Route, req: &Request) -> Result<Response<Body>, A
         }
         Route::Deactivate => {
             let done = deactivate::deactivate(app, actor, &contact_id, &portal).await?;
-            Ok(respond(StatusCode::OK, &Deactivated { state: PortalState::Disabled, email_document_id: done.email_document_id }))
+            let body = Deactivated {
+                state: PortalState::Disabled,
+                email_document_id: done.email_document_id,
+                accounts_disabled: done.accounts_disabled,
+                complete: done.complete,
+            };
+            Ok(respond(StatusCode::OK, &body))
         }
         _ => Err(ApiError::NotFound("route")),
     }

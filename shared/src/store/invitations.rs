@@ -72,7 +72,9 @@ pub struct ConfirmationStart {
     pub audit: AuditItem,
 }
 
-/// What deactivating a contact on a portal writes.
+/// The first transaction of a deactivation ([`Store::deactivate`]): the
+/// switch (the state `disabled`, the audit entry, the notice) and as many
+/// accounts and codes as fit beside it ([`Deactivation::room`]).
 #[derive(Debug)]
 pub struct Deactivation {
     pub tenant_id: TenantId,
@@ -80,12 +82,45 @@ pub struct Deactivation {
     pub portal_id: PortalId,
     /// The state entry read before; the transaction fails if it changed meanwhile.
     pub seen: Option<AccessEntry>,
-    /// Accounts that still have access.
+    /// Accounts that still have access (those of this transaction).
     pub accounts: Vec<EmailAddress>,
+    /// Pending codes and links revoked (those of this transaction).
     pub revoke: Vec<CodeHash>,
     pub email: Option<EmailItem>,
     pub audit: AuditItem,
     pub now: DateTime<Utc>,
+}
+
+/// Items a DynamoDB transaction holds at most.
+pub const TX_MAX_ITEMS: usize = 100;
+/// Items ending one account (its row, its access grant) or revoking one code
+/// (its row, its lookup) costs: a unit of a deactivation's work.
+pub const ITEMS_PER_END: usize = 2;
+
+impl Deactivation {
+    /// Accounts plus codes the switch transaction has room for beside the
+    /// state, the audit entry and (`with_email`) the notice: 48 or 49.
+    pub const fn room(with_email: bool) -> usize {
+        (TX_MAX_ITEMS - 2 - with_email as usize) / ITEMS_PER_END
+    }
+}
+
+/// A later transaction of a deactivation ([`Store::end_access`]): more
+/// accounts ended and codes revoked, only while the contact is still
+/// `disabled` on the portal.
+#[derive(Debug)]
+pub struct EndAccess {
+    pub tenant_id: TenantId,
+    pub contact_id: ContactId,
+    pub portal_id: PortalId,
+    pub accounts: Vec<EmailAddress>,
+    pub revoke: Vec<CodeHash>,
+    pub now: DateTime<Utc>,
+}
+
+impl EndAccess {
+    /// Accounts plus codes one such transaction holds beside its check of the state: 49.
+    pub const ROOM: usize = (TX_MAX_ITEMS - 1) / ITEMS_PER_END;
 }
 
 fn s_or_null(v: Option<String>) -> aws_sdk_dynamodb::types::AttributeValue {
@@ -289,7 +324,8 @@ impl Store {
     }
 
     /// Claims a code or link for `email`: the lookup and the contact row go
-    /// from pending to claimed (only if still pending and unexpired at `now`),
+    /// from pending to claimed (only if still pending and unexpired at `now`,
+    /// and the contact not `disabled` on the portal),
     /// the plain code is erased, the account is created (or re-enabled), the
     /// contact becomes active and the email's access grant is written, in one
     /// transaction.
@@ -334,9 +370,13 @@ impl Store {
             .table_name(self.table_name())
             .set_key(Some(key(pk.clone(), keys::CONTACT_SK.into())))
             .update_expression("SET #access.#p = :entry")
-            .condition_expression("attribute_exists(pk)")
+            // Never into a deactivation under way: its later transactions
+            // revoke this code too, but only after the state says `disabled`.
+            .condition_expression("attribute_exists(pk) AND (attribute_not_exists(#access.#p) OR #access.#p.#st <> :disabled)")
             .expression_attribute_names("#access", "access")
             .expression_attribute_names("#p", portal.as_str())
+            .expression_attribute_names("#st", "state")
+            .expression_attribute_values(":disabled", s(PortalState::Disabled.as_str()))
             .expression_attribute_values(":entry", entry_value(&AccessEntry::new(claimed_state(claim), None, now))?)
             .build()
             .context("Failed to build an Update")?;
@@ -419,10 +459,13 @@ impl Store {
         self.transact(tx).await
     }
 
-    /// Ends a contact's access to a portal: accounts disabled, their access
-    /// grants deleted, pending codes and links revoked, the state `disabled`,
-    /// the notice and the audit entry recorded. Fails (writes nothing) if the
-    /// state changed since it was read.
+    /// Ends a contact's access to a portal, the first transaction of it: the
+    /// state `disabled` (from then on the login check answers nothing for the
+    /// contact on the portal, see [`Store::access_of`]), the notice and the
+    /// audit entry recorded, and the accounts and codes of `d` (at most
+    /// [`Deactivation::room`]) disabled, their grants deleted, revoked. Fails
+    /// (writes nothing) if the state changed since it was read. The rest
+    /// follows in [`Store::end_access`] transactions.
     #[tracing::instrument(skip_all, fields(tenant = %d.tenant_id))]
     pub async fn deactivate(&self, d: &Deactivation) -> Result<(), TxError> {
         let pk = keys::contact_pk(&d.tenant_id, &d.contact_id);
@@ -443,35 +486,99 @@ impl Store {
         let mut tx = Tx::new()
             .with(TxItem::Contact, TransactWriteItem::builder().update(state.build().context("Failed to build an Update")?).build())
             .with(TxItem::Audit, self.put(to_item(&d.audit)?, "attribute_not_exists(pk)")?);
-        for email in &d.accounts {
+        if let Some(email) = &d.email {
+            tx.push(TxItem::Email, self.put(to_item(email)?, "attribute_not_exists(pk)")?);
+        }
+        self.revocations(&mut tx, &pk, &d.portal_id, &d.revoke)?;
+        self.end_accounts(&mut tx, &d.tenant_id, &d.contact_id, &d.portal_id, &d.accounts, &now_s)?;
+        if tx.len() > TX_MAX_ITEMS {
+            return Err(anyhow::anyhow!("a deactivation's first transaction holds {} items", tx.len()).into());
+        }
+        self.transact(tx).await
+    }
+
+    /// Ends more of a deactivation's accounts and revokes more of its codes,
+    /// in one transaction that holds only while the contact is `disabled` on
+    /// the portal: once access was enabled again (which finishes what was
+    /// left first, see `usecase::deactivate`) it writes nothing and the
+    /// contact's condition is the one that failed.
+    #[tracing::instrument(skip_all, fields(tenant = %e.tenant_id, accounts = e.accounts.len(), codes = e.revoke.len()))]
+    pub async fn end_access(&self, e: &EndAccess) -> Result<(), TxError> {
+        let pk = keys::contact_pk(&e.tenant_id, &e.contact_id);
+        let still_disabled = ConditionCheck::builder()
+            .table_name(self.table_name())
+            .set_key(Some(key(pk.clone(), keys::CONTACT_SK.into())))
+            .condition_expression("#access.#p.#st = :disabled")
+            .expression_attribute_names("#access", "access")
+            .expression_attribute_names("#p", e.portal_id.as_str())
+            .expression_attribute_names("#st", "state")
+            .expression_attribute_values(":disabled", s(PortalState::Disabled.as_str()))
+            .build()
+            .context("Failed to build a ConditionCheck")?;
+        let mut tx = Tx::new().with(TxItem::Contact, TransactWriteItem::builder().condition_check(still_disabled).build());
+        self.revocations(&mut tx, &pk, &e.portal_id, &e.revoke)?;
+        self.end_accounts(&mut tx, &e.tenant_id, &e.contact_id, &e.portal_id, &e.accounts, &time::format(&e.now))?;
+        if tx.len() > TX_MAX_ITEMS {
+            return Err(anyhow::anyhow!("a deactivation's transaction holds {} items", tx.len()).into());
+        }
+        self.transact(tx).await
+    }
+
+    /// Accounts disabled and their access grants deleted (two items each).
+    fn end_accounts(
+        &self,
+        tx: &mut Tx,
+        tenant: &TenantId,
+        contact: &ContactId,
+        portal: &PortalId,
+        accounts: &[EmailAddress],
+        now_s: &str,
+    ) -> anyhow::Result<()> {
+        let pk = keys::contact_pk(tenant, contact);
+        for email in accounts {
             let disable = Update::builder()
                 .table_name(self.table_name())
-                .set_key(Some(key(pk.clone(), keys::account_sk(&d.portal_id, email))))
+                .set_key(Some(key(pk.clone(), keys::account_sk(portal, email))))
                 .update_expression("SET disabled_at = :now")
                 .condition_expression("attribute_exists(pk)")
-                .expression_attribute_values(":now", s(now_s.clone()))
+                .expression_attribute_values(":now", s(now_s))
                 .build()
                 .context("Failed to build an Update")?;
             let revoke_grant = Delete::builder()
                 .table_name(self.table_name())
-                .set_key(Some(key(keys::grant_pk(&d.tenant_id, email), keys::grant_sk(&d.contact_id, &d.portal_id))))
+                .set_key(Some(key(keys::grant_pk(tenant, email), keys::grant_sk(contact, portal))))
                 .build()
                 .context("Failed to build a Delete")?;
             tx.push(TxItem::Account, TransactWriteItem::builder().update(disable).build());
             tx.push(TxItem::Grant, TransactWriteItem::builder().delete(revoke_grant).build());
         }
-        self.revocations(&mut tx, &pk, &d.portal_id, &d.revoke)?;
-        if let Some(email) = &d.email {
-            tx.push(TxItem::Email, self.put(to_item(email)?, "attribute_not_exists(pk)")?);
-        }
-        self.transact(tx).await
+        Ok(())
     }
 
     /// What an email address may open in a tenant: (contact, portal) pairs.
+    /// A grant counts only while its contact is not `disabled` on its portal:
+    /// a deactivation's first transaction sets that state, and its later ones
+    /// delete the grants, so access ends with the first whatever the number
+    /// of accounts. One strongly consistent Query of the grants, then (when
+    /// there are any) one strongly consistent BatchGetItem of their contacts.
     #[tracing::instrument(skip_all, fields(tenant = %tenant))]
     pub async fn access_of(&self, tenant: &TenantId, email: &EmailAddress) -> anyhow::Result<Vec<super::items::AccessGrantItem>> {
         let items = self.query_prefix(keys::grant_pk(tenant, email), keys::GRANT_PREFIX, false).await?;
-        items.into_iter().map(from_item).collect()
+        let grants: Vec<super::items::AccessGrantItem> = items.into_iter().map(from_item).collect::<anyhow::Result<_>>()?;
+        if grants.is_empty() {
+            return Ok(grants);
+        }
+        let mut contacts: Vec<ContactId> = grants.iter().map(|g| g.contact_id.clone()).collect();
+        contacts.sort();
+        contacts.dedup();
+        let states = self.batch_contacts(tenant, &contacts).await?;
+        Ok(grants
+            .into_iter()
+            .filter(|g| {
+                let state = states.get(&g.contact_id).and_then(|(_, access)| access.get(g.portal_id.as_str())).map(|e| e.state);
+                state != Some(PortalState::Disabled)
+            })
+            .collect())
     }
 }
 

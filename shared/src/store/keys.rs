@@ -26,9 +26,10 @@
 //! The scheduler finds tenants in the registry `pk = TENANTS`.
 //!
 //! The login check ("what may this email open?") is one strongly consistent
-//! Query of `T#{t}#A#{email}`: grants are written by the claim and deleted by
-//! deactivation in the same transactions, so a deactivated contact is gone
-//! from it at once.
+//! Query of `T#{t}#A#{email}` and a strongly consistent read of the grants'
+//! contacts: grants are written by the claim and deleted by deactivation's
+//! chunks, and a grant of a contact `disabled` on its portal counts for
+//! nothing, so a deactivated contact is gone from it at once.
 //!
 //! The portlet is one Query: `pk = T#{t}#C#{c} AND begins_with(sk, "CONTACT")`
 //! returns the profile, its accounts and its codes, and nothing else.

@@ -21,4 +21,4 @@ pub mod tx;
 
 pub use dynamo::{ContactPartition, EmailKey, Store};
 pub use tx::{CancelReason, Cancellation, Tx, TxError, TxItem};
-pub use invitations::{CodeOwner, ConfirmationStart, Deactivation, Invitation, NewAccount};
+pub use invitations::{CodeOwner, ConfirmationStart, Deactivation, EndAccess, Invitation, NewAccount};

@@ -167,6 +167,14 @@ async fn activate_once(
     if !identity::missing(&portal.claim_checks, &contact.facts).is_empty() {
         return done(skip(app, batch, &contact.contact_id, Outcome::SkippedMissingFacts).await);
     }
+    if previous == PortalState::Disabled {
+        // Nothing of a stopped deactivation may come back with the new state.
+        match super::deactivate::finish_before_enabling(app, tenant, &contact.contact_id, &portal.portal_id).await {
+            Ok(()) => {}
+            Err(super::deactivate::FinishError::KeptChanging(_)) => return Attempt::Again(()),
+            Err(super::deactivate::FinishError::Unexpected(e)) => return Attempt::Stop(e),
+        }
+    }
     // Nothing was ever issued to a contact in `none`: no pending codes to look for.
     let revoke = if previous == PortalState::None {
         Vec::new()

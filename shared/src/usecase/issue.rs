@@ -229,6 +229,14 @@ async fn issue_once(
     let now = (app.clock)();
     let previous = invitation::contact_state(access.get(portal.portal_id.as_str()), now);
     let step = decide(previous).map_err(|e| fail(e.into()))?;
+    if previous == PortalState::Disabled {
+        // Nothing of a stopped deactivation may come back with the new state.
+        match super::deactivate::finish_before_enabling(app, tenant, contact_id, &portal.portal_id).await {
+            Ok(()) => {}
+            Err(super::deactivate::FinishError::KeptChanging(e)) => return Err(Ok(e)),
+            Err(super::deactivate::FinishError::Unexpected(e)) => return Err(Err(e.into())),
+        }
+    }
     let revoke = app.store.pending_code_hashes(tenant, contact_id, &portal.portal_id).await.map_err(|e| fail(e.into()))?;
     let keys = app.keys.get().await.map_err(|e| fail(e.into()))?;
     let target = Target { actor: actor.name, tenant, contact: &contact, portal, method, previous, now, key: &keys.current };

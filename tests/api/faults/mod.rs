@@ -6,7 +6,7 @@
 
 mod cancelled_transactions;
 mod dynamodb_restart;
-mod fault_proxy;
+pub(crate) mod fault_proxy;
 pub(crate) mod harness;
 mod mail_job_twice;
 mod paused_dynamodb;
