@@ -116,6 +116,7 @@ impl World {
             items.push(serde_dynamo::to_item(&grant).unwrap());
             self.emails.push(email.to_string());
         }
+        let keys = self.lifecycle.keys.get().await.unwrap();
         for _ in 0..codes {
             let code = PickupCode::generate();
             let inv = Invitation {
@@ -124,7 +125,7 @@ impl World {
                 portal_id: portal.clone(),
                 method: Method::Code,
                 code_display: Some(code.display()),
-                hash: self.lifecycle.hasher.hash(&code),
+                hash: keys.current.hasher.hash(&code),
                 created_at: now,
                 expires_at: now + chrono::Duration::hours(24),
                 created_by: "staff-test".into(),
@@ -227,7 +228,7 @@ impl World {
     /// The store's claim of a seeded code (what the claim handler's bind does), for `email`.
     async fn claim_store(&self, plain: &str, email: &str) -> Result<(), TxError> {
         let app = &self.lifecycle;
-        let hash = app.hasher.hash(&PickupCode::parse(plain).unwrap());
+        let hash = app.keys.get().await.unwrap().current.hasher.hash(&PickupCode::parse(plain).unwrap());
         let owner = app.store.find_code(&hash).await.unwrap().expect("the seeded code");
         let now = chrono::Utc::now();
         let expires = chrono::DateTime::from_timestamp_millis(owner.expires_at_ms).unwrap();
@@ -296,7 +297,8 @@ async fn a_deactivation_stopped_after_its_first_transaction_has_ended_access_and
     // A claim of a code the chunks have not reached is refused by the contact's state; nothing is written.
     let mut still_pending = None;
     for code in &w.codes {
-        let owner = w.lifecycle.store.find_code(&w.lifecycle.hasher.hash(&PickupCode::parse(code).unwrap())).await.unwrap().unwrap();
+        let hash = w.lifecycle.keys.get().await.unwrap().current.hasher.hash(&PickupCode::parse(code).unwrap());
+        let owner = w.lifecycle.store.find_code(&hash).await.unwrap().unwrap();
         if owner.state == portal::domain::InvitationState::Pending {
             still_pending = Some(code.clone());
             break;
