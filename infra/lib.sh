@@ -5,8 +5,19 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 VENV="$ROOT/.venv"
 # checkov's own venv (infra/requirements-checkov.txt says why).
 CHECKOV_VENV="$ROOT/.venv-checkov"
-# The RustSec advisory database cargo audit reads (offline): the snapshot beside the clone.
-ADVISORY_DB="${PORTAL_ADVISORY_DB:-$ROOT/../shared/advisory-db}"
+# The RustSec advisory snapshot (cargo audit, offline): PORTAL_ADVISORY_DB, else the nearest
+# shared/advisory-db beside the clone or beside one of its parents (../shared/advisory-db for a
+# clone next to the workplace's shared folder).
+find_advisory_db() {
+  local dir="$ROOT/.."
+  while :; do
+    [ -d "$dir/shared/advisory-db/crates" ] && { (cd "$dir/shared/advisory-db" && pwd); return; }
+    [ "$(cd "$dir" && pwd)" = / ] && break
+    dir="$dir/.."
+  done
+  echo "$ROOT/../shared/advisory-db"
+}
+ADVISORY_DB="${PORTAL_ADVISORY_DB:-$(find_advisory_db)}"
 
 export AWS_ACCESS_KEY_ID="${AWS_ACCESS_KEY_ID:-local}"
 export AWS_SECRET_ACCESS_KEY="${AWS_SECRET_ACCESS_KEY:-local}"

@@ -132,7 +132,25 @@ pub const HASH_KEY_TTL: Duration = Duration::from_secs(300);
 pub struct HashKeys {
     secrets: Secrets,
     name: String,
-    ring: Arc<tokio::sync::Mutex<Option<(Instant, Arc<KeyRing>)>>>,
+    state: Arc<tokio::sync::Mutex<KeyState>>,
+}
+
+#[derive(Default)]
+struct KeyState {
+    /// The versions last read, and when.
+    ring: Option<(Instant, Arc<KeyRing>)>,
+    /// The last read that failed: when, whether the service did not answer, why.
+    failed: Option<(Instant, bool, String)>,
+}
+
+/// A failed read's error again, for those who waited on it (a timeout stays a timeout: 503).
+fn failed_again(did_not_answer: bool, why: &str) -> anyhow::Error {
+    let e = if did_not_answer {
+        anyhow::Error::new(std::io::Error::new(std::io::ErrorKind::TimedOut, why.to_owned()))
+    } else {
+        anyhow::anyhow!("{why}")
+    };
+    e.context("the code hash key could not be read")
 }
 
 impl std::fmt::Debug for HashKeys {
@@ -143,7 +161,7 @@ impl std::fmt::Debug for HashKeys {
 
 impl HashKeys {
     pub fn new(secrets: Secrets, name: impl Into<String>) -> Self {
-        Self { secrets, name: name.into(), ring: Arc::default() }
+        Self { secrets, name: name.into(), state: Arc::default() }
     }
 
     /// The secret's name (or ARN).
@@ -151,23 +169,53 @@ impl HashKeys {
         &self.name
     }
 
-    /// The current and previous keys. Concurrent first uses wait for one read.
+    /// The current and previous keys. Concurrent first uses wait for one read
+    /// (the cold start's prefetch, say) and share its outcome: a caller never
+    /// waits for two reads in a row, which would outlast the function's timeout
+    /// when Secrets Manager does not answer. When a refresh fails, the versions
+    /// read before are used a while longer.
     pub async fn get(&self) -> anyhow::Result<Arc<KeyRing>> {
-        let mut ring = self.ring.lock().await;
-        if let Some((at, keys)) = ring.as_ref() {
+        let waited_from = Instant::now();
+        let mut state = self.state.lock().await;
+        if let Some((at, keys)) = state.ring.as_ref() {
             if at.elapsed() < HASH_KEY_TTL {
                 return Ok(keys.clone());
             }
         }
+        if let Some((at, did_not_answer, why)) = &state.failed {
+            if *at >= waited_from {
+                return Err(failed_again(*did_not_answer, why));
+            }
+        }
+        match self.read().await {
+            Ok(keys) => {
+                *state = KeyState { ring: Some((Instant::now(), keys.clone())), failed: None };
+                Ok(keys)
+            }
+            Err(e) => {
+                state.failed = Some((Instant::now(), crate::aws::did_not_answer(&e), format!("{e:#}")));
+                match state.ring.take() {
+                    Some((_, stale)) => {
+                        tracing::warn!(error = %e, "could not refresh the code hash key; using the versions read before for 30 s more");
+                        // Tried again in 30 s, not by every request meanwhile.
+                        let again = Instant::now().checked_sub(HASH_KEY_TTL - Duration::from_secs(30)).unwrap_or_else(Instant::now);
+                        state.ring = Some((again, stale.clone()));
+                        Ok(stale)
+                    }
+                    None => Err(e),
+                }
+            }
+        }
+    }
+
+    async fn read(&self) -> anyhow::Result<Arc<KeyRing>> {
         self.secrets.forget(&self.name);
         let versions = self.secrets.get(&self.name).await?.with_context(|| format!("the code hash key's secret {} does not exist", self.name))?;
         let key = |v: &Version| {
             anyhow::ensure!(v.value.expose_secret().len() >= 16, "the code hash key (version {}) must be at least 16 characters", v.id);
             Ok(HashKey::new(v.id.clone(), v.value.expose_secret().as_bytes()))
         };
-        let keys = Arc::new(KeyRing { current: key(&versions.current)?, previous: versions.previous.as_ref().map(key).transpose()? });
-        *ring = Some((Instant::now(), keys.clone()));
-        Ok(keys)
+        Ok(Arc::new(KeyRing { current: key(&versions.current)?, previous: versions.previous.as_ref().map(key).transpose()? }))
     }
 
     /// Starts reading the key in the background (cold start); errors are left
@@ -185,6 +233,6 @@ impl HashKeys {
 
     /// Reads the key again at next use (after a rotation, in tests).
     pub async fn forget(&self) {
-        *self.ring.lock().await = None;
+        *self.state.lock().await = KeyState::default();
     }
 }

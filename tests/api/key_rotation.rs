@@ -107,3 +107,29 @@ async fn rotating_the_hash_key_keeps_old_codes_and_facts_claimable_and_new_codes
     let fresh = generate(&generator, &tenant, &contacts[1]).await;
     assert_eq!(claim(&claimer, &fresh, "SW1A 1AA").await.0, 202, "a fresh code and re-saved facts under the third key");
 }
+
+#[tokio::test]
+async fn when_secrets_manager_does_not_answer_a_request_shares_the_cold_start_s_read_and_gets_a_timeout() {
+    // A Secrets Manager that takes connections and never answers.
+    let silent = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let endpoint = format!("http://{}", silent.local_addr().unwrap());
+    let held = tokio::spawn(async move {
+        let mut open = Vec::new();
+        while let Ok((conn, _)) = silent.accept().await {
+            open.push(conn);
+        }
+    });
+    let keys = HashKeys::new(Secrets::new(&portal_local::local::sdk_config(&endpoint).await), "portal-local/CodeHashKeySecret");
+    // The cold start's read, in the background; the first request comes just after.
+    keys.prefetch();
+    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    let started = std::time::Instant::now();
+    let err = keys.get().await.expect_err("no key without Secrets Manager");
+    let waited = started.elapsed();
+    held.abort();
+    // A dependency that did not answer (the API makes it a 503 with Retry-After), after one
+    // read's operation timeout (5 s), not two in a row (which would outlast a 10 s function).
+    assert!(portal::aws::did_not_answer(&err), "{err:#}");
+    assert!(waited < std::time::Duration::from_secs(7), "waited {waited:?}");
+    println!("key read with Secrets Manager silent: the request's answer after {waited:?}");
+}

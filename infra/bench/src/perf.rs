@@ -608,6 +608,49 @@ async fn cold_starts(endpoints: &Endpoints, t: &Template, bin_dir: &Path, runs: 
     Ok(rows)
 }
 
+/// Whether reading the code hash key (Secrets Manager) is in any function's
+/// init: `status` (whose first answer needs no key) and `generate` (whose
+/// first answer hashes a code), each started with moto's Secrets Manager and
+/// with one that accepts connections and never answers. The key is read in
+/// the background from cold start, so init must be the same either way.
+async fn key_read_at_init(endpoints: &Endpoints, t: &Template, bin_dir: &Path, runs: usize) -> anyhow::Result<Vec<(String, &'static str, f64, f64, String)>> {
+    // A Secrets Manager that takes the connection and never says a word.
+    let silent = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let silent_url = format!("http://{}", silent.local_addr()?);
+    let held = tokio::spawn(async move {
+        let mut open = Vec::new();
+        while let Ok((conn, _)) = silent.accept().await {
+            open.push(conn);
+        }
+    });
+    let mut out = Vec::new();
+    for binary in ["status", "generate"] {
+        let path = bin_dir.join(binary);
+        if !path.exists() {
+            continue;
+        }
+        let env = lambda_env(endpoints, t, binary).await?;
+        let mut mute = env.clone();
+        mute.insert("AWS_ENDPOINT_URL_SECRETS_MANAGER".into(), silent_url.clone());
+        let (mut inits, mut times, mut answers) = ([Vec::new(), Vec::new()], [Vec::new(), Vec::new()], [String::new(), String::new()]);
+        for _ in 0..runs {
+            for (i, env) in [&env, &mute].into_iter().enumerate() {
+                let (c, what) = cold_start(&path, env, event_for(binary)?).await?;
+                inits[i].push(c.init_millis);
+                times[i].push(c.millis);
+                answers[i] = what;
+            }
+        }
+        let [i0, i1] = inits;
+        let [t0, t1] = times;
+        let [a0, a1] = answers;
+        out.push((binary.to_owned(), "answers (moto)", median(i0), median(t0), a0));
+        out.push((binary.to_owned(), "never answers", median(i1), median(t1), a1));
+    }
+    held.abort();
+    Ok(out)
+}
+
 fn median(mut v: Vec<f64>) -> f64 {
     v.sort_by(f64::total_cmp);
     v.get(v.len() / 2).copied().unwrap_or(f64::NAN)
@@ -625,6 +668,7 @@ pub async fn run(endpoints: &Endpoints, t: &Template, opts: &Options) -> anyhow:
     portal_local::seed::run(endpoints, t).await?;
     seed_cold_contact(endpoints, t).await?;
     let cold = cold_starts(endpoints, t, &opts.bin_dir, opts.cold_runs).await?;
+    let key_read = key_read_at_init(endpoints, t, &opts.bin_dir, opts.cold_runs).await?;
     let mut md = String::new();
     md.push_str(&format!(
         "Measured by `infra/bench-perf` on {} ({} cores), local stack (DynamoDB Local, moto), release build, one process run.\n\n",
@@ -686,6 +730,17 @@ pub async fn run(endpoints: &Endpoints, t: &Template, opts: &Options) -> anyhow:
             c.peak_rss_mib,
             answer
         ));
+    }
+    md.push_str(&format!(
+        "\nThe code hash key at cold start (median of {} starts each): read from Secrets Manager in the background from \
+         init on, so init is the same whether Secrets Manager answers or not; only a first answer that needs the key waits \
+         for it (and, when it never comes, is a 503 within the SDK's operation timeout).\n\n\
+         | binary | Secrets Manager | init ms | cold start ms | first answer |\n|---|---|---:|---:|---|\n",
+        opts.cold_runs
+    ));
+    for (binary, sm, init, cold, answer) in &key_read {
+        let answer: String = answer.replace('|', "\\|").replace('\n', " ").chars().take(60).collect();
+        md.push_str(&format!("| {binary} | {sm} | {init:.1} | {cold:.1} | `{answer}` |\n"));
     }
     println!("{md}");
     if let Some(readme) = &opts.readme {
