@@ -5,7 +5,7 @@
 use crate::helpers::*;
 use reqwest::Method;
 use serde_json::{json, Value};
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 async fn lifecycle(app: &TestApp, contact: &str, op: &str, body: Value) -> Answer {
@@ -342,4 +342,39 @@ async fn no_email_log_entry_or_stored_document_holds_a_code_or_token_in_plain() 
         assert!(!raw.contains(&secret), "the log's variables hold the {secret_of}: {raw}");
         assert!(item.sealed.is_none(), "the sealed copy is erased once sent");
     }
+}
+
+#[tokio::test]
+async fn the_listing_finds_contacts_by_a_prefix_of_any_word_of_their_name_or_email() {
+    let app = TestApp::new().await;
+    app.put_portal("main", true).await.ok(200);
+    let people = [("Ann-Marie Lee", "aml@example.com"), ("Anna Smith", "asmith@example.org"), ("Bob Stone", "bob@example.net"), ("Dana Annson", "dana@example.com")];
+    let mut ids = BTreeMap::new();
+    for (name, email) in people {
+        let id = unique("c");
+        app.call(Method::PUT, &format!("/v1/contacts/{id}"), WRITE, Some(json!({"name": name, "email": email, "kind": "individual"}))).await.ok(200);
+        ids.insert(name, id);
+    }
+    let found = |q: &str| {
+        let app = &app;
+        let q = q.to_owned();
+        async move {
+            let page = app.get(&format!("/v1/contacts?q={}", q.replace(' ', "%20"))).await.ok(200).clone();
+            page["items"].as_array().unwrap().iter().map(|c| c["name"].as_str().unwrap().to_owned()).collect::<BTreeSet<_>>()
+        }
+    };
+    let names = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<BTreeSet<_>>();
+    assert_eq!(found("ann").await, names(&["Ann-Marie Lee", "Anna Smith", "Dana Annson"]), "a prefix of any word");
+    assert_eq!(found("ANN").await, found("ann").await, "case does not matter");
+    assert_eq!(found("marie").await, names(&["Ann-Marie Lee"]), "a word after a dash");
+    assert_eq!(found("stone").await, names(&["Bob Stone"]));
+    assert_eq!(found("asmith").await, names(&["Anna Smith"]), "the email's words too");
+    assert!(found("nna").await.is_empty(), "not a prefix of a word");
+    assert_eq!(found("").await.len(), 4, "an empty q lists everyone");
+    // With the state filter: Bob gets a code, so only he is pending.
+    app.generate(&ids["Bob Stone"], json!({})).await.ok(201);
+    let pending = app.get("/v1/contacts?q=s&portal_status=pending").await.ok(200).clone();
+    let pending: Vec<&str> = pending["items"].as_array().unwrap().iter().map(|c| c["name"].as_str().unwrap()).collect();
+    assert_eq!(pending, ["Bob Stone"], "Anna Smith matches q but is not pending");
+    assert!(app.get(&format!("/v1/contacts?q={}", "a".repeat(101))).await.problem(422).contains("q"));
 }

@@ -6,15 +6,17 @@ use super::request::{caller, path_param, resolve_portal, respond};
 use crate::app::App;
 use crate::domain::page_cursor::Listing;
 use crate::domain::{time, ContactId, PortalId, PortalState, Scope};
-use crate::store::listing::ListError;
+use crate::store::listing::{ListError, NameSearch};
 use lambda_http::{http::StatusCode, Body, Request, RequestExt, Response};
 use serde_json::json;
 
 /// Default and largest page of the listing.
 pub const DEFAULT_LIMIT: usize = 50;
 pub const MAX_LIMIT: usize = 200;
+/// The longest name search.
+pub const MAX_SEARCH_CHARS: usize = 100;
 
-/// `GET /v1/contacts?portal_status=&portal_id=&limit=&cursor=`
+/// `GET /v1/contacts?q=&portal_status=&portal_id=&limit=&cursor=`
 pub async fn list_contacts(app: &App, req: &Request) -> Result<Response<Body>, ApiError> {
     let caller = caller(req, Scope::Read)?;
     let query = req.query_string_parameters();
@@ -25,6 +27,13 @@ pub async fn list_contacts(app: &App, req: &Request) -> Result<Response<Body>, A
         })?),
     };
     let limit = super::request::limit_param(req, DEFAULT_LIMIT, MAX_LIMIT)?;
+    let search = match query.first("q") {
+        Some(q) if q.chars().count() > MAX_SEARCH_CHARS => {
+            return Err(ApiError::validation("/q", format!("q is at most {MAX_SEARCH_CHARS} characters")));
+        }
+        Some(q) => NameSearch::new(q),
+        None => None,
+    };
     let portal_id = query
         .first("portal_id")
         .map(|p| PortalId::parse(p).map_err(|e| ApiError::validation("/portal_id", format!("portal_id {e}"))))
@@ -38,7 +47,7 @@ pub async fn list_contacts(app: &App, req: &Request) -> Result<Response<Body>, A
         .transpose()?;
     let page = app
         .store
-        .list_contacts(&caller.tenant_id, &portal.portal_id, filter, limit, cursor, (app.clock)())
+        .list_contacts(&caller.tenant_id, &portal.portal_id, filter, search.as_ref(), limit, cursor, (app.clock)())
         .await
         .map_err(|e| match e {
             ListError::BadCursor => ApiError::validation("/cursor", e.to_string()),

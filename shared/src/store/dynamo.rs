@@ -269,6 +269,12 @@ impl Store {
             .expression_attribute_values(":empty", AttributeValue::M(HashMap::new()))
             .expression_attribute_values(":gpk", s(keys::contacts_gsi_pk(tenant)))
             .expression_attribute_values(":gsk", s(contact.contact_id.as_str()))
+            // What the listing's name search looks in (`domain::report::search_text`).
+            .expression_attribute_names("#search", "search")
+            .expression_attribute_values(
+                ":search",
+                s(crate::domain::report::search_text(&contact.name, contact.email.as_ref().map_or("", |e| e.as_str()))),
+            )
             .return_values(aws_sdk_dynamodb::types::ReturnValue::AllNew);
         let mut set = vec![
             "contact_id = :id".to_owned(),
@@ -280,6 +286,7 @@ impl Store {
             "#access = if_not_exists(#access, :empty)".into(),
             "gsi1pk = :gpk".into(),
             "gsi1sk = :gsk".into(),
+            "#search = :search".into(),
         ];
         let mut remove = Vec::new();
         match &contact.email {

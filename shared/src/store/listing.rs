@@ -29,14 +29,32 @@ pub struct ContactPage {
     pub next_cursor: Option<String>,
 }
 
+/// What a name search looks for: `needle` in the lowercased words of name and
+/// email (`domain::report::search_text`), or `typed` as given in the name.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NameSearch {
+    pub needle: String,
+    pub typed: String,
+}
+
+impl NameSearch {
+    /// None for an empty query.
+    pub fn new(q: &str) -> Option<Self> {
+        crate::domain::report::search_needle(q).map(|needle| Self { needle, typed: q.trim().to_owned() })
+    }
+}
+
 impl Store {
-    /// Contacts of a tenant with their state on `portal`, optionally only those in `filter`.
+    /// Contacts of a tenant with their state on `portal`, optionally only those
+    /// in `filter`, and only those `search` finds (a name search, [`NameSearch`]).
     #[tracing::instrument(skip_all, fields(tenant = %tenant))]
+    #[allow(clippy::too_many_arguments)]
     pub async fn list_contacts(
         &self,
         tenant: &TenantId,
         portal: &PortalId,
         filter: Option<PortalState>,
+        search: Option<&NameSearch>,
         limit: usize,
         cursor: Option<&str>,
         now: DateTime<Utc>,
@@ -67,9 +85,25 @@ impl Store {
                 Some(PortalState::Disabled) => Some("#access.#p.#st = :disabled"),
                 Some(PortalState::Locked) => Some("#access.#p.#st = :locked"),
             };
-            if let Some(expr) = state_filter {
+            // A name search: a prefix of any word of the name or email (the `search`
+            // attribute), or, on an item written before it had one, the name as typed.
+            let search_filter = search.map(|_| "(contains(#search, :needle) OR (attribute_not_exists(#search) AND contains(#name, :typed)))");
+            let expr = match (state_filter, search_filter) {
+                (Some(a), Some(b)) => Some(format!("({a}) AND {b}")),
+                (a, b) => a.or(b).map(str::to_owned),
+            };
+            if let Some(search) = search {
                 q = q
-                    .filter_expression(expr)
+                    .expression_attribute_names("#search", "search")
+                    .expression_attribute_names("#name", "name")
+                    .expression_attribute_values(":needle", s(search.needle.clone()))
+                    .expression_attribute_values(":typed", s(search.typed.clone()));
+            }
+            if let Some(expr) = expr {
+                q = q.filter_expression(expr);
+            }
+            if state_filter.is_some() {
+                q = q
                     .expression_attribute_names("#access", "access")
                     .expression_attribute_names("#p", portal.as_str());
                 let values: &[(&str, &str)] = match filter {

@@ -149,7 +149,7 @@ impl Scheduler {
                 let page = self
                     .app
                     .store
-                    .list_contacts(tenant, &portal.portal_id, Some(state), 100, cursor.as_deref(), now)
+                    .list_contacts(tenant, &portal.portal_id, Some(state), None, 100, cursor.as_deref(), now)
                     .await
                     .map_err(|e| anyhow::anyhow!(e).context("listing contacts to auto-generate for"))?;
                 for (contact, _) in page.items {
