@@ -383,3 +383,24 @@ async fn an_unreadable_message_is_reported_failed_and_writes_nothing() {
     assert_eq!(r.batch_item_failures[0].item_identifier, "poison-1");
     assert_eq!(a.app.store.requests_sent(), requests, "not one DynamoDB request for a poison message");
 }
+
+#[tokio::test]
+async fn the_list_of_groups_is_the_tenant_s_own_and_pages_with_its_own_cursor() {
+    let (a, b) = (TestApp::new().await, TestApp::new().await);
+    for (id, name) in [("g1", "Diabetes follow-up"), ("g2", "Flu clinic"), ("g3", "New patients")] {
+        a.call(Method::PUT, &format!("/v1/groups/{id}"), WRITE, Some(json!({"name": name, "contact_ids": []}))).await.ok(200);
+    }
+    b.call(Method::PUT, "/v1/groups/g9", WRITE, Some(json!({"name": "B's only", "contact_ids": []}))).await.ok(200);
+    let first = a.get("/v1/groups?limit=2").await.ok(200).clone();
+    let names: Vec<&str> = first["items"].as_array().unwrap().iter().map(|g| g["name"].as_str().unwrap()).collect();
+    assert_eq!(names, ["Diabetes follow-up", "Flu clinic"]);
+    let cursor = first["next_cursor"].as_str().unwrap().to_owned();
+    let rest = a.get(&format!("/v1/groups?limit=2&cursor={cursor}")).await.ok(200).clone();
+    assert_eq!(rest["items"].as_array().map(Vec::len), Some(1));
+    assert_eq!(rest["items"][0]["name"], "New patients");
+    // Tenant B sees only its own, and A's cursor means nothing to it.
+    let theirs = b.get("/v1/groups").await.ok(200).clone();
+    assert_eq!(theirs["items"].as_array().map(Vec::len), Some(1), "{theirs}");
+    assert_eq!(theirs["items"][0]["group_id"], "g9");
+    b.get(&format!("/v1/groups?cursor={cursor}")).await.problem(422);
+}

@@ -667,6 +667,12 @@ async fn every_operation_answers_as_documented() {
     let group = "/v1/groups/{group_id}";
     r.case(M::PUT, group, "/v1/groups/vip", Some(WRITE), Some(json!({"name": "VIP list", "contact_ids": [c3, c4]})), 200).await;
     r.case(M::PUT, group, "/v1/groups/empty", Some(WRITE), Some(json!({"name": "Nobody yet", "contact_ids": []})), 200).await;
+    let groups = r.case(M::GET, "/v1/groups", "/v1/groups?limit=1", Some(READ), None, 200).await;
+    let next = groups["next_cursor"].as_str().expect("two groups, pages of one").to_owned();
+    assert_eq!(groups["items"][0]["name"], "Nobody yet", "id order: empty < vip");
+    let rest = r.case(M::GET, "/v1/groups", &format!("/v1/groups?limit=5&cursor={}", percent_encode(&next)), Some(READ), None, 200).await;
+    assert_eq!((rest["items"][0]["group_id"].as_str(), rest["items"][0]["size"].as_u64()), (Some("vip"), Some(2)), "{rest}");
+    r.case(M::GET, "/v1/groups", "/v1/groups?cursor=forged", Some(READ), None, 422).await;
     r.case(M::PUT, group, "/v1/groups/vip", Some(WRITE), Some(json!({"name": " ", "contact_ids": []})), 422).await;
     r.case(M::PUT, group, "/v1/groups/vip", Some(WRITE), Some(json!({"name": "VIP", "contact_ids": ["bad#id"]})), 422).await;
     let g = r.case(M::GET, group, "/v1/groups/vip", Some(READ), None, 200).await;

@@ -20,6 +20,7 @@ pub enum Listing {
     Contacts,
     ActivationsReport,
     UnusedCodesReport,
+    Groups,
 }
 
 impl Listing {
@@ -28,6 +29,7 @@ impl Listing {
             Self::Contacts => "contacts",
             Self::ActivationsReport => "activations-report",
             Self::UnusedCodesReport => "unused-codes-report",
+            Self::Groups => "groups",
         }
     }
 }

@@ -84,6 +84,7 @@ impl Function for Activations {
             Route::SubmitActivations => activate_selection(app, &req).await,
             Route::PutGroup => put_group(app, &req).await,
             Route::GetGroup => get_group(app, &req).await,
+            Route::ListGroups => list_groups(app, &req).await,
             Route::ActivateGroup => activate_group(app, &req).await,
             Route::GetJob => get_job(app, &req).await,
             Route::PutIntegration => super::integrations::put_integration(app, &req).await,
@@ -143,6 +144,25 @@ async fn get_group(app: &App, req: &Request) -> Result<Response<Body>, ApiError>
         &json!({"group_id": g.group_id, "name": g.name, "contact_ids": g.contact_ids, "size": g.contact_ids.len(),
                 "updated_at": time::format(&g.updated_at)}),
     ))
+}
+
+/// `GET /v1/groups?limit=&cursor=`: the tenant's groups (SmartGroups and Lists) in id order.
+async fn list_groups(app: &App, req: &Request) -> Result<Response<Body>, ApiError> {
+    use crate::domain::page_cursor::Listing;
+    let caller = caller(req, Scope::Read)?;
+    let limit = super::request::limit_param(req, 50, 200)? as i32;
+    let tenant = caller.tenant_id.as_str();
+    let keys = app.keys.get().await?;
+    let foreign = || ApiError::validation("/cursor", crate::domain::page_cursor::ForeignCursor.to_string());
+    let query = lambda_http::RequestExt::query_string_parameters(req);
+    let cursor = query.first("cursor").map(|raw| keys.open_cursor(tenant, Listing::Groups, raw).map_err(|_| foreign())).transpose()?;
+    let (groups, next) = app.store.list_groups(&caller.tenant_id, limit, cursor).await?.ok_or_else(foreign)?;
+    let items: Vec<_> = groups
+        .into_iter()
+        .map(|g| json!({"group_id": g.group_id, "name": g.name, "size": g.size, "updated_at": time::format(&g.updated_at)}))
+        .collect();
+    let next_cursor = next.map(|plain| keys.sign_cursor(tenant, Listing::Groups, &plain));
+    Ok(respond(StatusCode::OK, &json!({"items": items, "next_cursor": next_cursor})))
 }
 
 async fn activate_group(app: &App, req: &Request) -> Result<Response<Body>, ApiError> {

@@ -38,6 +38,7 @@ pub enum Route {
     SubmitActivations,
     PutGroup,
     GetGroup,
+    ListGroups,
     ActivateGroup,
     GetJob,
     PutIntegration,
@@ -64,7 +65,7 @@ pub enum Effect {
 }
 
 impl Route {
-    pub const ALL: [Route; 37] = [
+    pub const ALL: [Route; 38] = [
         Route::GenerateCode,
         Route::Claim,
         Route::ConfirmClaim,
@@ -88,6 +89,7 @@ impl Route {
         Route::SubmitActivations,
         Route::PutGroup,
         Route::GetGroup,
+        Route::ListGroups,
         Route::ActivateGroup,
         Route::GetJob,
         Route::PutIntegration,
@@ -132,6 +134,7 @@ impl Route {
             Self::SubmitActivations => ("POST", "/v1/activations", "activations", Effectful),
             Self::PutGroup => ("PUT", "/v1/groups/{group_id}", "activations", Safe),
             Self::GetGroup => ("GET", "/v1/groups/{group_id}", "activations", Safe),
+            Self::ListGroups => ("GET", "/v1/groups", "activations", Safe),
             Self::ActivateGroup => ("POST", "/v1/groups/{group_id}/activate", "activations", Effectful),
             Self::GetJob => ("GET", "/v1/jobs/{job_id}", "activations", Safe),
             Self::PutIntegration => ("PUT", "/v1/integrations/{integration_id}", "activations", Safe),

@@ -60,6 +60,20 @@ pub struct GroupItem {
     #[serde(with = "time::rfc3339")]
     pub updated_at: DateTime<Utc>,
     pub updated_by: String,
+    /// The tenant's groups in id order (`keys::groups_gsi_pk`); absent on groups saved before the list.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gsi1pk: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gsi1sk: Option<String>,
+}
+
+/// One line of a tenant's list of groups.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GroupSummary {
+    pub group_id: GroupId,
+    pub name: String,
+    pub size: u32,
+    pub updated_at: DateTime<Utc>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -312,6 +326,8 @@ impl Store {
             chunks: chunks.len() as u32,
             updated_at: now,
             updated_by: actor.to_owned(),
+            gsi1pk: Some(keys::groups_gsi_pk(tenant)),
+            gsi1sk: Some(group.as_str().to_owned()),
         };
         let mut tx = Tx::new().with(TxItem::Group, self.put(to_item(&meta)?, "attribute_exists(pk) OR attribute_not_exists(pk)")?);
         for (i, chunk) in chunks.iter().enumerate() {
@@ -335,6 +351,42 @@ impl Store {
 
     /// A group and its members as they are now (one Query).
     #[tracing::instrument(skip_all, fields(tenant = %tenant))]
+    /// A page of the tenant's groups in id order (one Query on `gsi1`), and the
+    /// store's cursor for the next; `None` for a cursor of another listing or tenant.
+    pub async fn list_groups(&self, tenant: &TenantId, limit: i32, cursor: Option<&str>) -> anyhow::Result<Option<(Vec<GroupSummary>, Option<String>)>> {
+        let pk = keys::groups_gsi_pk(tenant);
+        let start = match cursor {
+            Some(c) => match super::cursor::decode_cursor(c, "gsi1pk", &pk) {
+                Some(start) => Some(start),
+                None => return Ok(None),
+            },
+            None => None,
+        };
+        let out = self
+            .client()
+            .query()
+            .table_name(self.table_name())
+            .index_name(keys::GSI1)
+            .key_condition_expression("gsi1pk = :pk")
+            .expression_attribute_values(":pk", s(pk))
+            .limit(limit)
+            .set_exclusive_start_key(start)
+            .send()
+            .await
+            .context("Failed to list groups")?;
+        let groups = out
+            .items
+            .unwrap_or_default()
+            .into_iter()
+            .map(|item| {
+                let g: GroupItem = from_item(item)?;
+                Ok(GroupSummary { group_id: g.group_id, name: g.name, size: g.size, updated_at: g.updated_at })
+            })
+            .collect::<anyhow::Result<Vec<_>>>()?;
+        let next = out.last_evaluated_key.filter(|k| !k.is_empty()).as_ref().map(super::cursor::encode_cursor).transpose()?;
+        Ok(Some((groups, next)))
+    }
+
     pub async fn get_group(&self, tenant: &TenantId, group: &GroupId) -> anyhow::Result<Option<Group>> {
         let items = self.query_prefix(group_pk(tenant, group), GROUP_SK, false).await?;
         let (mut meta, mut members) = (None, Vec::new());

@@ -15,9 +15,10 @@
 //! | access grant    | `T#{t}#A#{email}`        | `ACCESS#{contact}#{portal}`          |
 //! | code lookup     | `CODE#{code hash}`       | `CODE`                               |
 //!
-//! The index `gsi1` (`gsi1pk`, `gsi1sk`, all attributes) serves two lookups:
+//! The index `gsi1` (`gsi1pk`, `gsi1sk`, all attributes) serves three lookups:
 //! a tenant's contacts in id order (`gsi1pk = T#{t}#CONTACTS`, on contact
-//! profiles, for the listing) and an email document by id
+//! profiles, for the listing), its groups (`T#{t}#GROUPS`, on each group's
+//! own item) and an email document by id
 //! (`gsi1pk = T#{t}#DOC#{document id}`, on email log entries).
 //!
 //! Two sparse indexes serve the reports and the scheduler: `gsi2`
@@ -79,6 +80,11 @@ pub const DOCUMENT_GSI_SK: &str = "DOC";
 
 pub fn contacts_gsi_pk(t: &TenantId) -> String {
     format!("T#{t}#CONTACTS")
+}
+
+/// A tenant's groups by id, on `gsi1` (the group's own item).
+pub fn groups_gsi_pk(t: &TenantId) -> String {
+    format!("T#{t}#GROUPS")
 }
 
 pub fn document_gsi_pk(t: &TenantId, document_id: &DocumentId) -> String {
