@@ -116,6 +116,34 @@ impl PortalCache {
     }
 }
 
+/// Tenants' display names (`domain::tenant`), cached per instance like the
+/// portals: every email and hosted page names the tenant.
+pub struct ProfileCache {
+    ttl: Duration,
+    entries: Mutex<HashMap<TenantId, (Instant, Arc<Option<crate::domain::tenant::TenantProfile>>)>>,
+}
+
+impl ProfileCache {
+    pub fn new(ttl: Duration) -> Self {
+        Self { ttl, entries: Mutex::new(HashMap::new()) }
+    }
+
+    pub async fn get(&self, store: &Store, tenant: &TenantId) -> anyhow::Result<Arc<Option<crate::domain::tenant::TenantProfile>>> {
+        if let Some((at, profile)) = self.entries.lock().expect("cache lock").get(tenant) {
+            if at.elapsed() < self.ttl {
+                return Ok(profile.clone());
+            }
+        }
+        let profile = Arc::new(store.tenant_profile(tenant).await?);
+        self.entries.lock().expect("cache lock").insert(tenant.clone(), (Instant::now(), profile.clone()));
+        Ok(profile)
+    }
+
+    pub fn forget(&self, tenant: &TenantId) {
+        self.entries.lock().expect("cache lock").remove(tenant);
+    }
+}
+
 /// Everything the use cases use.
 pub struct App {
     pub store: Store,
@@ -128,6 +156,8 @@ pub struct App {
     pub keys: HashKeys,
     pub clock: Clock,
     pub portals: PortalCache,
+    /// Tenants' profiles (display names).
+    pub profiles: ProfileCache,
     /// Identity providers' signing keys, fetched on first use (`crate::oidc`).
     pub identity_keys: crate::oidc::KeySets,
     /// Where the hosted pages are (`Settings::public_base_url`).
@@ -163,6 +193,7 @@ impl App {
             keys,
             clock: system_clock(),
             portals: PortalCache::new(Duration::from_secs(settings.portal_cache_seconds)),
+            profiles: ProfileCache::new(Duration::from_secs(settings.portal_cache_seconds)),
             identity_keys: Default::default(),
             public_base_url: settings.public_base_url.clone(),
             max_emails_per_hour: settings.max_emails_per_hour,
@@ -182,6 +213,18 @@ impl App {
             ""
         });
         crate::domain::link_token::hosted_claim_url(base, tenant, &portal.portal_id)
+    }
+
+    /// What emails and pages call the tenant: its profile's display name, or
+    /// its id when it has none (or the profile cannot be read just now).
+    pub async fn tenant_name(&self, tenant: &TenantId) -> String {
+        match self.profiles.get(&self.store, tenant).await {
+            Ok(profile) => profile.as_ref().as_ref().map_or_else(|| tenant.to_string(), |p| p.display_name.clone()),
+            Err(e) => {
+                tracing::warn!(error = %e, "could not read the tenant's profile; naming it by its id");
+                tenant.to_string()
+            }
+        }
     }
 
     /// The Secrets Manager name of an integration's signing secret.

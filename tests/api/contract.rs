@@ -490,6 +490,14 @@ async fn every_operation_answers_as_documented() {
     let list = r.case(M::GET, "/v1/portals", "/v1/portals", Some(READ), None, 200).await;
     assert_eq!(list["items"].as_array().map(Vec::len), Some(2));
 
+    // The tenant's profile: what emails and pages call it.
+    let profile = r.case(M::GET, "/v1/tenant/profile", "/v1/tenant/profile", Some(READ), None, 200).await;
+    assert_eq!(profile["is_default"], true, "{profile}");
+    r.case(M::PUT, "/v1/tenant/profile", "/v1/tenant/profile", Some(ADMIN), Some(json!({"display_name": ""})), 422).await;
+    r.case(M::PUT, "/v1/tenant/profile", "/v1/tenant/profile", Some(WRITE), Some(json!({"display_name": "Clinic"})), 403).await;
+    let set = r.case(M::PUT, "/v1/tenant/profile", "/v1/tenant/profile", Some(ADMIN), Some(json!({"display_name": "Contract Clinic", "logo_url": null})), 200).await;
+    assert_eq!(set["display_name"], "Contract Clinic");
+
     // The tenant's settings: the sending quota.
     let defaults = r.case(M::GET, "/v1/settings", "/v1/settings", Some(READ), None, 200).await;
     assert_eq!(defaults["emails_per_hour"], 500, "{defaults}");

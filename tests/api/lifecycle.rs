@@ -378,3 +378,34 @@ async fn the_listing_finds_contacts_by_a_prefix_of_any_word_of_their_name_or_ema
     assert_eq!(pending, ["Bob Stone"], "Anna Smith matches q but is not pending");
     assert!(app.get(&format!("/v1/contacts?q={}", "a".repeat(101))).await.problem(422).contains("q"));
 }
+
+#[tokio::test]
+async fn the_tenant_profile_names_the_organisation_in_emails_and_on_the_claim_page() {
+    let app = TestApp::new().await;
+    // Before a profile: the defaults, the tenant's id.
+    let before = app.get("/v1/tenant/profile").await.ok(200).clone();
+    assert_eq!((before["display_name"].as_str(), before["is_default"].as_bool()), (Some(app.tenant.as_str()), Some(true)));
+    let bad = app.call(Method::PUT, "/v1/tenant/profile", ADMIN, Some(json!({"display_name": " ", "brand_color": "blue", "logo_url": "http://x.example/l.png"}))).await;
+    let pointers: Vec<&str> = bad.body["errors"].as_array().unwrap().iter().map(|e| e["pointer"].as_str().unwrap()).collect();
+    assert_eq!((bad.status.as_u16(), pointers), (422, vec!["/display_name", "/logo_url", "/brand_color"]), "{:?}", bad.body);
+    app.call(Method::PUT, "/v1/tenant/profile", WRITE, Some(json!({"display_name": "Riverside Clinic"}))).await.problem(403);
+    let set = app
+        .call(Method::PUT, "/v1/tenant/profile", ADMIN, Some(json!({"display_name": "Riverside Clinic", "support_email": "help@riverside.example", "brand_color": "#0B5CAD"})))
+        .await
+        .ok(200)
+        .clone();
+    assert_eq!((set["brand_color"].as_str(), set["is_default"].as_bool()), (Some("#0b5cad"), Some(false)), "{set}");
+
+    // The emailed code says who gives access; the tenant's id appears nowhere in it.
+    let email = format!("{}@example.com", unique("profile"));
+    let contact = app.with_contact(Some(&email)).await;
+    app.generate(&contact, json!({"send_email": true})).await.ok(201);
+    let body = eventually(Duration::from_secs(60), || async { ses_messages_to(&email).await.into_iter().next().map(|(_, body)| body) })
+        .await
+        .expect("the code's email was sent");
+    assert!(body.contains("Riverside Clinic has invited you"), "{body}");
+    assert!(!body.contains(&app.tenant), "{body}");
+    // The hosted claim page carries the name beside the portal's.
+    let page = app.client.get(format!("{}/claim?tenant={}&portal=main", app.base, app.tenant)).send().await.unwrap().text().await.unwrap();
+    assert!(page.contains("Riverside Clinic · "), "{page}");
+}

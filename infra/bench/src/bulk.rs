@@ -175,7 +175,7 @@ pub async fn run(endpoints: &Endpoints, t: &Template, contacts: usize, workers: 
     let keys = submit_app.keys.get().await?;
     for id in &ids {
         let contact = contact_of(id);
-        let target = Target { actor: "bench", tenant: &floor_tenant, contact: &contact, portal: &portal, method: Method::Code, previous: PortalState::None, now, key: &keys.current };
+        let target = Target { actor: "bench", tenant: &floor_tenant, contact: &contact, portal: &portal, method: Method::Code, previous: PortalState::None, now, key: &keys.current, tenant_name: "Bench Clinic" };
         let (mut inv, issued) = plan(&submit_app, &target, Step { email: Some(EmailKind::PickupCode), action: "bulk_activate" }, vec![])
             .map_err(|e| anyhow::anyhow!("{e}"))?;
         inv.job_marker = Some(Store::marker(&floor_tenant, &job_id, id, portal::domain::job::Outcome::Activated, now));

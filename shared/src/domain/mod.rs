@@ -22,6 +22,7 @@ pub mod quota;
 pub mod redacted;
 pub mod report;
 pub mod sealed;
+pub mod tenant;
 pub mod time;
 
 pub use auth::{AuthError, Caller, Scope};

@@ -132,6 +132,8 @@ impl Function for Admin {
             Route::PreviewTemplate => super::templates::preview(app, req).await,
             Route::GetSettings => super::settings::get(app, req).await,
             Route::PutSettings => super::settings::put(app, req).await,
+            Route::GetTenantProfile => super::settings::get_profile(app, req).await,
+            Route::PutTenantProfile => super::settings::put_profile(app, req).await,
             _ => Err(ApiError::NotFound("route")),
         })
     }

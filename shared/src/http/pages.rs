@@ -52,7 +52,14 @@ async fn brand(app: &App, tenant: Option<&str>, portal: Option<&str>) -> Brand {
     };
     match app.portals.get(&app.store, &tenant).await {
         Ok(portals) => match portals.iter().find(|p| p.portal_id == portal) {
-            Some(p) => Brand { name: p.name.clone(), checks: Some(p.claim_checks.clone()), tenant: Some(tenant), portal: Some(portal) },
+            Some(p) => {
+                // The organisation's own name beside the portal's, once it has a profile.
+                let name = match app.profiles.get(&app.store, &tenant).await.ok().and_then(|profile| profile.as_ref().clone()) {
+                    Some(profile) if profile.display_name != p.name => format!("{} · {}", profile.display_name, p.name),
+                    _ => p.name.clone(),
+                };
+                Brand { name, checks: Some(p.claim_checks.clone()), tenant: Some(tenant), portal: Some(portal) }
+            }
             None => Brand::unknown(),
         },
         Err(e) => {

@@ -48,6 +48,8 @@ pub enum Route {
     UnusedCodesReport,
     GetSettings,
     PutSettings,
+    GetTenantProfile,
+    PutTenantProfile,
     ClaimPage,
     ClaimPageSubmit,
     ConfirmPage,
@@ -65,7 +67,7 @@ pub enum Effect {
 }
 
 impl Route {
-    pub const ALL: [Route; 38] = [
+    pub const ALL: [Route; 40] = [
         Route::GenerateCode,
         Route::Claim,
         Route::ConfirmClaim,
@@ -99,6 +101,8 @@ impl Route {
         Route::UnusedCodesReport,
         Route::GetSettings,
         Route::PutSettings,
+        Route::GetTenantProfile,
+        Route::PutTenantProfile,
         Route::ClaimPage,
         Route::ClaimPageSubmit,
         Route::ConfirmPage,
@@ -144,6 +148,8 @@ impl Route {
             Self::UnusedCodesReport => ("GET", "/v1/reports/unused-codes", "reports", Safe),
             Self::GetSettings => ("GET", "/v1/settings", "admin", Safe),
             Self::PutSettings => ("PUT", "/v1/settings", "admin", Safe),
+            Self::GetTenantProfile => ("GET", "/v1/tenant/profile", "admin", Safe),
+            Self::PutTenantProfile => ("PUT", "/v1/tenant/profile", "admin", Safe),
             // The hosted pages (`http::pages`), public HTML forms.
             Self::ClaimPage => ("GET", "/claim", "claim", Safe),
             Self::ClaimPageSubmit => ("POST", "/claim", "claim", Safe),

@@ -1,11 +1,14 @@
-//! `GET /v1/settings` and `PUT /v1/settings` (`portal:admin`): the tenant's
-//! own settings. Today one: `emails_per_hour`, the tenant's sending quota
-//! (`domain::quota`), within the deployment's `MAX_EMAILS_PER_HOUR`.
+//! The tenant's own settings and profile, `portal:admin` to change:
+//! - `GET/PUT /v1/settings`: `emails_per_hour`, the tenant's sending quota
+//!   (`domain::quota`), within the deployment's `MAX_EMAILS_PER_HOUR`;
+//! - `GET/PUT /v1/tenant/profile`: how emails and the hosted pages name the
+//!   organisation (`domain::tenant`).
 
-use super::problem::ApiError;
+use super::problem::{ApiError, FieldError};
 use super::request::{caller, json_body, respond};
 use crate::app::App;
 use crate::domain::quota::{check_emails_per_hour, Window};
+use crate::domain::tenant::TenantProfile;
 use crate::domain::{time, Scope};
 use crate::store::quota::TenantSettings;
 use lambda_http::{http::StatusCode, Body, Request, Response};
@@ -46,4 +49,45 @@ pub async fn put(app: &App, req: &Request) -> Result<Response<Body>, ApiError> {
     app.store.put_tenant_settings(&caller.tenant_id, &settings).await?;
     let sent = app.store.sent_in_window(&caller.tenant_id, Window::of((app.clock)())).await?;
     Ok(respond(StatusCode::OK, &view(app, &settings, sent)))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ProfileRequest {
+    display_name: String,
+    #[serde(default)]
+    support_email: Option<String>,
+    #[serde(default)]
+    logo_url: Option<String>,
+    #[serde(default)]
+    brand_color: Option<String>,
+}
+
+fn profile_view(tenant: &crate::domain::TenantId, profile: Option<&TenantProfile>) -> serde_json::Value {
+    match profile {
+        Some(p) => json!({"display_name": p.display_name, "support_email": p.support_email, "logo_url": p.logo_url, "brand_color": p.brand_color, "is_default": false}),
+        // Never set: emails and pages name the tenant by its id until it is.
+        None => json!({"display_name": tenant.as_str(), "support_email": null, "logo_url": null, "brand_color": null, "is_default": true}),
+    }
+}
+
+/// `GET /v1/tenant/profile`: any staff scope.
+pub async fn get_profile(app: &App, req: &Request) -> Result<Response<Body>, ApiError> {
+    let caller = caller(req, Scope::Read)?;
+    let profile = app.store.tenant_profile(&caller.tenant_id).await?;
+    Ok(respond(StatusCode::OK, &profile_view(&caller.tenant_id, profile.as_ref())))
+}
+
+/// `PUT /v1/tenant/profile`: `portal:admin`.
+pub async fn put_profile(app: &App, req: &Request) -> Result<Response<Body>, ApiError> {
+    let caller = caller(req, Scope::Admin)?;
+    let body: ProfileRequest = json_body(req, false)?;
+    let profile = TenantProfile::parse(&body.display_name, body.support_email.as_deref(), body.logo_url.as_deref(), body.brand_color.as_deref()).map_err(|errors| {
+        let errors: Vec<FieldError> = errors.into_iter().map(|e| FieldError::new(format!("/{}", e.field), e.detail)).collect();
+        let detail = errors.iter().map(|e| e.detail.as_str()).collect::<Vec<_>>().join("; ");
+        ApiError::Validation { detail, errors }
+    })?;
+    app.store.put_tenant_profile(&caller.tenant_id, &profile, &caller.sub, (app.clock)()).await?;
+    app.profiles.forget(&caller.tenant_id);
+    Ok(respond(StatusCode::OK, &profile_view(&caller.tenant_id, Some(&profile))))
 }

@@ -3,6 +3,7 @@
 //! | item | pk | sk |
 //! |---|---|---|
 //! | tenant settings | `T#{t}` | `SETTINGS` |
+//! | tenant profile (`domain::tenant`) | `T#{t}` | `PROFILE` |
 //! | emails handed to SES in one clock hour | `T#{t}#SENT#{YYYYMMDDHH}` | `SENT` (expires two hours after the window) |
 
 use super::dynamo::{n, s, Store};
@@ -93,5 +94,48 @@ impl Store {
     pub async fn sent_in_window(&self, tenant: &TenantId, window: Window) -> anyhow::Result<u32> {
         let item = self.get(format!("{}#SENT#{}", keys::tenant_pk(tenant), window.label()), SENT_SK.into()).await?;
         Ok(item.and_then(|i| i.get("sent").and_then(|v| v.as_n().ok()).and_then(|v| v.parse().ok())).unwrap_or(0))
+    }
+}
+
+const PROFILE_SK: &str = "PROFILE";
+
+impl Store {
+    /// The tenant's profile (`domain::tenant`), if it set one.
+    pub async fn tenant_profile(&self, tenant: &TenantId) -> anyhow::Result<Option<crate::domain::tenant::TenantProfile>> {
+        let Some(item) = self.get(keys::tenant_pk(tenant), PROFILE_SK.into()).await? else { return Ok(None) };
+        let text = |name: &str| item.get(name).and_then(|v| v.as_s().ok()).cloned();
+        Ok(Some(crate::domain::tenant::TenantProfile {
+            display_name: text("display_name").unwrap_or_else(|| tenant.to_string()),
+            support_email: text("support_email").and_then(|e| crate::domain::EmailAddress::parse(&e).ok()),
+            logo_url: text("logo_url"),
+            brand_color: text("brand_color"),
+        }))
+    }
+
+    pub async fn put_tenant_profile(&self, tenant: &TenantId, profile: &crate::domain::tenant::TenantProfile, actor: &str, now: DateTime<Utc>) -> anyhow::Result<()> {
+        let mut item = HashMap::from([
+            ("pk".to_owned(), s(keys::tenant_pk(tenant))),
+            ("sk".to_owned(), s(PROFILE_SK)),
+            ("display_name".to_owned(), s(profile.display_name.clone())),
+            ("updated_at".to_owned(), s(time::format(&now))),
+            ("updated_by".to_owned(), s(actor)),
+        ]);
+        for (name, value) in [
+            ("support_email", profile.support_email.as_ref().map(|e| e.to_string())),
+            ("logo_url", profile.logo_url.clone()),
+            ("brand_color", profile.brand_color.clone()),
+        ] {
+            if let Some(v) = value {
+                item.insert(name.to_owned(), s(v));
+            }
+        }
+        self.client()
+            .put_item()
+            .table_name(self.table_name())
+            .set_item(Some(item))
+            .send()
+            .await
+            .context("Failed to store the tenant's profile")?;
+        Ok(())
     }
 }

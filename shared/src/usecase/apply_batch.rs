@@ -192,7 +192,8 @@ async fn activate_once(
         Ok(keys) => keys,
         Err(e) => return Attempt::Stop(e),
     };
-    let target = Target { actor: &batch.actor, tenant, contact, portal, method: batch.method, previous, now, key: &keys.current };
+    let tenant_name = app.tenant_name(tenant).await;
+    let target = Target { actor: &batch.actor, tenant, contact, portal, method: batch.method, previous, now, key: &keys.current, tenant_name: &tenant_name };
     let (mut invitation, issued) = match plan(app, &target, Step { email, action: "bulk_activate" }, revoke) {
         Ok(planned) => planned,
         Err(e) => return Attempt::Stop(anyhow::Error::new(e).context("planning a contact's invitation")),

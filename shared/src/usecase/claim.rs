@@ -424,7 +424,7 @@ async fn send_confirmation(
     let vars = TemplateVars {
         contact_name: String::new(),
         portal_name: portal.name.clone(),
-        tenant_name: owner.tenant_id.to_string(),
+        tenant_name: app.tenant_name(&owner.tenant_id).await,
         code: Default::default(),
         link: app.confirm_link(&owner.tenant_id, portal, token.expose()).into(),
         claim_url: app.claim_url(&owner.tenant_id, portal),
@@ -506,7 +506,7 @@ async fn notify_account_added(app: &App, owner: &CodeOwner, portal: &Portal, bou
         let vars = TemplateVars {
             contact_name: contact.name.clone(),
             portal_name: portal.name.clone(),
-            tenant_name: owner.tenant_id.to_string(),
+            tenant_name: app.tenant_name(&owner.tenant_id).await,
             claim_url: app.claim_url(&owner.tenant_id, portal),
             account_email: bound.to_string(),
             ..Default::default()

@@ -208,11 +208,12 @@ async fn switch_once(
         return Ok(Switched { email_document_id: None, accounts_disabled: 0, wrote: false, rest, now });
     }
     let contact = &partition.contact;
+    let tenant_name = app.tenant_name(tenant).await;
     let email = contact.email.as_ref().map(|to| {
         let vars = TemplateVars {
             contact_name: contact.name.clone(),
             portal_name: portal.name.clone(),
-            tenant_name: tenant.to_string(),
+            tenant_name: tenant_name.clone(),
             claim_url: app.claim_url(tenant, portal),
             ..Default::default()
         };

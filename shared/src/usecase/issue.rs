@@ -86,11 +86,12 @@ fn secret(app: &App, key: &HashKey, tenant: &TenantId, method: Method, portal: &
     }
 }
 
-fn vars(app: &App, tenant: &TenantId, contact: &Contact, portal: &Portal, code: Option<&str>, link: String, expires_at: DateTime<Utc>) -> TemplateVars {
+#[allow(clippy::too_many_arguments)]
+fn vars(app: &App, tenant: &TenantId, tenant_name: &str, contact: &Contact, portal: &Portal, code: Option<&str>, link: String, expires_at: DateTime<Utc>) -> TemplateVars {
     TemplateVars {
         contact_name: contact.name.clone(),
         portal_name: portal.name.clone(),
-        tenant_name: tenant.to_string(),
+        tenant_name: tenant_name.to_owned(),
         code: code.unwrap_or_default().into(),
         link: link.into(),
         claim_url: app.claim_url(tenant, portal),
@@ -111,12 +112,14 @@ pub struct Target<'a> {
     pub now: DateTime<Utc>,
     /// The current version of the hash key: what hashes the new secret and seals its email.
     pub key: &'a HashKey,
+    /// What the email calls the tenant (`App::tenant_name`).
+    pub tenant_name: &'a str,
 }
 
 /// Builds the invitation for a contact in the given state: the secret, its
 /// expiry, the email and audit entries, the new state. Writes nothing.
 pub fn plan(app: &App, target: &Target<'_>, step: Step, revoke: Vec<CodeHash>) -> Result<(Invitation, Issued), IssueError> {
-    let Target { actor, tenant, contact, portal, method, previous, now, key } = *target;
+    let Target { actor, tenant, contact, portal, method, previous, now, key, tenant_name } = *target;
     let missing = identity::missing(&portal.claim_checks, &contact.facts);
     if !missing.is_empty() {
         return Err(IssueError::MissingFacts(missing));
@@ -134,7 +137,7 @@ pub fn plan(app: &App, target: &Target<'_>, step: Step, revoke: Vec<CodeHash>) -
     let (hash, code, link) = secret(app, key, tenant, method, portal);
     let email = match (step.email, to) {
         (Some(kind), Some(to)) => {
-            let v = vars(app, tenant, contact, portal, code.as_deref(), link, expires_at);
+            let v = vars(app, tenant, tenant_name, contact, portal, code.as_deref(), link, expires_at);
             Some(sealed_email(&key.sealer, tenant, &contact.contact_id, &portal.portal_id, kind, &to, &v, now))
         }
         _ => None,
@@ -239,7 +242,8 @@ async fn issue_once(
     }
     let revoke = app.store.pending_code_hashes(tenant, contact_id, &portal.portal_id).await.map_err(|e| fail(e.into()))?;
     let keys = app.keys.get().await.map_err(|e| fail(e.into()))?;
-    let target = Target { actor: actor.name, tenant, contact: &contact, portal, method, previous, now, key: &keys.current };
+    let tenant_name = app.tenant_name(tenant).await;
+    let target = Target { actor: actor.name, tenant, contact: &contact, portal, method, previous, now, key: &keys.current, tenant_name: &tenant_name };
     let (invitation, issued) = plan(app, &target, step, revoke).map_err(fail)?;
     match app.store.issue_invitation(&invitation).await {
         Ok(()) => Ok(issued),

@@ -200,7 +200,7 @@ impl Scheduler {
         let vars = TemplateVars {
             contact_name: contact.name.clone(),
             portal_name: portal.name.clone(),
-            tenant_name: tenant.to_string(),
+            tenant_name: self.app.tenant_name(tenant).await,
             code: row.code.clone().unwrap_or_default(),
             link: Default::default(),
             claim_url: self.app.claim_url(tenant, portal),
