@@ -88,59 +88,51 @@ impl Settings {
     }
 }
 
-/// A tenant's portals, cached per Lambda instance: the portlet reads them on
-/// every call and they change rarely. Writes through this instance refresh it.
-pub struct PortalCache {
+/// Something of a tenant's that every call reads and that changes rarely,
+/// cached per Lambda instance for a while. Writes through this instance
+/// refresh it ([`TenantCache::forget`]).
+pub struct TenantCache<T> {
     ttl: Duration,
-    entries: Mutex<HashMap<TenantId, (Instant, Arc<Vec<Portal>>)>>,
+    entries: Mutex<HashMap<TenantId, (Instant, Arc<T>)>>,
 }
+
+impl<T> TenantCache<T> {
+    pub fn new(ttl: Duration) -> Self {
+        Self { ttl, entries: Mutex::new(HashMap::new()) }
+    }
+
+    /// The cached value, or what `read` answers (then kept for the TTL).
+    async fn get_or_read<F: std::future::Future<Output = anyhow::Result<T>>>(&self, tenant: &TenantId, read: F) -> anyhow::Result<Arc<T>> {
+        if let Some((at, value)) = self.entries.lock().expect("cache lock").get(tenant) {
+            if at.elapsed() < self.ttl {
+                return Ok(value.clone());
+            }
+        }
+        let value = Arc::new(read.await?);
+        self.entries.lock().expect("cache lock").insert(tenant.clone(), (Instant::now(), value.clone()));
+        Ok(value)
+    }
+
+    pub fn forget(&self, tenant: &TenantId) {
+        self.entries.lock().expect("cache lock").remove(tenant);
+    }
+}
+
+/// A tenant's portals: the portlet reads them on every call.
+pub type PortalCache = TenantCache<Vec<Portal>>;
 
 impl PortalCache {
-    pub fn new(ttl: Duration) -> Self {
-        Self { ttl, entries: Mutex::new(HashMap::new()) }
-    }
-
     pub async fn get(&self, store: &Store, tenant: &TenantId) -> anyhow::Result<Arc<Vec<Portal>>> {
-        if let Some((at, portals)) = self.entries.lock().expect("cache lock").get(tenant) {
-            if at.elapsed() < self.ttl {
-                return Ok(portals.clone());
-            }
-        }
-        let portals = Arc::new(store.list_portals(tenant).await?);
-        self.entries.lock().expect("cache lock").insert(tenant.clone(), (Instant::now(), portals.clone()));
-        Ok(portals)
-    }
-
-    pub fn forget(&self, tenant: &TenantId) {
-        self.entries.lock().expect("cache lock").remove(tenant);
+        self.get_or_read(tenant, store.list_portals(tenant)).await
     }
 }
 
-/// Tenants' display names (`domain::tenant`), cached per instance like the
-/// portals: every email and hosted page names the tenant.
-pub struct ProfileCache {
-    ttl: Duration,
-    entries: Mutex<HashMap<TenantId, (Instant, Arc<Option<crate::domain::tenant::TenantProfile>>)>>,
-}
+/// Tenants' profiles (`domain::tenant`): every email and hosted page names the tenant.
+pub type ProfileCache = TenantCache<Option<crate::domain::tenant::TenantProfile>>;
 
 impl ProfileCache {
-    pub fn new(ttl: Duration) -> Self {
-        Self { ttl, entries: Mutex::new(HashMap::new()) }
-    }
-
     pub async fn get(&self, store: &Store, tenant: &TenantId) -> anyhow::Result<Arc<Option<crate::domain::tenant::TenantProfile>>> {
-        if let Some((at, profile)) = self.entries.lock().expect("cache lock").get(tenant) {
-            if at.elapsed() < self.ttl {
-                return Ok(profile.clone());
-            }
-        }
-        let profile = Arc::new(store.tenant_profile(tenant).await?);
-        self.entries.lock().expect("cache lock").insert(tenant.clone(), (Instant::now(), profile.clone()));
-        Ok(profile)
-    }
-
-    pub fn forget(&self, tenant: &TenantId) {
-        self.entries.lock().expect("cache lock").remove(tenant);
+        self.get_or_read(tenant, store.tenant_profile(tenant)).await
     }
 }
 
