@@ -1,3 +1,5 @@
+// Deep async handler futures (the whole route table of the function in one dispatch) need more than the default query depth.
+#![recursion_limit = "256"]
 //! `mailer` Lambda (SQS): renders and sends queued emails through SES v2,
 //! reporting partial batch failures. Wiring only; see `portal::workers::mailer`.
 

@@ -1,3 +1,5 @@
+// Deep async handler futures (the whole route table of the function in one dispatch) need more than the default query depth.
+#![recursion_limit = "256"]
 //! `scheduler` Lambda (EventBridge schedule): expiry, auto-generate,
 //! auto-email and reminders, stopping before the invocation's deadline.
 //! Wiring only; see `portal::workers::scheduler`.
