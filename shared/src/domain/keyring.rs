@@ -2,7 +2,7 @@
 //! tokens, facts of the record and claimants' addresses are stored only as
 //! keyed hashes; email secrets are sealed, page cursors and the service's
 //! own activation messages signed — every one of these under a key derived
-//! from this one. It lives in Secrets Manager (`crate::secrets`), so it can be
+//! from this one. It lives in Secrets Manager (read by the secrets adapter), so it can be
 //! rotated without voiding anything in flight:
 //!
 //! - what is made from now on uses the **current** version;

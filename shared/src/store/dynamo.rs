@@ -116,6 +116,12 @@ impl Store {
         Ok(out.item)
     }
 
+    /// Puts an item, replacing any under its key; `what` names it in the error.
+    pub(super) async fn put_item(&self, item: Item, what: &'static str) -> anyhow::Result<()> {
+        self.client.put_item().table_name(&self.table).set_item(Some(item)).send().await.with_context(|| format!("Failed to store {what}"))?;
+        Ok(())
+    }
+
     /// Puts an item unless its key is taken; `false` when it was.
     pub(super) async fn put_new(&self, item: Item) -> anyhow::Result<bool> {
         let result = self

@@ -41,14 +41,7 @@ impl Store {
     }
 
     pub async fn put_integration(&self, item: &IntegrationItem) -> anyhow::Result<()> {
-        self.client()
-            .put_item()
-            .table_name(self.table_name())
-            .set_item(Some(to_item(item)?))
-            .send()
-            .await
-            .context("Failed to store an integration")?;
-        Ok(())
+        self.put_item(to_item(item)?, "an integration").await
     }
 
     /// Removes the registration; `false` when there was none.

@@ -12,7 +12,6 @@ use super::items::TTL_ATTRIBUTE;
 use super::keys;
 use crate::domain::quota::{Window, DEFAULT_EMAILS_PER_HOUR};
 use crate::domain::{time, TenantId};
-use anyhow::Context as _;
 use chrono::{DateTime, Utc};
 use std::collections::HashMap;
 
@@ -59,14 +58,7 @@ impl Store {
             item.insert("updated_at".into(), s(time::format(at)));
             item.insert("updated_by".into(), s(by.clone()));
         }
-        self.client()
-            .put_item()
-            .table_name(self.table_name())
-            .set_item(Some(item))
-            .send()
-            .await
-            .context("Failed to store the tenant's settings")?;
-        Ok(())
+        self.put_item(item, "the tenant's settings").await
     }
 
     /// Counts one email against the tenant's quota for `window`: `false`
@@ -129,13 +121,6 @@ impl Store {
                 item.insert(name.to_owned(), s(v));
             }
         }
-        self.client()
-            .put_item()
-            .table_name(self.table_name())
-            .set_item(Some(item))
-            .send()
-            .await
-            .context("Failed to store the tenant's profile")?;
-        Ok(())
+        self.put_item(item, "the tenant's profile").await
     }
 }
