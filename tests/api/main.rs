@@ -2,10 +2,12 @@
 //! SES v2) and the local gateway, all started by `infra/run-tests`.
 
 mod access;
+mod browser;
 mod bulk;
 mod claim_checks;
 mod confirmation;
 mod code_loop;
+mod console_browser;
 mod contract;
 mod deactivate_many;
 mod drift;

@@ -9,116 +9,11 @@
 //! address for the claim throttle (10 counted claims per 15 minutes): these
 //! tests make five such claims together, and each run starts a fresh stack.
 
+use crate::browser::Browser;
 use crate::helpers::*;
-use fantoccini::{Client, ClientBuilder, Locator};
+use fantoccini::Locator;
 use reqwest::Method;
 use serde_json::{json, Value};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
-
-/// A chromedriver of its own (its own process group, killed on drop) and a headless Chromium session.
-struct Browser {
-    client: Client,
-    _driver: Killed,
-}
-
-impl Browser {
-    async fn start() -> Self {
-        use std::os::unix::process::CommandExt as _;
-        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-        let driver = Command::new("chromedriver")
-            .arg(format!("--port={port}"))
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .process_group(0)
-            .spawn()
-            .expect("chromedriver is installed (infra/bootstrap: apt-get install chromium-driver)");
-        let url = format!("http://127.0.0.1:{port}");
-        let started = Instant::now();
-        while reqwest::get(format!("{url}/status")).await.is_err() {
-            assert!(started.elapsed() < Duration::from_secs(20), "chromedriver did not start");
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-        let mut caps = serde_json::Map::new();
-        caps.insert(
-            "goog:chromeOptions".into(),
-            json!({"binary": "/usr/bin/chromium",
-                   "args": ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--window-size=390,844"]}),
-        );
-        let client = ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new())
-            .capabilities(caps)
-            .connect(&url)
-            .await
-            .expect("a Chromium session");
-        Self { client, _driver: Killed(driver) }
-    }
-
-    async fn goto(&self, url: &str) {
-        self.client.goto(url).await.unwrap();
-    }
-
-    async fn heading(&self) -> String {
-        self.client.find(Locator::Css("h1")).await.unwrap().text().await.unwrap()
-    }
-
-    async fn fill(&self, id: &str, value: &str) {
-        let field = self.client.find(Locator::Id(id)).await.unwrap_or_else(|_| panic!("no field #{id}"));
-        field.clear().await.unwrap();
-        field.send_keys(value).await.unwrap();
-    }
-
-    /// A date input takes its value as the browser's locale shows it; set it as the form sends it.
-    async fn set_date(&self, id: &str, value: &str) {
-        self.client.execute("document.getElementById(arguments[0]).value = arguments[1]", vec![json!(id), json!(value)]).await.unwrap();
-    }
-
-    async fn click(&self, button_text: &str) {
-        let xpath = format!("//button[normalize-space()='{button_text}']");
-        self.client.find(Locator::XPath(&xpath)).await.unwrap_or_else(|_| panic!("no button {button_text}")).click().await.unwrap();
-        self.client.wait().for_element(Locator::Css("h1")).await.unwrap();
-    }
-
-    /// axe-core's serious and critical violations on the page shown.
-    async fn accessibility_violations(&self) -> Vec<Value> {
-        let axe = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../infra/node_modules/axe-core/axe.min.js"))
-            .expect("axe-core is installed (infra/bootstrap: npm ci in infra)");
-        self.client.execute(&axe, vec![]).await.unwrap();
-        let script = "const done = arguments[arguments.length - 1];\
-            axe.run(document).then(r => done(r.violations.filter(v => v.impact === 'serious' || v.impact === 'critical')\
-              .map(v => ({id: v.id, impact: v.impact, help: v.help, nodes: v.nodes.map(n => n.target)}))))\
-              .catch(e => done([{id: 'axe-error', help: String(e)}]));";
-        let found = self.client.execute_async(script, vec![]).await.unwrap();
-        found.as_array().cloned().unwrap_or_default()
-    }
-
-    async fn assert_accessible(&self, what: &str) {
-        let violations = self.accessibility_violations().await;
-        assert!(violations.is_empty(), "{what}: {violations:#?}");
-    }
-
-    async fn screenshot(&self, name: &str) {
-        let png = self.client.screenshot().await.unwrap();
-        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../target/browser");
-        std::fs::create_dir_all(dir).unwrap();
-        std::fs::write(format!("{dir}/{name}.png"), png).unwrap();
-    }
-
-    /// Ends the session (Chromium quits), then chromedriver is killed.
-    async fn close(self) {
-        // Bounded: the driver is killed after it either way.
-        let _ = tokio::time::timeout(Duration::from_secs(10), self.client.close()).await;
-    }
-}
-
-/// Kills chromedriver's whole process group (Chromium with it), also when a test fails.
-struct Killed(Child);
-
-impl Drop for Killed {
-    fn drop(&mut self) {
-        let _ = Command::new("kill").args(["-KILL", "--", &format!("-{}", self.0.id())]).status();
-        let _ = self.0.wait();
-    }
-}
 
 fn state_on_main(status: &Value) -> String {
     status["portals"].as_array().unwrap().iter().find(|p| p["portal_id"] == "main").unwrap()["state"].as_str().unwrap().to_owned()

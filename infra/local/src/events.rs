@@ -325,10 +325,22 @@ pub fn fixture_json(name: &str) -> anyhow::Result<Value> {
 pub fn match_path(template: &str, path: &str) -> Option<BTreeMap<String, String>> {
     let want: Vec<&str> = template.trim_matches('/').split('/').collect();
     let have: Vec<&str> = path.trim_matches('/').split('/').collect();
+    let mut params = BTreeMap::new();
+    // A greedy last parameter (`{proxy+}`) takes one segment or more, slashes kept.
+    if let Some(name) = want.last().and_then(|w| w.strip_prefix('{')).and_then(|w| w.strip_suffix("+}")) {
+        let fixed = want.len() - 1;
+        if have.len() <= fixed || have[fixed].is_empty() {
+            return None;
+        }
+        let head = match_path(&want[..fixed].join("/"), &have[..fixed].join("/"))?;
+        params.extend(head);
+        let rest: Vec<String> = have[fixed..].iter().map(|h| percent_decode(h)).collect();
+        params.insert(name.to_owned(), rest.join("/"));
+        return Some(params);
+    }
     if want.len() != have.len() {
         return None;
     }
-    let mut params = BTreeMap::new();
     for (w, h) in want.iter().zip(&have) {
         if let Some(name) = w.strip_prefix('{').and_then(|w| w.strip_suffix('}')) {
             if h.is_empty() {
@@ -393,6 +405,14 @@ mod tests {
         assert!(match_path("/v1/contacts/{contact_id}/codes", "/v1/contacts/c1").is_none());
         assert!(match_path("/v1/portals", "/v1/portals/").is_some());
         assert!(match_path("/v1/contacts/{contact_id}", "/v1/contacts//").is_none());
+    }
+
+    #[test]
+    fn a_greedy_parameter_takes_the_rest_of_the_path() {
+        assert_eq!(match_path("/console/{proxy+}", "/console/demo/index.html").unwrap()["proxy"], "demo/index.html");
+        assert_eq!(match_path("/console/{proxy+}", "/console/console.js").unwrap()["proxy"], "console.js");
+        assert!(match_path("/console/{proxy+}", "/console").is_none(), "one segment at least");
+        assert!(match_path("/console/{proxy+}", "/consoles/x").is_none());
     }
 
     #[test]

@@ -85,6 +85,17 @@ impl Gateway {
         if path == "/openapi.yaml" && (method == "GET" || method == "HEAD") {
             return openapi_document();
         }
+        // The console's sign-in on the local stack only (on AWS: the issuer's, with PKCE).
+        if path == SIGN_IN {
+            return match method.as_str() {
+                "GET" => sign_in_page(&crate::events::query_map(parts.uri.query().unwrap_or_default())),
+                "POST" => match axum::body::to_bytes(body, 64 * 1024).await {
+                    Ok(b) => self.sign_in(&crate::events::query_map(&String::from_utf8_lossy(&b).replace('+', " "))),
+                    Err(_) => gateway_error(StatusCode::PAYLOAD_TOO_LARGE, "Request Entity Too Large"),
+                },
+                _ => gateway_error(StatusCode::METHOD_NOT_ALLOWED, "Method Not Allowed"),
+            };
+        }
         // The EventBridge schedule, on demand: runs the scheduler once.
         if path == "/local/scheduler/run" && method == "POST" {
             let Some(scheduler) = &self.scheduler else {
@@ -152,6 +163,64 @@ impl Gateway {
     }
 }
 
+/// The local sign-in page of the console (`CONSOLE_LOCAL_SIGN_IN` in its config).
+pub const SIGN_IN: &str = "/local/sign-in";
+
+/// A form value, trimmed.
+fn form_value<'a>(form: &'a serde_json::Map<String, serde_json::Value>, name: &str) -> &'a str {
+    form.get(name).and_then(|v| v.as_str()).unwrap_or_default().trim()
+}
+
+/// Where a signed-in token may go: back to the console on this gateway, nowhere else.
+fn console_target(redirect_uri: &str) -> Option<String> {
+    let path = redirect_uri.strip_prefix("http://").and_then(|r| r.find('/').map(|i| &r[i..])).unwrap_or(redirect_uri);
+    (path.starts_with("/console/") && !path.contains(['#', '?', '\\']) && !path.contains("..")).then(|| path.to_owned())
+}
+
+fn sign_in_page(query: &serde_json::Map<String, serde_json::Value>) -> axum::response::Response {
+    use portal::http::html::{Field, Form, Page};
+    let back = form_value(query, "back");
+    let redirect = form_value(query, "redirect_uri");
+    let page = Page::new("Portal Access (local stack)", "Sign in to the console")
+        .text("The local stack mints a staff token for the tenant and scope you choose, as portal-local token does. On AWS the console signs in with your identity provider instead.")
+        .form(
+            Form::post(SIGN_IN)
+                .hidden("redirect_uri", if redirect.is_empty() { "/console/" } else { redirect })
+                .hidden("back", back)
+                .field(Field { value: crate::seed::DEMO_TENANT, ..Field::new("tenant", "Tenant", "text", "off") })
+                .field(Field { value: "staff@local", ..Field::new("sub", "Staff member", "text", "username") })
+                .field(Field {
+                    value: "portal:admin",
+                    hint: Some("portal:read (read only), portal:write (staff) or portal:admin"),
+                    ..Field::new("scope", "Scope", "text", "off")
+                })
+                .button("Sign in", None),
+        );
+    to_axum(page.respond(StatusCode::OK))
+}
+
+fn to_axum(response: lambda_http::Response<lambda_http::Body>) -> axum::response::Response {
+    let (parts, body) = response.into_parts();
+    axum::response::Response::from_parts(parts, AxumBody::from(body.as_ref().to_vec()))
+}
+
+impl Gateway {
+    /// Mints the token and sends it back to the console in the URL fragment (never to a server).
+    fn sign_in(&self, form: &serde_json::Map<String, serde_json::Value>) -> axum::response::Response {
+        let (tenant, sub, scope) = (form_value(form, "tenant"), form_value(form, "sub"), form_value(form, "scope"));
+        let Some(target) = console_target(form_value(form, "redirect_uri")) else {
+            return gateway_error(StatusCode::BAD_REQUEST, "redirect_uri must be a path of the console");
+        };
+        if tenant.is_empty() || sub.is_empty() || scope.is_empty() {
+            return gateway_error(StatusCode::BAD_REQUEST, "tenant, sub and scope are required");
+        }
+        let token = jwt::mint(&self.expected, sub, tenant, scope, 3600);
+        let enc = |s: &str| percent_encoding::utf8_percent_encode(s, percent_encoding::NON_ALPHANUMERIC).to_string();
+        let location = format!("{target}#access_token={}&back={}", enc(&token), enc(form_value(form, "back")));
+        (StatusCode::SEE_OTHER, [("location", location), ("cache-control", "no-store".into())]).into_response()
+    }
+}
+
 /// Serves HTTP on `addr` and polls the SQS event sources until `shutdown` fires.
 pub async fn run(endpoints: Endpoints, template: Template, addr: &str, shutdown: watch::Receiver<bool>) -> anyhow::Result<()> {
     let mut routes = Vec::new();
@@ -170,7 +239,19 @@ pub async fn run(endpoints: Endpoints, template: Template, addr: &str, shutdown:
         Some(_) => Some(local::scheduler(&endpoints, &template).await?),
         None => None,
     };
-    let gateway = Arc::new(Gateway { routes, expected: Expected::from_template(&template), scheduler });
+    let expected = Expected::from_template(&template);
+    // The console as built in the repository (infra/build web), signing in on this gateway.
+    let config = portal::http::console::ConsoleConfig {
+        issuer: expected.issuer.clone(),
+        client_id: expected.audience.clone(),
+        scopes: "openid".into(),
+        local_sign_in: Some(SIGN_IN.into()),
+    };
+    let assets = std::env::var_os("CONSOLE_ASSETS_DIR")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| crate::repo_root().join("functions/console/web/dist"));
+    portal::http::console::Assets::install(portal::http::console::Assets::from_dir(&assets, config));
+    let gateway = Arc::new(Gateway { routes, expected, scheduler });
     let mut pollers = Vec::new();
     for f in &template.functions {
         for source in &f.sqs {

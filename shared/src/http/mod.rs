@@ -13,6 +13,7 @@ pub mod activations;
 pub mod admin;
 pub mod admin_views;
 pub mod claim;
+pub mod console;
 pub mod generate;
 pub mod html;
 pub mod idempotency;
@@ -59,11 +60,21 @@ pub enum HttpFunction {
     Access,
     Activations,
     Reports,
+    Console,
 }
 
 impl HttpFunction {
-    pub const ALL: [Self; 8] =
-        [Self::Generate, Self::Claim, Self::Status, Self::Admin, Self::Lifecycle, Self::Access, Self::Activations, Self::Reports];
+    pub const ALL: [Self; 9] = [
+        Self::Generate,
+        Self::Claim,
+        Self::Status,
+        Self::Admin,
+        Self::Lifecycle,
+        Self::Access,
+        Self::Activations,
+        Self::Reports,
+        Self::Console,
+    ];
 
     pub fn from_binary(name: &str) -> Option<Self> {
         Self::ALL.into_iter().find(|f| f.name() == name)
@@ -79,6 +90,7 @@ impl HttpFunction {
             Self::Access => access::Access::NAME,
             Self::Activations => activations::Activations::NAME,
             Self::Reports => reports::Reports::NAME,
+            Self::Console => console::Console::NAME,
         }
     }
 
@@ -98,6 +110,7 @@ impl HttpFunction {
             Self::Access => handle::<access::Access>(app, req).await,
             Self::Activations => handle::<activations::Activations>(app, req).await,
             Self::Reports => handle::<reports::Reports>(app, req).await,
+            Self::Console => handle::<console::Console>(app, req).await,
         }
     }
 }

@@ -55,6 +55,8 @@ pub enum Route {
     ConfirmPage,
     ConfirmPageSubmit,
     NewLinkPageSubmit,
+    ConsoleRoot,
+    ConsoleAsset,
 }
 
 /// Whether a route changes something a repeat must not change twice.
@@ -67,7 +69,7 @@ pub enum Effect {
 }
 
 impl Route {
-    pub const ALL: [Route; 40] = [
+    pub const ALL: [Route; 42] = [
         Route::GenerateCode,
         Route::Claim,
         Route::ConfirmClaim,
@@ -108,6 +110,8 @@ impl Route {
         Route::ConfirmPage,
         Route::ConfirmPageSubmit,
         Route::NewLinkPageSubmit,
+        Route::ConsoleRoot,
+        Route::ConsoleAsset,
     ];
 
     /// (method, path template, binary, effect).
@@ -157,6 +161,9 @@ impl Route {
             Self::ConfirmPageSubmit => ("POST", "/claim/confirm", "claim", Safe),
             // At most one email an hour per contact (`usecase::new_link`).
             Self::NewLinkPageSubmit => ("POST", "/claim/new-link", "claim", Safe),
+            // The staff console and the portlet's script (`http::console`), public static files.
+            Self::ConsoleRoot => ("GET", "/console", "console", Safe),
+            Self::ConsoleAsset => ("GET", "/console/{proxy+}", "console", Safe),
         }
     }
 

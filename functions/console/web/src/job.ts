@@ -1,0 +1,76 @@
+// <pa-job-progress job-id="…">: follows a bulk activation job (GET /v1/jobs/{id})
+// until it is done, as a progress bar with the job's counters.
+
+import { LitElement, html, nothing } from "lit";
+import { Api, enc } from "./api.js";
+import { problemMessage } from "./portlet.js";
+
+export interface Job {
+  job_id: string;
+  state: "queued" | "running" | "done";
+  total: number;
+  activated: number;
+  skipped_no_email: number;
+  skipped_already_active: number;
+  skipped_missing_facts: number;
+  failed: number;
+}
+
+export function handled(j: Job): number {
+  return j.activated + j.skipped_no_email + j.skipped_already_active + j.skipped_missing_facts + j.failed;
+}
+
+export class JobProgress extends LitElement {
+  static properties = { jobId: { type: String, attribute: "job-id" }, job: { state: true }, error: { state: true } };
+  jobId = "";
+  api: Api | null = null;
+  job: Job | null = null;
+  error = "";
+  private timer: number | undefined;
+
+  createRenderRoot() {
+    return this;
+  }
+
+  updated(changed: Map<string, unknown>): void {
+    if (changed.has("jobId") && this.jobId) {
+      this.job = null;
+      void this.poll();
+    }
+  }
+
+  disconnectedCallback(): void {
+    super.disconnectedCallback();
+    clearTimeout(this.timer);
+  }
+
+  private async poll(): Promise<void> {
+    clearTimeout(this.timer);
+    if (!this.api) return;
+    try {
+      this.job = await this.api.get<Job>(`/v1/jobs/${enc(this.jobId)}`);
+      this.error = "";
+    } catch (e) {
+      this.error = problemMessage(e);
+    }
+    if (this.job?.state !== "done") this.timer = window.setTimeout(() => void this.poll(), 1000);
+    else this.dispatchEvent(new CustomEvent("job-done", { detail: this.job, bubbles: true }));
+  }
+
+  render() {
+    const j = this.job;
+    const done = j ? handled(j) : 0;
+    return html`<div class="job">
+      <label for="bar-${this.jobId}">${j?.state === "done" ? "Activation done" : "Activating…"}</label>
+      <progress id="bar-${this.jobId}" max=${j?.total ?? 1} value=${done}>${done} of ${j?.total ?? "?"}</progress>
+      <p role="status" class="counters" data-state=${j?.state ?? "queued"}>
+        ${j
+          ? html`${done} of ${j.total} handled (${j.state}): ${j.activated} activated, ${j.skipped_no_email} skipped without email,
+              ${j.skipped_missing_facts} skipped for missing facts, ${j.skipped_already_active} already active, ${j.failed} failed.`
+          : "Waiting for the job…"}
+      </p>
+      ${this.error ? html`<p role="alert">${this.error}</p>` : nothing}
+    </div>`;
+  }
+}
+customElements.define("pa-job-progress", JobProgress);

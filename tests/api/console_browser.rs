@@ -1,0 +1,211 @@
+//! The staff console and the embeddable portlet in a real browser (issue 16):
+//! Chromium over WebDriver (`crate::browser`), against the local gateway,
+//! which serves the console built from `functions/console/web` and signs
+//! staff in with its local page. Each screen is checked with axe-core, and
+//! the phone-width screens for sideways scrolling.
+//!
+//! The console keeps its token in memory only, so a page load (after the
+//! person's claim, say) signs in again, as a reload does for staff.
+
+use crate::browser::Browser;
+use crate::helpers::*;
+use fantoccini::Locator;
+use reqwest::Method;
+use serde_json::json;
+use std::time::Duration;
+
+const WAIT: Duration = Duration::from_secs(30);
+
+/// A JavaScript expression: some `selector` element's text contains `text`.
+fn has_text(selector: &str, text: &str) -> String {
+    format!("[...document.querySelectorAll({})].some(e => e.innerText.includes({}))", json!(selector), json!(text))
+}
+
+/// A JavaScript expression: the portlet's shadow root's text contains `text`.
+fn portlet_has(text: &str) -> String {
+    format!("(document.querySelector('portal-access-portlet')?.shadowRoot?.textContent ?? '').replace(/\\s+/g, ' ').includes({})", json!(text))
+}
+
+/// Signs in on the local stack's page as `scope` of `t`'s tenant, starting at `/console/{at}`.
+async fn sign_in(b: &Browser, t: &TestApp, scope: &str, at: &str) {
+    b.goto(&format!("{}/console/{at}", t.base())).await;
+    b.wait_until("the console's sign-in", WAIT, &has_text("button", "Sign in")).await;
+    b.client.find(Locator::XPath("//button[normalize-space()='Sign in']")).await.unwrap().click().await.unwrap();
+    b.wait_until("the local sign-in page", WAIT, "document.getElementById('f-tenant')").await;
+    b.assert_accessible("the local sign-in page").await;
+    b.fill("f-tenant", &t.tenant).await;
+    b.fill("f-sub", "front-desk@clinic.test").await;
+    b.fill("f-scope", scope).await;
+    b.client.find(Locator::XPath("//button[normalize-space()='Sign in']")).await.unwrap().click().await.unwrap();
+    b.wait_until("signed in", WAIT, &has_text("header", "front-desk@clinic.test")).await;
+    assert!(!b.client.current_url().await.unwrap().as_str().contains("access_token"), "the token leaves the address bar");
+}
+
+/// Nothing wider than the window (a phone's 390 px, or the 360 px of a small one).
+async fn assert_no_sideways_scroll(b: &Browser, what: &str) {
+    let (page, window) = (b.eval("return document.documentElement.scrollWidth", vec![]).await, b.eval("return window.innerWidth", vec![]).await);
+    assert!(page.as_u64() <= window.as_u64(), "{what}: {page} px wide in a {window} px window");
+}
+
+async fn hosted_portal(t: &TestApp, name: &str) {
+    t.put_hosted_portal(name, json!([])).await.ok(200);
+}
+
+#[tokio::test]
+async fn staff_create_a_contact_generate_and_email_and_the_person_claims() {
+    let t = TestApp::new().await;
+    hosted_portal(&t, "Riverside Clinic").await;
+    let b = Browser::sized(360, 800).await;
+    sign_in(&b, &t, ADMIN, "").await;
+    b.wait_until("the listing", WAIT, &has_text("h1", "Contacts")).await;
+
+    // A new contact, from the listing.
+    let email = format!("{}@example.org", unique("ann"));
+    b.client.find(Locator::Css("details.add summary")).await.unwrap().click().await.unwrap();
+    b.client.find(Locator::Css("details.add input[name=name]")).await.unwrap().send_keys("Ann Lee").await.unwrap();
+    b.client.find(Locator::Css("details.add input[name=email]")).await.unwrap().send_keys(&email).await.unwrap();
+    b.client.find(Locator::XPath("//button[normalize-space()='Add contact']")).await.unwrap().click().await.unwrap();
+    b.wait_until("the contact record", WAIT, &has_text("main h1", "Ann Lee")).await;
+    b.wait_until("the portlet", WAIT, &portlet_has("There are no accounts currently with portal-only access to this chart.")).await;
+    let contact = b.eval("return decodeURIComponent(location.hash.split('/')[2])", vec![]).await.as_str().unwrap().to_owned();
+
+    // Generate & Email: the pending code in parentheses, and the email in the log.
+    b.click_in_shadow("portal-access-portlet", "Generate & Email").await;
+    b.wait_until("the pending code", WAIT, "document.querySelector('portal-access-portlet').shadowRoot.querySelector('code')").await;
+    let code = b.eval("return document.querySelector('portal-access-portlet').shadowRoot.querySelector('code').textContent", vec![]).await;
+    let code = code.as_str().unwrap().to_owned();
+    assert_eq!(t.status(&contact).await.ok(200)["pending_codes"][0]["code"], code.as_str(), "the portlet shows the stored code");
+    b.wait_until("the log's pickup code email", WAIT, "document.querySelector('#email-log tr[data-kind=pickup_code]')").await;
+    b.assert_accessible("the contact record").await;
+    assert_no_sideways_scroll(&b, "the contact record at 360 px").await;
+
+    // The person claims it on the hosted page and confirms the address.
+    let before = ses_messages_to(&email).await.len();
+    b.goto(&format!("{}/claim?tenant={}&portal=main", t.base(), t.tenant)).await;
+    b.fill("f-code", &code).await;
+    b.fill("f-email", &email).await;
+    b.click("Set up my account").await;
+    assert_eq!(b.heading().await, "Check your email");
+    b.goto(&emailed_link(&email, before, "/claim/confirm?").await).await;
+    b.click("Confirm").await;
+    assert_eq!(b.heading().await, "Your account is ready");
+
+    // Back in the console (signed in again: the token lived in memory): the account.
+    sign_in(&b, &t, ADMIN, &format!("#/contacts/{contact}")).await;
+    b.wait_until("the account in the portlet", WAIT, &portlet_has("These accounts have portal-only access to this chart.")).await;
+    assert!(b.shadow_text("portal-access-portlet").await.contains(&email), "the account's address is listed");
+    b.wait_until("the sent email", WAIT, "document.querySelector('#email-log tr[data-kind=pickup_code][data-status=sent]') || (document.getElementById('refresh-log')?.click(), false)").await;
+    b.screenshot("console-contact-record").await;
+
+    // The listing (the same page, still signed in): the green check mark.
+    b.goto(&format!("{}/console/#/contacts", t.base())).await;
+    b.wait_until("the active row", WAIT, &format!("document.querySelector('tr[data-contact={}] .check')", json!(contact))).await;
+    b.assert_accessible("the listing").await;
+    assert_no_sideways_scroll(&b, "the listing at 360 px").await;
+    b.close().await;
+}
+
+#[tokio::test]
+async fn fifty_contacts_activated_from_the_listing_follow_the_progress_bar_to_done() {
+    let t = TestApp::new().await;
+    hosted_portal(&t, "Lakeside Practice").await;
+    let tag = unique("bulk").replace('-', "");
+    for n in 0..50 {
+        let id = format!("chart-{n:02}");
+        let body = json!({"name": format!("{tag} Patient {n:02}"), "email": format!("{tag}.{n}@example.org"), "kind": "individual"});
+        t.call(Method::PUT, &format!("/v1/contacts/{id}"), WRITE, Some(body)).await.ok(200);
+    }
+    let b = Browser::start().await;
+    sign_in(&b, &t, WRITE, "").await;
+    b.wait_until("the listing", WAIT, "document.querySelectorAll('tr[data-contact]').length > 0").await;
+    // The name search finds them all (one page of 50).
+    let search = b.client.find(Locator::Css("input[name=q]")).await.unwrap();
+    search.send_keys(&tag[..8]).await.unwrap();
+    b.client.find(Locator::XPath("//button[normalize-space()='Search']")).await.unwrap().click().await.unwrap();
+    b.wait_until("50 rows", WAIT, "document.querySelectorAll('tr[data-contact]').length === 50").await;
+    b.client.find(Locator::Css("input[aria-label='Select every contact on this page']")).await.unwrap().click().await.unwrap();
+    b.wait_until("the selection bar", WAIT, &has_text("form.bar", "50 selected")).await;
+    b.screenshot("console-contacts").await;
+    b.client.find(Locator::XPath("//button[normalize-space()='Activate Portal']")).await.unwrap().click().await.unwrap();
+    b.wait_until("the job done", Duration::from_secs(120), "document.querySelector('.counters[data-state=done]')").await;
+    let counters = b.client.find(Locator::Css(".counters")).await.unwrap().text().await.unwrap();
+    assert!(counters.contains("50 of 50 handled") && counters.contains("50 activated"), "{counters}");
+    let value = b.eval("const p = document.querySelector('.job progress'); return [p.value, p.max]", vec![]).await;
+    assert_eq!(value, json!([50, 50]), "the bar is full");
+    b.assert_accessible("the listing with a finished job").await;
+    // The listing after the job: every row pending.
+    b.wait_until("pending rows", WAIT, "document.querySelectorAll('tr[data-contact] .badge.pending').length === 50").await;
+    b.close().await;
+    let listing = t.get("/v1/contacts?portal_status=pending&limit=100").await;
+    assert_eq!(listing.ok(200)["items"].as_array().unwrap().len(), 50);
+}
+
+#[tokio::test]
+async fn a_contact_deactivated_from_the_record_has_its_notice_in_the_log() {
+    let t = TestApp::new().await;
+    hosted_portal(&t, "Hillside Clinic").await;
+    let contact = unique("chart");
+    t.put_contact(&contact, Some(&format!("{contact}@example.com"))).await.ok(200);
+    t.generate(&contact, json!({})).await.ok(201);
+    let b = Browser::start().await;
+    sign_in(&b, &t, WRITE, &format!("#/contacts/{contact}")).await;
+    b.wait_until("the pending state", WAIT, &portlet_has("Access-Pending")).await;
+    b.click_in_shadow("portal-access-portlet", "Deactivate").await;
+    b.wait_until("the confirmation", WAIT, &portlet_has("End this contact's portal access?")).await;
+    b.assert_accessible("the deactivation question").await;
+    b.click_in_shadow("portal-access-portlet", "Yes, deactivate").await;
+    b.wait_until("disabled", WAIT, &portlet_has("Access-Disabled")).await;
+    assert!(b.shadow_text("portal-access-portlet").await.contains("Enable"), "a disabled contact's action is Enable");
+    b.wait_until(
+        "the deactivation notice in the log",
+        WAIT,
+        "document.querySelector('#email-log tr[data-kind=deactivation]') || (document.getElementById('refresh-log')?.click(), false)",
+    )
+    .await;
+    b.close().await;
+    let emails = t.emails(&contact).await;
+    assert!(emails.ok(200)["items"].as_array().unwrap().iter().any(|e| e["kind"] == "deactivation"));
+}
+
+#[tokio::test]
+async fn read_only_staff_see_no_buttons_that_would_be_refused() {
+    let t = TestApp::new().await;
+    hosted_portal(&t, "Brookside Clinic").await;
+    let contact = unique("chart");
+    t.put_contact(&contact, Some("ro@example.com")).await.ok(200);
+    let b = Browser::start().await;
+    sign_in(&b, &t, READ, &format!("#/contacts/{contact}")).await;
+    b.wait_until("the portlet", WAIT, &portlet_has("There are no accounts currently")).await;
+    let buttons = b.eval("return [...document.querySelector('portal-access-portlet').shadowRoot.querySelectorAll('button')].length", vec![]).await;
+    assert_eq!(buttons, json!(0), "no Generate, no state action");
+    assert_eq!(b.eval("return document.querySelectorAll('form.stack button[type=submit]').length", vec![]).await, json!(0));
+    b.goto(&format!("{}/console/#/contacts", t.base())).await;
+    b.wait_until("the listing", WAIT, "document.querySelector('tr[data-contact]')").await;
+    assert_eq!(b.eval("return document.querySelectorAll('tbody input[type=checkbox]').length", vec![]).await, json!(0), "no selection");
+    b.close().await;
+}
+
+#[tokio::test]
+async fn the_portlet_embedded_in_a_host_page_works_with_the_hosts_token_and_styles_kept_apart() {
+    let t = TestApp::new().await;
+    hosted_portal(&t, "Summit Clinic").await;
+    let contact = unique("chart");
+    t.put_contact(&contact, Some("host@example.com")).await.ok(200);
+    let token = t.token(WRITE);
+    let b = Browser::start().await;
+    b.goto(&format!("{}/console/demo/?contact={contact}&token={token}", t.base())).await;
+    b.wait_until("the embedded portlet", WAIT, &portlet_has("Summit Clinic")).await;
+    // The host's `button { background: hotpink }` does not reach the portlet's buttons.
+    let bg = b
+        .eval("return getComputedStyle(document.querySelector('portal-access-portlet').shadowRoot.querySelector('button')).backgroundColor", vec![])
+        .await;
+    assert_ne!(bg, json!("rgb(255, 105, 180)"), "host styles leaked into the portlet");
+    b.assert_accessible("the demo host page").await;
+    b.click_in_shadow("portal-access-portlet", "Generate").await;
+    b.wait_until("the host heard the event", WAIT, &has_text("#events", "portal-access-code-generated")).await;
+    let log = b.client.find(Locator::Id("events")).await.unwrap().text().await.unwrap();
+    let code = t.status(&contact).await.ok(200)["pending_codes"][0]["code"].as_str().unwrap().to_owned();
+    assert!(log.contains(&code), "the event carries the code: {log}");
+    b.screenshot("portlet-demo").await;
+    b.close().await;
+}
