@@ -11,6 +11,8 @@ use std::time::{Duration, Instant};
 /// A chromedriver of its own (its own process group, killed on drop) and a headless Chromium session.
 pub struct Browser {
     pub client: Client,
+    /// Where the browser saves downloads (a directory of its own).
+    pub downloads: std::path::PathBuf,
     _driver: Killed,
 }
 
@@ -36,18 +38,22 @@ impl Browser {
             assert!(started.elapsed() < Duration::from_secs(20), "chromedriver did not start");
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
+        let downloads = std::env::temp_dir().join(format!("portal-browser-downloads-{port}"));
+        let _ = std::fs::remove_dir_all(&downloads);
+        std::fs::create_dir_all(&downloads).unwrap();
         let mut caps = serde_json::Map::new();
         caps.insert(
             "goog:chromeOptions".into(),
             json!({"binary": "/usr/bin/chromium",
-                   "args": ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", &format!("--window-size={width},{height}")]}),
+                   "args": ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", &format!("--window-size={width},{height}")],
+                   "prefs": {"download.default_directory": downloads, "download.prompt_for_download": false}}),
         );
         let client = ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new())
             .capabilities(caps)
             .connect(&url)
             .await
             .expect("a Chromium session");
-        Self { client, _driver: Killed(driver) }
+        Self { client, downloads, _driver: Killed(driver) }
     }
 
     pub async fn goto(&self, url: &str) {
@@ -141,6 +147,19 @@ impl Browser {
     pub async fn shadow_text(&self, host: &str) -> String {
         let v = self.eval("const r = document.querySelector(arguments[0])?.shadowRoot; return r ? r.textContent : ''", vec![json!(host)]).await;
         v.as_str().unwrap_or_default().split_whitespace().collect::<Vec<_>>().join(" ")
+    }
+
+    /// The text of the file `name` once the browser has saved it in [`Browser::downloads`].
+    pub async fn downloaded(&self, name: &str, limit: Duration) -> String {
+        let path = self.downloads.join(name);
+        let started = Instant::now();
+        loop {
+            if let Ok(text) = std::fs::read_to_string(&path) {
+                return text;
+            }
+            assert!(started.elapsed() < limit, "{name} was not downloaded within {limit:?} (in {})", self.downloads.display());
+            tokio::time::sleep(Duration::from_millis(150)).await;
+        }
     }
 
     /// Ends the session (Chromium quits), then chromedriver is killed.

@@ -209,3 +209,110 @@ async fn the_portlet_embedded_in_a_host_page_works_with_the_hosts_token_and_styl
     b.screenshot("portlet-demo").await;
     b.close().await;
 }
+
+#[tokio::test]
+async fn a_template_saved_with_a_syntax_error_shows_it_at_its_line_then_fixed_and_previewed() {
+    let t = TestApp::new().await;
+    hosted_portal(&t, "Harbour Clinic").await;
+    let b = Browser::sized(1280, 1000).await;
+    sign_in(&b, &t, ADMIN, "#/admin").await;
+    b.wait_until("the template editor", WAIT, "document.getElementById('tpl-text') && document.getElementById('preview-text')").await;
+    let text = b.client.find(Locator::Id("tpl-text")).await.unwrap();
+    text.clear().await.unwrap();
+    text.send_keys("Hello {{ contact_name }},\n{% if %}\nYour code is {{ code }}.").await.unwrap();
+    b.client.find(Locator::XPath("//button[normalize-space()='Save template']")).await.unwrap().click().await.unwrap();
+    b.wait_until("the error at its line", WAIT, "document.querySelector('.template-error[data-line=\"2\"]')").await;
+    let shown = b.client.find(Locator::Css(".template-error")).await.unwrap().text().await.unwrap();
+    assert!(shown.starts_with("Line 2:"), "{shown}");
+    // The cursor is on the refused line.
+    let selected = b.eval("const a = document.getElementById('tpl-text'); return a.value.slice(a.selectionStart, a.selectionEnd)", vec![]).await;
+    assert_eq!(selected, json!("{% if %}"));
+    assert_eq!(b.eval("return document.activeElement.id", vec![]).await, json!("tpl-text"));
+    b.assert_accessible("the editor with an error").await;
+    let stored = t.get("/v1/portals/main/templates/pickup_code").await;
+    assert_eq!(stored.ok(200)["source"], "default", "the refused template was not saved");
+
+    // Fixed: the preview renders the sample values live, and it saves.
+    text.clear().await.unwrap();
+    text.send_keys("Hello {{ contact_name }},\nYour code for {{ portal_name }} is {{ code }}.").await.unwrap();
+    b.wait_until("the live preview", WAIT, &has_text("#preview-text", "Your code for")).await;
+    assert!(b.client.find(Locator::Css(".template-error")).await.is_err(), "the error is gone");
+    b.client.find(Locator::XPath("//button[normalize-space()='Save template']")).await.unwrap().click().await.unwrap();
+    b.wait_until("saved", WAIT, &has_text(".notice", "Template saved.")).await;
+    let stored = t.get("/v1/portals/main/templates/pickup_code").await;
+    assert_eq!(stored.ok(200)["text"], "Hello {{ contact_name }},\nYour code for {{ portal_name }} is {{ code }}.");
+
+    // The organisation's name, which the claim pages and emails use.
+    let name = b.client.find(Locator::Css("#profile-h ~ form input[name=display_name]")).await.unwrap();
+    name.clear().await.unwrap();
+    name.send_keys("Harbour Family Clinic").await.unwrap();
+    b.client.find(Locator::XPath("//button[normalize-space()='Save profile']")).await.unwrap().click().await.unwrap();
+    b.wait_until("profile saved", WAIT, &has_text(".notice", "Profile saved.")).await;
+    assert_eq!(t.get("/v1/tenant/profile").await.ok(200)["display_name"], "Harbour Family Clinic");
+    b.assert_accessible("Portal Administration").await;
+    b.eval("window.scrollTo(0, 0)", vec![]).await;
+    b.screenshot("console-portal-administration").await;
+    b.close().await;
+}
+
+#[tokio::test]
+async fn a_report_searched_and_downloaded_as_csv() {
+    let t = TestApp::new().await;
+    hosted_portal(&t, "Valley Clinic").await;
+    let mut codes = Vec::new();
+    for name in ["Grace Hopper", "Alan Turing"] {
+        let contact = unique("chart");
+        let body = json!({"name": name, "email": format!("{contact}@example.com"), "kind": "individual"});
+        t.call(Method::PUT, &format!("/v1/contacts/{contact}"), WRITE, Some(body)).await.ok(200);
+        codes.push(t.generate(&contact, json!({})).await.ok(201)["code"].as_str().unwrap().to_owned());
+    }
+    let b = Browser::start().await;
+    sign_in(&b, &t, READ, "#/reports").await;
+    b.client.find(Locator::XPath("//button[normalize-space()='Unused Activation Codes report']")).await.unwrap().click().await.unwrap();
+    b.wait_until("both unused codes", WAIT, "document.querySelectorAll('#report[data-kind=unused-codes] tbody tr').length === 2").await;
+    let table = b.client.find(Locator::Id("report")).await.unwrap().text().await.unwrap();
+    assert!(codes.iter().all(|c| table.contains(c.as_str())), "{table}");
+    b.assert_accessible("the unused codes report").await;
+    b.client.find(Locator::XPath("//button[normalize-space()='Download CSV']")).await.unwrap().click().await.unwrap();
+    b.wait_until("the CSV", WAIT, "document.querySelector('a.download')").await;
+    // The file the browser saved.
+    let csv = b.downloaded("unused-codes.csv", WAIT).await;
+    assert_eq!(csv.lines().count(), 3, "a header and two rows: {csv}");
+    assert!(codes.iter().all(|c| csv.contains(c.as_str())) && csv.contains("Grace Hopper"), "{csv}");
+    assert_eq!(b.eval("return document.querySelector('a.download').getAttribute('download')", vec![]).await, json!("unused-codes.csv"));
+
+    // The activation report's search: nothing activated yet, so nothing found.
+    b.client.find(Locator::XPath("//button[normalize-space()='Portal Activation Code report']")).await.unwrap().click().await.unwrap();
+    b.client.find(Locator::Css("input[name=q]")).await.unwrap().send_keys("grace").await.unwrap();
+    b.client.find(Locator::XPath("//button[normalize-space()='Search']")).await.unwrap().click().await.unwrap();
+    b.wait_until("the empty report", WAIT, &has_text("main", "Nothing to report.")).await;
+    b.close().await;
+}
+
+#[tokio::test]
+async fn a_group_created_and_activated_follows_its_job_to_done() {
+    let t = TestApp::new().await;
+    hosted_portal(&t, "Meadow Clinic").await;
+    let mut ids = Vec::new();
+    for n in 0..3 {
+        let contact = unique("chart");
+        let email = (n < 2).then(|| format!("{contact}@example.com"));
+        t.put_contact(&contact, email.as_deref()).await.ok(200);
+        ids.push(contact);
+    }
+    let b = Browser::start().await;
+    sign_in(&b, &t, WRITE, "#/groups").await;
+    b.wait_until("the groups screen", WAIT, &has_text("button", "New group")).await;
+    b.client.find(Locator::XPath("//button[normalize-space()='New group']")).await.unwrap().click().await.unwrap();
+    b.client.find(Locator::Css("#group-form input[name=name]")).await.unwrap().send_keys("Diabetes clinic").await.unwrap();
+    b.client.find(Locator::Css("#group-form textarea[name=contact_ids]")).await.unwrap().send_keys(&ids.join("\n")).await.unwrap();
+    b.client.find(Locator::XPath("//button[normalize-space()='Save group']")).await.unwrap().click().await.unwrap();
+    b.wait_until("the saved group", WAIT, "document.querySelector('#groups tr[data-group]')").await;
+    assert!(b.client.find(Locator::Id("groups")).await.unwrap().text().await.unwrap().contains("Diabetes clinic"));
+    b.assert_accessible("the groups screen").await;
+    b.client.find(Locator::XPath("//button[normalize-space()='Activate Portal']")).await.unwrap().click().await.unwrap();
+    b.wait_until("the job done", Duration::from_secs(60), "document.querySelector('.counters[data-state=done]')").await;
+    let counters = b.client.find(Locator::Css(".counters")).await.unwrap().text().await.unwrap();
+    assert!(counters.contains("2 activated") && counters.contains("1 skipped without email"), "{counters}");
+    b.close().await;
+}

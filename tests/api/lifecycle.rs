@@ -176,6 +176,7 @@ async fn templates_are_checked_at_save_escaped_in_html_and_used_for_their_portal
     let syntax = put(json!({"subject": "Hi", "text": "Hello\n{% if %}", "html": "<p>x</p>"})).await;
     assert!(syntax.problem(422).contains("line 2"), "{:?}", syntax.body);
     assert_eq!(syntax.body["errors"][0]["pointer"], "/text");
+    assert_eq!(syntax.body["errors"][0]["line"], 2, "the editor can mark the line");
     let unknown = put(json!({"subject": "Hi {{ password }}", "text": "t", "html": "h"})).await;
     assert!(unknown.problem(422).contains("password"));
     put(json!({"subject": "Hi\nBcc: x@example.com", "text": "t", "html": "h"})).await.problem(422);

@@ -15,11 +15,20 @@ use serde::Serialize;
 pub struct FieldError {
     pub pointer: String,
     pub detail: String,
+    /// For a text field with lines (a template's part): the line the error is on, from 1.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub line: Option<usize>,
 }
 
 impl FieldError {
     pub fn new(pointer: impl Into<String>, detail: impl Into<String>) -> Self {
-        Self { pointer: pointer.into(), detail: detail.into() }
+        Self { pointer: pointer.into(), detail: detail.into(), line: None }
+    }
+
+    /// The error is on `line` of the field.
+    pub fn at_line(mut self, line: Option<usize>) -> Self {
+        self.line = line;
+        self
     }
 }
 

@@ -64,7 +64,7 @@ fn check(template: &EmailTemplate) -> Result<(), ApiError> {
     validate(template).map_err(|p| {
         let at = p.line.map(|l| format!(" (line {l})")).unwrap_or_default();
         let detail = format!("{}{at}: {}", p.part, p.detail);
-        ApiError::Validation { errors: vec![FieldError::new(format!("/{}", p.part), detail.clone())], detail }
+        ApiError::Validation { errors: vec![FieldError::new(format!("/{}", p.part), detail.clone()).at_line(p.line)], detail }
     })
 }
 

@@ -8,6 +8,8 @@ export type TokenSource = () => Promise<string> | string;
 export interface FieldError {
   pointer: string;
   detail: string;
+  /** A template part's line. */
+  line?: number;
 }
 
 export class ApiProblem extends Error {

@@ -8,13 +8,17 @@ import { Api } from "./api.js";
 import { Auth, ConsoleConfig, can } from "./auth.js";
 import "./contacts.js";
 import "./contact.js";
+import "./groups.js";
+import "./admin.js";
+import "./reports.js";
 
-type View = { name: "contacts" } | { name: "contact"; id: string } | { name: "unknown" };
+type View = { name: "contacts" } | { name: "contact"; id: string } | { name: "groups" } | { name: "admin" } | { name: "reports" } | { name: "unknown" };
 
 export function route(hash: string): View {
   const parts = hash.replace(/^#\/?/, "").split("/").map(decodeURIComponent);
   if (parts[0] === "" || (parts[0] === "contacts" && parts.length === 1)) return { name: "contacts" };
   if (parts[0] === "contacts" && parts[1]) return { name: "contact", id: parts[1] };
+  if (parts[0] === "groups" || parts[0] === "admin" || parts[0] === "reports") return { name: parts[0] };
   return { name: "unknown" };
 }
 
@@ -71,6 +75,9 @@ export class PortalConsole extends LitElement {
         <strong class="brand">Portal Access</strong>
         <nav aria-label="Console">
           <a href="#/contacts" aria-current=${this.view.name.startsWith("contact") ? "page" : "false"}>Contacts</a>
+          <a href="#/groups" aria-current=${this.view.name === "groups" ? "page" : "false"}>Groups &amp; lists</a>
+          <a href="#/reports" aria-current=${this.view.name === "reports" ? "page" : "false"}>Reports</a>
+          <a href="#/admin" aria-current=${this.view.name === "admin" ? "page" : "false"}>Portal Administration</a>
         </nav>
         <span class="who">${session.subject} · ${session.tenantId} · ${can(session, "admin") ? "admin" : can(session, "write") ? "staff" : "read-only"}</span>
         <button class="secondary" @click=${() => this.auth?.signOut()}>Sign out</button>
@@ -86,6 +93,12 @@ export class PortalConsole extends LitElement {
         return html`<pa-contacts .api=${this.api} .session=${session}></pa-contacts>`;
       case "contact":
         return html`<pa-contact .api=${this.api} .session=${session} .contactId=${this.view.id}></pa-contact>`;
+      case "groups":
+        return html`<pa-groups .api=${this.api} .session=${session}></pa-groups>`;
+      case "reports":
+        return html`<pa-reports .api=${this.api} .session=${session}></pa-reports>`;
+      case "admin":
+        return html`<pa-admin .api=${this.api} .session=${session}></pa-admin>`;
       default:
         return html`<h1 tabindex="-1">Not found</h1><p><a href="#/contacts">Back to the contacts</a></p>`;
     }
