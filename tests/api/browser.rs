@@ -42,12 +42,14 @@ impl Browser {
         let _ = std::fs::remove_dir_all(&downloads);
         std::fs::create_dir_all(&downloads).unwrap();
         let mut caps = serde_json::Map::new();
-        caps.insert(
-            "goog:chromeOptions".into(),
-            json!({"binary": "/usr/bin/chromium",
-                   "args": ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", &format!("--window-size={width},{height}")],
-                   "prefs": {"download.default_directory": downloads, "download.prompt_for_download": false}}),
-        );
+        // A phone's viewport is emulated (headless Chromium keeps windows at least 500 px wide).
+        let mut options = json!({"binary": "/usr/bin/chromium",
+               "args": ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", &format!("--window-size={width},{height}")],
+               "prefs": {"download.default_directory": downloads, "download.prompt_for_download": false}});
+        if width < 600 {
+            options["mobileEmulation"] = json!({"deviceMetrics": {"width": width, "height": height, "pixelRatio": 2.0, "touch": true, "mobile": true}});
+        }
+        caps.insert("goog:chromeOptions".into(), options);
         let client = ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new())
             .capabilities(caps)
             .connect(&url)
@@ -75,9 +77,20 @@ impl Browser {
         self.client.execute("document.getElementById(arguments[0]).value = arguments[1]", vec![json!(id), json!(value)]).await.unwrap();
     }
 
+    /// Clicks a form's submit button and waits for the page it leads to (a new document, loaded).
     pub async fn click(&self, button_text: &str) {
         let xpath = format!("//button[normalize-space()='{button_text}']");
+        self.eval("window.__portalOldPage = true", vec![]).await;
         self.client.find(Locator::XPath(&xpath)).await.unwrap_or_else(|_| panic!("no button {button_text}")).click().await.unwrap();
+        let started = Instant::now();
+        loop {
+            let new_page = self.client.execute("return !window.__portalOldPage && document.readyState === 'complete'", vec![]).await;
+            if new_page.ok().and_then(|v| v.as_bool()) == Some(true) {
+                break;
+            }
+            assert!(started.elapsed() < Duration::from_secs(30), "{button_text:?} led to no new page within 30 s");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
         self.client.wait().for_element(Locator::Css("h1")).await.unwrap();
     }
 
@@ -160,6 +173,32 @@ impl Browser {
             assert!(started.elapsed() < limit, "{name} was not downloaded within {limit:?} (in {})", self.downloads.display());
             tokio::time::sleep(Duration::from_millis(150)).await;
         }
+    }
+
+    /// Presses Tab until the focused element (inside shadow roots too) is a button reading `text`;
+    /// at most `limit` presses. The keyboard-only path to it.
+    pub async fn tab_to(&self, text: &str, limit: usize) {
+        let focused = "let e = document.activeElement; while (e && e.shadowRoot && e.shadowRoot.activeElement) e = e.shadowRoot.activeElement;\
+            return e ? e.textContent.trim() : ''";
+        for _ in 0..limit {
+            self.press('\u{E004}').await;
+            if self.eval(focused, vec![]).await == json!(text) {
+                return;
+            }
+        }
+        panic!("{text:?} is not reached with {limit} presses of Tab");
+    }
+
+    /// Presses Enter where the focus is.
+    pub async fn press_enter(&self) {
+        self.press('\u{E007}').await;
+    }
+
+    /// One key, down and up, as the keyboard sends it (to whatever has the focus, shadow roots included).
+    async fn press(&self, key: char) {
+        use fantoccini::actions::{InputSource as _, KeyAction, KeyActions};
+        let keys = KeyActions::new("keyboard".into()).then(KeyAction::Down { value: key }).then(KeyAction::Up { value: key });
+        self.client.perform_actions(keys).await.unwrap();
     }
 
     /// Ends the session (Chromium quits), then chromedriver is killed.

@@ -316,3 +316,28 @@ async fn a_group_created_and_activated_follows_its_job_to_done() {
     assert!(counters.contains("2 activated") && counters.contains("1 skipped without email"), "{counters}");
     b.close().await;
 }
+
+#[tokio::test]
+async fn the_keyboard_alone_generates_a_code_and_confirms_an_action() {
+    let t = TestApp::new().await;
+    hosted_portal(&t, "Northside Clinic").await;
+    let contact = unique("chart");
+    t.put_contact(&contact, Some(&format!("{contact}@example.com"))).await.ok(200);
+    let b = Browser::sized(360, 800).await;
+    sign_in(&b, &t, WRITE, &format!("#/contacts/{contact}")).await;
+    b.wait_until("the portlet", WAIT, &portlet_has("Northside Clinic")).await;
+    assert_eq!(b.eval("return window.innerWidth", vec![]).await, json!(360), "a small phone's width");
+    b.tab_to("Generate", 40).await;
+    b.press_enter().await;
+    b.wait_until("the code", WAIT, "document.querySelector('portal-access-portlet').shadowRoot.querySelector('code')").await;
+    // The state's action, then its confirmation, where the focus has gone by itself.
+    b.tab_to("Resend", 10).await;
+    b.press_enter().await;
+    b.wait_until("the question", WAIT, &portlet_has("Email the pending invitation again?")).await;
+    let focused = b.eval("return document.querySelector('portal-access-portlet').shadowRoot.activeElement.textContent.trim()", vec![]).await;
+    assert_eq!(focused, json!("Yes, resend"), "the confirmation has the focus");
+    b.press_enter().await;
+    b.wait_until("resent", WAIT, &portlet_has("Resend: done.")).await;
+    assert_no_sideways_scroll(&b, "the contact record at 360 px").await;
+    b.close().await;
+}

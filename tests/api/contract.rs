@@ -756,5 +756,12 @@ async fn contract_pages(r: &Run<'_>) -> usize {
     r.raw_case(M::POST, "/claim/confirm", "/claim/confirm", None, Some(format!("token={token}")), None, 400).await;
     r.raw_case(M::POST, "/claim/new-link", "/claim/new-link", None, Some("token=nope".into()), None, 200).await;
     r.raw_case(M::POST, "/claim/new-link", "/claim/new-link", None, Some("{}".into()), None, 415).await;
+    // The console's files (public): the page, a script, its config, and a missing file.
+    let page = r.raw_case(M::GET, "/console", "/console", None, None, None, 200).await;
+    assert!(page.text.contains("<portal-console>"), "/console redirects to the console's page: {}", page.text);
+    r.raw_case(M::GET, "/console/{proxy+}", "/console/portlet.js", None, None, None, 200).await;
+    let config = r.raw_case(M::GET, "/console/{proxy+}", "/console/config.json", None, None, None, 200).await;
+    assert!(config.text.contains("\"local_sign_in\":\"/local/sign-in\""), "{}", config.text);
+    r.raw_case(M::GET, "/console/{proxy+}", "/console/missing.js", None, None, None, 404).await;
     7
 }
