@@ -47,6 +47,27 @@ async fn assert_no_sideways_scroll(b: &Browser, what: &str) {
     assert!(page.as_u64() <= window.as_u64(), "{what}: {page} px wide in a {window} px window");
 }
 
+/// A link that carries a genuine token in its fragment (sent by someone who wants the staff member to
+/// act as them, or lifted from a history) signs nobody in: the console takes a fragment's token only
+/// for a sign-in this tab started, whose state comes back beside it.
+#[tokio::test]
+async fn a_token_in_a_link_signs_nobody_in() {
+    let t = TestApp::new().await;
+    let b = Browser::sized(1024, 800).await;
+    let token = t.token_as("attacker@elsewhere.test", ADMIN);
+    b.goto(&format!("{}/console/#access_token={token}&back=%23%2Fadmin", t.base())).await;
+    b.wait_until("the console's sign-in", WAIT, &has_text("button", "Sign in")).await;
+    b.wait_until("the refusal", WAIT, &has_text("[role=alert]", "did not match")).await;
+    let header = b.eval("return document.querySelector('header')?.innerText ?? ''", vec![]).await;
+    assert!(!header.as_str().unwrap_or_default().contains("attacker@elsewhere.test"), "signed in from a link: {header}");
+    assert!(!b.client.current_url().await.unwrap().as_str().contains("access_token"), "the token leaves the address bar");
+    // With a state of its own making, but not the tab's: refused too (a fresh document, not a hash change).
+    b.goto("about:blank").await;
+    b.goto(&format!("{}/console/#access_token={token}&state=guessed&back=%23%2Fadmin", t.base())).await;
+    b.wait_until("the refusal", WAIT, &has_text("[role=alert]", "did not match")).await;
+    b.close().await;
+}
+
 async fn hosted_portal(t: &TestApp, name: &str) {
     t.put_hosted_portal(name, json!([])).await.ok(200);
 }
@@ -58,6 +79,8 @@ async fn staff_create_a_contact_generate_and_email_and_the_person_claims() {
     let b = Browser::sized(360, 800).await;
     sign_in(&b, &t, ADMIN, "").await;
     b.wait_until("the listing", WAIT, &has_text("h1", "Contacts")).await;
+    // Loaded (a new tenant has none), so nothing moves under the next click.
+    b.wait_until("the listing loaded", WAIT, &has_text("main", "No contacts match.")).await;
 
     // A new contact, from the listing.
     let email = format!("{}@example.org", unique("ann"));

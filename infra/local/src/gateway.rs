@@ -181,12 +181,14 @@ fn sign_in_page(query: &serde_json::Map<String, serde_json::Value>) -> axum::res
     use portal::http::html::{Field, Form, Page};
     let back = form_value(query, "back");
     let redirect = form_value(query, "redirect_uri");
+    let state = form_value(query, "state");
     let page = Page::new("Portal Access (local stack)", "Sign in to the console")
         .text("The local stack mints a staff token for the tenant and scope you choose, as portal-local token does. On AWS the console signs in with your identity provider instead.")
         .form(
             Form::post(SIGN_IN)
                 .hidden("redirect_uri", if redirect.is_empty() { "/console/" } else { redirect })
                 .hidden("back", back)
+                .hidden("state", state)
                 .field(Field { value: crate::seed::DEMO_TENANT, ..Field::new("tenant", "Tenant", "text", "off") })
                 .field(Field { value: "staff@local", ..Field::new("sub", "Staff member", "text", "username") })
                 .field(Field {
@@ -216,7 +218,13 @@ impl Gateway {
         }
         let token = jwt::mint(&self.expected, sub, tenant, scope, 3600);
         let enc = |s: &str| percent_encoding::utf8_percent_encode(s, percent_encoding::NON_ALPHANUMERIC).to_string();
-        let location = format!("{target}#access_token={}&back={}", enc(&token), enc(form_value(form, "back")));
+        // The console's own `state` comes back beside the token: it takes a token only for a sign-in it started.
+        let location = format!(
+            "{target}#access_token={}&state={}&back={}",
+            enc(&token),
+            enc(form_value(form, "state")),
+            enc(form_value(form, "back"))
+        );
         (StatusCode::SEE_OTHER, [("location", location), ("cache-control", "no-store".into())]).into_response()
     }
 }

@@ -4,6 +4,7 @@
 // preview, and validation errors shown at their line.
 
 import { LitElement, html, nothing } from "lit";
+import { keyed } from "lit/directives/keyed.js";
 import { Api, ApiProblem, enc } from "./api.js";
 import { can, Session } from "./auth.js";
 import { problemMessage } from "./portlet.js";
@@ -96,6 +97,8 @@ export class AdminScreen extends LitElement {
   notice = "";
   formErrors: Record<string, string> = {};
   private timer: number | undefined;
+  /** Only the newest template request's answer is shown (a quick change of portal or kind drops older ones). */
+  private templateRequest = 0;
 
   createRenderRoot() {
     return this;
@@ -124,9 +127,21 @@ export class AdminScreen extends LitElement {
   }
 
   private async loadTemplate(): Promise<void> {
-    if (!this.portal) return;
+    const request = ++this.templateRequest;
     this.tplError = null;
-    this.template = await this.api.get<Template>(`/v1/portals/${enc(this.portal.portal_id)}/templates/${this.kind}`);
+    this.preview = null;
+    if (!this.portal) {
+      this.template = null;
+      return;
+    }
+    try {
+      const template = await this.api.get<Template>(`/v1/portals/${enc(this.portal.portal_id)}/templates/${this.kind}`);
+      if (request !== this.templateRequest) return;
+      this.template = template;
+    } catch (e) {
+      if (request === this.templateRequest) this.error = problemMessage(e);
+      return;
+    }
     await this.renderPreview();
   }
 
@@ -208,17 +223,22 @@ export class AdminScreen extends LitElement {
   }
 
   private async renderPreview(): Promise<void> {
-    if (!this.portal) return;
+    // The preview renders a template, which only administrators may (the API answers 403 otherwise).
+    if (!this.portal || !can(this.session, "admin")) return;
+    const request = this.templateRequest;
     await this.updateComplete;
     const parts = this.template && !this.querySelector("#tpl-text") ? this.template : this.parts();
     try {
-      this.preview = await this.api.postSafe(`/v1/portals/${enc(this.portal.portal_id)}/templates/${this.kind}/preview`, {
+      const preview = await this.api.postSafe<AdminScreen["preview"]>(`/v1/portals/${enc(this.portal.portal_id)}/templates/${this.kind}/preview`, {
         subject: parts.subject,
         text: parts.text,
         html: parts.html,
       });
+      if (request !== this.templateRequest) return;
+      this.preview = preview;
       this.tplError = null;
     } catch (e) {
+      if (request !== this.templateRequest) return;
       this.tplError = templateError(e);
       if (!this.tplError) this.error = problemMessage(e);
     }
@@ -254,13 +274,16 @@ export class AdminScreen extends LitElement {
 
   render() {
     const admin = can(this.session, "admin");
+    // A form per portal and per template (keyed): what was typed for one never shows in another.
     return html`
       <h1 tabindex="-1">Portal Administration</h1>
       ${this.error ? html`<p role="alert">${this.error}</p>` : nothing}
       <p role="status" class="notice">${this.notice}</p>
       ${admin ? nothing : html`<p class="muted">Changing these settings needs an administrator (portal:admin); you can read them.</p>`}
       <div class="admin">
-        ${this.profileForm(admin)} ${this.portalForm(admin)} ${this.templateEditor(admin)}
+        ${this.profileForm(admin)}
+        ${keyed(this.portal?.portal_id ?? "new", this.portalForm(admin))}
+        ${keyed(`${this.portal?.portal_id}/${this.kind}`, this.templateEditor(admin))}
       </div>
     `;
   }
@@ -357,7 +380,9 @@ export class AdminScreen extends LitElement {
         <h3 id="pv-h">Preview (sample values)</h3>
         ${this.preview
           ? html`<p><strong id="preview-subject">${this.preview.subject}</strong></p><pre id="preview-text">${this.preview.text}</pre>`
-          : html`<p class="muted">No preview while the template has an error.</p>`}
+          : admin
+            ? html`<p class="muted">No preview while the template has an error.</p>`
+            : html`<p class="muted">The preview needs an administrator (portal:admin).</p>`}
       </div>
     </section>`;
   }

@@ -37,9 +37,12 @@ export class Api {
     return this.send<T>("PUT", path, body);
   }
 
-  /** A POST with an effect: one Idempotency-Key per call, reused by its retry. */
-  async post<T>(path: string, body: unknown = {}): Promise<T> {
-    return this.send<T>("POST", path, body, crypto.randomUUID());
+  /**
+   * A POST with an effect, under an Idempotency-Key: a fresh one per call unless the caller passes
+   * the key of an attempt whose answer never came (see `Submission`), so a retry never acts twice.
+   */
+  async post<T>(path: string, body: unknown = {}, key: string = crypto.randomUUID()): Promise<T> {
+    return this.send<T>("POST", path, body, key);
   }
 
   /** A POST that changes nothing (a template preview). */
@@ -90,3 +93,29 @@ export function withQuery(path: string, params: Record<string, string | number |
 }
 
 export const enc = encodeURIComponent;
+
+/**
+ * One staff action that must happen once: while it is under way a second click is ignored, and when
+ * its answer never came (the network failed) the next attempt reuses its Idempotency-Key, so the
+ * service replays the first outcome instead of acting again. An answer, good or bad, ends it.
+ */
+export class Submission {
+  busy = false;
+  private key: string | null = null;
+
+  async run<T>(send: (key: string) => Promise<T>): Promise<T | undefined> {
+    if (this.busy) return undefined;
+    this.busy = true;
+    this.key ??= crypto.randomUUID();
+    try {
+      const out = await send(this.key);
+      this.key = null;
+      return out;
+    } catch (e) {
+      if (!(e instanceof ApiProblem && e.status === 0)) this.key = null;
+      throw e;
+    } finally {
+      this.busy = false;
+    }
+  }
+}

@@ -72,6 +72,7 @@ interface TokenResponse {
 }
 
 const PENDING = "portal-access.pkce";
+const LOCAL_STATE = "portal-access.local-state";
 
 /** Renews a minute before expiry. */
 const RENEW_EARLY_MS = 60_000;
@@ -81,6 +82,8 @@ export class Auth {
   private refreshToken: string | null = null;
   private discovery: Discovery | null = null;
   private timer: number | undefined;
+  /** The renewal under way: callers that need a token meanwhile wait for it, not start another. */
+  private renewing: Promise<void> | null = null;
 
   constructor(
     readonly config: ConsoleConfig,
@@ -97,8 +100,15 @@ export class Auth {
     const fragment = new URLSearchParams(location.hash.slice(1));
     const local = fragment.get("access_token");
     if (local) {
+      // Only the local stack hands a token back in the fragment, and only for a sign-in this
+      // tab started (its state): a link carrying someone else's token signs nobody in.
+      const expected = sessionStorage.getItem(LOCAL_STATE);
+      sessionStorage.removeItem(LOCAL_STATE);
       const back = fragment.get("back") ?? "#/contacts";
-      history.replaceState(null, "", location.pathname + back);
+      history.replaceState(null, "", location.pathname + (back.startsWith("#/") ? back : "#/contacts"));
+      if (!this.config.local_sign_in || !expected || fragment.get("state") !== expected) {
+        throw new Error("The sign-in answer did not match the request; sign in again.");
+      }
       this.accept(local);
       return;
     }
@@ -117,6 +127,9 @@ export class Auth {
   async signIn(back = location.hash || "#/contacts"): Promise<void> {
     if (this.config.local_sign_in) {
       const url = new URL(this.config.local_sign_in, location.origin);
+      const state = base64url(crypto.getRandomValues(new Uint8Array(16)));
+      sessionStorage.setItem(LOCAL_STATE, state);
+      url.searchParams.set("state", state);
       url.searchParams.set("redirect_uri", this.redirectUri);
       url.searchParams.set("back", back);
       location.assign(url.toString());
@@ -162,7 +175,14 @@ export class Auth {
     this.onChange();
   }
 
-  private async renew(): Promise<void> {
+  private renew(): Promise<void> {
+    this.renewing ??= this.renewOnce().finally(() => {
+      this.renewing = null;
+    });
+    return this.renewing;
+  }
+
+  private async renewOnce(): Promise<void> {
     if (!this.refreshToken) {
       // Nothing to renew with (the local sign-in, or an issuer that gave no refresh token):
       // once expired the session ends, and the console asks to sign in again.

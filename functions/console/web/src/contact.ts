@@ -144,7 +144,7 @@ export class ContactScreen extends LitElement {
     const write = can(this.session, "write");
     return html`
       <p><a href="#/contacts">← Contacts</a></p>
-      <h1>${c?.name ?? "Contact"}</h1>
+      <h1 tabindex="-1">${c?.name ?? "Contact"}</h1>
       ${this.error ? html`<p role="alert">${this.error}</p>` : nothing}
       <div class="record">
         <portal-access-portlet contact-id=${this.contactId} ?can-write=${write}

@@ -4,7 +4,7 @@
 // progress bar that follows the job. New contacts are added here too.
 
 import { LitElement, html, nothing } from "lit";
-import { Api, ApiProblem, enc, withQuery } from "./api.js";
+import { Api, ApiProblem, Submission, enc, withQuery } from "./api.js";
 import { can, Session } from "./auth.js";
 import { stateLabel } from "./format.js";
 import { problemMessage } from "./portlet.js";
@@ -40,6 +40,8 @@ export class ContactsScreen extends LitElement {
     jobId: { state: true },
     adding: { state: true },
     formErrors: { state: true },
+    busy: { state: true },
+    loading: { state: true },
   };
   api!: Api;
   session: Session | null = null;
@@ -50,6 +52,11 @@ export class ContactsScreen extends LitElement {
   jobId = "";
   adding = false;
   formErrors: Record<string, string> = {};
+  busy = false;
+  loading = false;
+  private readonly submission = new Submission();
+  /** Answers to older listing requests are dropped: only the newest request's page is shown. */
+  private request = 0;
   private portalId = "";
   private state = "";
   private q = "";
@@ -77,13 +84,19 @@ export class ContactsScreen extends LitElement {
 
   private async load(): Promise<void> {
     const cursor = this.cursors[this.cursors.length - 1];
+    const request = ++this.request;
+    this.loading = true;
     try {
-      this.listing = await this.api.get<Listing>(
+      const listing = await this.api.get<Listing>(
         withQuery("/v1/contacts", { portal_id: this.portalId, portal_status: this.state, q: this.q, limit: PAGE, cursor }),
       );
+      if (request !== this.request) return;
+      this.listing = listing;
       this.error = "";
     } catch (e) {
-      this.error = problemMessage(e);
+      if (request === this.request) this.error = problemMessage(e);
+    } finally {
+      if (request === this.request) this.loading = false;
     }
   }
 
@@ -100,6 +113,7 @@ export class ContactsScreen extends LitElement {
   }
 
   private page(delta: 1 | -1): void {
+    if (this.loading) return;
     if (delta === 1 && this.listing?.next_cursor) this.cursors = [...this.cursors, this.listing.next_cursor];
     if (delta === -1 && this.cursors.length > 1) this.cursors = this.cursors.slice(0, -1);
     void this.load();
@@ -120,18 +134,23 @@ export class ContactsScreen extends LitElement {
   private async activate(e: Event): Promise<void> {
     e.preventDefault();
     const data = new FormData(e.target as HTMLFormElement);
+    const body = {
+      contact_ids: [...this.selected],
+      portal_id: this.portalId || undefined,
+      method: data.get("method") === "link" ? "link" : "code",
+      send_email: data.get("send_email") === "on",
+    };
+    this.busy = true;
     try {
-      const job = await this.api.post<{ job_id: string; total: number }>("/v1/activations", {
-        contact_ids: [...this.selected],
-        portal_id: this.portalId || undefined,
-        method: data.get("method") === "link" ? "link" : "code",
-        send_email: data.get("send_email") === "on",
-      });
+      const job = await this.submission.run((key) => this.api.post<{ job_id: string; total: number }>("/v1/activations", body, key));
+      if (!job) return;
       this.jobId = job.job_id;
       this.selected = new Set();
       this.error = "";
     } catch (e) {
       this.error = problemMessage(e);
+    } finally {
+      this.busy = this.submission.busy;
     }
   }
 
@@ -154,7 +173,7 @@ export class ContactsScreen extends LitElement {
     const rows = this.listing?.items ?? [];
     const allOn = rows.length > 0 && rows.every((r) => this.selected.has(r.contact_id));
     return html`
-      <h1>Contacts</h1>
+      <h1 tabindex="-1">Contacts</h1>
       ${this.error ? html`<p role="alert">${this.error}</p>` : nothing}
       <form class="filters" @submit=${this.filter} role="search" aria-label="Filter contacts">
         <label>Portal <select name="portal">
@@ -176,7 +195,7 @@ export class ContactsScreen extends LitElement {
               <label><input type="radio" name="method" value="link"> Activation link</label>
             </fieldset>
             <label class="inline"><input type="checkbox" name="send_email" checked> Email it</label>
-            <button type="submit">Activate Portal</button>
+            <button type="submit" ?disabled=${this.busy} aria-busy=${this.busy ? "true" : "false"}>Activate Portal</button>
           </form>`
         : nothing}
       ${this.jobId ? html`<pa-job-progress .api=${this.api} job-id=${this.jobId} @job-done=${() => this.load()}></pa-job-progress>` : nothing}
@@ -204,9 +223,9 @@ export class ContactsScreen extends LitElement {
         ${this.listing && rows.length === 0 ? html`<p>No contacts match.</p>` : nothing}
       </div>
       <nav class="pager" aria-label="Pages">
-        <button ?disabled=${this.cursors.length <= 1} @click=${() => this.page(-1)}>Previous page</button>
+        <button ?disabled=${this.loading || this.cursors.length <= 1} @click=${() => this.page(-1)}>Previous page</button>
         <span>Page ${this.cursors.length}</span>
-        <button ?disabled=${!this.listing?.next_cursor} @click=${() => this.page(1)}>Next page</button>
+        <button ?disabled=${this.loading || !this.listing?.next_cursor} @click=${() => this.page(1)}>Next page</button>
       </nav>
 
       ${write

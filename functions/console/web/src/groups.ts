@@ -3,11 +3,12 @@
 // that a progress bar follows to done.
 
 import { LitElement, html, nothing } from "lit";
-import { Api, enc, withQuery } from "./api.js";
+import { keyed } from "lit/directives/keyed.js";
+import { Api, Submission, enc, withQuery } from "./api.js";
 import { can, Session } from "./auth.js";
 import { formatDate } from "./format.js";
 import { problemMessage } from "./portlet.js";
-import { field, fieldErrors } from "./contacts.js";
+import { field, fieldErrors, PortalSummary } from "./contacts.js";
 import "./job.js";
 
 interface GroupRow {
@@ -30,6 +31,8 @@ export class GroupsScreen extends LitElement {
     saved: { state: true },
     formErrors: { state: true },
     jobs: { state: true },
+    portals: { state: true },
+    busy: { state: true },
   };
   api!: Api;
   session: Session | null = null;
@@ -40,6 +43,11 @@ export class GroupsScreen extends LitElement {
   saved = "";
   formErrors: Record<string, string> = {};
   jobs: Record<string, string> = {};
+  portals: PortalSummary[] = [];
+  /** The groups whose Activate Portal is under way (a second click waits for the first). */
+  busy = new Set<string>();
+  private readonly submissions = new Map<string, Submission>();
+  private request = 0;
   private cursors: (string | null)[] = [null];
 
   createRenderRoot() {
@@ -49,18 +57,24 @@ export class GroupsScreen extends LitElement {
   connectedCallback(): void {
     super.connectedCallback();
     void this.load();
+    void this.api.get<{ items: PortalSummary[] }>("/v1/portals").then(
+      (p) => (this.portals = p.items),
+      (e) => (this.error = problemMessage(e)),
+    );
   }
 
   private async load(): Promise<void> {
+    const request = ++this.request;
     try {
       const page = await this.api.get<{ items: GroupRow[]; next_cursor: string | null }>(
         withQuery("/v1/groups", { limit: 50, cursor: this.cursors[this.cursors.length - 1] }),
       );
+      if (request !== this.request) return;
       this.rows = page.items;
       this.next = page.next_cursor;
       this.error = "";
     } catch (e) {
-      this.error = problemMessage(e);
+      if (request === this.request) this.error = problemMessage(e);
     }
   }
 
@@ -103,15 +117,25 @@ export class GroupsScreen extends LitElement {
   private async activate(id: string, e: Event): Promise<void> {
     e.preventDefault();
     const data = new FormData(e.target as HTMLFormElement);
+    const body = {
+      portal_id: String(data.get("portal") ?? "") || undefined,
+      method: data.get("method") === "link" ? "link" : "code",
+      send_email: true,
+    };
+    let submission = this.submissions.get(id);
+    if (!submission) this.submissions.set(id, (submission = new Submission()));
+    this.busy = new Set(this.busy).add(id);
     try {
-      const job = await this.api.post<{ job_id: string }>(`/v1/groups/${enc(id)}/activate`, {
-        method: data.get("method") === "link" ? "link" : "code",
-        send_email: true,
-      });
+      const job = await submission.run((key) => this.api.post<{ job_id: string }>(`/v1/groups/${enc(id)}/activate`, body, key));
+      if (!job) return;
       this.jobs = { ...this.jobs, [id]: job.job_id };
       this.error = "";
     } catch (err) {
       this.error = problemMessage(err);
+    } finally {
+      const busy = new Set(this.busy);
+      busy.delete(id);
+      this.busy = busy;
     }
   }
 
@@ -131,8 +155,13 @@ export class GroupsScreen extends LitElement {
             ${write
               ? html`<td>
                   <form class="inline-form" @submit=${(e: Event) => this.activate(g.group_id, e)} aria-label="Activate Portal for ${g.name}">
+                    ${this.portals.length > 1
+                      ? html`<select name="portal" aria-label="Portal for ${g.name}">
+                          ${this.portals.map((p) => html`<option value=${p.portal_id} ?selected=${p.default}>${p.name}</option>`)}
+                        </select>`
+                      : nothing}
                     <select name="method" aria-label="Send to ${g.name}"><option value="code">Pickup code</option><option value="link">Activation link</option></select>
-                    <button type="submit" aria-describedby="g-note">Activate Portal</button>
+                    <button type="submit" aria-describedby="g-note" ?disabled=${this.busy.has(g.group_id)}>Activate Portal</button>
                   </form>
                   ${this.jobs[g.group_id] ? html`<pa-job-progress .api=${this.api} job-id=${this.jobs[g.group_id]}></pa-job-progress>` : nothing}
                 </td>`
@@ -146,7 +175,10 @@ export class GroupsScreen extends LitElement {
         <button ?disabled=${this.cursors.length <= 1} @click=${() => { this.cursors = this.cursors.slice(0, -1); void this.load(); }}>Previous page</button>
         <button ?disabled=${!this.next} @click=${() => { this.cursors = [...this.cursors, this.next]; void this.load(); }}>Next page</button>
       </nav>
-      ${this.editing ? this.form(this.editing, write) : nothing}
+      ${this.editing
+        ? // A form per group: what was typed for one group never shows in another's.
+          keyed(this.editing.group_id || "new", this.form(this.editing, write))
+        : nothing}
     `;
   }
 
@@ -158,7 +190,8 @@ export class GroupsScreen extends LitElement {
           ${field("name", "Name", "text", this.formErrors, true, g.name)}
           ${g.group_id ? nothing : field("group_id", "Group id (optional)", "text", this.formErrors)}
           <label>Members (contact ids, one per line)
-            <textarea name="contact_ids" rows="8" aria-invalid=${this.formErrors.contact_ids ? "true" : "false"}>${g.contact_ids.join("\n")}</textarea>
+            <textarea name="contact_ids" rows="8" .value=${g.contact_ids.join("\n")}
+              aria-invalid=${this.formErrors.contact_ids ? "true" : "false"}></textarea>
             ${this.formErrors.contact_ids ? html`<span class="field-error">${this.formErrors.contact_ids}</span>` : nothing}
           </label>
           ${write ? html`<button type="submit">Save group</button>` : nothing}

@@ -2,7 +2,7 @@
 // until it is done, as a progress bar with the job's counters.
 
 import { LitElement, html, nothing } from "lit";
-import { Api, enc } from "./api.js";
+import { Api, ApiProblem, enc } from "./api.js";
 import { problemMessage } from "./portlet.js";
 
 export interface Job {
@@ -27,6 +27,8 @@ export class JobProgress extends LitElement {
   job: Job | null = null;
   error = "";
   private timer: number | undefined;
+  /** Failed polls in a row: the wait doubles with each (1 s up to 30 s). */
+  private failures = 0;
 
   createRenderRoot() {
     return this;
@@ -46,15 +48,21 @@ export class JobProgress extends LitElement {
 
   private async poll(): Promise<void> {
     clearTimeout(this.timer);
-    if (!this.api) return;
+    if (!this.api || !this.isConnected) return;
     try {
       this.job = await this.api.get<Job>(`/v1/jobs/${enc(this.jobId)}`);
       this.error = "";
+      this.failures = 0;
     } catch (e) {
       this.error = problemMessage(e);
+      // A refusal (gone, forbidden, signed out) will not change by asking again; a busy or
+      // unreachable service may, so those are asked again, less and less often.
+      if (e instanceof ApiProblem && e.status >= 400 && e.status < 500 && e.status !== 429) return;
+      this.failures++;
     }
-    if (this.job?.state !== "done") this.timer = window.setTimeout(() => void this.poll(), 1000);
-    else this.dispatchEvent(new CustomEvent("job-done", { detail: this.job, bubbles: true }));
+    if (this.job?.state !== "done") {
+      this.timer = window.setTimeout(() => void this.poll(), Math.min(1000 * 2 ** this.failures, 30_000));
+    } else this.dispatchEvent(new CustomEvent("job-done", { detail: this.job, bubbles: true }));
   }
 
   render() {

@@ -75,6 +75,8 @@ export class PortalAccessPortlet extends LitElement {
   error = "";
   notice = "";
   confirming: { portal_id: string; action: Action; label: string } | null = null;
+  /** The button that opened the confirmation, where focus goes back when it closes. */
+  private opener: HTMLElement | null = null;
 
   static styles = css`
     :host { display: block; font: 15px/1.45 system-ui, sans-serif; color: #1d2733; }
@@ -122,10 +124,11 @@ export class PortalAccessPortlet extends LitElement {
     if (changed.has("confirming") && this.confirming) this.renderRoot.querySelector<HTMLButtonElement>(".confirm button")?.focus();
   }
 
-  async load(): Promise<void> {
+  /** Reads the view again; `clear` drops the message of an earlier action (not after an action's own). */
+  async load(clear = true): Promise<void> {
     try {
       this.view = await this.api.get<PortletView>(`/v1/contacts/${enc(this.contactId)}/portal`);
-      this.error = "";
+      if (clear) this.error = "";
     } catch (e) {
       this.error = message(e);
     }
@@ -142,7 +145,7 @@ export class PortalAccessPortlet extends LitElement {
   private async confirmAction(): Promise<void> {
     const c = this.confirming;
     if (!c) return;
-    this.confirming = null;
+    this.close();
     await this.act(async () => {
       const done = await this.api.post<{ state: string; action?: string }>(`/v1/contacts/${enc(this.contactId)}/portal/${c.action}`, { portal_id: c.portal_id });
       this.notice = `${c.label}: done. Access is now ${stateLabel(done.state as PortalState).toLowerCase()}.`;
@@ -150,7 +153,22 @@ export class PortalAccessPortlet extends LitElement {
     });
   }
 
+  private open(e: Event, c: { portal_id: string; action: Action; label: string }): void {
+    this.opener = e.currentTarget as HTMLElement;
+    this.confirming = c;
+  }
+
+  /** Closes the confirmation and gives focus back to the button that opened it. */
+  private close(): void {
+    this.confirming = null;
+    const opener = this.opener;
+    this.opener = null;
+    void this.updateComplete.then(() => (opener?.isConnected ? opener : this.renderRoot.querySelector<HTMLElement>("h2"))?.focus());
+  }
+
   private async act(run: () => Promise<void>): Promise<void> {
+    // One action at a time: a second click while the first is under way does nothing.
+    if (this.busy) return;
     this.busy = true;
     this.error = "";
     this.notice = "";
@@ -160,7 +178,7 @@ export class PortalAccessPortlet extends LitElement {
       this.error = message(e);
     } finally {
       this.busy = false;
-      await this.load();
+      await this.load(false);
     }
   }
 
@@ -171,7 +189,7 @@ export class PortalAccessPortlet extends LitElement {
   render() {
     const v = this.view;
     return html`<section aria-labelledby="t" aria-busy=${this.busy ? "true" : "false"}>
-      <h2 id="t">Portal</h2>
+      <h2 id="t" tabindex="-1">Portal</h2>
       ${this.error ? html`<p role="alert">${this.error}</p>` : nothing}
       <p role="status">${this.notice}</p>
       ${v ? this.body(v) : this.error ? nothing : html`<p class="muted">Loading…</p>`}
@@ -212,10 +230,10 @@ export class PortalAccessPortlet extends LitElement {
             <button ?disabled=${this.busy} @click=${() => this.generate(p.portal_id, false)} aria-describedby="portal-${p.portal_id}">Generate</button>
             <button ?disabled=${this.busy} @click=${() => this.generate(p.portal_id, true)} aria-describedby="portal-${p.portal_id}">Generate &amp; Email</button>
             <button class=${s.action === "deactivate" ? "danger" : "secondary"} ?disabled=${this.busy}
-              aria-describedby="portal-${p.portal_id}" @click=${() => (this.confirming = { portal_id: p.portal_id, ...s })}>${s.label}</button>
+              aria-describedby="portal-${p.portal_id}" @click=${(e: Event) => this.open(e, { portal_id: p.portal_id, ...s })}>${s.label}</button>
             ${deactivatable
               ? html`<button class="danger" ?disabled=${this.busy} aria-describedby="portal-${p.portal_id}"
-                  @click=${() => (this.confirming = { portal_id: p.portal_id, action: "deactivate", label: "Deactivate" })}>Deactivate</button>`
+                  @click=${(e: Event) => this.open(e, { portal_id: p.portal_id, action: "deactivate", label: "Deactivate" })}>Deactivate</button>`
               : nothing}
           </span>`
         : nothing}
@@ -223,11 +241,12 @@ export class PortalAccessPortlet extends LitElement {
   }
 
   private confirmBox(c: { label: string }) {
-    return html`<div class="confirm" role="alertdialog" aria-labelledby="cq" aria-modal="false">
+    return html`<div class="confirm" role="alertdialog" aria-labelledby="cq" aria-modal="false"
+      @keydown=${(e: KeyboardEvent) => e.key === "Escape" && this.close()}>
       <p id="cq">${CONFIRM[c.label]}</p>
       <div class="buttons">
         <button class=${c.label === "Deactivate" ? "danger" : ""} @click=${() => this.confirmAction()}>Yes, ${c.label.toLowerCase()}</button>
-        <button class="secondary" @click=${() => (this.confirming = null)}>Cancel</button>
+        <button class="secondary" @click=${() => this.close()}>Cancel</button>
       </div>
     </div>`;
   }

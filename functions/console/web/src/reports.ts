@@ -25,8 +25,11 @@ interface Row {
 
 /** A date input's day as the report's RFC 3339 bound: the day's start, or its end. */
 export function dayBound(day: string, end: boolean): string | undefined {
-  if (!day) return undefined;
-  return end ? `${day}T23:59:59Z` : `${day}T00:00:00Z`;
+  const m = /^(\d{4})-(\d{2})-(\d{2})$/.exec(day);
+  if (!m) return undefined;
+  // The day as the staff member's clock has it (the front desk's day, not UTC's), sent as UTC.
+  const at = new Date(Number(m[1]), Number(m[2]) - 1, Number(m[3]), end ? 23 : 0, end ? 59 : 0, end ? 59 : 0);
+  return at.toISOString().replace(/\.\d{3}Z$/, "Z");
 }
 
 export class ReportsScreen extends LitElement {
