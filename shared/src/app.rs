@@ -32,6 +32,9 @@ pub struct Settings {
     pub code_hash_key_secret: String,
     /// `MAIL_FROM`: the verified SES sender.
     pub mail_from: String,
+    /// `SES_CONFIGURATION_SET`: named on every send, so SES publishes the email's
+    /// delivery events (`domain::delivery`); none: sent without one.
+    pub ses_configuration_set: Option<String>,
     /// `MAIL_MAX_RECEIVE_COUNT`: the mail queue's redrive maxReceiveCount.
     pub mail_max_receive_count: u32,
     /// `MAX_EMAILS_PER_HOUR`: the most any tenant may set as its `emails_per_hour`
@@ -67,6 +70,7 @@ impl Settings {
             mail_queue_url: get("MAIL_QUEUE_URL").unwrap_or_default(),
             code_hash_key_secret: key_secret.trim().to_owned(),
             mail_from: get("MAIL_FROM").unwrap_or_default(),
+            ses_configuration_set: get("SES_CONFIGURATION_SET").map(|v| v.trim().to_owned()).filter(|v| !v.is_empty()),
             mail_max_receive_count: get("MAIL_MAX_RECEIVE_COUNT").and_then(|v| v.parse().ok()).unwrap_or(5),
             max_emails_per_hour: match get("MAX_EMAILS_PER_HOUR").filter(|v| !v.trim().is_empty()) {
                 None => crate::domain::quota::DEFAULT_MAX_EMAILS_PER_HOUR,

@@ -14,7 +14,7 @@
 //! 3. [`app`]: settings and the adapters the use cases share ([`app::App`]).
 //! 4. [`usecase`]: one module per use case, each with its own error enum.
 //! 5. Entry points: [`http`] (each HTTP function's routes, the route table,
-//!    idempotency, errors → problem+json) and [`workers`] (mailer, activator,
+//!    idempotency, errors → problem+json) and [`workers`] (mailer, deliveries, activator,
 //!    scheduler: events → use cases, errors → outcomes).
 //!
 //! Each Lambda binary under `functions/` only wires an entry point up.

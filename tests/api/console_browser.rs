@@ -364,3 +364,41 @@ async fn the_keyboard_alone_generates_a_code_and_confirms_an_action() {
     assert_no_sideways_scroll(&b, "the contact record at 360 px").await;
     b.close().await;
 }
+
+/// A contact whose email bounced: the listing's badge and filter, the portlet's notice without
+/// "Generate & Email", and the log's delivery status.
+#[tokio::test]
+async fn a_bounced_address_shows_in_the_listing_the_portlet_and_the_log() {
+    use crate::deliveries::{publish, sent_email, ses_event};
+    let t = TestApp::new().await;
+    let email = format!("{}@example.org", unique("bounced"));
+    let contact = t.with_contact(Some(&email)).await;
+    t.generate(&contact, json!({"send_email": true})).await.ok(201);
+    let (document, message_id, _) = sent_email(&t, &contact).await;
+    publish(&ses_event("bounce", &t, &contact, &document, &message_id, &email)).await;
+    crate::helpers::eventually(WAIT, || async { (t.status(&contact).await.body["email_problem"] == "bounced").then_some(()) })
+        .await
+        .expect("the bounce recorded");
+    t.with_contact(Some(&format!("{}@example.org", unique("fine")))).await;
+
+    let b = Browser::sized(390, 844).await;
+    sign_in(&b, &t, WRITE, "").await;
+    b.wait_until("the listing", WAIT, &has_text("#contacts-table", &email)).await;
+    b.client.find(Locator::Css("input[name=problems]")).await.unwrap().click().await.unwrap();
+    b.client.find(Locator::XPath("//button[normalize-space()='Search']")).await.unwrap().click().await.unwrap();
+    b.wait_until("only the bounced contact", WAIT, "document.querySelectorAll('#contacts-table tbody tr').length === 1").await;
+    b.wait_until("its badge", WAIT, &has_text("#contacts-table .email-problem", "Bounced")).await;
+    b.assert_accessible("the listing filtered by email problems").await;
+
+    // The contact's record, in the same document (a hash route): still signed in.
+    b.goto(&format!("{}/console/#/contacts/{contact}", t.base())).await;
+    b.wait_until("the portlet's notice", WAIT, &portlet_has("This contact's email address bounced")).await;
+    let buttons = b.eval("return [...document.querySelector('portal-access-portlet').shadowRoot.querySelectorAll('button')].map(b => b.textContent.trim())", vec![]).await;
+    let buttons: Vec<&str> = buttons.as_array().unwrap().iter().map(|v| v.as_str().unwrap()).collect();
+    assert!(buttons.contains(&"Generate") && !buttons.contains(&"Generate & Email"), "{buttons:?}");
+    b.wait_until("the log's delivery status", WAIT, "document.querySelector('#email-log td[data-delivery=bounced]')").await;
+    assert!(b.eval("return document.querySelector('#email-log').innerText", vec![]).await.as_str().unwrap().contains("550 5.1.1"));
+    assert_no_sideways_scroll(&b, "the contact record of a bounced contact").await;
+    b.assert_accessible("the contact record of a bounced contact").await;
+    b.close().await;
+}

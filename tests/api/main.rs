@@ -10,6 +10,7 @@ mod code_loop;
 mod console_browser;
 mod contract;
 mod deactivate_many;
+mod deliveries;
 mod drift;
 mod faults;
 mod handlers;

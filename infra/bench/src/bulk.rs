@@ -108,6 +108,7 @@ pub async fn run(endpoints: &Endpoints, t: &Template, contacts: usize, workers: 
         portal_ids: vec![],
         facts: Default::default(),
         fact_key_versions: Default::default(),
+        email_problem: None,
     };
     stream::iter(&ids)
         .map(|id| {

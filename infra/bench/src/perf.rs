@@ -289,6 +289,7 @@ async fn latency(endpoints: &Endpoints, t: &Template, scale: usize) -> anyhow::R
                     portal_ids: vec![],
                     facts: Default::default(),
                     fact_key_versions: Default::default(),
+                    email_problem: None,
                 };
                 h.generate.store.put_contact(tenant_id, &contact, "perf", now).await?;
                 if id.starts_with('q') {

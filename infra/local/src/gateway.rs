@@ -291,6 +291,7 @@ pub async fn run(endpoints: Endpoints, template: Template, addr: &str, shutdown:
 enum SqsFunction {
     Mailer(portal::workers::mailer::Mailer),
     Activator(portal::workers::activator::Activator),
+    Deliveries(portal::workers::deliveries::Deliveries),
 }
 
 impl SqsFunction {
@@ -298,6 +299,7 @@ impl SqsFunction {
         Ok(match binary {
             "mailer" => Self::Mailer(local::mailer(endpoints, t).await?),
             "activator" => Self::Activator(local::activator(endpoints, t).await?),
+            "deliveries" => Self::Deliveries(local::deliveries(endpoints, t).await?),
             other => anyhow::bail!("no local SQS handler for {other}"),
         })
     }
@@ -306,6 +308,7 @@ impl SqsFunction {
         match self {
             Self::Mailer(m) => m.handle_batch(event).await,
             Self::Activator(a) => a.handle_batch(event).await,
+            Self::Deliveries(d) => d.handle_batch(event).await,
         }
     }
 }

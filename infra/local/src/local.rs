@@ -109,6 +109,8 @@ pub async fn function_env(endpoints: &Endpoints, t: &Template, binary: &str) -> 
             (Some(target), _) if t.tables.iter().any(|x| x.logical_id == target) => Some(target.to_owned()),
             (Some(target), _) if t.queue(target).is_some() => Some(queue_url(endpoints, target).await?),
             (Some(target), _) if t.secrets.iter().any(|s| s == target) => Some(secret_name(target)),
+            // moto's SES v2 takes any configuration set name (and publishes no events).
+            (Some(target), _) if t.configuration_sets.iter().any(|s| s == target) => Some(target.to_owned()),
             (Some(target), _) => anyhow::bail!("{binary}: {name} refers to {target}, which the local stack does not know"),
             (None, Value::String(s)) => Some(s.clone()),
             (None, Value::Tagged(tagged)) if tagged.tag == "Sub" && tagged.value.is_string() => Some(substitute(tagged.value.as_str().unwrap_or_default())),
@@ -156,12 +158,18 @@ pub async fn activator(endpoints: &Endpoints, t: &Template) -> anyhow::Result<Ac
     Ok(Activator { app, max_receive_count: s.activation_max_receive_count })
 }
 
+/// The delivery event recorder, pointed at the local stack.
+pub async fn deliveries(endpoints: &Endpoints, t: &Template) -> anyhow::Result<portal::workers::deliveries::Deliveries> {
+    let s = settings(endpoints, t, "deliveries").await?;
+    Ok(portal::workers::deliveries::Deliveries::from_store(Store::new(&endpoints.dynamodb, &s.table_name)))
+}
+
 /// The mailer, pointed at the local stack.
 pub async fn mailer(endpoints: &Endpoints, t: &Template) -> anyhow::Result<Mailer> {
     let s = settings(endpoints, t, "mailer").await?;
     Ok(Mailer::from_parts(
         Store::new(&endpoints.dynamodb, &s.table_name),
-        Ses::new(&endpoints.moto, &s.mail_from),
+        Ses::new(&endpoints.moto, &s.mail_from).with_configuration_set(s.ses_configuration_set.clone()),
         MailQueue::new(&endpoints.moto, &s.mail_queue_url),
         Secrets::new(&endpoints.moto),
         &s,

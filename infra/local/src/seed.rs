@@ -37,6 +37,7 @@ pub async fn contact(app: &App, id: &str, name: &str, email: Option<&str>, actor
         portal_ids: vec![],
         facts: Default::default(),
         fact_key_versions: Default::default(),
+        email_problem: None,
     };
     app.store.put_contact(&TenantId::parse(DEMO_TENANT)?, &contact, actor, (app.clock)()).await
 }

@@ -115,7 +115,8 @@ async fn ensure_table(endpoints: &Endpoints, def: &TableDef) -> anyhow::Result<(
     Ok(())
 }
 
-async fn ensure_queues(endpoints: &Endpoints, t: &Template) -> anyhow::Result<()> {
+/// The template's queues; answers their ARNs by logical id.
+async fn ensure_queues(endpoints: &Endpoints, t: &Template) -> anyhow::Result<HashMap<String, String>> {
     let sqs = aws_sdk_sqs::Client::new(&endpoints.moto);
     // Dead-letter queues first: the others' redrive policies name their ARNs.
     let mut ordered: Vec<_> = t.queues.iter().collect();
@@ -162,6 +163,29 @@ async fn ensure_queues(endpoints: &Endpoints, t: &Template) -> anyhow::Result<()
         println!("queue {}: {url}", q.logical_id);
         arns.insert(q.logical_id.clone(), arn);
     }
+    Ok(arns)
+}
+
+/// The template's SNS topics, named by logical id, and their queue subscriptions (SNS
+/// notifications, not raw delivery: moto wraps each published message as AWS does).
+async fn ensure_topics(endpoints: &Endpoints, t: &Template, queue_arns: &HashMap<String, String>) -> anyhow::Result<()> {
+    let sns = aws_sdk_sns::Client::new(&endpoints.moto);
+    let mut topic_arns = HashMap::new();
+    for id in &t.topics {
+        let arn = sns.create_topic().name(id).send().await.with_context(|| format!("creating topic {id}"))?.topic_arn.context("topic ARN")?;
+        println!("topic {id}: {arn}");
+        topic_arns.insert(id.clone(), arn);
+    }
+    for (topic, queue) in &t.subscriptions {
+        let topic_arn = topic_arns.get(topic).with_context(|| format!("subscription to {topic}, which is not a topic of the template"))?;
+        let queue_arn = queue_arns.get(queue).with_context(|| format!("subscription of {queue}, which is not a queue of the template"))?;
+        let existing = sns.list_subscriptions_by_topic().topic_arn(topic_arn).send().await?;
+        if existing.subscriptions().iter().any(|s| s.endpoint() == Some(queue_arn.as_str())) {
+            continue;
+        }
+        sns.subscribe().topic_arn(topic_arn).protocol("sqs").endpoint(queue_arn).send().await.with_context(|| format!("subscribing {queue} to {topic}"))?;
+        println!("subscription: {queue} ← {topic}");
+    }
     Ok(())
 }
 
@@ -183,7 +207,8 @@ pub async fn run(endpoints: &Endpoints, t: &Template) -> anyhow::Result<()> {
     for table in &t.tables {
         ensure_table(endpoints, table).await?;
     }
-    ensure_queues(endpoints, t).await?;
+    let queue_arns = ensure_queues(endpoints, t).await?;
+    ensure_topics(endpoints, t, &queue_arns).await?;
     ensure_secrets(endpoints, t).await?;
     ensure_identity(endpoints, t).await
 }

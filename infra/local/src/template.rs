@@ -57,6 +57,12 @@ pub struct Template {
     pub functions: Vec<FunctionDef>,
     /// Logical ids of the `AWS::SecretsManager::Secret` resources.
     pub secrets: Vec<String>,
+    /// Logical ids of the `AWS::SNS::Topic` resources.
+    pub topics: Vec<String>,
+    /// `AWS::SNS::Subscription`s of a queue to a topic: (topic, queue) logical ids.
+    pub subscriptions: Vec<(String, String)>,
+    /// Logical ids of the `AWS::SES::ConfigurationSet` resources (locally: named by their id).
+    pub configuration_sets: Vec<String>,
     pub raw: Value,
 }
 
@@ -111,6 +117,7 @@ impl Template {
             .map(|m| m.iter().filter_map(|(k, v)| Some((k.as_str()?.to_owned(), v.clone()))).collect())
             .unwrap_or_default();
         let (mut tables, mut queues, mut functions, mut secrets) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+        let (mut topics, mut subscriptions, mut configuration_sets) = (Vec::new(), Vec::new(), Vec::new());
         for (id, resource) in resources {
             let id = id.as_str().context("resource id")?.to_owned();
             let kind = resource.get("Type").and_then(Value::as_str).unwrap_or_default();
@@ -176,10 +183,17 @@ impl Template {
                     functions.push(FunctionDef { logical_id: id, binary, routes, sqs, environment });
                 }
                 "AWS::SecretsManager::Secret" => secrets.push(id),
+                "AWS::SNS::Topic" => topics.push(id),
+                "AWS::SES::ConfigurationSet" => configuration_sets.push(id),
+                "AWS::SNS::Subscription" if props.get("Protocol").and_then(Value::as_str) == Some("sqs") => {
+                    let topic = props.get("TopicArn").and_then(ref_target).with_context(|| format!("{id}: TopicArn"))?;
+                    let queue = props.get("Endpoint").and_then(getatt_resource).with_context(|| format!("{id}: Endpoint"))?;
+                    subscriptions.push((topic.to_owned(), queue.to_owned()));
+                }
                 _ => {}
             }
         }
-        Ok(Self { parameters, tables, queues, functions, secrets, raw })
+        Ok(Self { parameters, tables, queues, functions, secrets, topics, subscriptions, configuration_sets, raw })
     }
 
     /// A parameter's Default as text.

@@ -29,6 +29,10 @@ pub struct Contact {
     /// The hash key version each fact was hashed with (`domain::keyring`); never shown.
     #[serde(skip)]
     pub fact_key_versions: std::collections::BTreeMap<super::Fact, String>,
+    /// The contact's email bounced hard or was complained about (`domain::delivery`):
+    /// nothing is sent there until the email changes. Never read from input.
+    #[serde(default, skip_deserializing)]
+    pub email_problem: Option<super::delivery::EmailProblem>,
 }
 
 fn fact_names<S: serde::Serializer>(facts: &FactHashes, s: S) -> Result<S::Ok, S::Error> {

@@ -209,6 +209,8 @@ pub enum Outcome {
     SkippedAlreadyActive,
     /// The portal checks a fact of the record the contact lacks.
     SkippedMissingFacts,
+    /// The contact's email bounced hard or was complained about (`domain::delivery`).
+    SkippedSuppressed,
     /// Not a contact of this tenant, or the write failed for good.
     Failed,
 }
@@ -221,6 +223,8 @@ pub struct Counts {
     pub skipped_already_active: u32,
     #[serde(default)]
     pub skipped_missing_facts: u32,
+    #[serde(default)]
+    pub skipped_suppressed: u32,
     pub failed: u32,
 }
 
@@ -231,13 +235,14 @@ impl Counts {
             Outcome::SkippedNoEmail => self.skipped_no_email += 1,
             Outcome::SkippedAlreadyActive => self.skipped_already_active += 1,
             Outcome::SkippedMissingFacts => self.skipped_missing_facts += 1,
+            Outcome::SkippedSuppressed => self.skipped_suppressed += 1,
             Outcome::Failed => self.failed += 1,
         }
     }
 
     /// Contacts accounted for.
     pub fn accounted(&self) -> u32 {
-        self.activated + self.skipped_no_email + self.skipped_already_active + self.skipped_missing_facts + self.failed
+        self.activated + self.skipped_no_email + self.skipped_already_active + self.skipped_missing_facts + self.skipped_suppressed + self.failed
     }
 }
 

@@ -6,6 +6,7 @@ pub mod email;
 pub mod invitation;
 pub mod confirmation;
 pub mod contact;
+pub mod delivery;
 pub mod email_address;
 pub mod guard;
 pub mod identity;

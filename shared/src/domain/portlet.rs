@@ -84,6 +84,8 @@ pub struct PortletView {
     pub accounts: Vec<AccountView>,
     pub pending_codes: Vec<PendingCodeView>,
     pub message: &'static str,
+    /// The contact's email bounced hard or was complained about: nothing is sent there (`domain::delivery`).
+    pub email_problem: Option<super::delivery::EmailProblem>,
 }
 
 /// Portals listed for a contact: the tenant's default portals plus those the contact is related to.
@@ -127,6 +129,7 @@ pub fn build(
         .collect();
     accounts.sort_by(|a, b| a.activated_at.cmp(&b.activated_at));
     PortletView {
+        email_problem: contact.email_problem,
         contact_id: contact.contact_id.clone(),
         portals: listed_portals(contact, tenant_portals)
             .into_iter()
@@ -166,6 +169,7 @@ mod tests {
             portal_ids: related.iter().map(|p| pid(p)).collect(),
             facts: Default::default(),
             fact_key_versions: Default::default(),
+            email_problem: None,
         }
     }
     fn code(portal: &str, state: InvitationState, expires: &str) -> CodeRecord {

@@ -191,6 +191,7 @@ async fn get_job(app: &App, req: &Request) -> Result<Response<Body>, ApiError> {
             "skipped_no_email": j.skipped_no_email,
             "skipped_already_active": j.skipped_already_active,
             "skipped_missing_facts": j.skipped_missing_facts,
+            "skipped_suppressed": j.skipped_suppressed,
             "failed": j.failed,
             "portal_id": j.portal_id,
             "method": j.method,

@@ -91,6 +91,9 @@ pub struct EmailLogEntry {
     pub created_at: DateTime<Utc>,
     #[serde(with = "time::rfc3339_opt")]
     pub sent_at: Option<DateTime<Utc>>,
+    /// After `sent`: the furthest of SES's delivery events, and all of them (`domain::delivery`).
+    pub delivery_status: Option<crate::domain::delivery::DeliveryStatus>,
+    pub delivery_events: Vec<crate::domain::delivery::DeliveryRecord>,
 }
 
 impl From<EmailItem> for EmailLogEntry {
@@ -106,6 +109,8 @@ impl From<EmailItem> for EmailLogEntry {
             failure_reason: e.failure_reason,
             created_at: e.created_at,
             sent_at: e.sent_at,
+            delivery_status: e.delivery_status,
+            delivery_events: e.delivery_events,
         }
     }
 }
@@ -220,7 +225,7 @@ async fn put_contact(app: &App, req: &Request) -> Result<Response<Body>, ApiErro
         return Err(ApiError::Validation { detail, errors });
     };
     portal_ids.dedup();
-    let contact = Contact { contact_id, name, email, kind: body.kind, portal_ids, facts: Default::default(), fact_key_versions: Default::default() };
+    let contact = Contact { contact_id, name, email, kind: body.kind, portal_ids, facts: Default::default(), fact_key_versions: Default::default(), email_problem: None };
     let stored = app.store.put_contact_with_facts(&caller.tenant_id, &contact, &facts, &caller.sub, (app.clock)()).await?;
     Ok(respond(StatusCode::OK, &stored))
 }

@@ -16,7 +16,7 @@ pub const MAX_LIMIT: usize = 200;
 /// The longest name search.
 pub const MAX_SEARCH_CHARS: usize = 100;
 
-/// `GET /v1/contacts?q=&portal_status=&portal_id=&limit=&cursor=`
+/// `GET /v1/contacts?q=&portal_status=&email_problem=&portal_id=&limit=&cursor=`
 pub async fn list_contacts(app: &App, req: &Request) -> Result<Response<Body>, ApiError> {
     let caller = caller(req, Scope::Read)?;
     let query = req.query_string_parameters();
@@ -25,6 +25,11 @@ pub async fn list_contacts(app: &App, req: &Request) -> Result<Response<Body>, A
         Some(raw) => Some(PortalState::parse(raw).ok_or_else(|| {
             ApiError::validation("/portal_status", format!("portal_status must be one of none, pending, expired, active, disabled, locked (got {raw:?})"))
         })?),
+    };
+    let email_problem_only = match query.first("email_problem") {
+        None | Some("") => false,
+        Some("any") => true,
+        Some(raw) => return Err(ApiError::validation("/email_problem", format!("email_problem must be any (got {raw:?})"))),
     };
     let limit = super::request::limit_param(req, DEFAULT_LIMIT, MAX_LIMIT)?;
     let search = match query.first("q") {
@@ -47,7 +52,7 @@ pub async fn list_contacts(app: &App, req: &Request) -> Result<Response<Body>, A
         .transpose()?;
     let page = app
         .store
-        .list_contacts(&caller.tenant_id, &portal.portal_id, filter, search.as_ref(), limit, cursor, (app.clock)())
+        .list_contacts(&caller.tenant_id, &portal.portal_id, filter, search.as_ref(), email_problem_only, limit, cursor, (app.clock)())
         .await
         .map_err(|e| match e {
             ListError::BadCursor => ApiError::validation("/cursor", e.to_string()),
@@ -56,7 +61,7 @@ pub async fn list_contacts(app: &App, req: &Request) -> Result<Response<Body>, A
     let items: Vec<_> = page
         .items
         .into_iter()
-        .map(|(c, state)| json!({"contact_id": c.contact_id, "name": c.name, "email": c.email, "portal_status": state}))
+        .map(|(c, state)| json!({"contact_id": c.contact_id, "name": c.name, "email": c.email, "portal_status": state, "email_problem": c.email_problem}))
         .collect();
     let next_cursor = page.next_cursor.map(|plain| keys.sign_cursor(tenant, Listing::Contacts, &plain));
     Ok(respond(StatusCode::OK, &json!({"portal_id": portal.portal_id, "items": items, "next_cursor": next_cursor})))
@@ -88,6 +93,8 @@ pub async fn get_document(app: &App, req: &Request) -> Result<Response<Body>, Ap
             "failure_reason": doc.failure_reason,
             "created_at": time::format(&doc.created_at),
             "sent_at": doc.sent_at.as_ref().map(time::format),
+            "delivery_status": doc.delivery_status,
+            "delivery_events": doc.delivery_events,
         }),
     ))
 }

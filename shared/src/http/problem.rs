@@ -176,7 +176,7 @@ impl From<IssueError> for ApiError {
                 errors: facts.iter().map(|f| FieldError::new("", format!("{f}: not on record for this contact"))).collect(),
                 detail: e.to_string(),
             },
-            IssueError::KeptChanging(_) => Self::Conflict(e.to_string()),
+            IssueError::KeptChanging(_) | IssueError::Suppressed(_) => Self::Conflict(e.to_string()),
             IssueError::EmailNotQueued(e) => e.into(),
             IssueError::Unexpected(e) => Self::Unexpected(e),
         }

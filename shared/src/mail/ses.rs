@@ -5,9 +5,10 @@
 
 use super::retry::{Backoff, Redelivery};
 use super::RenderedEmail;
+use crate::domain::delivery::{TAG_CONTACT, TAG_DOCUMENT, TAG_TENANT};
 use aws_sdk_sesv2::{
     operation::send_email::SendEmailError,
-    types::{Body, Content, Destination, EmailContent, Message},
+    types::{Body, Content, Destination, EmailContent, Message, MessageTag},
     Client,
 };
 
@@ -15,7 +16,16 @@ use aws_sdk_sesv2::{
 pub struct Ses {
     client: Client,
     from: String,
+    configuration_set: Option<String>,
     redelivery: Redelivery,
+}
+
+/// Which email a send is: SES echoes these tags in its delivery events (`domain::delivery`).
+#[derive(Debug, Clone, Copy)]
+pub struct SendTags<'a> {
+    pub tenant_id: &'a str,
+    pub contact_id: &'a str,
+    pub document_id: &'a str,
 }
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -28,6 +38,10 @@ pub enum SendError {
     Permanent(String),
 }
 
+fn tag(name: &str, value: &str) -> Result<MessageTag, SendError> {
+    MessageTag::builder().name(name).value(value).build().map_err(|e| SendError::Permanent(e.to_string()))
+}
+
 fn content(data: &str) -> Result<Content, SendError> {
     Content::builder()
         .data(data)
@@ -38,7 +52,13 @@ fn content(data: &str) -> Result<Content, SendError> {
 
 impl Ses {
     pub fn new(sdk: &aws_config::SdkConfig, from: impl Into<String>) -> Self {
-        Self { client: Client::new(sdk), from: from.into(), redelivery: Redelivery::new(sdk) }
+        Self { client: Client::new(sdk), from: from.into(), configuration_set: None, redelivery: Redelivery::new(sdk) }
+    }
+
+    /// Every send names this configuration set, whose event destination publishes its delivery events.
+    pub fn with_configuration_set(mut self, name: Option<String>) -> Self {
+        self.configuration_set = name;
+        self
     }
 
     /// With another retry backoff (the default: 30 s doubling to 15 min).
@@ -54,7 +74,7 @@ impl Ses {
 
     /// Sends the email; returns SES's message id.
     #[tracing::instrument(skip_all)]
-    pub async fn send(&self, to: &str, email: &RenderedEmail) -> Result<String, SendError> {
+    pub async fn send(&self, to: &str, email: &RenderedEmail, tags: SendTags<'_>) -> Result<String, SendError> {
         let message = Message::builder()
             .subject(content(&email.subject)?)
             .body(Body::builder().text(content(&email.text)?).html(content(&email.html)?).build())
@@ -65,6 +85,10 @@ impl Ses {
             .from_email_address(&self.from)
             .destination(Destination::builder().to_addresses(to).build())
             .content(EmailContent::builder().simple(message).build())
+            .set_configuration_set_name(self.configuration_set.clone())
+            .email_tags(tag(TAG_TENANT, tags.tenant_id)?)
+            .email_tags(tag(TAG_CONTACT, tags.contact_id)?)
+            .email_tags(tag(TAG_DOCUMENT, tags.document_id)?)
             .send()
             .await;
         match result {

@@ -329,6 +329,11 @@ impl Store {
         let c: ContactItem = from_item(item)?;
         let facts = c.facts();
         let fact_key_versions = c.fact_key_versions();
+        // A problem of an address the contact no longer has is not the contact's.
+        let email_problem = c.email_problem.filter(|_| match (&c.email, &c.email_problem_address) {
+            (Some(email), Some(address)) => email.as_str() == address,
+            _ => false,
+        });
         let contact = Contact {
             contact_id: c.contact_id,
             name: c.name,
@@ -337,6 +342,7 @@ impl Store {
             portal_ids: c.portal_ids,
             facts,
             fact_key_versions,
+            email_problem,
         };
         Ok((contact, c.access))
     }

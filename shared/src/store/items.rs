@@ -8,6 +8,7 @@ use crate::domain::{
 };
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
+use crate::domain::delivery::{DeliveryRecord, DeliveryStatus, EmailProblem};
 use crate::domain::redacted::Redacted;
 use std::collections::BTreeMap;
 
@@ -81,6 +82,12 @@ pub struct ContactItem {
     pub fact_family_name_key: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub fact_postal_code_key: Option<String>,
+    /// The last hard bounce or complaint (`domain::delivery`) and the address it was for:
+    /// it is the contact's problem only while that is still the contact's email.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub email_problem: Option<EmailProblem>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub email_problem_address: Option<String>,
 }
 
 /// The attribute a fact's hash is stored in on the contact's item.
@@ -279,6 +286,11 @@ pub struct EmailItem {
     /// While a mailer is sending: until when (epoch ms) others must leave it alone.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub lease_until_ms: Option<i64>,
+    /// After `sent`: the furthest delivery event SES reported (`domain::delivery`), and every one of them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub delivery_status: Option<DeliveryStatus>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub delivery_events: Vec<DeliveryRecord>,
     /// Index keys: find a document by id alone (`GET /v1/emails/{document_id}`).
     pub gsi1pk: String,
     pub gsi1sk: String,
@@ -319,6 +331,8 @@ impl EmailItem {
             failure_reason: None,
             attempts: 0,
             lease_until_ms: None,
+            delivery_status: None,
+            delivery_events: Vec::new(),
         }
     }
 }
@@ -442,6 +456,8 @@ pub struct JobItem {
     #[serde(default)]
     pub skipped_missing_facts: u32,
     #[serde(default)]
+    pub skipped_suppressed: u32,
+    #[serde(default)]
     pub failed: u32,
     #[serde(with = "time::rfc3339")]
     pub created_at: DateTime<Utc>,
@@ -477,4 +493,20 @@ mod tests {
         let stored = serde_json::to_value(&email).unwrap();
         assert_eq!(stored["vars"]["contact_name"], "Ann Lee", "stored as itself");
     }
+}
+
+/// An address the tenant no longer sends to (`domain::delivery`): `pk` the tenant's, `sk` `SUPPRESSED#{address}`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SuppressionItem {
+    pub pk: String,
+    pub sk: String,
+    pub address: EmailAddress,
+    pub problem: EmailProblem,
+    #[serde(with = "time::rfc3339")]
+    pub at: DateTime<Utc>,
+    /// The email whose bounce or complaint put it here.
+    pub contact_id: ContactId,
+    pub document_id: DocumentId,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub diagnostic: Option<String>,
 }

@@ -221,7 +221,7 @@ impl Store {
                  #method = if_not_exists(#method, :method), \
                  #activated = if_not_exists(#activated, :zero) + :a, #no_email = if_not_exists(#no_email, :zero) + :ne, \
                  #already = if_not_exists(#already, :zero) + :aa, #missing = if_not_exists(#missing, :zero) + :mf, \
-                 #failed = if_not_exists(#failed, :zero) + :f"
+                 #suppressed = if_not_exists(#suppressed, :zero) + :ss, #failed = if_not_exists(#failed, :zero) + :f"
             ))
             .expression_attribute_names("#state", "state")
             .expression_attribute_names("#job_id", "job_id")
@@ -234,6 +234,7 @@ impl Store {
             .expression_attribute_names("#no_email", "skipped_no_email")
             .expression_attribute_names("#already", "skipped_already_active")
             .expression_attribute_names("#missing", "skipped_missing_facts")
+            .expression_attribute_names("#suppressed", "skipped_suppressed")
             .expression_attribute_names("#failed", "failed")
             .expression_attribute_values(":jid", s(job.as_str()))
             .expression_attribute_values(":now", s(time::format(&now)))
@@ -244,6 +245,7 @@ impl Store {
             .expression_attribute_values(":ne", n(counts.skipped_no_email.into()))
             .expression_attribute_values(":aa", n(counts.skipped_already_active.into()))
             .expression_attribute_values(":mf", n(counts.skipped_missing_facts.into()))
+            .expression_attribute_values(":ss", n(counts.skipped_suppressed.into()))
             .expression_attribute_values(":f", n(counts.failed.into()));
         update = match total_hint {
             Some(t) => update.expression_attribute_values(":total", n(t.into())),
@@ -280,6 +282,7 @@ impl Store {
             skipped_no_email: job_now.skipped_no_email,
             skipped_already_active: job_now.skipped_already_active,
             skipped_missing_facts: job_now.skipped_missing_facts,
+            skipped_suppressed: job_now.skipped_suppressed,
             failed: job_now.failed,
         };
         let next = if is_done(&counts_now, job_now.total) { JobState::Done } else { JobState::Running };

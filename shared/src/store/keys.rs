@@ -141,6 +141,13 @@ pub fn email_sk(document_id: &DocumentId) -> String {
     format!("{EMAIL_PREFIX}{document_id}")
 }
 
+/// An address on the tenant's suppression list (`domain::delivery`), under the tenant's partition.
+pub fn suppression_sk(address: &EmailAddress) -> String {
+    format!("{SUPPRESSION_PREFIX}{}", address.as_str())
+}
+
+pub const SUPPRESSION_PREFIX: &str = "SUPPRESSED#";
+
 pub fn code_lookup_pk(hash: &CodeHash) -> String {
     format!("CODE#{}", hash.as_str())
 }

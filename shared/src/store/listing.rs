@@ -55,6 +55,7 @@ impl Store {
         portal: &PortalId,
         filter: Option<PortalState>,
         search: Option<&NameSearch>,
+        email_problem_only: bool,
         limit: usize,
         cursor: Option<&str>,
         now: DateTime<Utc>,
@@ -88,10 +89,13 @@ impl Store {
             // A name search: a prefix of any word of the name or email (the `search`
             // attribute), or, on an item written before it had one, the name as typed.
             let search_filter = search.map(|_| "(contains(#search, :needle) OR (attribute_not_exists(#search) AND contains(#name, :typed)))");
-            let expr = match (state_filter, search_filter) {
-                (Some(a), Some(b)) => Some(format!("({a}) AND {b}")),
-                (a, b) => a.or(b).map(str::to_owned),
-            };
+            // An email problem is the contact's only while it is for the contact's email (`domain::delivery`).
+            let problem_filter = email_problem_only.then_some("(attribute_exists(email_problem) AND email_problem_address = email)");
+            let parts: Vec<String> = [state_filter.map(|a| format!("({a})")), search_filter.map(str::to_owned), problem_filter.map(str::to_owned)]
+                .into_iter()
+                .flatten()
+                .collect();
+            let expr = (!parts.is_empty()).then(|| parts.join(" AND "));
             if let Some(search) = search {
                 q = q
                     .expression_attribute_names("#search", "search")

@@ -5,6 +5,7 @@
 //! the contact listing ([`listing`]).
 
 pub mod cursor;
+pub mod deliveries;
 pub mod dynamo;
 pub mod guards;
 pub mod integrations;

@@ -164,6 +164,10 @@ async fn activate_once(
     if previous == PortalState::Active {
         return done(skip(app, batch, &contact.contact_id, Outcome::SkippedAlreadyActive).await);
     }
+    let emails = batch.send_email || batch.method == Method::Link;
+    if emails && contact.email_problem.is_some() {
+        return done(skip(app, batch, &contact.contact_id, Outcome::SkippedSuppressed).await);
+    }
     if !identity::missing(&portal.claim_checks, &contact.facts).is_empty() {
         return done(skip(app, batch, &contact.contact_id, Outcome::SkippedMissingFacts).await);
     }

@@ -49,6 +49,7 @@ pub async fn submit(app: &App, req: JobRequest<'_>) -> Result<JobId, SubmitError
         skipped_no_email: 0,
         skipped_already_active: 0,
         skipped_missing_facts: 0,
+        skipped_suppressed: 0,
         failed: 0,
         created_at: now,
         finished_at: None,

@@ -4,6 +4,7 @@
 //! current state, what to do ([`Step`]) or refuses ([`TransitionError`]);
 //! this module reads, decides, writes one transaction and queues the email.
 
+use crate::domain::delivery::EmailProblem;
 use crate::domain::keyring::HashKey;
 use crate::app::App;
 use crate::domain::{
@@ -27,6 +28,10 @@ pub enum IssueError {
     /// An email was asked for and the contact has no address; nothing was stored.
     #[error("contact has no email address")]
     NoEmailAddress,
+    /// An email was asked for and the contact's address bounced hard or was complained about
+    /// (`domain::delivery`); nothing was stored.
+    #[error("{} {}: nothing was sent. Change the contact's email to send again", match .0 { EmailProblem::Bounced => "This contact's email address bounced", EmailProblem::Complained => "This contact marked an email from you as spam" }, "and is on your suppression list")]
+    Suppressed(EmailProblem),
     /// The portal checks facts of the record at claim that the contact lacks; nothing was stored.
     #[error("the portal checks {} at claim and this contact has no {} on record: add it to the contact first", names(.0), names(.0))]
     MissingFacts(Vec<Fact>),
@@ -124,10 +129,11 @@ pub fn plan(app: &App, target: &Target<'_>, step: Step, revoke: Vec<CodeHash>) -
     if !missing.is_empty() {
         return Err(IssueError::MissingFacts(missing));
     }
-    let to = match (step.email, &contact.email) {
-        (Some(_), None) => return Err(IssueError::NoEmailAddress),
-        (Some(_), Some(to)) => Some(to.clone()),
-        (None, _) => None,
+    let to = match (step.email, &contact.email, contact.email_problem) {
+        (Some(_), None, _) => return Err(IssueError::NoEmailAddress),
+        (Some(_), Some(_), Some(problem)) => return Err(IssueError::Suppressed(problem)),
+        (Some(_), Some(to), None) => Some(to.clone()),
+        (None, _, _) => None,
     };
     let ttl = match method {
         Method::Code => portal.code_ttl_hours,

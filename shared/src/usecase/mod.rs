@@ -14,6 +14,7 @@
 //! | apply an activation batch | [`apply_batch`] | [`apply_batch::ApplyError`] |
 //! | expire what is due | [`expire`] | [`expire::ExpireError`] |
 //! | send one email | [`send_email`] | [`send_email::SendEmailError`] |
+//! | record a delivery event | [`record_delivery`] | [`record_delivery::RecordDeliveryError`] |
 //! | which portal is meant | [`portal`] | [`portal::PortalError`] |
 //! | email me a new link (the hosted page) | [`new_link`] | `anyhow` (the page answers the same) |
 
@@ -26,4 +27,5 @@ pub mod expire;
 pub mod issue;
 pub mod new_link;
 pub mod portal;
+pub mod record_delivery;
 pub mod send_email;

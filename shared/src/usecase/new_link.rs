@@ -67,6 +67,7 @@ pub async fn request(app: &App, raw_token: &str) -> anyhow::Result<NewLink> {
         Err(IssueError::Refused(_)) => Ok(NewLink::NotSent("the contact's state needs no new link")),
         Err(IssueError::MissingFacts(_)) => Ok(NewLink::NotSent("the contact lacks a fact the portal checks")),
         Err(IssueError::NoEmailAddress | IssueError::ContactNotFound) => Ok(NewLink::NotSent("no email of record")),
+        Err(IssueError::Suppressed(_)) => Ok(NewLink::NotSent("the email of record is suppressed")),
         Err(e) => Err(anyhow::Error::new(e).context("could not send a new link")),
     }
 }

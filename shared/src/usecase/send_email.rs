@@ -11,6 +11,11 @@
 //! address fails at once: retrying cannot help. The SQS batch around it, with
 //! its backoff, is the mailer worker's (`workers::mailer`).
 //!
+//! Before 2, an address on the tenant's suppression list (a hard bounce or a
+//! complaint, `domain::delivery`) fails the email at once: nothing is sent.
+//! Every send carries the configuration set and the email's tags, so SES's
+//! delivery events find their way back to the entry (`workers::deliveries`).
+//!
 //! Between 2 and 3 the email is counted against its tenant's sending quota
 //! (`domain::quota`); past it the entry is marked `throttled`, the lease given
 //! up, and the outcome says when to try again ([`Outcome::Throttled`]).
@@ -19,7 +24,7 @@ use crate::app::Clock;
 use crate::domain::quota::Window;
 use crate::domain::{EmailKind, EmailStatus, MailJob, PortalId, TenantId};
 use crate::mail::{
-    ses::{SendError, Ses},
+    ses::{SendError, SendTags, Ses},
     templates::{default_template, render, EmailTemplate, TemplateVars},
 };
 use crate::store::{EmailKey, Store};
@@ -100,6 +105,13 @@ impl EmailSender {
                 _ => Outcome::Busy,
             });
         }
+        // An address that bounced hard or complained gets nothing more (`domain::delivery`).
+        if let Some(suppressed) = self.store.suppression(&job.tenant_id, &entry.to).await? {
+            let reason = format!("not sent: the address is on the suppression list ({} on {})", suppressed.problem.as_str(), crate::domain::time::format(&suppressed.at));
+            tracing::info!("email not sent to a suppressed address");
+            self.store.mark_email_unsent(&key, &reason, true).await?;
+            return Ok(Outcome::Failed { reason, to_dlq: false });
+        }
         // What is stored shows the secrets masked; only what SES sends has them.
         let masked = TemplateVars::from_map(&entry.vars);
         let vars = match &entry.sealed {
@@ -129,7 +141,8 @@ impl EmailSender {
             tracing::info!(limit, delay_seconds, "email held back by the tenant's sending quota");
             return Ok(Outcome::Throttled { delay_seconds });
         }
-        match self.ses.send(entry.to.as_str(), &rendered).await {
+        let tags = SendTags { tenant_id: job.tenant_id.as_str(), contact_id: job.contact_id.as_str(), document_id: job.document_id.as_str() };
+        match self.ses.send(entry.to.as_str(), &rendered, tags).await {
             Ok(message_id) => {
                 self.store.mark_email_sent(&key, &message_id, &kept, (self.clock)()).await?;
                 tracing::info!("email sent");

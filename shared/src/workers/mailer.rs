@@ -28,7 +28,7 @@ impl Mailer {
     pub fn new(sdk: &aws_config::SdkConfig, settings: &Settings) -> Self {
         Self::from_parts(
             Store::new(sdk, &settings.table_name),
-            Ses::new(sdk, &settings.mail_from),
+            Ses::new(sdk, &settings.mail_from).with_configuration_set(settings.ses_configuration_set.clone()),
             MailQueue::new(sdk, &settings.mail_queue_url),
             crate::secrets::Secrets::new(sdk),
             settings,

@@ -4,6 +4,7 @@
 //! also composes its own dependencies at cold start (`from_env`).
 
 pub mod activator;
+pub mod deliveries;
 pub mod mailer;
 pub mod scheduler;
 

@@ -149,7 +149,7 @@ impl Scheduler {
                 let page = self
                     .app
                     .store
-                    .list_contacts(tenant, &portal.portal_id, Some(state), None, 100, cursor.as_deref(), now)
+                    .list_contacts(tenant, &portal.portal_id, Some(state), None, false, 100, cursor.as_deref(), now)
                     .await
                     .map_err(|e| anyhow::anyhow!(e).context("listing contacts to auto-generate for"))?;
                 for (contact, _) in page.items {
@@ -197,6 +197,10 @@ impl Scheduler {
         let Some(to) = contact.email.clone() else {
             return Ok(());
         };
+        // A bounced or complained-about address gets nothing more (`domain::delivery`).
+        if contact.email_problem.is_some() {
+            return Ok(());
+        }
         let vars = TemplateVars {
             contact_name: contact.name.clone(),
             portal_name: portal.name.clone(),

@@ -183,7 +183,9 @@ impl MailWorld {
         let t = template();
         let mut m = local::mailer(&self.endpoints, &t).await.unwrap();
         let from = local::parameter_value(&t, "MailFrom").unwrap();
-        m.sender.ses = Ses::new(&quick_sdk(&proxy.endpoint()).await, from).with_backoff(BACKOFF);
+        m.sender.ses = Ses::new(&quick_sdk(&proxy.endpoint()).await, from)
+            .with_configuration_set(local::function_env(&self.endpoints, &t, "mailer").await.unwrap().get("SES_CONFIGURATION_SET").cloned())
+            .with_backoff(BACKOFF);
         m.sender.max_receive_count = MAIL_MAX_RECEIVES;
         m
     }

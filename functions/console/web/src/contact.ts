@@ -27,6 +27,9 @@ interface EmailEntry {
   failure_reason: string | null;
   created_at: string;
   sent_at: string | null;
+  /** After `sent`: the furthest of SES's delivery events (delivered, bounced, complained, delivery_delayed). */
+  delivery_status: string | null;
+  delivery_events: { status: string; at: string; bounce?: string; diagnostic?: string }[];
 }
 interface EmailDocument extends EmailEntry {
   text: string | null;
@@ -160,7 +163,8 @@ export class ContactScreen extends LitElement {
                 <tbody>${this.emails.map(
                   (m) => html`<tr data-kind=${m.kind} data-status=${m.status}>
                     <td>${formatDate(m.sent_at ?? m.created_at)}</td><td>${m.subject ?? m.kind}</td><td>${m.to}</td>
-                    <td><span class="badge email-${m.status}">${m.status}</span>${m.failure_reason ? html` <span class="muted">${m.failure_reason}</span>` : nothing}</td>
+                    <td data-delivery=${m.delivery_status ?? ""}><span class="badge email-${m.delivery_status ?? m.status}">${deliveryLabel(m)}</span>${m.failure_reason ? html` <span class="muted">${m.failure_reason}</span>` : nothing}
+                      ${lastDiagnostic(m) ? html` <span class="muted">${lastDiagnostic(m)}</span>` : nothing}</td>
                     <td><button class="link" @click=${() => this.open(m.document_id)} aria-label="Open document ${m.document_id}">${m.document_id}</button></td>
                   </tr>`,
                 )}</tbody></table></div>`
@@ -211,3 +215,24 @@ export class ContactScreen extends LitElement {
   }
 }
 customElements.define("pa-contact", ContactScreen);
+
+/** What staff read for an email: its send status, or once SES reported, what became of it. */
+export function deliveryLabel(m: EmailEntry): string {
+  switch (m.delivery_status) {
+    case "delivered":
+      return "delivered";
+    case "bounced":
+      return m.delivery_events.some((e) => e.status === "bounced" && e.bounce === "hard") ? "bounced" : "bounced (soft)";
+    case "complained":
+      return "complained";
+    case "delivery_delayed":
+      return "delayed";
+    default:
+      return m.status;
+  }
+}
+
+function lastDiagnostic(m: EmailEntry): string {
+  const bad = [...m.delivery_events].reverse().find((e) => e.status !== "delivered" && e.diagnostic);
+  return bad?.diagnostic ?? "";
+}

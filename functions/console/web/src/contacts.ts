@@ -15,6 +15,8 @@ interface Row {
   name: string;
   email: string | null;
   portal_status: string;
+  /** The email bounced hard or was complained about: nothing is sent there. */
+  email_problem: "bounced" | "complained" | null;
 }
 interface Listing {
   portal_id: string;
@@ -60,6 +62,7 @@ export class ContactsScreen extends LitElement {
   private portalId = "";
   private state = "";
   private q = "";
+  private problemsOnly = false;
   private cursors: (string | null)[] = [null];
 
   createRenderRoot() {
@@ -88,7 +91,14 @@ export class ContactsScreen extends LitElement {
     this.loading = true;
     try {
       const listing = await this.api.get<Listing>(
-        withQuery("/v1/contacts", { portal_id: this.portalId, portal_status: this.state, q: this.q, limit: PAGE, cursor }),
+        withQuery("/v1/contacts", {
+          portal_id: this.portalId,
+          portal_status: this.state,
+          email_problem: this.problemsOnly ? "any" : undefined,
+          q: this.q,
+          limit: PAGE,
+          cursor,
+        }),
       );
       if (request !== this.request) return;
       this.listing = listing;
@@ -107,6 +117,7 @@ export class ContactsScreen extends LitElement {
     this.portalId = String(data.get("portal") ?? "");
     this.state = String(data.get("state") ?? "");
     this.q = String(data.get("q") ?? "").trim();
+    this.problemsOnly = data.get("problems") === "on";
     this.cursors = [null];
     this.selected = new Set();
     void this.load();
@@ -184,6 +195,7 @@ export class ContactsScreen extends LitElement {
           ${STATES.map((s) => html`<option value=${s} ?selected=${s === this.state}>${stateLabel(s)}</option>`)}
         </select></label>
         <label>Name or email <input type="search" name="q" maxlength="100" .value=${this.q} autocomplete="off"></label>
+        <label class="inline"><input type="checkbox" name="problems" ?checked=${this.problemsOnly}> Email problems only</label>
         <button type="submit">Search</button>
       </form>
 
@@ -214,7 +226,7 @@ export class ContactsScreen extends LitElement {
                 ${write ? html`<td><input type="checkbox" aria-label="Select ${r.name}" .checked=${this.selected.has(r.contact_id)}
                     @change=${(e: Event) => this.toggle(r.contact_id, (e.target as HTMLInputElement).checked)}></td>` : nothing}
                 <td><a href="#/contacts/${enc(r.contact_id)}">${r.name}</a></td>
-                <td>${r.email ?? html`<span class="muted">no email</span>`}</td>
+                <td>${r.email ?? html`<span class="muted">no email</span>`}${r.email_problem ? html` ${problemBadge(r.email_problem)}` : nothing}</td>
                 <td>${stateCell(r.portal_status)}</td>
               </tr>`,
             )}
@@ -242,6 +254,11 @@ export class ContactsScreen extends LitElement {
         : nothing}
     `;
   }
+}
+
+/** A bounced or complained-about address: nothing is sent there until the email changes. */
+export function problemBadge(problem: string) {
+  return html`<span class="badge email-problem" title="Nothing is sent to this address until the contact's email changes">${problem === "complained" ? "Complained" : "Bounced"}</span>`;
 }
 
 export function stateCell(state: string) {

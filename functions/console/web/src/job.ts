@@ -13,11 +13,12 @@ export interface Job {
   skipped_no_email: number;
   skipped_already_active: number;
   skipped_missing_facts: number;
+  skipped_suppressed: number;
   failed: number;
 }
 
 export function handled(j: Job): number {
-  return j.activated + j.skipped_no_email + j.skipped_already_active + j.skipped_missing_facts + j.failed;
+  return j.activated + j.skipped_no_email + j.skipped_already_active + j.skipped_missing_facts + (j.skipped_suppressed ?? 0) + j.failed;
 }
 
 export class JobProgress extends LitElement {
@@ -74,7 +75,8 @@ export class JobProgress extends LitElement {
       <p role="status" class="counters" data-state=${j?.state ?? "queued"}>
         ${j
           ? html`${done} of ${j.total} handled (${j.state}): ${j.activated} activated, ${j.skipped_no_email} skipped without email,
-              ${j.skipped_missing_facts} skipped for missing facts, ${j.skipped_already_active} already active, ${j.failed} failed.`
+              ${j.skipped_missing_facts} skipped for missing facts, ${j.skipped_suppressed ?? 0} skipped for a bounced address,
+              ${j.skipped_already_active} already active, ${j.failed} failed.`
           : "Waiting for the job…"}
       </p>
       ${this.error ? html`<p role="alert">${this.error}</p>` : nothing}

@@ -23,6 +23,8 @@ export interface PortletView {
   accounts: { email: string; portal_id: string; activated_at: string }[];
   pending_codes: { portal_id: string; portal_name: string; code: string; created_at: string; expires_at: string; email_document_id: string | null }[];
   message: string;
+  /** The contact's email bounced hard or was complained about: nothing is sent there. */
+  email_problem: "bounced" | "complained" | null;
 }
 
 type Action = "activate" | "resend" | "deactivate";
@@ -104,6 +106,7 @@ export class PortalAccessPortlet extends LitElement {
     .muted { color: #4b5866; font-size: 0.88rem; }
     [role="alert"] { color: #8a1c05; background: #fde0d9; padding: 6px 10px; border-radius: 6px; }
     [role="status"]:not(:empty) { color: #0b5b22; background: #d5f0dc; padding: 6px 10px; border-radius: 6px; }
+    .problem { color: #8a1c05; background: #fde0d9; padding: 6px 10px; border-radius: 6px; }
     .confirm { margin-top: 8px; padding: 10px; border: 2px solid #1a5fb4; border-radius: 8px; }
   `;
 
@@ -202,6 +205,10 @@ export class PortalAccessPortlet extends LitElement {
         ${v.portals.map((p) => this.portal(p))}
       </ul>
       <p class="message">${v.message}</p>
+      ${v.email_problem
+        ? html`<p class="problem" role="note">${v.email_problem === "complained" ? "This contact marked an email from you as spam" : "This contact's email address bounced"}:
+            nothing is emailed there until the contact's email changes.</p>`
+        : nothing}
       ${v.accounts.length
         ? html`<ul aria-label="Accounts">
             ${v.accounts.map((a) => html`<li><strong>${a.email}</strong> <span class="muted">since ${formatDate(a.activated_at)}</span></li>`)}
@@ -228,7 +235,9 @@ export class PortalAccessPortlet extends LitElement {
       ${this.canWrite
         ? html`<span class="buttons">
             <button ?disabled=${this.busy} @click=${() => this.generate(p.portal_id, false)} aria-describedby="portal-${p.portal_id}">Generate</button>
-            <button ?disabled=${this.busy} @click=${() => this.generate(p.portal_id, true)} aria-describedby="portal-${p.portal_id}">Generate &amp; Email</button>
+            ${this.view?.email_problem
+              ? nothing
+              : html`<button ?disabled=${this.busy} @click=${() => this.generate(p.portal_id, true)} aria-describedby="portal-${p.portal_id}">Generate &amp; Email</button>`}
             <button class=${s.action === "deactivate" ? "danger" : "secondary"} ?disabled=${this.busy}
               aria-describedby="portal-${p.portal_id}" @click=${(e: Event) => this.open(e, { portal_id: p.portal_id, ...s })}>${s.label}</button>
             ${deactivatable
