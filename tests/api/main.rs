@@ -12,6 +12,7 @@ mod contract;
 mod deactivate_many;
 mod deliveries;
 mod drift;
+mod events_out;
 mod faults;
 mod handlers;
 mod hardening;

@@ -269,6 +269,14 @@ pub async fn run(endpoints: Endpoints, template: Template, addr: &str, shutdown:
             pollers.push(tokio::spawn(async move { source.run(|e| function.handle(e), shutdown).await }));
         }
     }
+    for f in &template.functions {
+        let Some(batch_size) = f.table_stream else { continue };
+        anyhow::ensure!(f.binary == "publisher", "no local stream handler for {}", f.binary);
+        let publisher = local::publisher(&endpoints, &template).await?;
+        let source = crate::stream_loop::StreamSource::of_table(&endpoints, &local::table_name(&template)?, batch_size).await?;
+        let shutdown = shutdown.clone();
+        pollers.push(tokio::spawn(async move { source.run(|e| publisher.handle_batch(e), shutdown).await }));
+    }
     let listener = tokio::net::TcpListener::bind(addr).await.with_context(|| format!("binding {addr}"))?;
     println!("local gateway listening on http://{addr}");
     let app = axum::Router::new().fallback(move |ConnectInfo(peer): ConnectInfo<SocketAddr>, req: axum::extract::Request| {

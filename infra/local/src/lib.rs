@@ -5,6 +5,7 @@
 //! - [`gateway`]: serves its HTTP routes with the functions' handlers and polls its queues;
 //! - [`events`]: the one builder of API Gateway v2 events (the gateway's, the tests', the benchmarks');
 //! - [`sqs_loop`]: the event source mapping's receive → handler → delete loop, and queue draining;
+//! - [`stream_loop`]: the table's change stream read as the DynamoDB event source mapping would;
 //! - [`jwt`]: local staff tokens, checked as the HTTP API's JWT authorizer would;
 //! - [`local`]: endpoints, names and the functions' resolved settings;
 //! - [`seed`]: a demo tenant.
@@ -18,6 +19,7 @@ pub mod local;
 pub mod seed;
 pub mod setup;
 pub mod sqs_loop;
+pub mod stream_loop;
 pub mod template;
 
 use std::path::PathBuf;

@@ -111,6 +111,9 @@ pub async fn function_env(endpoints: &Endpoints, t: &Template, binary: &str) -> 
             (Some(target), _) if t.secrets.iter().any(|s| s == target) => Some(secret_name(target)),
             // moto's SES v2 takes any configuration set name (and publishes no events).
             (Some(target), _) if t.configuration_sets.iter().any(|s| s == target) => Some(target.to_owned()),
+            (Some(target), _) if t.event_buses.iter().any(|(id, _)| id == target) => {
+                t.event_buses.iter().find(|(id, _)| id == target).map(|(_, name)| name.clone())
+            }
             (Some(target), _) => anyhow::bail!("{binary}: {name} refers to {target}, which the local stack does not know"),
             (None, Value::String(s)) => Some(s.clone()),
             (None, Value::Tagged(tagged)) if tagged.tag == "Sub" && tagged.value.is_string() => Some(substitute(tagged.value.as_str().unwrap_or_default())),
@@ -124,7 +127,7 @@ pub async fn function_env(endpoints: &Endpoints, t: &Template, binary: &str) -> 
 }
 
 /// `!Sub` of a plain string, with the pseudo parameters' local values.
-fn substitute(template: &str) -> String {
+pub fn substitute(template: &str) -> String {
     template.replace("${AWS::StackName}", STACK_NAME).replace("${AWS::Region}", REGION).replace("${AWS::AccountId}", ACCOUNT_ID)
 }
 
@@ -156,6 +159,13 @@ pub async fn activator(endpoints: &Endpoints, t: &Template) -> anyhow::Result<Ac
         &s,
     );
     Ok(Activator { app, max_receive_count: s.activation_max_receive_count })
+}
+
+/// The events-out publisher, pointed at moto's EventBridge.
+pub async fn publisher(endpoints: &Endpoints, t: &Template) -> anyhow::Result<portal::workers::publisher::Publisher> {
+    let env = function_env(endpoints, t, "publisher").await?;
+    let bus = env.get("EVENT_BUS_NAME").context("the publisher has no EVENT_BUS_NAME")?;
+    Ok(portal::workers::publisher::Publisher { bus: portal::bus::Bus::new(&endpoints.moto, bus) })
 }
 
 /// The delivery event recorder, pointed at the local stack.

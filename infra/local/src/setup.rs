@@ -36,6 +36,8 @@ pub struct TableSpec {
     pub keys: Vec<KeySchemaElement>,
     pub indexes: Vec<GlobalSecondaryIndex>,
     pub ttl_attribute: Option<String>,
+    /// StreamSpecification.StreamViewType, when the table has a change stream.
+    pub stream_view: Option<String>,
 }
 
 pub fn table_spec(def: &TableDef) -> anyhow::Result<TableSpec> {
@@ -73,7 +75,15 @@ pub fn table_spec(def: &TableDef) -> anyhow::Result<TableSpec> {
         .and_then(|t| t.get("AttributeName"))
         .and_then(Value::as_str)
         .map(str::to_owned);
-    Ok(TableSpec { attributes, keys: key_schema(p.get("KeySchema"))?, indexes, ttl_attribute })
+    let stream_view = p.get("StreamSpecification").and_then(|s| s.get("StreamViewType")).and_then(Value::as_str).map(str::to_owned);
+    Ok(TableSpec { attributes, keys: key_schema(p.get("KeySchema"))?, indexes, ttl_attribute, stream_view })
+}
+
+fn stream_spec(view: &str) -> anyhow::Result<aws_sdk_dynamodb::types::StreamSpecification> {
+    Ok(aws_sdk_dynamodb::types::StreamSpecification::builder()
+        .stream_enabled(true)
+        .stream_view_type(aws_sdk_dynamodb::types::StreamViewType::from(view))
+        .build()?)
 }
 
 async fn ensure_table(endpoints: &Endpoints, def: &TableDef) -> anyhow::Result<()> {
@@ -88,6 +98,11 @@ async fn ensure_table(endpoints: &Endpoints, def: &TableDef) -> anyhow::Result<(
         have.sort();
         want.sort();
         if same_keys && have == want {
+            let streaming = t.stream_specification().is_some_and(|s| s.stream_enabled());
+            if let (Some(view), false) = (&spec.stream_view, streaming) {
+                ddb.update_table().table_name(name).stream_specification(stream_spec(view)?).send().await.context("enabling the table's stream")?;
+                println!("table {name}: stream enabled");
+            }
             println!("table {name}: up to date");
             return Ok(());
         }
@@ -100,6 +115,7 @@ async fn ensure_table(endpoints: &Endpoints, def: &TableDef) -> anyhow::Result<(
         .set_attribute_definitions(Some(spec.attributes))
         .set_key_schema(Some(spec.keys))
         .set_global_secondary_indexes((!spec.indexes.is_empty()).then_some(spec.indexes))
+        .set_stream_specification(spec.stream_view.as_deref().map(stream_spec).transpose()?)
         .send()
         .await
         .with_context(|| format!("creating table {name}"))?;
@@ -166,6 +182,20 @@ async fn ensure_queues(endpoints: &Endpoints, t: &Template) -> anyhow::Result<Ha
     Ok(arns)
 }
 
+/// The template's EventBridge buses, in moto.
+async fn ensure_buses(endpoints: &Endpoints, t: &Template) -> anyhow::Result<()> {
+    let events = aws_sdk_eventbridge::Client::new(&endpoints.moto);
+    for (id, name) in &t.event_buses {
+        if events.describe_event_bus().name(name).send().await.is_ok() {
+            println!("event bus {id}: {name} (exists)");
+            continue;
+        }
+        events.create_event_bus().name(name).send().await.with_context(|| format!("creating event bus {name}"))?;
+        println!("event bus {id}: {name}");
+    }
+    Ok(())
+}
+
 /// The template's SNS topics, named by logical id, and their queue subscriptions (SNS
 /// notifications, not raw delivery: moto wraps each published message as AWS does).
 async fn ensure_topics(endpoints: &Endpoints, t: &Template, queue_arns: &HashMap<String, String>) -> anyhow::Result<()> {
@@ -209,6 +239,7 @@ pub async fn run(endpoints: &Endpoints, t: &Template) -> anyhow::Result<()> {
     }
     let queue_arns = ensure_queues(endpoints, t).await?;
     ensure_topics(endpoints, t, &queue_arns).await?;
+    ensure_buses(endpoints, t).await?;
     ensure_secrets(endpoints, t).await?;
     ensure_identity(endpoints, t).await
 }

@@ -45,6 +45,8 @@ pub struct FunctionDef {
     pub binary: String,
     pub routes: Vec<Route>,
     pub sqs: Vec<SqsSource>,
+    /// A `DynamoDB` event source: the table's change stream, with its batch size.
+    pub table_stream: Option<u32>,
     /// The function's own environment variables (Globals merged in), unresolved values as text.
     pub environment: BTreeMap<String, Value>,
 }
@@ -63,6 +65,8 @@ pub struct Template {
     pub subscriptions: Vec<(String, String)>,
     /// Logical ids of the `AWS::SES::ConfigurationSet` resources (locally: named by their id).
     pub configuration_sets: Vec<String>,
+    /// `AWS::Events::EventBus` resources: (logical id, name with the local stack name).
+    pub event_buses: Vec<(String, String)>,
     pub raw: Value,
 }
 
@@ -117,7 +121,7 @@ impl Template {
             .map(|m| m.iter().filter_map(|(k, v)| Some((k.as_str()?.to_owned(), v.clone()))).collect())
             .unwrap_or_default();
         let (mut tables, mut queues, mut functions, mut secrets) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
-        let (mut topics, mut subscriptions, mut configuration_sets) = (Vec::new(), Vec::new(), Vec::new());
+        let (mut topics, mut subscriptions, mut configuration_sets, mut event_buses) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
         for (id, resource) in resources {
             let id = id.as_str().context("resource id")?.to_owned();
             let kind = resource.get("Type").and_then(Value::as_str).unwrap_or_default();
@@ -157,7 +161,7 @@ impl Template {
                             environment.insert(k.as_str().context("env name")?.to_owned(), v.clone());
                         }
                     }
-                    let (mut routes, mut sqs) = (Vec::new(), Vec::new());
+                    let (mut routes, mut sqs, mut table_stream) = (Vec::new(), Vec::new(), None);
                     for (_, event) in props.get("Events").and_then(Value::as_mapping).into_iter().flatten() {
                         let ep = event.get("Properties").cloned().unwrap_or(Value::Null);
                         match event.get("Type").and_then(Value::as_str) {
@@ -174,17 +178,26 @@ impl Template {
                                     .and_then(Value::as_sequence)
                                     .is_some_and(|s| s.iter().any(|t| t.as_str() == Some("ReportBatchItemFailures"))),
                             }),
+                            Some("DynamoDB") => table_stream = Some(u64_of(ep.get("BatchSize")).unwrap_or(100) as u32),
                             // Run on demand locally: POST /local/scheduler/run.
                             Some("Schedule") => {}
                             Some(other) => bail!("{id}: event type {other} is not served locally"),
                             None => bail!("{id}: event without Type"),
                         }
                     }
-                    functions.push(FunctionDef { logical_id: id, binary, routes, sqs, environment });
+                    functions.push(FunctionDef { logical_id: id, binary, routes, sqs, table_stream, environment });
                 }
                 "AWS::SecretsManager::Secret" => secrets.push(id),
                 "AWS::SNS::Topic" => topics.push(id),
                 "AWS::SES::ConfigurationSet" => configuration_sets.push(id),
+                "AWS::Events::EventBus" => {
+                    let name = match props.get("Name") {
+                        Some(Value::String(n)) => n.clone(),
+                        Some(Value::Tagged(t)) if t.tag == "!Sub" => crate::local::substitute(t.value.as_str().unwrap_or_default()),
+                        _ => id.clone(),
+                    };
+                    event_buses.push((id, name));
+                }
                 "AWS::SNS::Subscription" if props.get("Protocol").and_then(Value::as_str) == Some("sqs") => {
                     let topic = props.get("TopicArn").and_then(ref_target).with_context(|| format!("{id}: TopicArn"))?;
                     let queue = props.get("Endpoint").and_then(getatt_resource).with_context(|| format!("{id}: Endpoint"))?;
@@ -193,7 +206,7 @@ impl Template {
                 _ => {}
             }
         }
-        Ok(Self { parameters, tables, queues, functions, secrets, topics, subscriptions, configuration_sets, raw })
+        Ok(Self { parameters, tables, queues, functions, secrets, topics, subscriptions, configuration_sets, event_buses, raw })
     }
 
     /// A parameter's Default as text.

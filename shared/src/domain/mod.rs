@@ -7,6 +7,7 @@ pub mod invitation;
 pub mod confirmation;
 pub mod contact;
 pub mod delivery;
+pub mod event_out;
 pub mod email_address;
 pub mod guard;
 pub mod identity;

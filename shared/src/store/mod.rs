@@ -4,6 +4,7 @@
 //! ([`invitations`]), the email log, templates and audit ([`mail_log`]), and
 //! the contact listing ([`listing`]).
 
+pub mod changes;
 pub mod cursor;
 pub mod deliveries;
 pub mod dynamo;

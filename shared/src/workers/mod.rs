@@ -6,6 +6,7 @@
 pub mod activator;
 pub mod deliveries;
 pub mod mailer;
+pub mod publisher;
 pub mod scheduler;
 
 use aws_lambda_events::sqs::{BatchItemFailure, SqsBatchResponse, SqsMessage};

@@ -92,6 +92,11 @@ impl Rule {
         Self::new(Match::Target(format!("DynamoDB_20120810.{operation}")))
     }
 
+    /// Any JSON-protocol operation by its `X-Amz-Target` (e.g. `AWSEvents.PutEvents`).
+    pub fn target(target: &str) -> Self {
+        Self::new(Match::Target(target.to_owned()))
+    }
+
     /// SES v2 SendEmail.
     pub fn ses_send_email() -> Self {
         Self::new(Match::Route("POST".into(), "/v2/email/outbound-emails".into()))
