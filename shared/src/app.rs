@@ -40,6 +40,8 @@ pub struct Settings {
     /// `MAX_EMAILS_PER_HOUR`: the most any tenant may set as its `emails_per_hour`
     /// (`domain::quota`; default 5,000).
     pub max_emails_per_hour: u32,
+    /// `MAX_SMS_PER_HOUR`: the most any tenant may set as its `sms_per_hour` (default 1,000).
+    pub max_sms_per_hour: u32,
     /// `ACTIVATION_QUEUE_URL`: where bulk activation batches go.
     pub activation_queue_url: String,
     /// `ACTIVATION_MAX_RECEIVE_COUNT`: the activation queue's redrive maxReceiveCount.
@@ -75,6 +77,10 @@ impl Settings {
             max_emails_per_hour: match get("MAX_EMAILS_PER_HOUR").filter(|v| !v.trim().is_empty()) {
                 None => crate::domain::quota::DEFAULT_MAX_EMAILS_PER_HOUR,
                 Some(v) => v.trim().parse().ok().filter(|n| *n > 0).with_context(|| format!("MAX_EMAILS_PER_HOUR must be a positive number, not {v:?}"))?,
+            },
+            max_sms_per_hour: match get("MAX_SMS_PER_HOUR").filter(|v| !v.trim().is_empty()) {
+                None => crate::domain::quota::DEFAULT_MAX_SMS_PER_HOUR,
+                Some(v) => v.trim().parse().ok().filter(|n| *n > 0).with_context(|| format!("MAX_SMS_PER_HOUR must be a positive number, not {v:?}"))?,
             },
             activation_queue_url: get("ACTIVATION_QUEUE_URL").unwrap_or_default(),
             activation_max_receive_count: get("ACTIVATION_MAX_RECEIVE_COUNT").and_then(|v| v.parse().ok()).unwrap_or(5),
@@ -164,6 +170,8 @@ pub struct App {
     pub integration_secret_prefix: String,
     /// `Settings::max_emails_per_hour`.
     pub max_emails_per_hour: u32,
+    /// `Settings::max_sms_per_hour`.
+    pub max_sms_per_hour: u32,
 }
 
 impl App {
@@ -193,6 +201,7 @@ impl App {
             identity_keys: Default::default(),
             public_base_url: settings.public_base_url.clone(),
             max_emails_per_hour: settings.max_emails_per_hour,
+            max_sms_per_hour: settings.max_sms_per_hour,
         }
     }
 
@@ -209,6 +218,16 @@ impl App {
             ""
         });
         crate::domain::link_token::hosted_claim_url(base, tenant, &portal.portal_id)
+    }
+
+    /// [`Self::claim_url`] for a contact of `locale`: the hosted page then
+    /// opens in that language (`http::page_text`); a portal's own page is left as it is.
+    pub fn claim_url_for(&self, tenant: &TenantId, portal: &Portal, locale: Option<&crate::domain::Locale>) -> String {
+        let url = self.claim_url(tenant, portal);
+        match (&portal.claim_url, locale) {
+            (None, Some(locale)) => crate::domain::link_token::with_query(&url, "lang", locale.as_str()),
+            _ => url,
+        }
     }
 
     /// What emails and pages call the tenant: its profile's display name, or
@@ -229,12 +248,16 @@ impl App {
     }
 
     /// The link that confirms a claim for `portal` (`domain::confirmation`).
-    pub fn confirm_link(&self, tenant: &TenantId, portal: &Portal, token: &str) -> String {
+    /// On the hosted page, in `locale` (its `lang` before the token, which stays last).
+    pub fn confirm_link(&self, tenant: &TenantId, portal: &Portal, token: &str, locale: Option<&crate::domain::Locale>) -> String {
         use crate::domain::confirmation::{confirm_link, ConfirmPage};
         match &portal.claim_url {
             Some(url) => confirm_link(ConfirmPage::Portal(url), token),
             None => {
-                let page = crate::domain::link_token::hosted_confirm_url(self.public_base_url.as_deref().unwrap_or_default(), tenant, &portal.portal_id);
+                let mut page = crate::domain::link_token::hosted_confirm_url(self.public_base_url.as_deref().unwrap_or_default(), tenant, &portal.portal_id);
+                if let Some(locale) = locale {
+                    page = crate::domain::link_token::with_query(&page, "lang", locale.as_str());
+                }
                 confirm_link(ConfirmPage::Hosted(&page), token)
             }
         }

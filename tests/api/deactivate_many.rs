@@ -131,7 +131,7 @@ impl World {
                 created_by: "staff-test".into(),
                 contact_name: format!("Contact {}", self.contact),
                 revoke: Vec::new(),
-                email: None,
+                messages: Vec::new(),
                 email_document_id: None,
                 job_marker: None,
                 access: None,

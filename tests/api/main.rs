@@ -4,6 +4,7 @@
 mod access;
 mod browser;
 mod bulk;
+mod channels;
 mod claim_checks;
 mod confirmation;
 mod code_loop;

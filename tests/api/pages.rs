@@ -195,3 +195,41 @@ async fn email_me_a_new_link_goes_to_the_address_of_record_only_and_once_an_hour
     assert_eq!(asked_for.len(), 1);
     assert_eq!(asked_for[0]["actor"], "claimant");
 }
+
+#[tokio::test]
+async fn the_pages_speak_the_contact_s_language_then_the_browser_s_then_the_portal_s() {
+    let t = TestApp::new().await;
+    t.put_hosted_portal("Clínica Sol", json!([])).await.ok(200);
+    let bare = format!("/claim?tenant={}&portal=main", t.tenant);
+    // No language asked: English.
+    let en = get(&t, &bare).await;
+    assert!(en.body.contains("<html lang=\"en\"") && en.body.contains("Set up your account with your code"), "{}", en.body);
+    // `lang` (what the emails carry) and the browser's Accept-Language.
+    let es = get(&t, &format!("{bare}&lang=es-MX")).await;
+    assert!(es.body.contains("<html lang=\"es\"") && es.body.contains("Cree su cuenta con su código"), "{}", es.body);
+    assert!(es.body.contains("name=\"lang\" value=\"es\""), "the form carries the language to the next page");
+    assert_strict_page(&es, "Clínica Sol", "the Spanish claim page");
+    let browser = t.client.get(format!("{}{bare}", t.base())).header("accept-language", "es-ES,es;q=0.9,en;q=0.5").send().await.unwrap();
+    assert!(browser.text().await.unwrap().contains("Código de activación"));
+    // A Spanish contact's emailed link opens the page in Spanish, and its answers stay Spanish.
+    let contact = unique("chart");
+    let email = format!("{contact}@example.com");
+    let body = json!({"name": "Ana", "kind": "individual", "email": email, "locale": "es"});
+    t.call(Method::PUT, &format!("/v1/contacts/{contact}"), WRITE, Some(body)).await.ok(200);
+    let before = ses_messages_to(&email).await.len();
+    t.call(Method::POST, &format!("/v1/contacts/{contact}/portal/activate"), WRITE, Some(json!({}))).await.ok(202);
+    let link = emailed_link(&email, before, "/claim?").await;
+    assert!(link.contains("lang=es") && link.ends_with(&link.split("token=").nth(1).map(|t| t.to_owned()).unwrap()), "{link}");
+    let page = get(&t, &link[t.base().len()..]).await;
+    assert!(page.body.contains("Cree su cuenta") && page.body.contains("Continuar"), "{}", page.body);
+    let token = link.split("token=").nth(1).unwrap();
+    let done = post(&t, "/claim", &[("token", token), ("email", &email), ("lang", "es"), ("tenant", &t.tenant), ("portal", "main")], None).await;
+    assert_eq!(done.status, 201, "{}", done.body);
+    assert!(done.body.contains("Su cuenta está lista"), "{}", done.body);
+    // A portal whose default is Spanish: Spanish without any other hint; a browser in a language we do not ship falls through to it.
+    let body = json!({"name": "Clínica Sol", "default": true, "default_locale": "es"});
+    let other = TestApp::new().await;
+    other.call(Method::PUT, "/v1/portals/main", ADMIN, Some(body)).await.ok(200);
+    let page = other.client.get(format!("{}/claim?tenant={}&portal=main", other.base(), other.tenant)).header("accept-language", "fr-FR").send().await.unwrap();
+    assert!(page.text().await.unwrap().contains("Cree su cuenta con su código"));
+}

@@ -109,6 +109,8 @@ pub async fn run(endpoints: &Endpoints, t: &Template, contacts: usize, workers: 
         facts: Default::default(),
         fact_key_versions: Default::default(),
         email_problem: None,
+        phone: None,
+        locale: None,
     };
     stream::iter(&ids)
         .map(|id| {
@@ -184,7 +186,7 @@ pub async fn run(endpoints: &Endpoints, t: &Template, contacts: usize, workers: 
         items.push(serde_dynamo::to_item(&lookup)?);
         items.push(serde_dynamo::to_item(&row)?);
         items.push(serde_dynamo::to_item(&inv.audit)?);
-        items.push(serde_dynamo::to_item(inv.email.as_ref().context("email")?)?);
+        items.push(serde_dynamo::to_item(inv.messages.first().context("email")?)?);
         items.push(serde_dynamo::to_item(inv.job_marker.as_ref().context("marker")?)?);
         let mut c: std::collections::HashMap<String, aws_sdk_dynamodb::types::AttributeValue> = serde_dynamo::to_item(&contact)?;
         c.insert("pk".into(), aws_sdk_dynamodb::types::AttributeValue::S(format!("T#{floor_tenant}#C#{id}")));

@@ -290,6 +290,8 @@ async fn latency(endpoints: &Endpoints, t: &Template, scale: usize) -> anyhow::R
                     facts: Default::default(),
                     fact_key_versions: Default::default(),
                     email_problem: None,
+                    phone: None,
+                    locale: None,
                 };
                 h.generate.store.put_contact(tenant_id, &contact, "perf", now).await?;
                 if id.starts_with('q') {

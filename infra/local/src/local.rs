@@ -180,6 +180,7 @@ pub async fn mailer(endpoints: &Endpoints, t: &Template) -> anyhow::Result<Maile
     Ok(Mailer::from_parts(
         Store::new(&endpoints.dynamodb, &s.table_name),
         Ses::new(&endpoints.moto, &s.mail_from).with_configuration_set(s.ses_configuration_set.clone()),
+        portal::mail::sns::Sms::new(&endpoints.moto),
         MailQueue::new(&endpoints.moto, &s.mail_queue_url),
         Secrets::new(&endpoints.moto),
         &s,

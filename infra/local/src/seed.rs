@@ -38,6 +38,8 @@ pub async fn contact(app: &App, id: &str, name: &str, email: Option<&str>, actor
         facts: Default::default(),
         fact_key_versions: Default::default(),
         email_problem: None,
+        phone: None,
+        locale: None,
     };
     app.store.put_contact(&TenantId::parse(DEMO_TENANT)?, &contact, actor, (app.clock)()).await
 }

@@ -1,6 +1,6 @@
 //! A contact whose portal access staff manage.
 
-use super::{email_address::EmailAddress, identity::FactHashes, ids::{ContactId, PortalId}};
+use super::{channel::PhoneNumber, locale::Locale, email_address::EmailAddress, identity::FactHashes, ids::{ContactId, PortalId}};
 use serde::{Deserialize, Serialize};
 
 /// The kinds of contact the product serves (a chart counts as an individual).
@@ -18,6 +18,12 @@ pub struct Contact {
     pub name: String,
     /// Without one, nothing can be emailed to the contact.
     pub email: Option<EmailAddress>,
+    /// For text messages (`domain::channel`): E.164.
+    #[serde(default)]
+    pub phone: Option<PhoneNumber>,
+    /// The language messages and hosted pages use (`domain::locale`); none: the portal's default.
+    #[serde(default)]
+    pub locale: Option<Locale>,
     pub kind: ContactKind,
     /// Portals this contact has a relationship with, beyond the tenant's defaults.
     #[serde(default)]

@@ -15,7 +15,7 @@ pub struct MailJob {
 }
 
 /// What an email is for; each kind has a built-in default template.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum EmailKind {
     /// Seed 000's "Generate & Email": the pickup/activation code and instructions.
@@ -62,12 +62,25 @@ impl EmailKind {
     }
 }
 
-/// A template: subject, plain text and HTML bodies (minijinja source).
+/// A template: subject, plain text and HTML bodies, and the text message (minijinja source).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct EmailTemplate {
     pub subject: String,
     pub text: String,
     pub html: String,
+    /// The text message (`domain::channel`): plain text.
+    pub sms: String,
+}
+
+/// A portal's own template for one kind and locale, as saved; without an
+/// `sms` the built-in text message of its language is used.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OwnTemplate {
+    pub locale: super::Locale,
+    pub subject: String,
+    pub text: String,
+    pub html: String,
+    pub sms: Option<String>,
 }
 
 /// A template rendered for one email: what SES sends and the log keeps.

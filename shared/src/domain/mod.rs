@@ -2,6 +2,7 @@
 //! types at the edge; everything inside takes them, never `&str`.
 
 pub mod auth;
+pub mod channel;
 pub mod email;
 pub mod invitation;
 pub mod confirmation;
@@ -14,6 +15,7 @@ pub mod identity;
 pub mod id_token;
 pub mod job;
 pub mod keyring;
+pub mod locale;
 pub mod ids;
 pub mod pickup_code;
 pub mod page_cursor;
@@ -32,6 +34,8 @@ pub use email::{EmailKind, EmailStatus, MailJob};
 pub use invitation::InvitationState;
 pub use contact::{Contact, ContactKind};
 pub use email_address::EmailAddress;
+pub use channel::{Channel, PhoneNumber, Recipient};
+pub use locale::Locale;
 pub use identity::{Fact, FactHashes};
 pub use ids::{ContactId, DocumentId, GroupId, IntegrationId, JobId, PortalId, TenantId};
 pub use pickup_code::{CodeHash, CodeHasher, PickupCode};

@@ -2,7 +2,9 @@
 
 use super::id_token::IdentityProvider;
 use super::identity::Fact;
+use super::channel::Channels;
 use super::ids::PortalId;
+use super::locale::Locale;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeSet;
 
@@ -43,6 +45,12 @@ pub struct Portal {
     /// (`domain::id_token`): `identity_issuer`, `identity_audience`, `identity_jwks_url`.
     #[serde(flatten, default, skip_serializing_if = "Option::is_none")]
     pub identity: Option<IdentityProvider>,
+    /// Per kind, the channels its messages go by (`domain::channel`); a kind not named: email.
+    #[serde(default)]
+    pub channels: Channels,
+    /// The language of its messages and pages for contacts without a `locale` (`domain::locale`).
+    #[serde(default)]
+    pub default_locale: Locale,
 }
 
 /// Longest reminder lead time, in days.
@@ -113,12 +121,21 @@ impl Portal {
             reminder_days_before_expiry: None,
             claim_checks: BTreeSet::new(),
             identity: None,
+            channels: Channels::default(),
+            default_locale: Locale::english(),
         })
     }
 
     /// Sets the identity provider whose ID tokens vouch for addresses.
     pub fn with_identity(mut self, identity: Option<IdentityProvider>) -> Self {
         self.identity = identity;
+        self
+    }
+
+    /// Sets the channels per kind and the default language.
+    pub fn with_messages(mut self, channels: Channels, default_locale: Locale) -> Self {
+        self.channels = channels;
+        self.default_locale = default_locale;
         self
     }
 

@@ -170,6 +170,8 @@ mod tests {
             facts: Default::default(),
             fact_key_versions: Default::default(),
             email_problem: None,
+            phone: None,
+            locale: None,
         }
     }
     fn code(portal: &str, state: InvitationState, expires: &str) -> CodeRecord {

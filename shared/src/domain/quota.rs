@@ -15,6 +15,10 @@
 use chrono::{DateTime, Duration, DurationRound, Utc};
 
 pub const DEFAULT_EMAILS_PER_HOUR: u32 = 500;
+/// Text messages cost per segment and carriers filter bursts: a lower default.
+pub const DEFAULT_SMS_PER_HOUR: u32 = 100;
+/// The deployment's maximum `sms_per_hour` when `MAX_SMS_PER_HOUR` is not set.
+pub const DEFAULT_MAX_SMS_PER_HOUR: u32 = 1_000;
 /// The deployment's maximum when `MAX_EMAILS_PER_HOUR` is not set.
 pub const DEFAULT_MAX_EMAILS_PER_HOUR: u32 = 5_000;
 /// SQS's longest DelaySeconds.
@@ -50,17 +54,22 @@ impl Window {
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum QuotaError {
-    #[error("emails_per_hour must be at least 1")]
-    TooLow,
-    #[error("emails_per_hour may be at most {0} in this deployment")]
-    AboveMaximum(u32),
+    #[error("{0} must be at least 1")]
+    TooLow(&'static str),
+    #[error("{0} may be at most {1} in this deployment")]
+    AboveMaximum(&'static str, u32),
 }
 
 /// `requested` if a tenant may have it under the deployment's `maximum`.
 pub fn check_emails_per_hour(requested: u64, maximum: u32) -> Result<u32, QuotaError> {
+    check_per_hour("emails_per_hour", requested, maximum)
+}
+
+/// `requested` for the quota named `field` if within the deployment's `maximum`.
+pub fn check_per_hour(field: &'static str, requested: u64, maximum: u32) -> Result<u32, QuotaError> {
     match requested {
-        0 => Err(QuotaError::TooLow),
-        n if n > u64::from(maximum) => Err(QuotaError::AboveMaximum(maximum)),
+        0 => Err(QuotaError::TooLow(field)),
+        n if n > u64::from(maximum) => Err(QuotaError::AboveMaximum(field, maximum)),
         n => Ok(n as u32),
     }
 }
@@ -94,7 +103,8 @@ mod tests {
     fn a_tenant_s_quota_stays_within_the_deployment_s() {
         assert_eq!(check_emails_per_hour(500, 5000), Ok(500));
         assert_eq!(check_emails_per_hour(5000, 5000), Ok(5000));
-        assert_eq!(check_emails_per_hour(5001, 5000), Err(QuotaError::AboveMaximum(5000)));
-        assert_eq!(check_emails_per_hour(0, 5000), Err(QuotaError::TooLow));
+        assert_eq!(check_emails_per_hour(5001, 5000), Err(QuotaError::AboveMaximum("emails_per_hour", 5000)));
+        assert_eq!(check_emails_per_hour(0, 5000), Err(QuotaError::TooLow("emails_per_hour")));
+        assert_eq!(check_per_hour("sms_per_hour", 1001, 1000).unwrap_err().to_string(), "sms_per_hour may be at most 1000 in this deployment");
     }
 }

@@ -9,7 +9,7 @@ use crate::app::App;
 use crate::domain::{
     id_token::IdentityProvider,
     identity::{self, FactEdit, FactHasher},
-    portal::valid_name, time, Contact, ContactId, ContactKind, EmailAddress, Fact, Portal, PortalId, Scope,
+    channel::Channels, portal::valid_name, time, Contact, ContactId, ContactKind, EmailAddress, Fact, Locale, PhoneNumber, Portal, PortalId, Recipient, Scope,
 };
 use std::collections::BTreeMap;
 use crate::store::items::EmailItem;
@@ -45,6 +45,12 @@ pub struct PortalRequest {
     pub identity_audience: Option<String>,
     #[serde(default)]
     pub identity_jwks_url: Option<String>,
+    /// Per kind, the channels to use (`{"pickup_code": ["email", "sms"]}`); a kind not named: email.
+    #[serde(default)]
+    pub channels: BTreeMap<crate::domain::EmailKind, Vec<crate::domain::Channel>>,
+    /// BCP 47; absent: `en`.
+    #[serde(default)]
+    pub default_locale: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -53,6 +59,12 @@ pub struct ContactRequest {
     pub name: String,
     #[serde(default)]
     pub email: Option<String>,
+    /// For text messages: E.164 (`+14155550123`).
+    #[serde(default)]
+    pub phone: Option<String>,
+    /// BCP 47 (`es`, `es-MX`); absent or empty: the portal's default.
+    #[serde(default)]
+    pub locale: Option<String>,
     pub kind: ContactKind,
     #[serde(default)]
     pub portal_ids: Vec<String>,
@@ -81,7 +93,11 @@ impl ContactRequest {
 pub struct EmailLogEntry {
     pub document_id: crate::domain::DocumentId,
     pub kind: crate::domain::EmailKind,
-    pub to: EmailAddress,
+    /// An email address, or a phone number for a text (`channel`).
+    pub to: Recipient,
+    pub channel: crate::domain::Channel,
+    /// The language of the template it was sent with (after `sent`).
+    pub locale: Option<Locale>,
     pub portal_id: PortalId,
     pub subject: Option<String>,
     pub status: &'static str,
@@ -101,6 +117,8 @@ impl From<EmailItem> for EmailLogEntry {
         Self {
             document_id: e.document_id,
             kind: e.kind,
+            channel: e.to.channel(),
+            locale: e.sent_locale,
             to: e.to,
             portal_id: e.portal_id,
             subject: e.subject,
@@ -150,7 +168,13 @@ async fn put_portal(app: &App, req: &Request) -> Result<Response<Body>, ApiError
     let body: PortalRequest = json_body(req, false)?;
     let identity = IdentityProvider::from_settings(body.identity_issuer.as_deref(), body.identity_audience.as_deref(), body.identity_jwks_url.as_deref())
         .map_err(|e| ApiError::validation(e.pointer(), e.to_string()))?;
+    let channels = Channels::new(body.channels).map_err(|e| ApiError::validation("/channels", e.to_string()))?;
+    let default_locale = match body.default_locale.as_deref().map(str::trim) {
+        None | Some("") => Locale::english(),
+        Some(raw) => Locale::parse(raw).map_err(|e| ApiError::validation("/default_locale", format!("default_locale {e}")))?,
+    };
     let portal = Portal::new(portal_id, &body.name, body.default, body.claim_url.as_deref(), body.code_ttl_hours, body.link_ttl_hours)
+        .map(|p| p.with_messages(channels, default_locale))
         .and_then(|p| p.with_automation(body.auto_generate, body.auto_email, body.reminder_days_before_expiry))
         .map(|p| p.with_claim_checks(body.claim_checks.iter().copied()).with_identity(identity))
         .map_err(|e| ApiError::validation(e.pointer(), e.to_string()))?;
@@ -193,6 +217,14 @@ async fn put_contact(app: &App, req: &Request) -> Result<Response<Body>, ApiErro
             .map_err(|e| errors.push(FieldError::new("/email", format!("email {e}"))))
             .ok(),
     };
+    let phone = match body.phone.as_deref().map(str::trim) {
+        None | Some("") => None,
+        Some(raw) => PhoneNumber::parse(raw).map_err(|e| errors.push(FieldError::new("/phone", format!("phone {e}")))).ok(),
+    };
+    let locale = match body.locale.as_deref().map(str::trim) {
+        None | Some("") => None,
+        Some(raw) => Locale::parse(raw).map_err(|e| errors.push(FieldError::new("/locale", format!("locale {e}")))).ok(),
+    };
     let known = app.store.list_portals(&caller.tenant_id).await?;
     let mut portal_ids = Vec::new();
     for (i, raw) in body.portal_ids.iter().enumerate() {
@@ -225,7 +257,18 @@ async fn put_contact(app: &App, req: &Request) -> Result<Response<Body>, ApiErro
         return Err(ApiError::Validation { detail, errors });
     };
     portal_ids.dedup();
-    let contact = Contact { contact_id, name, email, kind: body.kind, portal_ids, facts: Default::default(), fact_key_versions: Default::default(), email_problem: None };
+    let contact = Contact {
+        contact_id,
+        name,
+        email,
+        phone,
+        locale,
+        kind: body.kind,
+        portal_ids,
+        facts: Default::default(),
+        fact_key_versions: Default::default(),
+        email_problem: None,
+    };
     let stored = app.store.put_contact_with_facts(&caller.tenant_id, &contact, &facts, &caller.sub, (app.clock)()).await?;
     Ok(respond(StatusCode::OK, &stored))
 }

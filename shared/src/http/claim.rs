@@ -51,6 +51,9 @@ pub struct ClaimRequest {
     pub family_name: Option<String>,
     #[serde(default)]
     pub postal_code: Option<String>,
+    /// The claimant's language (BCP 47): the confirmation email's, if one is sent.
+    #[serde(default)]
+    pub locale: Option<String>,
 }
 
 impl ClaimRequest {
@@ -129,7 +132,12 @@ async fn run(app: &App, req: &Request) -> Result<Response<Body>, ApiError> {
     let address = address
         .ok_or_else(|| ApiError::BadRequest("the request has no source address: claims are throttled per address and refused without one".into()))?;
     let facts = body.facts();
+    let locale = match body.locale.as_deref().map(str::trim) {
+        None | Some("") => None,
+        Some(raw) => Some(crate::domain::Locale::parse(raw).map_err(|e| ApiError::validation("/locale", format!("locale {e}")))?),
+    };
     let attempt = ClaimAttempt {
+        locale,
         secret,
         method,
         email: email.as_ref(),

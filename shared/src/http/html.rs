@@ -66,11 +66,21 @@ pub struct Page {
     pub portal_name: String,
     pub heading: String,
     pub body: String,
+    /// The page's language (`<html lang>`) and its footer's sentence.
+    pub lang: &'static str,
+    pub footer: Option<String>,
 }
 
 impl Page {
     pub fn new(portal_name: &str, heading: &str) -> Self {
-        Self { portal_name: portal_name.to_owned(), heading: heading.to_owned(), body: String::new() }
+        Self { portal_name: portal_name.to_owned(), heading: heading.to_owned(), body: String::new(), lang: "en", footer: None }
+    }
+
+    /// In another language than English, with that language's footer.
+    pub fn in_language(mut self, lang: &'static str, footer: &str) -> Self {
+        self.lang = lang;
+        self.footer = Some(footer.to_owned());
+        self
     }
 
     /// A paragraph of text.
@@ -99,11 +109,13 @@ impl Page {
             format!("{} – {}", escape(&self.heading), escape(&self.portal_name))
         };
         format!(
-            "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">\
+            "<!doctype html><html lang=\"{lang}\"><head><meta charset=\"utf-8\">\
              <meta name=\"viewport\" content=\"width=device-width,initial-scale=1\">\
              <meta name=\"referrer\" content=\"no-referrer\"><title>{title}</title><style>{STYLE}</style></head>\
              <body><header><p>{portal}</p></header><main><h1>{heading}</h1><div class=\"card\">{body}</div></main>\
-             <footer><p>Secure account set-up for {portal}.</p></footer></body></html>",
+             <footer><p>{footer}</p></footer></body></html>",
+            lang = self.lang,
+            footer = escape(self.footer.as_deref().unwrap_or(&format!("Secure account set-up for {}.", self.portal_name))),
             portal = escape(&self.portal_name),
             heading = escape(&self.heading),
             body = self.body,

@@ -19,6 +19,7 @@ pub mod html;
 pub mod idempotency;
 pub mod integrations;
 pub mod lifecycle;
+pub mod page_text;
 pub mod pages;
 pub mod problem;
 pub mod reports;

@@ -18,6 +18,7 @@
 //! is nothing else a cross-site request could ride on.
 
 use super::html::{Field, Form, Page};
+use super::page_text::{self, Texts};
 use super::claim::claimant;
 use crate::app::App;
 use crate::domain::{EmailAddress, Fact, Method, PortalId, TenantId};
@@ -31,24 +32,61 @@ pub const DEFAULT_NAME: &str = "Portal Access";
 /// Largest form body we read.
 pub const MAX_FORM_BYTES: usize = 16 * 1024;
 
-/// Whose page it is.
+/// Whose page it is, and in which language.
 struct Brand {
     name: String,
     tenant: Option<TenantId>,
     portal: Option<PortalId>,
     /// The facts its claims need; `None` when the portal is not known.
     checks: Option<BTreeSet<Fact>>,
+    /// The page's words ([`Texts::choose`]).
+    t: &'static Texts,
 }
 
 impl Brand {
     fn unknown() -> Self {
-        Self { name: DEFAULT_NAME.into(), tenant: None, portal: None, checks: None }
+        Self { name: DEFAULT_NAME.into(), tenant: None, portal: None, checks: None, t: &page_text::ENGLISH }
+    }
+
+    /// A page of this brand in its language.
+    fn page(&self, heading: &str) -> Page {
+        Page::new(&self.name, heading).in_language(self.t.lang, &self.t.footer.replace("{portal}", &self.name))
+    }
+
+    /// A form of this brand's pages: it carries the language to the next page.
+    fn form(&self, action: &str) -> Form {
+        Form::post(action).hidden("lang", self.t.lang)
     }
 }
 
-async fn brand(app: &App, tenant: Option<&str>, portal: Option<&str>) -> Brand {
+/// What the person's request says of their language: the link's or form's `lang`, and the browser's.
+#[derive(Default)]
+struct Asked {
+    lang: Option<String>,
+    accept_language: Option<String>,
+}
+
+impl Asked {
+    fn of(req: &Request, form: Option<&HashMap<String, String>>) -> Self {
+        let lang = match form {
+            Some(form) => form.get("lang").cloned(),
+            None => query(req, "lang"),
+        };
+        let accept_language = req.headers().get("accept-language").and_then(|v| v.to_str().ok()).map(|v| v.chars().take(256).collect());
+        Self { lang, accept_language }
+    }
+}
+
+async fn brand(app: &App, asked: &Asked, tenant: Option<&str>, portal: Option<&str>) -> Brand {
+    let Found { mut brand, default_locale } = brand_of(app, tenant, portal).await;
+    brand.t = Texts::choose(asked.lang.as_deref(), asked.accept_language.as_deref(), default_locale.as_ref());
+    brand
+}
+
+async fn brand_of(app: &App, tenant: Option<&str>, portal: Option<&str>) -> Found {
+    let unknown = || Found { brand: Brand::unknown(), default_locale: None };
     let (Some(Ok(tenant)), Some(Ok(portal))) = (tenant.map(TenantId::parse), portal.map(PortalId::parse)) else {
-        return Brand::unknown();
+        return unknown();
     };
     match app.portals.get(&app.store, &tenant).await {
         Ok(portals) => match portals.iter().find(|p| p.portal_id == portal) {
@@ -58,15 +96,22 @@ async fn brand(app: &App, tenant: Option<&str>, portal: Option<&str>) -> Brand {
                     Some(profile) if profile.display_name != p.name => format!("{} · {}", profile.display_name, p.name),
                     _ => p.name.clone(),
                 };
-                Brand { name, checks: Some(p.claim_checks.clone()), tenant: Some(tenant), portal: Some(portal) }
+                let brand = Brand { name, checks: Some(p.claim_checks.clone()), tenant: Some(tenant), portal: Some(portal), t: &page_text::ENGLISH };
+                Found { brand, default_locale: Some(p.default_locale.clone()) }
             }
-            None => Brand::unknown(),
+            None => unknown(),
         },
         Err(e) => {
             tracing::error!(error = ?e, "could not read the portal for a page");
-            Brand::unknown()
+            unknown()
         }
     }
+}
+
+/// A brand found, with its portal's default language.
+struct Found {
+    brand: Brand,
+    default_locale: Option<crate::domain::Locale>,
 }
 
 fn query(req: &Request, name: &str) -> Option<String> {
@@ -75,8 +120,9 @@ fn query(req: &Request, name: &str) -> Option<String> {
 
 /// `GET /claim` and `GET /claim?token=…`.
 pub async fn claim_page(app: &App, req: &Request) -> Response<Body> {
+    let asked = Asked::of(req, None);
     let Some(token) = query(req, "token") else {
-        let brand = brand(app, query(req, "tenant").as_deref(), query(req, "portal").as_deref()).await;
+        let brand = brand(app, &asked, query(req, "tenant").as_deref(), query(req, "portal").as_deref()).await;
         return claim_form_page(&brand, &Values::default(), None).respond(StatusCode::OK);
     };
     let (status, owner) = match claim::link_status(app, &token).await {
@@ -84,8 +130,8 @@ pub async fn claim_page(app: &App, req: &Request) -> Response<Body> {
         Err(e) => return failure(e),
     };
     let brand = match &owner {
-        Some((tenant, portal)) => brand(app, Some(tenant.as_str()), Some(portal.as_str())).await,
-        None => brand(app, query(req, "tenant").as_deref(), query(req, "portal").as_deref()).await,
+        Some((tenant, portal)) => brand(app, &asked, Some(tenant.as_str()), Some(portal.as_str())).await,
+        None => brand(app, &asked, query(req, "tenant").as_deref(), query(req, "portal").as_deref()).await,
     };
     let values = Values { token: token.clone(), ..Values::default() };
     match status {
@@ -104,29 +150,21 @@ struct Values {
 
 fn claim_form_page(brand: &Brand, values: &Values, error: Option<FormError>) -> Page {
     let link = !values.token.is_empty();
-    let heading = if link { "Set up your account" } else { "Set up your account with your code" };
-    let mut page = Page::new(&brand.name, heading);
+    let t = brand.t;
+    let mut page = brand.page(if link { t.heading_link } else { t.heading_code });
     if let Some(FormError::Rejected) = error {
-        page = page.notice(
-            "alert",
-            "We could not accept these details. Check the code and the details you were asked for, and try again. \
-             After several wrong tries a code is locked; the practice can send you a new one.",
-        );
+        page = page.notice("alert", t.rejected);
     }
-    page = page.text(if link {
-        "Enter your email address to finish setting up your account."
-    } else {
-        "Enter the activation code you were given and your email address."
-    });
-    let mut form = Form::post("claim");
+    page = page.text(if link { t.intro_link } else { t.intro_code });
+    let mut form = brand.form("claim");
     if let (Some(tenant), Some(portal)) = (&brand.tenant, &brand.portal) {
         form = form.hidden("tenant", tenant.as_str()).hidden("portal", portal.as_str());
     }
     if link {
         form = form.hidden("token", &values.token);
     } else {
-        let mut code = Field::new("code", "Activation code", "text", "one-time-code");
-        code.hint = Some("10 letters and numbers, for example ABCDE-23456");
+        let mut code = Field::new("code", t.code_label, "text", "one-time-code");
+        code.hint = Some(t.code_hint);
         code.value = &values.code;
         form = form.field(code);
     }
@@ -137,22 +175,22 @@ fn claim_form_page(brand: &Brand, values: &Values, error: Option<FormError>) -> 
     };
     for (fact, required) in facts {
         let (label, kind, autocomplete, hint) = match fact {
-            Fact::DateOfBirth => ("Date of birth", "date", "bday", "As on your record"),
-            Fact::FamilyName => ("Last name", "text", "family-name", "As on your record"),
-            Fact::PostalCode => ("Postal code", "text", "postal-code", "The postal code on your record"),
+            Fact::DateOfBirth => (t.date_of_birth, "date", "bday", t.as_on_record),
+            Fact::FamilyName => (t.family_name, "text", "family-name", t.as_on_record),
+            Fact::PostalCode => (t.postal_code, "text", "postal-code", t.postal_hint),
         };
         let mut field = Field::new(fact.as_str(), label, kind, autocomplete);
         field.required = required;
-        field.hint = Some(if required { hint } else { "Only if you were asked for it" });
+        field.hint = Some(if required { hint } else { t.optional_hint });
         form = form.field(field);
     }
-    let mut email = Field::new("email", "Email address", "email", "email");
-    email.hint = Some("Your account will use this address. If it is not the one we emailed, we send it a link to confirm.");
+    let mut email = Field::new("email", t.email_label, "email", "email");
+    email.hint = Some(t.email_hint);
     email.value = &values.email;
     if let Some(FormError::Email) = error {
-        email.error = Some("Enter an email address like name@example.com");
+        email.error = Some(t.email_error);
     }
-    form = form.field(email).button(if link { "Continue" } else { "Set up my account" }, None);
+    form = form.field(email).button(if link { t.continue_button } else { t.set_up_button }, None);
     page.form(form)
 }
 
@@ -162,17 +200,19 @@ enum FormError {
 }
 
 fn closed_link_page(brand: &Brand, token: &str, status: LinkStatus) -> Page {
+    let t = brand.t;
     let (heading, text) = match status {
-        LinkStatus::Used => ("This link has already been used", "If you set up your account with it, sign in to the portal."),
-        LinkStatus::Expired => ("This link has expired", "Links are valid for a limited time."),
-        LinkStatus::Replaced => ("This link has been replaced", "A newer link was sent, or the practice cancelled this one."),
-        LinkStatus::Locked => ("This link is locked", "It was locked after too many attempts with details that did not match."),
-        LinkStatus::Unknown | LinkStatus::Open => ("This link is not valid", "Check that you opened the whole link from your email."),
+        LinkStatus::Used => t.link_used,
+        LinkStatus::Expired => t.link_expired,
+        LinkStatus::Replaced => t.link_replaced,
+        LinkStatus::Locked => t.link_locked,
+        LinkStatus::Unknown | LinkStatus::Open => t.link_invalid,
     };
-    Page::new(&brand.name, heading)
+    brand
+        .page(heading)
         .text(text)
-        .text("We can email a new link to the address the practice has on file for you.")
-        .form(Form::post("claim/new-link").hidden("token", token).button("Email me a new link", None))
+        .text(t.new_link_offer)
+        .form(brand.form("claim/new-link").hidden("token", token).button(t.new_link_button, None))
 }
 
 /// `POST /claim`.
@@ -182,7 +222,8 @@ pub async fn claim_submit(app: &App, req: &Request) -> Response<Body> {
         Err(refusal) => return refusal,
     };
     let field = |name: &str| form.get(name).map(|v| v.trim().to_owned()).filter(|v| !v.is_empty());
-    let brand = brand(app, field("tenant").as_deref(), field("portal").as_deref()).await;
+    let asked = Asked::of(req, Some(&form));
+    let brand = brand(app, &asked, field("tenant").as_deref(), field("portal").as_deref()).await;
     let values = Values { token: field("token").unwrap_or_default(), code: field("code").unwrap_or_default(), email: field("email").unwrap_or_default() };
     let email = match EmailAddress::parse(&values.email) {
         Ok(email) => email,
@@ -194,7 +235,7 @@ pub async fn claim_submit(app: &App, req: &Request) -> Response<Body> {
         Err(e) => return failure(e),
     };
     let (Some(address), user_agent) = claimant else {
-        return message(&brand, StatusCode::BAD_REQUEST, "We could not accept this request", "Your request reached us without a network address. Try again.");
+        return message(&brand, StatusCode::BAD_REQUEST, brand.t.no_address.0, brand.t.no_address.1);
     };
     let facts: BTreeMap<Fact, String> =
         [Fact::DateOfBirth, Fact::FamilyName, Fact::PostalCode].into_iter().filter_map(|f| field(f.as_str()).map(|v| (f, v))).collect();
@@ -203,6 +244,7 @@ pub async fn claim_submit(app: &App, req: &Request) -> Response<Body> {
         None => ClaimPortal::Any,
     };
     let attempt = ClaimAttempt {
+        locale: crate::domain::Locale::parse(brand.t.lang).ok(),
         secret,
         method,
         email: Some(&email),
@@ -214,10 +256,11 @@ pub async fn claim_submit(app: &App, req: &Request) -> Response<Body> {
     };
     match claim::claim(app, attempt).await {
         Ok(ClaimOutcome::Bound(claimed)) => done(&brand, &claimed.email),
-        Ok(ClaimOutcome::ConfirmationSent) => Page::new(&brand.name, "Check your email")
-            .notice("ok", &format!("We sent a link to {email}."))
-            .text("Open it on any device to finish setting up your account. It is valid for 24 hours.")
-            .text("If it does not arrive within a few minutes, check your spam folder, or start again.")
+        Ok(ClaimOutcome::ConfirmationSent) => brand
+            .page(brand.t.check_email)
+            .notice("ok", &brand.t.sent_link.replace("{email}", email.as_str()))
+            .text(brand.t.open_it)
+            .text(brand.t.spam)
             .respond(StatusCode::ACCEPTED),
         Err(ClaimError::Rejected) => claim_form_page(&brand, &values, Some(FormError::Rejected)).respond(StatusCode::BAD_REQUEST),
         Err(e) => claim_failure(&brand, e),
@@ -225,9 +268,10 @@ pub async fn claim_submit(app: &App, req: &Request) -> Response<Body> {
 }
 
 fn done(brand: &Brand, email: &EmailAddress) -> Response<Body> {
-    Page::new(&brand.name, "Your account is ready")
-        .notice("ok", &format!("Your account for {email} is set up."))
-        .text("You can now sign in to the portal with this email address.")
+    brand
+        .page(brand.t.ready)
+        .notice("ok", &brand.t.ready_notice.replace("{email}", email.as_str()))
+        .text(brand.t.ready_text)
         .respond(StatusCode::CREATED)
 }
 
@@ -235,12 +279,7 @@ fn claim_failure(brand: &Brand, e: ClaimError) -> Response<Body> {
     match e {
         ClaimError::RateLimited { retry_after_secs } => {
             let minutes = retry_after_secs.div_ceil(60).max(1);
-            let mut response = message(
-                brand,
-                StatusCode::TOO_MANY_REQUESTS,
-                "Too many attempts",
-                &format!("There were too many attempts from your network. Try again in {minutes} minutes."),
-            );
+            let mut response = message(brand, StatusCode::TOO_MANY_REQUESTS, brand.t.too_many.0, &brand.t.too_many.1.replace("{minutes}", &minutes.to_string()));
             response.headers_mut().insert("retry-after", retry_after_secs.to_string().parse().expect("a number is a header value"));
             response
         }
@@ -248,7 +287,7 @@ fn claim_failure(brand: &Brand, e: ClaimError) -> Response<Body> {
             tracing::error!(error = ?e, "a claim page could not finish");
             try_again(brand)
         }
-        ClaimError::Rejected => message(brand, StatusCode::BAD_REQUEST, "This link can no longer be used", "It has been used, has expired or was replaced."),
+        ClaimError::Rejected => message(brand, StatusCode::BAD_REQUEST, brand.t.no_longer.0, brand.t.no_longer.1),
         ClaimError::Unexpected(e) => failure(e),
     }
 }
@@ -256,30 +295,30 @@ fn claim_failure(brand: &Brand, e: ClaimError) -> Response<Body> {
 /// `GET /claim/confirm?token=…`: a button; nothing is used up.
 pub async fn confirm_page(app: &App, req: &Request) -> Response<Body> {
     let token = query(req, "token").unwrap_or_default();
+    let asked = Asked::of(req, None);
     let open = match claim::open_confirmation(app, &token).await {
         Ok(open) => open,
         Err(e) => return failure(e),
     };
     match open {
         Some(c) => {
-            let brand = brand(app, Some(c.tenant_id.as_str()), Some(c.portal_id.as_str())).await;
-            Page::new(&brand.name, "Confirm your email address")
-                .text(&format!("Confirm to finish setting up your account for {}.", c.email))
-                .form(Form::post("confirm").hidden("token", &token).button("Confirm", None))
+            let brand = brand(app, &asked, Some(c.tenant_id.as_str()), Some(c.portal_id.as_str())).await;
+            brand
+                .page(brand.t.confirm_heading)
+                .text(&brand.t.confirm_text.replace("{email}", c.email.as_str()))
+                .form(brand.form("confirm").hidden("token", &token).button(brand.t.confirm_button, None))
                 .respond(StatusCode::OK)
         }
         None => {
-            let brand = brand(app, query(req, "tenant").as_deref(), query(req, "portal").as_deref()).await;
+            let brand = brand(app, &asked, query(req, "tenant").as_deref(), query(req, "portal").as_deref()).await;
             confirmation_closed(&brand)
         }
     }
 }
 
 fn confirmation_closed(brand: &Brand) -> Response<Body> {
-    Page::new(&brand.name, "This confirmation link can no longer be used")
-        .text("It has been used, has expired (links are valid for 24 hours), or a newer one was sent.")
-        .text("To set up your account, start again with your code or your activation link.")
-        .respond(StatusCode::BAD_REQUEST)
+    let (heading, first, second) = brand.t.confirmation_closed;
+    brand.page(heading).text(first).text(second).respond(StatusCode::BAD_REQUEST)
 }
 
 /// `POST /claim/confirm`.
@@ -289,10 +328,11 @@ pub async fn confirm_submit(app: &App, req: &Request) -> Response<Body> {
         Err(refusal) => return refusal,
     };
     let token = form.get("token").cloned().unwrap_or_default();
+    let asked = Asked::of(req, Some(&form));
     // The brand is read before the confirmation is used up.
     let brand = match claim::open_confirmation(app, &token).await {
-        Ok(Some(c)) => brand(app, Some(c.tenant_id.as_str()), Some(c.portal_id.as_str())).await,
-        Ok(None) => Brand::unknown(),
+        Ok(Some(c)) => brand(app, &asked, Some(c.tenant_id.as_str()), Some(c.portal_id.as_str())).await,
+        Ok(None) => brand(app, &asked, None, None).await,
         Err(e) => return failure(e),
     };
     let (address, user_agent) = match claimant(app, req).await {
@@ -313,9 +353,10 @@ pub async fn new_link_submit(app: &App, req: &Request) -> Response<Body> {
         Err(refusal) => return refusal,
     };
     let token = form.get("token").cloned().unwrap_or_default();
+    let asked = Asked::of(req, Some(&form));
     let brand = match claim::link_status(app, &token).await {
-        Ok((_, Some((tenant, portal)))) => brand(app, Some(tenant.as_str()), Some(portal.as_str())).await,
-        Ok((_, None)) => Brand::unknown(),
+        Ok((_, Some((tenant, portal)))) => brand(app, &asked, Some(tenant.as_str()), Some(portal.as_str())).await,
+        Ok((_, None)) => brand(app, &asked, None, None).await,
         Err(e) => return failure(e),
     };
     match new_link::request(app, &token).await {
@@ -323,15 +364,12 @@ pub async fn new_link_submit(app: &App, req: &Request) -> Response<Body> {
         // The person sees the same page; the log has the cause.
         Err(e) => tracing::error!(error = ?e, "a new link could not be sent"),
     }
-    Page::new(&brand.name, "Check your email")
-        .notice("ok", "If we can send you a new link, it is on its way to the email address the practice has on file for you.")
-        .text("For your security we send it only to that address, and at most once an hour.")
-        .respond(StatusCode::OK)
+    brand.page(brand.t.check_email).notice("ok", brand.t.new_link_sent.0).text(brand.t.new_link_sent.1).respond(StatusCode::OK)
 }
 
 /// A short page with a heading and one paragraph.
 fn message(brand: &Brand, status: StatusCode, heading: &str, text: &str) -> Response<Body> {
-    Page::new(&brand.name, heading).text(text).respond(status)
+    brand.page(heading).text(text).respond(status)
 }
 
 /// An unexpected failure: logged with its cause, a plain page for the person.
@@ -349,7 +387,7 @@ fn failure(e: anyhow::Error) -> Response<Body> {
 
 /// 503 with `Retry-After`, as the API answers when we cannot finish just now.
 fn try_again(brand: &Brand) -> Response<Body> {
-    let mut response = message(brand, StatusCode::SERVICE_UNAVAILABLE, "Please try again", "We could not finish this just now. Try again in a minute.");
+    let mut response = message(brand, StatusCode::SERVICE_UNAVAILABLE, brand.t.try_again.0, brand.t.try_again.1);
     let secs = super::problem::UNAVAILABLE_RETRY_AFTER_SECS.to_string();
     response.headers_mut().insert("retry-after", secs.parse().expect("a number is a header value"));
     response

@@ -171,7 +171,7 @@ impl From<IssueError> for ApiError {
         match e {
             IssueError::ContactNotFound => Self::NotFound("contact"),
             IssueError::Refused(why) => Self::Conflict(why.to_string()),
-            IssueError::NoEmailAddress => Self::validation("/send_email", e.to_string()),
+            IssueError::NoEmailAddress | IssueError::NoPhoneNumber => Self::validation("/send_email", e.to_string()),
             IssueError::MissingFacts(ref facts) => Self::Validation {
                 errors: facts.iter().map(|f| FieldError::new("", format!("{f}: not on record for this contact"))).collect(),
                 detail: e.to_string(),

@@ -1,13 +1,15 @@
 //! The tenant's own settings and profile, `portal:admin` to change:
-//! - `GET/PUT /v1/settings`: `emails_per_hour`, the tenant's sending quota
-//!   (`domain::quota`), within the deployment's `MAX_EMAILS_PER_HOUR`;
+//! - `GET/PUT /v1/settings`: `emails_per_hour` and `sms_per_hour`, the
+//!   tenant's sending quotas (`domain::quota`), within the deployment's
+//!   `MAX_EMAILS_PER_HOUR` and `MAX_SMS_PER_HOUR`;
 //! - `GET/PUT /v1/tenant/profile`: how emails and the hosted pages name the
 //!   organisation (`domain::tenant`).
 
 use super::problem::{ApiError, FieldError};
 use super::request::{caller, json_body, respond};
 use crate::app::App;
-use crate::domain::quota::{check_emails_per_hour, Window};
+use crate::domain::quota::{check_emails_per_hour, check_per_hour, Window};
+use crate::domain::Channel;
 use crate::domain::tenant::TenantProfile;
 use crate::domain::{time, Scope};
 use crate::store::quota::TenantSettings;
@@ -19,24 +21,34 @@ use serde_json::json;
 #[serde(deny_unknown_fields)]
 struct SettingsRequest {
     emails_per_hour: u64,
+    /// Absent: kept as it is.
+    #[serde(default)]
+    sms_per_hour: Option<u64>,
 }
 
-fn view(app: &App, settings: &TenantSettings, sent_this_hour: u32) -> serde_json::Value {
-    json!({
+async fn view(app: &App, tenant: &crate::domain::TenantId, settings: &TenantSettings) -> Result<serde_json::Value, ApiError> {
+    let window = Window::of((app.clock)());
+    let (sent, texts) = tokio::try_join!(
+        app.store.sent_in_window(tenant, Channel::Email, window),
+        app.store.sent_in_window(tenant, Channel::Sms, window),
+    )?;
+    Ok(json!({
         "emails_per_hour": settings.emails_per_hour,
         "max_emails_per_hour": app.max_emails_per_hour,
-        "sent_this_hour": sent_this_hour,
+        "sent_this_hour": sent,
+        "sms_per_hour": settings.sms_per_hour,
+        "max_sms_per_hour": app.max_sms_per_hour,
+        "sms_sent_this_hour": texts,
         "updated_at": settings.updated.as_ref().map(|(at, _)| time::format(at)),
         "updated_by": settings.updated.as_ref().map(|(_, by)| by.clone()),
-    })
+    }))
 }
 
 /// `GET /v1/settings`: any staff scope.
 pub async fn get(app: &App, req: &Request) -> Result<Response<Body>, ApiError> {
     let caller = caller(req, Scope::Read)?;
     let settings = app.store.tenant_settings(&caller.tenant_id).await?;
-    let sent = app.store.sent_in_window(&caller.tenant_id, Window::of((app.clock)())).await?;
-    Ok(respond(StatusCode::OK, &view(app, &settings, sent)))
+    Ok(respond(StatusCode::OK, &view(app, &caller.tenant_id, &settings).await?))
 }
 
 /// `PUT /v1/settings`: `portal:admin`.
@@ -45,10 +57,13 @@ pub async fn put(app: &App, req: &Request) -> Result<Response<Body>, ApiError> {
     let body: SettingsRequest = json_body(req, false)?;
     let emails_per_hour =
         check_emails_per_hour(body.emails_per_hour, app.max_emails_per_hour).map_err(|e| ApiError::validation("/emails_per_hour", e.to_string()))?;
-    let settings = TenantSettings { emails_per_hour, updated: Some(((app.clock)(), caller.sub.clone())) };
+    let sms_per_hour = match body.sms_per_hour {
+        Some(n) => check_per_hour("sms_per_hour", n, app.max_sms_per_hour).map_err(|e| ApiError::validation("/sms_per_hour", e.to_string()))?,
+        None => app.store.tenant_settings(&caller.tenant_id).await?.sms_per_hour,
+    };
+    let settings = TenantSettings { emails_per_hour, sms_per_hour, updated: Some(((app.clock)(), caller.sub.clone())) };
     app.store.put_tenant_settings(&caller.tenant_id, &settings).await?;
-    let sent = app.store.sent_in_window(&caller.tenant_id, Window::of((app.clock)())).await?;
-    Ok(respond(StatusCode::OK, &view(app, &settings, sent)))
+    Ok(respond(StatusCode::OK, &view(app, &caller.tenant_id, &settings).await?))
 }
 
 #[derive(Debug, Deserialize)]

@@ -3,6 +3,7 @@
 
 pub mod retry;
 pub mod ses;
+pub mod sns;
 pub mod templates;
 
 pub use crate::domain::email::{EmailKind, EmailStatus, MailJob};

@@ -14,6 +14,9 @@
 //! stops after the same work whatever the machine. A template over budget is
 //! refused at save; at send it fails only its own email.
 
+use crate::domain::channel::MAX_SMS_SEGMENTS;
+use crate::domain::email::OwnTemplate;
+use crate::domain::locale::{self, BuiltIn, Locale};
 use crate::domain::EmailKind;
 use minijinja::{AutoEscape, Environment, UndefinedBehavior};
 use serde::Serialize;
@@ -69,9 +72,24 @@ pub struct TemplateError {
     pub source: minijinja::Error,
 }
 
-/// The built-in template for a kind; a portal's own template replaces it for that portal.
+/// The built-in template for a kind in English; a portal's own template replaces it for that portal.
 pub fn default_template(kind: EmailKind) -> EmailTemplate {
-    let (subject, text, html) = match kind {
+    built_in(kind, BuiltIn::English)
+}
+
+/// The built-in template for a kind in one of the languages we ship (`domain::locale`).
+pub fn built_in(kind: EmailKind, language: BuiltIn) -> EmailTemplate {
+    let (subject, text, html, sms) = match language {
+        BuiltIn::English => english(kind),
+        BuiltIn::Spanish => spanish(kind),
+    };
+    EmailTemplate { subject: subject.into(), text: text.into(), html: html.into(), sms: sms.into() }
+}
+
+type Parts = (&'static str, &'static str, &'static str, &'static str);
+
+fn english(kind: EmailKind) -> Parts {
+    match kind {
         EmailKind::PickupCode => (
             "Your {{ portal_name }} activation code",
             "Hello {{ contact_name }},\n\n\
@@ -84,6 +102,7 @@ pub fn default_template(kind: EmailKind) -> EmailTemplate {
              <p>Your pickup/activation code is: <strong>{{ code }}</strong></p>\n\
              <p>Go to <a href=\"{{ claim_url }}\">{{ claim_url }}</a>, enter the code and create your account.\n\
              The code can be used once and expires at {{ expires_at }}.</p>\n",
+            "{{ tenant_name }}: your {{ portal_name }} activation code is {{ code }}. Enter it at {{ claim_url }} before {{ expires_at }}.",
         ),
         EmailKind::ActivationLink => (
             "Activate your {{ portal_name }} account",
@@ -95,6 +114,7 @@ pub fn default_template(kind: EmailKind) -> EmailTemplate {
              <p>{{ tenant_name }} has given you access to {{ portal_name }}.</p>\n\
              <p><a href=\"{{ link }}\">Create your account</a></p>\n\
              <p>The link can be used once and expires at {{ expires_at }}.</p>\n",
+            "{{ tenant_name }}: create your {{ portal_name }} account: {{ link }} (one use, until {{ expires_at }})",
         ),
         EmailKind::Reactivation => (
             "Your {{ portal_name }} access has been enabled",
@@ -106,6 +126,7 @@ pub fn default_template(kind: EmailKind) -> EmailTemplate {
              <p>{{ tenant_name }} has enabled your access to {{ portal_name }} again.</p>\n\
              <p><a href=\"{{ link }}\">Create your account</a></p>\n\
              <p>The link can be used once and expires at {{ expires_at }}.</p>\n",
+            "{{ tenant_name }}: your {{ portal_name }} access is enabled again. Create your account: {{ link }}",
         ),
         EmailKind::Deactivation => (
             "Your {{ portal_name }} access has ended",
@@ -115,6 +136,7 @@ pub fn default_template(kind: EmailKind) -> EmailTemplate {
             "<p>Hello {{ contact_name }},</p>\n\
              <p>{{ tenant_name }} has ended your access to {{ portal_name }}.</p>\n\
              <p>If you think this is a mistake, please contact {{ tenant_name }}.</p>\n",
+            "{{ tenant_name }}: your access to {{ portal_name }} has ended. If this is a mistake, please contact us.",
         ),
         EmailKind::Reminder => (
             "Reminder: your {{ portal_name }} invitation expires soon",
@@ -128,6 +150,7 @@ pub fn default_template(kind: EmailKind) -> EmailTemplate {
              {% if code %}<p>Your pickup/activation code is: <strong>{{ code }}</strong></p>\n\
              <p>Go to <a href=\"{{ claim_url }}\">{{ claim_url }}</a>, enter the code and create your account.</p>\n\
              {% else %}<p>Use the link in the email we sent you earlier to create your account.</p>\n{% endif %}",
+            "{{ tenant_name }}: your {{ portal_name }} invitation expires at {{ expires_at }}.{% if code %} Code: {{ code }} at {{ claim_url }}{% endif %}",
         ),
         EmailKind::AccountAdded => (
             "A new account can open your {{ portal_name }} access",
@@ -137,6 +160,7 @@ pub fn default_template(kind: EmailKind) -> EmailTemplate {
             "<p>Hello {{ contact_name }},</p>\n\
              <p>An account for {{ account_email }} was just added to your access to {{ portal_name }} from {{ tenant_name }}.</p>\n\
              <p>If you did not expect this, please contact {{ tenant_name }} now.</p>\n",
+            "{{ tenant_name }}: an account for {{ account_email }} was added to your {{ portal_name }} access. Not you? Contact us now.",
         ),
         // To whatever address was typed at claim: nothing of the chart (not even the name).
         EmailKind::ClaimConfirmation => (
@@ -149,9 +173,140 @@ pub fn default_template(kind: EmailKind) -> EmailTemplate {
              and asked for the account to be created for this email address.</p>\n\
              <p><a href=\"{{ link }}\">Confirm and finish</a></p>\n\
              <p>The link can be used once and expires at {{ expires_at }}. If this was not you, ignore this email.</p>\n",
+            // Never sent (the confirmation goes by email only, `domain::channel`); kept so every kind has every part.
+            "{{ portal_name }}: confirm your email: {{ link }}",
         ),
-    };
-    EmailTemplate { subject: subject.into(), text: text.into(), html: html.into() }
+    }
+}
+
+/// The Spanish texts leave out the accents GSM-7 lacks (á, í, ó, ú): with
+/// them a text is sent as UCS-2, in 70-character segments, and costs two to
+/// three times as much. The emails keep every accent.
+fn spanish(kind: EmailKind) -> Parts {
+    match kind {
+        EmailKind::PickupCode => (
+            "Su código de activación de {{ portal_name }}",
+            "Hola {{ contact_name }}:\n\n\
+             {{ tenant_name }} le ha invitado a {{ portal_name }}.\n\n\
+             Su código de activación es: {{ code }}\n\n\
+             Vaya a {{ claim_url }}, introduzca el código y cree su cuenta.\n\
+             El código se puede usar una sola vez y caduca el {{ expires_at }}.\n",
+            "<p>Hola {{ contact_name }}:</p>\n\
+             <p>{{ tenant_name }} le ha invitado a {{ portal_name }}.</p>\n\
+             <p>Su código de activación es: <strong>{{ code }}</strong></p>\n\
+             <p>Vaya a <a href=\"{{ claim_url }}\">{{ claim_url }}</a>, introduzca el código y cree su cuenta.\n\
+             El código se puede usar una sola vez y caduca el {{ expires_at }}.</p>\n",
+            "{{ tenant_name }}: su codigo de activacion de {{ portal_name }} es {{ code }}. Introduzcalo en {{ claim_url }} antes del {{ expires_at }}.",
+        ),
+        EmailKind::ActivationLink => (
+            "Active su cuenta de {{ portal_name }}",
+            "Hola {{ contact_name }}:\n\n\
+             {{ tenant_name }} le ha dado acceso a {{ portal_name }}.\n\
+             Abra este enlace para crear su cuenta:\n\n{{ link }}\n\n\
+             El enlace se puede usar una sola vez y caduca el {{ expires_at }}.\n",
+            "<p>Hola {{ contact_name }}:</p>\n\
+             <p>{{ tenant_name }} le ha dado acceso a {{ portal_name }}.</p>\n\
+             <p><a href=\"{{ link }}\">Cree su cuenta</a></p>\n\
+             <p>El enlace se puede usar una sola vez y caduca el {{ expires_at }}.</p>\n",
+            "{{ tenant_name }}: cree su cuenta de {{ portal_name }}: {{ link }} (un solo uso, hasta el {{ expires_at }})",
+        ),
+        EmailKind::Reactivation => (
+            "Su acceso a {{ portal_name }} se ha habilitado",
+            "Hola {{ contact_name }}:\n\n\
+             {{ tenant_name }} ha vuelto a habilitar su acceso a {{ portal_name }}.\n\
+             Abra este enlace para crear su cuenta:\n\n{{ link }}\n\n\
+             El enlace se puede usar una sola vez y caduca el {{ expires_at }}.\n",
+            "<p>Hola {{ contact_name }}:</p>\n\
+             <p>{{ tenant_name }} ha vuelto a habilitar su acceso a {{ portal_name }}.</p>\n\
+             <p><a href=\"{{ link }}\">Cree su cuenta</a></p>\n\
+             <p>El enlace se puede usar una sola vez y caduca el {{ expires_at }}.</p>\n",
+            "{{ tenant_name }}: su acceso a {{ portal_name }} se ha habilitado de nuevo. Cree su cuenta: {{ link }}",
+        ),
+        EmailKind::Deactivation => (
+            "Su acceso a {{ portal_name }} ha terminado",
+            "Hola {{ contact_name }}:\n\n\
+             {{ tenant_name }} ha terminado su acceso a {{ portal_name }}.\n\
+             Si cree que es un error, póngase en contacto con {{ tenant_name }}.\n",
+            "<p>Hola {{ contact_name }}:</p>\n\
+             <p>{{ tenant_name }} ha terminado su acceso a {{ portal_name }}.</p>\n\
+             <p>Si cree que es un error, póngase en contacto con {{ tenant_name }}.</p>\n",
+            "{{ tenant_name }}: su acceso a {{ portal_name }} ha terminado. Si es un error, contacte con nosotros.",
+        ),
+        EmailKind::Reminder => (
+            "Recordatorio: su invitación a {{ portal_name }} caduca pronto",
+            "Hola {{ contact_name }}:\n\n\
+             Su invitación a {{ portal_name }} de {{ tenant_name }} caduca el {{ expires_at }}.\n\
+             {% if code %}Su código de activación es: {{ code }}\n\
+             Vaya a {{ claim_url }}, introduzca el código y cree su cuenta.\n\
+             {% else %}Use el enlace del correo que le enviamos para crear su cuenta.\n{% endif %}",
+            "<p>Hola {{ contact_name }}:</p>\n\
+             <p>Su invitación a {{ portal_name }} de {{ tenant_name }} caduca el {{ expires_at }}.</p>\n\
+             {% if code %}<p>Su código de activación es: <strong>{{ code }}</strong></p>\n\
+             <p>Vaya a <a href=\"{{ claim_url }}\">{{ claim_url }}</a>, introduzca el código y cree su cuenta.</p>\n\
+             {% else %}<p>Use el enlace del correo que le enviamos para crear su cuenta.</p>\n{% endif %}",
+            "{{ tenant_name }}: su invitacion a {{ portal_name }} caduca el {{ expires_at }}.{% if code %} Codigo: {{ code }} en {{ claim_url }}{% endif %}",
+        ),
+        EmailKind::AccountAdded => (
+            "Una cuenta nueva puede abrir su acceso a {{ portal_name }}",
+            "Hola {{ contact_name }}:\n\n\
+             Se acaba de añadir una cuenta para {{ account_email }} a su acceso a {{ portal_name }} de {{ tenant_name }}.\n\
+             Si no lo esperaba, póngase en contacto con {{ tenant_name }} ahora.\n",
+            "<p>Hola {{ contact_name }}:</p>\n\
+             <p>Se acaba de añadir una cuenta para {{ account_email }} a su acceso a {{ portal_name }} de {{ tenant_name }}.</p>\n\
+             <p>Si no lo esperaba, póngase en contacto con {{ tenant_name }} ahora.</p>\n",
+            "{{ tenant_name }}: se ha añadido una cuenta para {{ account_email }} a su acceso a {{ portal_name }}. ¿No fue usted? Contacte con nosotros.",
+        ),
+        EmailKind::ClaimConfirmation => (
+            "Confirme su correo para {{ portal_name }}",
+            "Alguien (esperamos que usted) usó un código de activación de {{ portal_name }} de {{ tenant_name }}\n\
+             y pidió crear la cuenta para esta dirección de correo.\n\n\
+             Abra este enlace para confirmar y terminar:\n\n{{ link }}\n\n\
+             El enlace se puede usar una sola vez y caduca el {{ expires_at }}. Si no fue usted, ignore este correo.\n",
+            "<p>Alguien (esperamos que usted) usó un código de activación de {{ portal_name }} de {{ tenant_name }}\n\
+             y pidió crear la cuenta para esta dirección de correo.</p>\n\
+             <p><a href=\"{{ link }}\">Confirmar y terminar</a></p>\n\
+             <p>El enlace se puede usar una sola vez y caduca el {{ expires_at }}. Si no fue usted, ignore este correo.</p>\n",
+            "{{ portal_name }}: confirme su correo: {{ link }}",
+        ),
+    }
+}
+
+/// Most locales a portal may have its own template of one kind in.
+pub const MAX_LOCALES_PER_KIND: usize = 20;
+
+/// Where the template in force comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Source {
+    /// The portal's own.
+    Portal,
+    /// The built-in one.
+    Default,
+}
+
+/// The template a message gets, and its language.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Chosen {
+    pub template: EmailTemplate,
+    pub locale: Locale,
+    pub source: Source,
+}
+
+/// The template in force for a chain of locales (`domain::locale::chain`):
+/// the portal's own for the first locale it has one for, else the built-in
+/// one in the first language we ship. An own template without a text
+/// message takes the built-in text of its language.
+pub fn choose(kind: EmailKind, chain: &[Locale], own: &[OwnTemplate]) -> Chosen {
+    match locale::choose(chain, |l| own.iter().find(|o| &o.locale == l)) {
+        Some((locale, o)) => {
+            let sms = o.sms.clone().unwrap_or_else(|| built_in(kind, BuiltIn::for_chain(std::slice::from_ref(&locale))).sms);
+            Chosen { template: EmailTemplate { subject: o.subject.clone(), text: o.text.clone(), html: o.html.clone(), sms }, locale, source: Source::Portal }
+        }
+        None => {
+            let language = BuiltIn::for_chain(chain);
+            Chosen { template: built_in(kind, language), locale: language.locale(), source: Source::Default }
+        }
+    }
 }
 
 /// Instructions one part's render may execute.
@@ -269,6 +424,12 @@ pub fn render(template: &EmailTemplate, vars: &TemplateVars) -> Result<RenderedE
     })
 }
 
+/// Renders a template's text message (plain text, no escaping).
+pub fn render_sms(template: &EmailTemplate, vars: &TemplateVars) -> Result<String, TemplateError> {
+    let env = environment();
+    render_part(&env, "sms.txt", &template.sms, vars).map(|t| t.trim().to_owned()).map_err(|source| TemplateError { part: "sms", source })
+}
+
 /// Why a template was refused at save: which part, which line, what.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct TemplateProblem {
@@ -293,8 +454,8 @@ pub fn validate(template: &EmailTemplate) -> Result<(), TemplateProblem> {
         return Err(TemplateProblem { part: "subject", line: None, detail: "the subject must not be empty".into() });
     }
     let env = environment();
-    let sources = [&template.subject, &template.text, &template.html];
-    for ((part, name), source) in PARTS.into_iter().zip(sources) {
+    let sources = [&template.subject, &template.text, &template.html, &template.sms];
+    for ((part, name), source) in PARTS.into_iter().chain([("sms", "sms.txt")]).zip(sources) {
         if source.len() > MAX_PART_BYTES {
             return Err(TemplateProblem { part, line: None, detail: format!("longer than {MAX_PART_BYTES} bytes") });
         }
@@ -315,6 +476,18 @@ pub fn validate(template: &EmailTemplate) -> Result<(), TemplateProblem> {
                 line,
                 detail: format!("unknown variable `{var}`; templates may use {}", TemplateVars::NAMES.join(", ")),
             });
+        }
+        if part == "sms" {
+            if let Ok(text) = render_part(&env, name, source, &TemplateVars::sample()) {
+                let info = crate::domain::channel::sms_info(text.trim());
+                if info.segments > MAX_SMS_SEGMENTS {
+                    return Err(TemplateProblem {
+                        part,
+                        line: None,
+                        detail: format!("the text message takes {} segments with sample values; at most {MAX_SMS_SEGMENTS}", info.segments),
+                    });
+                }
+            }
         }
         // Within the budget for the sample, and for the longest values a contact may have.
         for vars in [TemplateVars::sample(), TemplateVars::longest()] {
@@ -385,7 +558,7 @@ mod tests {
 
     #[test]
     fn unknown_variables_are_errors_not_blanks() {
-        let t = EmailTemplate { subject: "{{ nope }}".into(), text: String::new(), html: String::new() };
+        let t = EmailTemplate { subject: "{{ nope }}".into(), text: String::new(), html: String::new(), sms: String::new() };
         assert_eq!(render(&t, &vars()).unwrap_err().part, "subject");
     }
 
@@ -398,28 +571,77 @@ mod tests {
     }
 
     #[test]
-    fn every_kind_has_a_valid_default() {
-        for kind in EmailKind::ALL {
-            assert_eq!(validate(&default_template(kind)), Ok(()), "{kind:?}");
+    fn every_kind_has_a_valid_default_in_every_language() {
+        for language in BuiltIn::ALL {
+            for kind in EmailKind::ALL {
+                assert_eq!(validate(&built_in(kind, language)), Ok(()), "{kind:?} {language:?}");
+            }
         }
     }
 
     #[test]
+    fn built_in_texts_fit_one_or_two_gsm7_segments() {
+        use crate::domain::channel::{sms_info, SmsEncoding};
+        for language in BuiltIn::ALL {
+            for kind in EmailKind::ALL {
+                let text = render_sms(&built_in(kind, language), &TemplateVars::sample()).unwrap();
+                let info = sms_info(&text);
+                assert_eq!(info.encoding, SmsEncoding::Gsm7, "{kind:?} {language:?}: {text}");
+                assert!(info.segments <= 2, "{kind:?} {language:?}: {info:?} {text}");
+            }
+        }
+        let es = render_sms(&built_in(EmailKind::PickupCode, BuiltIn::Spanish), &TemplateVars::sample()).unwrap();
+        assert!(es.contains("7K3QD-M9XPT") && es.contains("codigo"), "{es}");
+    }
+
+    #[test]
+    fn the_template_falls_back_locale_language_portal_default_built_in() {
+        let own = |l: &str, subject: &str| OwnTemplate { locale: Locale::parse(l).unwrap(), subject: subject.into(), text: String::new(), html: String::new(), sms: None };
+        let chain = |c: Option<&str>, d: &str| locale::chain(c.map(|c| Locale::parse(c).unwrap()).as_ref(), &Locale::parse(d).unwrap());
+        let saved = [own("es-MX", "mx"), own("es", "es"), own("en", "en")];
+        let pick = |c, d, saved: &[OwnTemplate]| {
+            let chosen = choose(EmailKind::PickupCode, &chain(c, d), saved);
+            (chosen.locale.to_string(), chosen.template.subject, chosen.source)
+        };
+        assert_eq!(pick(Some("es-MX"), "en", &saved), ("es-MX".into(), "mx".into(), Source::Portal));
+        assert_eq!(pick(Some("es-AR"), "en", &saved), ("es".into(), "es".into(), Source::Portal));
+        assert_eq!(pick(Some("fr"), "en", &saved), ("en".into(), "en".into(), Source::Portal));
+        assert_eq!(pick(None, "en", &saved), ("en".into(), "en".into(), Source::Portal));
+        // Nothing of the portal's: the built-in Spanish for Spanish, English for the rest.
+        let es = pick(Some("es-AR"), "en", &[]);
+        assert_eq!((es.0.as_str(), es.2), ("es", Source::Default));
+        assert!(es.1.contains("Su código"), "{}", es.1);
+        assert_eq!(pick(Some("fr"), "de", &[]).0, "en");
+        // An own template without a text message takes its language's built-in one.
+        let chosen = choose(EmailKind::PickupCode, &chain(Some("es"), "en"), &saved);
+        assert_eq!(chosen.template.sms, built_in(EmailKind::PickupCode, BuiltIn::Spanish).sms);
+    }
+
+    #[test]
+    fn a_long_text_message_is_refused_at_save() {
+        let mut t = default_template(EmailKind::PickupCode);
+        t.sms = "x".repeat(1600);
+        assert_eq!(validate(&t).unwrap_err().part, "sms");
+        t.sms = "{{ nope }}".into();
+        assert!(validate(&t).unwrap_err().detail.contains("nope"));
+    }
+
+    #[test]
     fn templates_with_errors_are_refused_with_the_line() {
-        let syntax = EmailTemplate { subject: "Hi".into(), text: "line one\n{% if %}\n".into(), html: String::new() };
+        let syntax = EmailTemplate { subject: "Hi".into(), text: "line one\n{% if %}\n".into(), html: String::new(), sms: String::new() };
         let p = validate(&syntax).unwrap_err();
         assert_eq!((p.part, p.line), ("text", Some(2)));
-        let unknown = EmailTemplate { subject: "Hi".into(), text: String::new(), html: "<p>\n{{ password }}</p>".into() };
+        let unknown = EmailTemplate { subject: "Hi".into(), text: String::new(), html: "<p>\n{{ password }}</p>".into(), sms: String::new() };
         let p = validate(&unknown).unwrap_err();
         assert_eq!((p.part, p.line), ("html", Some(2)));
         assert!(p.detail.contains("password"));
-        let two_lines = EmailTemplate { subject: "Hi\nBcc: x".into(), text: String::new(), html: String::new() };
+        let two_lines = EmailTemplate { subject: "Hi\nBcc: x".into(), text: String::new(), html: String::new(), sms: String::new() };
         assert_eq!(validate(&two_lines).unwrap_err().part, "subject");
     }
 
     #[test]
     fn template_bombs_are_refused_at_save_and_stopped_at_render() {
-        let t = |text: &str| EmailTemplate { subject: "Hi".into(), text: text.into(), html: String::new() };
+        let t = |text: &str| EmailTemplate { subject: "Hi".into(), text: text.into(), html: String::new(), sms: String::new() };
         // Nested loops: out of fuel (the sample render at save runs it).
         let loops = t("{% for i in range(3000) %}{% for j in range(3000) %}x{% endfor %}{% endfor %}");
         let p = validate(&loops).unwrap_err();
@@ -428,7 +650,7 @@ mod tests {
         assert!(render(&loops, &TemplateVars::sample()).is_err());
         eprintln!("a fuel-exhausting render took {:?}", started.elapsed());
         // A bomb only for real contacts passes no check at save, but cannot stall a send.
-        let hidden = EmailTemplate { subject: "Hi".into(), text: String::new(), html: String::new() };
+        let hidden = EmailTemplate { subject: "Hi".into(), text: String::new(), html: String::new(), sms: String::new() };
         assert!(validate(&hidden).is_ok());
         for (bomb, why) in [
             ("{% set a = contact_name ~ contact_name %}", "set"),

@@ -189,6 +189,8 @@ impl Store {
             identity_issuer: portal.identity.as_ref().map(|i| i.issuer.clone()),
             identity_audience: portal.identity.as_ref().map(|i| i.audience.clone()),
             identity_jwks_url: portal.identity.as_ref().map(|i| i.jwks_url.clone()),
+            channels: portal.channels.clone(),
+            default_locale: portal.default_locale.clone(),
             updated_at: now,
             updated_by: actor.to_owned(),
         };
@@ -226,6 +228,8 @@ impl Store {
             // Stored as validated; a stored provider that no longer validates trusts nothing.
             identity: IdentityProvider::from_settings(p.identity_issuer.as_deref(), p.identity_audience.as_deref(), p.identity_jwks_url.as_deref())
                 .unwrap_or_default(),
+            channels: p.channels,
+            default_locale: p.default_locale,
         })
     }
 
@@ -302,6 +306,20 @@ impl Store {
             }
             None => remove.push("email".to_owned()),
         }
+        match &contact.phone {
+            Some(phone) => {
+                set.push("phone = :phone".into());
+                req = req.expression_attribute_values(":phone", s(phone.as_str()));
+            }
+            None => remove.push("phone".to_owned()),
+        }
+        match &contact.locale {
+            Some(locale) => {
+                set.push("locale = :locale".into());
+                req = req.expression_attribute_values(":locale", s(locale.as_str()));
+            }
+            None => remove.push("locale".to_owned()),
+        }
         for (fact, edit) in facts {
             let attribute = fact_attribute(*fact);
             match edit {
@@ -338,6 +356,8 @@ impl Store {
             contact_id: c.contact_id,
             name: c.name,
             email: c.email,
+            phone: c.phone,
+            locale: c.locale,
             kind: c.kind,
             portal_ids: c.portal_ids,
             facts,

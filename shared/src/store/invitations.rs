@@ -31,7 +31,8 @@ pub struct Invitation {
     pub contact_name: String,
     /// Earlier pending codes and links of the same contact and portal, revoked by this one.
     pub revoke: Vec<CodeHash>,
-    pub email: Option<EmailItem>,
+    /// Its messages, one per channel (`domain::channel`); the first is the one `email_document_id` names.
+    pub messages: Vec<EmailItem>,
     pub email_document_id: Option<DocumentId>,
     /// For bulk activation: the (job, contact) marker; the transaction fails if it exists.
     pub job_marker: Option<JobMarkerItem>,
@@ -86,7 +87,8 @@ pub struct Deactivation {
     pub accounts: Vec<EmailAddress>,
     /// Pending codes and links revoked (those of this transaction).
     pub revoke: Vec<CodeHash>,
-    pub email: Option<EmailItem>,
+    /// The notice, one message per channel (`domain::channel`); the first names the others.
+    pub messages: Vec<EmailItem>,
     pub audit: AuditItem,
     pub now: DateTime<Utc>,
 }
@@ -99,9 +101,9 @@ pub const ITEMS_PER_END: usize = 2;
 
 impl Deactivation {
     /// Accounts plus codes the switch transaction has room for beside the
-    /// state, the audit entry and (`with_email`) the notice: 48 or 49.
-    pub const fn room(with_email: bool) -> usize {
-        (TX_MAX_ITEMS - 2 - with_email as usize) / ITEMS_PER_END
+    /// state, the audit entry and the notice's `messages`: 49 without a notice, 48 with one or two.
+    pub const fn room(messages: usize) -> usize {
+        (TX_MAX_ITEMS - 2 - messages) / ITEMS_PER_END
     }
 }
 
@@ -157,8 +159,9 @@ impl Invitation {
             expires_ttl: expires_ms / 1000 + 30 * 24 * 3600,
             contact_name: self.contact_name.clone(),
             created_at: Some(self.created_at),
-            email_document_id: self.email.as_ref().map(|e| e.document_id.clone()),
-            sent_to: self.email.as_ref().filter(|_| self.method == Method::Link).map(|e| e.to.clone()),
+            email_document_id: self.messages.first().map(|e| e.document_id.clone()),
+            // The address a link was emailed to (a link sent by text alone names none).
+            sent_to: self.messages.iter().filter(|_| self.method == Method::Link).find_map(|e| e.to.email().cloned()),
             confirmations: Vec::new(),
             confirm_seq: 0,
         };
@@ -172,7 +175,7 @@ impl Invitation {
             state: InvitationState::Pending,
             created_at: self.created_at,
             expires_at: self.expires_at,
-            email_document_id: self.email.as_ref().map(|e| e.document_id.clone()),
+            email_document_id: self.messages.first().map(|e| e.document_id.clone()),
             created_by: self.created_by.clone(),
             contact_name: self.contact_name.clone(),
             gsi2pk: Some(keys::pending_gsi_pk(&self.tenant_id)),
@@ -252,8 +255,8 @@ impl Store {
             .with(TxItem::Contact, contact_write)
             .with(TxItem::Audit, self.put(to_item(&inv.audit)?, "attribute_not_exists(pk)")?);
         self.revocations(&mut tx, &pk, &inv.portal_id, &inv.revoke)?;
-        if let Some(email) = &inv.email {
-            tx.push(TxItem::Email, self.put(to_item(email)?, "attribute_not_exists(pk)")?);
+        for message in &inv.messages {
+            tx.push(TxItem::Email, self.put(to_item(message)?, "attribute_not_exists(pk)")?);
         }
         if let Some(marker) = &inv.job_marker {
             tx.push(TxItem::JobMarker, self.put(to_item(marker)?, "attribute_not_exists(pk)")?);
@@ -486,8 +489,8 @@ impl Store {
         let mut tx = Tx::new()
             .with(TxItem::Contact, TransactWriteItem::builder().update(state.build().context("Failed to build an Update")?).build())
             .with(TxItem::Audit, self.put(to_item(&d.audit)?, "attribute_not_exists(pk)")?);
-        if let Some(email) = &d.email {
-            tx.push(TxItem::Email, self.put(to_item(email)?, "attribute_not_exists(pk)")?);
+        for message in &d.messages {
+            tx.push(TxItem::Email, self.put(to_item(message)?, "attribute_not_exists(pk)")?);
         }
         self.revocations(&mut tx, &pk, &d.portal_id, &d.revoke)?;
         self.end_accounts(&mut tx, &d.tenant_id, &d.contact_id, &d.portal_id, &d.accounts, &now_s)?;

@@ -2,7 +2,7 @@
 //! Field names are the attribute names; keys come from [`super::keys`].
 
 use super::keys;
-use crate::domain::{
+use crate::domain::{Locale, Recipient, 
     time, AccessEntry, CodeHash, ContactId, ContactKind, DocumentId, EmailAddress, EmailKind, EmailStatus, Fact, FactHashes,
     InvitationState, JobId, Method, PortalId, TenantId,
 };
@@ -46,6 +46,10 @@ pub struct PortalItem {
     pub identity_audience: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub identity_jwks_url: Option<String>,
+    #[serde(default, skip_serializing_if = "crate::domain::channel::Channels::is_default")]
+    pub channels: crate::domain::channel::Channels,
+    #[serde(default)]
+    pub default_locale: crate::domain::Locale,
     #[serde(with = "time::rfc3339")]
     pub updated_at: DateTime<Utc>,
     pub updated_by: String,
@@ -59,6 +63,10 @@ pub struct ContactItem {
     pub name: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub email: Option<EmailAddress>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub phone: Option<crate::domain::PhoneNumber>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub locale: Option<crate::domain::Locale>,
     pub kind: ContactKind,
     #[serde(default)]
     pub portal_ids: Vec<PortalId>,
@@ -259,8 +267,23 @@ pub struct EmailItem {
     pub contact_id: ContactId,
     pub portal_id: PortalId,
     pub kind: EmailKind,
-    pub to: EmailAddress,
+    /// An email address, or a phone number for a text (`domain::channel`).
+    pub to: Recipient,
     pub status: EmailStatus,
+    /// The other channels' messages of the same send (`domain::channel`): the
+    /// mailer queues their jobs before it sends this one, so whatever queues
+    /// this message (again) queues them too.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub companions: Vec<DocumentId>,
+    /// The contact's language when the message was made, and the portal's
+    /// default (`domain::locale`): the mailer picks the template by them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub locale: Option<Locale>,
+    #[serde(default)]
+    pub default_locale: Locale,
+    /// After `sent`: the language of the template it was sent with.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sent_locale: Option<Locale>,
     /// Template variables captured when the email was requested, secrets masked
     /// (`domain::sealed`); the rest is personal data, so not printed either.
     pub vars: Redacted<BTreeMap<String, String>>,
@@ -303,7 +326,7 @@ impl EmailItem {
         contact: &ContactId,
         portal: &PortalId,
         kind: EmailKind,
-        to: &EmailAddress,
+        to: impl Into<Recipient>,
         vars: BTreeMap<String, String>,
         now: DateTime<Utc>,
     ) -> Self {
@@ -318,8 +341,12 @@ impl EmailItem {
             contact_id: contact.clone(),
             portal_id: portal.clone(),
             kind,
-            to: to.clone(),
+            to: to.into(),
             status: EmailStatus::Queued,
+            companions: Vec::new(),
+            locale: None,
+            default_locale: Locale::english(),
+            sent_locale: None,
             vars: Redacted(vars),
             sealed: None,
             subject: None,
@@ -334,6 +361,22 @@ impl EmailItem {
             delivery_status: None,
             delivery_events: Vec::new(),
         }
+    }
+
+    /// The messages of one send (one per channel): the first names the others as its companions.
+    pub fn one_send(mut messages: Vec<Self>) -> Vec<Self> {
+        let companions: Vec<DocumentId> = messages.iter().skip(1).map(|m| m.document_id.clone()).collect();
+        if let Some(first) = messages.first_mut() {
+            first.companions = companions;
+        }
+        messages
+    }
+
+    /// In the contact's language, with the portal's default to fall back on.
+    pub fn in_language(mut self, locale: Option<&Locale>, default_locale: &Locale) -> Self {
+        self.locale = locale.cloned();
+        self.default_locale = default_locale.clone();
+        self
     }
 }
 
@@ -398,9 +441,15 @@ pub struct TemplateItem {
     pub sk: String,
     pub portal_id: PortalId,
     pub kind: EmailKind,
+    /// Absent on templates saved before languages: the portal's default locale.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub locale: Option<Locale>,
     pub subject: String,
     pub text: String,
     pub html: String,
+    /// Absent: the built-in text message of the template's language.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sms: Option<String>,
     #[serde(with = "time::rfc3339")]
     pub updated_at: DateTime<Utc>,
     pub updated_by: String,

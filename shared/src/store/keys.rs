@@ -10,7 +10,7 @@
 //! | code (contact)  | `T#{t}#C#{contact}`      | `CONTACT#CODE#{portal}#{code hash}`  |
 //! | email log entry | `T#{t}#C#{contact}`      | `EMAIL#{document id}`                |
 //! | audit record    | `T#{t}#C#{contact}`      | `AUDIT#{time}#{id}`                  |
-//! | template        | `T#{t}`                  | `TEMPLATE#{portal}#{kind}`           |
+//! | template        | `T#{t}`                  | `TEMPLATE#{portal}#{kind}#{locale}`  |
 //! | tenant audit    | `T#{t}`                  | `AUDIT#{time}#{id}`                  |
 //! | access grant    | `T#{t}#A#{email}`        | `ACCESS#{contact}#{portal}`          |
 //! | code lookup     | `CODE#{code hash}`       | `CODE`                               |
@@ -96,8 +96,13 @@ pub fn audit_sk(at: chrono::DateTime<chrono::Utc>) -> String {
     format!("{AUDIT_PREFIX}{}#{}", crate::domain::time::format(&at), &uuid::Uuid::new_v4().simple().to_string()[..8])
 }
 
+/// A kind's templates: `TEMPLATE#{portal}#{kind}` (saved before languages) and `…#{locale}`.
 pub fn template_sk(p: &PortalId, kind: &str) -> String {
     format!("{TEMPLATE_PREFIX}{p}#{kind}")
+}
+
+pub fn template_locale_sk(p: &PortalId, kind: &str, locale: &crate::domain::Locale) -> String {
+    format!("{TEMPLATE_PREFIX}{p}#{kind}#{locale}")
 }
 
 pub fn grant_pk(t: &TenantId, email: &EmailAddress) -> String {

@@ -4,7 +4,9 @@ use super::dynamo::{from_item, n, s, to_item, EmailKey, Store};
 use super::items::{AuditItem, EmailItem, TemplateItem};
 use super::keys;
 use crate::domain::{time, ContactId, DocumentId, PortalId, TenantId};
-use crate::domain::email::{EmailKind, EmailTemplate, RenderedEmail};
+use crate::domain::email::{EmailKind, RenderedEmail};
+use crate::domain::Locale;
+use crate::domain::email::OwnTemplate;
 use anyhow::Context as _;
 use aws_sdk_dynamodb::types::AttributeValue;
 use chrono::{DateTime, Utc};
@@ -68,21 +70,28 @@ impl Store {
     }
 
     #[tracing::instrument(skip_all)]
-    pub async fn mark_email_sent(&self, key: &EmailKey, message_id: &str, rendered: &RenderedEmail, now: DateTime<Utc>) -> anyhow::Result<()> {
-        self.update_email(
-            key,
-            "SET #status = :sent, ses_message_id = :mid, sent_at = :now, subject = :subject, body_text = :text, body_html = :html \
-             REMOVE lease_until_ms, failure_reason, sealed",
-            None,
-            vec![
-                (":sent", s("sent")),
-                (":mid", s(message_id)),
-                (":now", s(time::format(&now))),
-                (":subject", s(rendered.subject.clone())),
-                (":text", s(rendered.text.clone())),
-                (":html", s(rendered.html.clone())),
-            ],
-        )
+    /// A text has no subject and no HTML: neither is stored.
+    pub async fn mark_email_sent(&self, key: &EmailKey, message_id: &str, rendered: &RenderedEmail, locale: &Locale, now: DateTime<Utc>) -> anyhow::Result<()> {
+        let text_only = rendered.subject.is_empty() && rendered.html.is_empty();
+        let expression = if text_only {
+            "SET #status = :sent, ses_message_id = :mid, sent_at = :now, body_text = :text, sent_locale = :locale \
+             REMOVE lease_until_ms, failure_reason, sealed"
+        } else {
+            "SET #status = :sent, ses_message_id = :mid, sent_at = :now, subject = :subject, body_text = :text, body_html = :html, sent_locale = :locale \
+             REMOVE lease_until_ms, failure_reason, sealed"
+        };
+        let mut values = vec![
+            (":sent", s("sent")),
+            (":mid", s(message_id)),
+            (":now", s(time::format(&now))),
+            (":text", s(rendered.text.clone())),
+            (":locale", s(locale.as_str())),
+        ];
+        if !text_only {
+            values.push((":subject", s(rendered.subject.clone())));
+            values.push((":html", s(rendered.html.clone())));
+        }
+        self.update_email(key, expression, None, values)
         .await
         .map(drop)
     }
@@ -127,14 +136,28 @@ impl Store {
         out.items.unwrap_or_default().into_iter().next().map(from_item).transpose()
     }
 
-    /// A portal's own template for a kind, if it has one.
+    /// A portal's own templates for a kind, one per locale (one query;
+    /// `default_locale` is the locale of one saved before languages).
     #[tracing::instrument(skip_all, fields(tenant = %tenant))]
-    pub async fn get_template(&self, tenant: &TenantId, portal: &PortalId, kind: EmailKind) -> anyhow::Result<Option<EmailTemplate>> {
-        let item = self.get(keys::tenant_pk(tenant), keys::template_sk(portal, kind.as_str())).await?;
-        Ok(item
-            .map(from_item::<TemplateItem>)
-            .transpose()?
-            .map(|t| EmailTemplate { subject: t.subject, text: t.text, html: t.html }))
+    pub async fn templates_of(&self, tenant: &TenantId, portal: &PortalId, kind: EmailKind, default_locale: &Locale) -> anyhow::Result<Vec<OwnTemplate>> {
+        let base = keys::template_sk(portal, kind.as_str());
+        let items = self.query_prefix(keys::tenant_pk(tenant), &base, false).await?;
+        let mut own: Vec<OwnTemplate> = Vec::new();
+        for item in items {
+            let t: TemplateItem = from_item(item)?;
+            // `…#pickup_code` must not take `…#pickup_code_x`'s templates.
+            if t.sk != base && !t.sk.starts_with(&format!("{base}#")) {
+                continue;
+            }
+            let locale = t.locale.clone().unwrap_or_else(|| default_locale.clone());
+            // One saved for the locale beats one saved before languages.
+            if t.locale.is_none() && own.iter().any(|o| o.locale == locale) {
+                continue;
+            }
+            own.retain(|o| o.locale != locale);
+            own.push(OwnTemplate { locale, subject: t.subject, text: t.text, html: t.html, sms: t.sms });
+        }
+        Ok(own)
     }
 
     /// Saves a portal's template together with its audit record.
@@ -144,18 +167,20 @@ impl Store {
         tenant: &TenantId,
         portal: &PortalId,
         kind: EmailKind,
-        template: &EmailTemplate,
+        template: &OwnTemplate,
         audit: &AuditItem,
         now: DateTime<Utc>,
     ) -> anyhow::Result<()> {
         let item = TemplateItem {
             pk: keys::tenant_pk(tenant),
-            sk: keys::template_sk(portal, kind.as_str()),
+            sk: keys::template_locale_sk(portal, kind.as_str(), &template.locale),
             portal_id: portal.clone(),
             kind,
+            locale: Some(template.locale.clone()),
             subject: template.subject.clone(),
             text: template.text.clone(),
             html: template.html.clone(),
+            sms: template.sms.clone(),
             updated_at: now,
             updated_by: audit.actor.clone(),
         };

@@ -5,30 +5,41 @@
 //! | tenant settings | `T#{t}` | `SETTINGS` |
 //! | tenant profile (`domain::tenant`) | `T#{t}` | `PROFILE` |
 //! | emails handed to SES in one clock hour | `T#{t}#SENT#{YYYYMMDDHH}` | `SENT` (expires two hours after the window) |
+//! | texts handed to SNS in one clock hour | `T#{t}#TEXTS#{YYYYMMDDHH}` | `SENT` (likewise) |
 
 use super::dynamo::{n, s, Store};
 use super::guards::condition_held;
 use super::items::TTL_ATTRIBUTE;
 use super::keys;
-use crate::domain::quota::{Window, DEFAULT_EMAILS_PER_HOUR};
-use crate::domain::{time, TenantId};
+use crate::domain::quota::{Window, DEFAULT_EMAILS_PER_HOUR, DEFAULT_SMS_PER_HOUR};
+use crate::domain::{time, Channel, TenantId};
 use chrono::{DateTime, Utc};
 use std::collections::HashMap;
 
 const SETTINGS_SK: &str = "SETTINGS";
+
+/// The counter of one channel's sends in one window.
+fn counter_pk(tenant: &TenantId, channel: Channel, window: Window) -> String {
+    let counter = match channel {
+        Channel::Email => "SENT",
+        Channel::Sms => "TEXTS",
+    };
+    format!("{}#{counter}#{}", keys::tenant_pk(tenant), window.label())
+}
 const SENT_SK: &str = "SENT";
 
 /// A tenant's own settings.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TenantSettings {
     pub emails_per_hour: u32,
+    pub sms_per_hour: u32,
     /// When and by whom they were last changed (None: the defaults).
     pub updated: Option<(DateTime<Utc>, String)>,
 }
 
 impl Default for TenantSettings {
     fn default() -> Self {
-        Self { emails_per_hour: DEFAULT_EMAILS_PER_HOUR, updated: None }
+        Self { emails_per_hour: DEFAULT_EMAILS_PER_HOUR, sms_per_hour: DEFAULT_SMS_PER_HOUR, updated: None }
     }
 }
 
@@ -38,14 +49,11 @@ impl Store {
         let Some(item) = self.get(keys::tenant_pk(tenant), SETTINGS_SK.into()).await? else {
             return Ok(TenantSettings::default());
         };
-        let emails_per_hour = item
-            .get("emails_per_hour")
-            .and_then(|v| v.as_n().ok())
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(DEFAULT_EMAILS_PER_HOUR);
+        let number = |name: &str, default: u32| item.get(name).and_then(|v| v.as_n().ok()).and_then(|v| v.parse().ok()).unwrap_or(default);
+        let (emails_per_hour, sms_per_hour) = (number("emails_per_hour", DEFAULT_EMAILS_PER_HOUR), number("sms_per_hour", DEFAULT_SMS_PER_HOUR));
         let at = item.get("updated_at").and_then(|v| v.as_s().ok()).and_then(|v| DateTime::parse_from_rfc3339(v).ok()).map(|t| t.with_timezone(&Utc));
         let by = item.get("updated_by").and_then(|v| v.as_s().ok()).cloned().unwrap_or_default();
-        Ok(TenantSettings { emails_per_hour, updated: at.map(|at| (at, by)) })
+        Ok(TenantSettings { emails_per_hour, sms_per_hour, updated: at.map(|at| (at, by)) })
     }
 
     pub async fn put_tenant_settings(&self, tenant: &TenantId, settings: &TenantSettings) -> anyhow::Result<()> {
@@ -53,6 +61,7 @@ impl Store {
             ("pk".to_owned(), s(keys::tenant_pk(tenant))),
             ("sk".to_owned(), s(SETTINGS_SK)),
             ("emails_per_hour".to_owned(), n(i64::from(settings.emails_per_hour))),
+            ("sms_per_hour".to_owned(), n(i64::from(settings.sms_per_hour))),
         ]);
         if let Some((at, by)) = &settings.updated {
             item.insert("updated_at".into(), s(time::format(at)));
@@ -64,12 +73,12 @@ impl Store {
     /// Counts one email against the tenant's quota for `window`: `false`
     /// (and nothing counted) when `limit` emails went out in it already.
     /// One conditional update, so concurrent mailers never exceed the limit.
-    pub async fn take_send_slot(&self, tenant: &TenantId, window: Window, limit: u32) -> anyhow::Result<bool> {
+    pub async fn take_send_slot(&self, tenant: &TenantId, channel: Channel, window: Window, limit: u32) -> anyhow::Result<bool> {
         let result = self
             .client()
             .update_item()
             .table_name(self.table_name())
-            .key("pk", s(format!("{}#SENT#{}", keys::tenant_pk(tenant), window.label())))
+            .key("pk", s(counter_pk(tenant, channel, window)))
             .key("sk", s(SENT_SK))
             .update_expression("ADD sent :one SET #ttl = :ttl")
             .condition_expression("attribute_not_exists(sent) OR sent < :limit")
@@ -83,8 +92,8 @@ impl Store {
     }
 
     /// Emails counted in `window` so far.
-    pub async fn sent_in_window(&self, tenant: &TenantId, window: Window) -> anyhow::Result<u32> {
-        let item = self.get(format!("{}#SENT#{}", keys::tenant_pk(tenant), window.label()), SENT_SK.into()).await?;
+    pub async fn sent_in_window(&self, tenant: &TenantId, channel: Channel, window: Window) -> anyhow::Result<u32> {
+        let item = self.get(counter_pk(tenant, channel, window), SENT_SK.into()).await?;
         Ok(item.and_then(|i| i.get("sent").and_then(|v| v.as_n().ok()).and_then(|v| v.parse().ok())).unwrap_or(0))
     }
 }

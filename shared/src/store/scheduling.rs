@@ -154,29 +154,32 @@ impl Store {
     }
 
     /// Records that a pending code was emailed (once): `false` if it already was, or is no longer pending.
-    pub async fn attach_email(&self, row: &CodeItem, email: &EmailItem) -> anyhow::Result<bool> {
+    /// `messages` are the email's, one per channel; the first is the one recorded.
+    pub async fn attach_email(&self, row: &CodeItem, messages: &[EmailItem]) -> anyhow::Result<bool> {
+        let first = messages.first().context("an email of no message")?;
         let update = self
             .row_update(row, "SET email_document_id = :doc", "#state = :pending AND attribute_not_exists(email_document_id)")
-            .expression_attribute_values(":doc", s(email.document_id.to_string()))
+            .expression_attribute_values(":doc", s(first.document_id.to_string()))
             .build()
             .context("Failed to build an Update")?;
-        self.once(update, email).await
+        self.once(update, messages).await
     }
 
     /// Records the one reminder of a code or link: `false` if it was already sent.
-    pub async fn attach_reminder(&self, row: &CodeItem, email: &EmailItem, now: DateTime<Utc>) -> anyhow::Result<bool> {
+    pub async fn attach_reminder(&self, row: &CodeItem, messages: &[EmailItem], now: DateTime<Utc>) -> anyhow::Result<bool> {
         let update = self
             .row_update(row, "SET reminder_sent_at = :now", "#state = :pending AND attribute_not_exists(reminder_sent_at)")
             .expression_attribute_values(":now", s(time::format(&now)))
             .build()
             .context("Failed to build an Update")?;
-        self.once(update, email).await
+        self.once(update, messages).await
     }
 
-    async fn once(&self, update: Update, email: &EmailItem) -> anyhow::Result<bool> {
-        let tx = Tx::new()
-            .with(TxItem::CodeRow, TransactWriteItem::builder().update(update).build())
-            .with(TxItem::Email, self.put(to_item(email)?, "attribute_not_exists(pk)")?);
+    async fn once(&self, update: Update, messages: &[EmailItem]) -> anyhow::Result<bool> {
+        let mut tx = Tx::new().with(TxItem::CodeRow, TransactWriteItem::builder().update(update).build());
+        for message in messages {
+            tx.push(TxItem::Email, self.put(to_item(message)?, "attribute_not_exists(pk)")?);
+        }
         match self.transact(tx).await {
             Ok(()) => Ok(true),
             Err(TxError::Cancelled(_)) => Ok(false),

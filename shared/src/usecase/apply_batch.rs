@@ -7,7 +7,7 @@
 //! counters are added once per batch; the job is `done` exactly when every
 //! contact is accounted for.
 
-use super::issue::{plan, Step, Target};
+use super::issue::{plan, recipients, IssueError, Step, Target};
 use crate::app::App;
 use crate::domain::job::{ActivationBatch, Counts, Outcome};
 use crate::domain::portal::{default_portal, DefaultPortal};
@@ -158,14 +158,23 @@ async fn activate_once(
     let tenant = &batch.tenant_id;
     let now = (app.clock)();
     let previous = invitation::contact_state(entry, now);
-    if contact.email.is_none() {
+    let email = match batch.method {
+        Method::Code => batch.send_email.then_some(EmailKind::PickupCode),
+        Method::Link => Some(EmailKind::ActivationLink),
+    };
+    // Reachable by the portal's channels for the kind (a contact with neither email nor phone by nothing).
+    let reachable = match email {
+        Some(kind) => recipients(contact, portal, kind).map(drop),
+        None if contact.email.is_none() && contact.phone.is_none() => Err(IssueError::NoEmailAddress),
+        None => Ok(()),
+    };
+    if let Err(IssueError::NoEmailAddress | IssueError::NoPhoneNumber) = reachable {
         return done(skip(app, batch, &contact.contact_id, Outcome::SkippedNoEmail).await);
     }
     if previous == PortalState::Active {
         return done(skip(app, batch, &contact.contact_id, Outcome::SkippedAlreadyActive).await);
     }
-    let emails = batch.send_email || batch.method == Method::Link;
-    if emails && contact.email_problem.is_some() {
+    if let Err(IssueError::Suppressed(_)) = reachable {
         return done(skip(app, batch, &contact.contact_id, Outcome::SkippedSuppressed).await);
     }
     if !identity::missing(&portal.claim_checks, &contact.facts).is_empty() {
@@ -187,10 +196,6 @@ async fn activate_once(
             Ok(r) => r,
             Err(e) => return Attempt::Stop(e),
         }
-    };
-    let email = match batch.method {
-        Method::Code => batch.send_email.then_some(EmailKind::PickupCode),
-        Method::Link => Some(EmailKind::ActivationLink),
     };
     let keys = match app.keys.get().await {
         Ok(keys) => keys,

@@ -24,7 +24,8 @@ use crate::app::App;
 use crate::domain::guard::{claim_verdict, ClaimVerdict, FailureWindow};
 use crate::domain::identity::{self, FactHasher};
 use crate::domain::{invitation, CodeHash, ContactId, EmailAddress, Fact, FactHashes, InvitationState, LinkToken, Method, PickupCode, PortalId};
-use super::issue::{queue_email, sealed_email, QueueEmailError};
+use super::issue::{queue_email, sealed_email, sealed_messages, QueueEmailError};
+use crate::domain::channel;
 use crate::domain::confirmation::{self, Binding};
 use crate::domain::{time, EmailKind, MailJob, Portal};
 use crate::mail::templates::TemplateVars;
@@ -110,6 +111,8 @@ pub struct ClaimAttempt<'a> {
     pub facts: &'a BTreeMap<Fact, String>,
     /// The browser's `User-Agent`, for the audit (cut to 256 characters).
     pub user_agent: Option<&'a str>,
+    /// The language of the page the claim came from: the confirmation email's (`domain::locale`).
+    pub locale: Option<crate::domain::Locale>,
 }
 
 impl ClaimAttempt<'_> {
@@ -426,12 +429,15 @@ async fn send_confirmation(
         portal_name: portal.name.clone(),
         tenant_name: app.tenant_name(&owner.tenant_id).await,
         code: Default::default(),
-        link: app.confirm_link(&owner.tenant_id, portal, token.expose()).into(),
+        // The hosted confirmation page in the claim page's language.
+        link: app.confirm_link(&owner.tenant_id, portal, token.expose(), attempt.locale.as_ref()).into(),
         claim_url: app.claim_url(&owner.tenant_id, portal),
         expires_at: time::format(&expires_at),
         account_email: String::new(),
     };
-    let email = sealed_email(&keys.current.sealer, &owner.tenant_id, &owner.contact_id, &owner.portal_id, EmailKind::ClaimConfirmation, email, &vars, now);
+    // In the language of the page the claim came from, else the portal's.
+    let email = sealed_email(&keys.current.sealer, &owner.tenant_id, &owner.contact_id, &owner.portal_id, EmailKind::ClaimConfirmation, email.clone(), &vars, now)
+        .in_language(attempt.locale.as_ref(), &portal.default_locale);
     let document_id = email.document_id.clone();
     let start = ConfirmationStart { item, outstanding, voided, email, audit: attempt.audit(owner, "claim_confirmation_sent", now) };
     let start = &start;
@@ -502,19 +508,29 @@ pub async fn confirm(app: &App, raw_token: &str, address: Option<&CodeHash>, use
 async fn notify_account_added(app: &App, owner: &CodeOwner, portal: &Portal, bound: &EmailAddress, now: chrono::DateTime<chrono::Utc>) {
     let result: anyhow::Result<()> = async {
         let Some(contact) = app.store.get_contact(&owner.tenant_id, &owner.contact_id).await? else { return Ok(()) };
-        let Some(record) = contact.email.filter(|record| record != bound) else { return Ok(()) };
+        // The contact's address of record (if it is not the one bound) and phone, by the portal's channels.
+        let to: Vec<_> = channel::reach(portal.channels.of(EmailKind::AccountAdded), contact.email.as_ref(), contact.email_problem, contact.phone.as_ref())
+            .recipients
+            .into_iter()
+            .filter(|r| r.email() != Some(bound))
+            .collect();
+        if to.is_empty() {
+            return Ok(());
+        }
         let vars = TemplateVars {
             contact_name: contact.name.clone(),
             portal_name: portal.name.clone(),
             tenant_name: app.tenant_name(&owner.tenant_id).await,
-            claim_url: app.claim_url(&owner.tenant_id, portal),
+            claim_url: app.claim_url_for(&owner.tenant_id, portal, contact.locale.as_ref()),
             account_email: bound.to_string(),
             ..Default::default()
         };
         let keys = app.keys.get().await?;
-        let email = sealed_email(&keys.current.sealer, &owner.tenant_id, &owner.contact_id, &owner.portal_id, EmailKind::AccountAdded, &record, &vars, now);
-        app.store.put_email(&email).await?;
-        let job = MailJob { tenant_id: owner.tenant_id.clone(), contact_id: owner.contact_id.clone(), document_id: email.document_id };
+        let messages = sealed_messages(&keys.current.sealer, &owner.tenant_id, &contact, portal, EmailKind::AccountAdded, to, &vars, now);
+        for message in &messages {
+            app.store.put_email(message).await?;
+        }
+        let job = MailJob { tenant_id: owner.tenant_id.clone(), contact_id: owner.contact_id.clone(), document_id: messages[0].document_id.clone() };
         queue_email(app, job).await?;
         Ok(())
     }

@@ -47,7 +47,7 @@
 
 use super::issue::{queue_email, Actor, QueueEmailError};
 use crate::app::App;
-use crate::domain::{invitation, CodeHash, ContactId, DocumentId, EmailAddress, EmailKind, MailJob, Portal, PortalId, PortalState, TenantId};
+use crate::domain::{channel, invitation, CodeHash, ContactId, DocumentId, EmailAddress, EmailKind, MailJob, Portal, PortalId, PortalState, TenantId};
 use crate::mail::templates::TemplateVars;
 use crate::retry::{retry, Attempt, Policy};
 use crate::store::{items::AuditItem, items::EmailItem, ContactPartition, Deactivation, EndAccess, TxError, TxItem};
@@ -209,21 +209,25 @@ async fn switch_once(
     }
     let contact = &partition.contact;
     let tenant_name = app.tenant_name(tenant).await;
-    let email = contact.email.as_ref().map(|to| {
-        let vars = TemplateVars {
-            contact_name: contact.name.clone(),
-            portal_name: portal.name.clone(),
-            tenant_name: tenant_name.clone(),
-            claim_url: app.claim_url(tenant, portal),
-            ..Default::default()
-        };
-        EmailItem::queued(tenant, contact_id, &portal.portal_id, EmailKind::Deactivation, to, vars.to_map(), now)
-    });
+    // The notice goes by every channel the contact can be reached by; none: no notice (the switch still happens).
+    let to = channel::reach(portal.channels.of(EmailKind::Deactivation), contact.email.as_ref(), contact.email_problem, contact.phone.as_ref()).recipients;
+    let vars = TemplateVars {
+        contact_name: contact.name.clone(),
+        portal_name: portal.name.clone(),
+        tenant_name: tenant_name.clone(),
+        claim_url: app.claim_url_for(tenant, portal, contact.locale.as_ref()),
+        ..Default::default()
+    };
+    let messages = EmailItem::one_send(
+        to.into_iter()
+            .map(|to| EmailItem::queued(tenant, contact_id, &portal.portal_id, EmailKind::Deactivation, to, vars.to_map(), now).in_language(contact.locale.as_ref(), &portal.default_locale))
+            .collect(),
+    );
     let detail = BTreeMap::from([
         ("previous_state".to_owned(), previous.as_str().to_owned()),
         ("accounts_disabled".to_owned(), rest.accounts.len().to_string()),
     ]);
-    let first = rest.take(Deactivation::room(email.is_some()));
+    let first = rest.take(Deactivation::room(messages.len()));
     let d = Deactivation {
         tenant_id: tenant.clone(),
         contact_id: contact_id.clone(),
@@ -231,13 +235,13 @@ async fn switch_once(
         seen,
         accounts: first.accounts,
         revoke: first.codes,
-        email,
+        messages,
         audit: AuditItem::contact(tenant, contact_id, Some(&portal.portal_id), actor.name, "deactivate", now, detail),
         now,
     };
     match app.store.deactivate(&d).await {
         Ok(()) => Ok(Switched {
-            email_document_id: d.email.as_ref().map(|e| e.document_id.clone()),
+            email_document_id: d.messages.first().map(|e| e.document_id.clone()),
             accounts_disabled: d.accounts.len(),
             wrote: true,
             rest,
@@ -368,17 +372,18 @@ mod tests {
     #[test]
     fn every_transaction_stays_within_dynamodbs_hundred_items() {
         use crate::store::invitations::{ITEMS_PER_END, TX_MAX_ITEMS};
-        assert_eq!(Deactivation::room(true), 48);
-        assert_eq!(Deactivation::room(false), 49);
-        assert!(3 + Deactivation::room(true) * ITEMS_PER_END <= TX_MAX_ITEMS);
-        assert!(2 + Deactivation::room(false) * ITEMS_PER_END <= TX_MAX_ITEMS);
+        assert_eq!(Deactivation::room(1), 48);
+        assert_eq!(Deactivation::room(0), 49);
+        assert!(3 + Deactivation::room(1) * ITEMS_PER_END <= TX_MAX_ITEMS);
+        assert!(4 + Deactivation::room(2) * ITEMS_PER_END <= TX_MAX_ITEMS);
+        assert!(2 + Deactivation::room(0) * ITEMS_PER_END <= TX_MAX_ITEMS);
         assert!(1 + EndAccess::ROOM * ITEMS_PER_END <= TX_MAX_ITEMS);
     }
 
     #[test]
     fn work_is_taken_codes_first_and_in_full() {
         let mut w = work(5, 150);
-        let first = w.take(Deactivation::room(true));
+        let first = w.take(Deactivation::room(1));
         assert_eq!((first.codes.len(), first.accounts.len()), (5, 43));
         let mut chunks = vec![first];
         while !w.is_empty() {
@@ -394,7 +399,7 @@ mod tests {
 
     #[test]
     fn the_bound_covers_a_few_thousand_accounts() {
-        let per_call = Deactivation::room(true) + (MAX_TRANSACTIONS_PER_CALL - 1) * EndAccess::ROOM;
+        let per_call = Deactivation::room(1) + (MAX_TRANSACTIONS_PER_CALL - 1) * EndAccess::ROOM;
         assert_eq!(per_call, 2008);
     }
 }

@@ -8,8 +8,8 @@ use crate::domain::delivery::EmailProblem;
 use crate::domain::keyring::HashKey;
 use crate::app::App;
 use crate::domain::{
-    access_state::TransitionError, identity, invitation, sealed::{self, Sealer}, time, EmailAddress, Fact, PortalId, AccessEntry, CodeHash, Contact, ContactId, DocumentId, EmailKind,
-    LinkToken, MailJob, Method, PickupCode, Portal, PortalState, TenantId,
+    access_state::TransitionError, channel::{self, Unreachable}, identity, invitation, sealed::{self, Sealer}, time, Fact, PortalId, AccessEntry, CodeHash, Contact, ContactId, DocumentId, EmailKind,
+    LinkToken, MailJob, Method, PickupCode, Portal, PortalState, Recipient, TenantId,
 };
 use crate::mail::templates::TemplateVars;
 use crate::retry::{retry, Attempt, Policy};
@@ -28,6 +28,9 @@ pub enum IssueError {
     /// An email was asked for and the contact has no address; nothing was stored.
     #[error("contact has no email address")]
     NoEmailAddress,
+    /// The portal sends this kind by text alone and the contact has no phone number; nothing was stored.
+    #[error("contact has no phone number, and the portal sends this by text message (sms) only")]
+    NoPhoneNumber,
     /// An email was asked for and the contact's address bounced hard or was complained about
     /// (`domain::delivery`); nothing was stored.
     #[error("{} {}: nothing was sent. Change the contact's email to send again", match .0 { EmailProblem::Bounced => "This contact's email address bounced", EmailProblem::Complained => "This contact marked an email from you as spam" }, "and is on your suppression list")]
@@ -78,7 +81,7 @@ pub struct Actor<'a> {
 }
 
 /// The secret being issued: its hash, the code to show, and the link to email.
-fn secret(app: &App, key: &HashKey, tenant: &TenantId, method: Method, portal: &Portal) -> (CodeHash, Option<String>, String) {
+fn secret(key: &HashKey, method: Method, claim_url: &str) -> (CodeHash, Option<String>, String) {
     match method {
         Method::Code => {
             let code = PickupCode::generate();
@@ -86,7 +89,7 @@ fn secret(app: &App, key: &HashKey, tenant: &TenantId, method: Method, portal: &
         }
         Method::Link => {
             let token = LinkToken::generate();
-            (token.hash(&key.hasher), None, token.link(&app.claim_url(tenant, portal)))
+            (token.hash(&key.hasher), None, token.link(claim_url))
         }
     }
 }
@@ -99,7 +102,7 @@ fn vars(app: &App, tenant: &TenantId, tenant_name: &str, contact: &Contact, port
         tenant_name: tenant_name.to_owned(),
         code: code.unwrap_or_default().into(),
         link: link.into(),
-        claim_url: app.claim_url(tenant, portal),
+        claim_url: app.claim_url_for(tenant, portal, contact.locale.as_ref()),
         expires_at: time::format(&expires_at),
         account_email: String::new(),
     }
@@ -129,29 +132,28 @@ pub fn plan(app: &App, target: &Target<'_>, step: Step, revoke: Vec<CodeHash>) -
     if !missing.is_empty() {
         return Err(IssueError::MissingFacts(missing));
     }
-    let to = match (step.email, &contact.email, contact.email_problem) {
-        (Some(_), None, _) => return Err(IssueError::NoEmailAddress),
-        (Some(_), Some(_), Some(problem)) => return Err(IssueError::Suppressed(problem)),
-        (Some(_), Some(to), None) => Some(to.clone()),
-        (None, _, _) => None,
+    // Where the messages go; none at all refuses the send (a channel the contact lacks is left out).
+    let recipients = match step.email {
+        Some(kind) => Some(recipients(contact, portal, kind)?),
+        None => None,
     };
     let ttl = match method {
         Method::Code => portal.code_ttl_hours,
         Method::Link => portal.link_ttl_hours,
     };
     let expires_at = invitation::expires_at(now, ttl);
-    let (hash, code, link) = secret(app, key, tenant, method, portal);
-    let email = match (step.email, to) {
+    let (hash, code, link) = secret(key, method, &app.claim_url_for(tenant, portal, contact.locale.as_ref()));
+    let messages = match (step.email, recipients) {
         (Some(kind), Some(to)) => {
             let v = vars(app, tenant, tenant_name, contact, portal, code.as_deref(), link, expires_at);
-            Some(sealed_email(&key.sealer, tenant, &contact.contact_id, &portal.portal_id, kind, &to, &v, now))
+            sealed_messages(&key.sealer, tenant, contact, portal, kind, to, &v, now)
         }
-        _ => None,
+        _ => Vec::new(),
     };
     let detail = BTreeMap::from([
         ("method".to_owned(), method.as_str().to_owned()),
         ("previous_state".to_owned(), previous.as_str().to_owned()),
-        ("emailed".to_owned(), email.is_some().to_string()),
+        ("emailed".to_owned(), (!messages.is_empty()).to_string()),
     ]);
     let invitation = Invitation {
         tenant_id: tenant.clone(),
@@ -169,8 +171,8 @@ pub fn plan(app: &App, target: &Target<'_>, step: Step, revoke: Vec<CodeHash>) -
         access: (previous != PortalState::Active).then(|| AccessEntry::new(PortalState::Pending, Some(expires_at), now)),
         unless_active: method == Method::Link,
         audit: AuditItem::contact(tenant, &contact.contact_id, Some(&portal.portal_id), actor, step.action, now, detail),
-        email_document_id: email.as_ref().map(|e| e.document_id.clone()),
-        email,
+        email_document_id: messages.first().map(|e| e.document_id.clone()),
+        messages,
         job_marker: None,
     };
     let issued = Issued {
@@ -258,6 +260,42 @@ async fn issue_once(
     }
 }
 
+/// Where a kind's messages to a contact go on a portal: one recipient per
+/// channel it names that the contact can be reached by (`domain::channel`).
+/// None at all is refused, by the first channel's reason.
+pub fn recipients(contact: &Contact, portal: &Portal, kind: EmailKind) -> Result<Vec<Recipient>, IssueError> {
+    let reach = channel::reach(portal.channels.of(kind), contact.email.as_ref(), contact.email_problem, contact.phone.as_ref());
+    match (reach.recipients.is_empty(), reach.missing.first()) {
+        (true, Some(Unreachable::NoEmail)) => Err(IssueError::NoEmailAddress),
+        (true, Some(Unreachable::EmailSuppressed(problem))) => Err(IssueError::Suppressed(*problem)),
+        (true, Some(Unreachable::NoPhone)) => Err(IssueError::NoPhoneNumber),
+        _ => Ok(reach.recipients),
+    }
+}
+
+/// The messages of one send, in the contact's language, sealed: the first
+/// names the others as its companions (the mailer queues them with it).
+#[allow(clippy::too_many_arguments)]
+pub fn sealed_messages(
+    sealer: &Sealer,
+    tenant: &TenantId,
+    contact: &Contact,
+    portal: &Portal,
+    kind: EmailKind,
+    to: Vec<Recipient>,
+    vars: &TemplateVars,
+    now: DateTime<Utc>,
+) -> Vec<EmailItem> {
+    EmailItem::one_send(
+        to.into_iter()
+            .map(|to| {
+                sealed_email(sealer, tenant, &contact.contact_id, &portal.portal_id, kind, to, vars, now)
+                    .in_language(contact.locale.as_ref(), &portal.default_locale)
+            })
+            .collect(),
+    )
+}
+
 /// A new `queued` email log entry whose secrets (`code`, `link`) are sealed
 /// for the mailer and masked in the stored variables (`domain::sealed`).
 #[allow(clippy::too_many_arguments)]
@@ -267,7 +305,7 @@ pub fn sealed_email(
     contact: &ContactId,
     portal: &PortalId,
     kind: EmailKind,
-    to: &EmailAddress,
+    to: impl Into<Recipient>,
     vars: &TemplateVars,
     now: DateTime<Utc>,
 ) -> EmailItem {

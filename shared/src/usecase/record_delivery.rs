@@ -49,13 +49,15 @@ impl DeliveryRecorder {
             if entry.delivery_events.len() >= MAX_EVENTS_PER_EMAIL {
                 return Ok(Outcome::Duplicate);
             }
+            // SES's events are about emails; a text's entry never matches one.
+            let Some(to) = entry.to.email() else { return Ok(Outcome::Unmatched) };
             let Some((status, events)) = apply(&entry.delivery_events, &event.record) else { return Ok(Outcome::Duplicate) };
             let problem = event.record.problem();
             if let Some(problem) = problem {
                 let item = SuppressionItem {
                     pk: keys::tenant_pk(&event.tenant_id),
-                    sk: keys::suppression_sk(&entry.to),
-                    address: entry.to.clone(),
+                    sk: keys::suppression_sk(to),
+                    address: to.clone(),
                     problem,
                     at: event.record.at,
                     contact_id: event.contact_id.clone(),
@@ -63,7 +65,7 @@ impl DeliveryRecorder {
                     diagnostic: event.record.diagnostic.clone(),
                 };
                 self.store.suppress(&event.tenant_id, &item).await?;
-                self.store.flag_contact_email(&event.tenant_id, &event.contact_id, &entry.to, problem).await?;
+                self.store.flag_contact_email(&event.tenant_id, &event.contact_id, to, problem).await?;
             }
             if self.store.record_delivery(&key, &event.message_id, entry.delivery_events.len(), status, &events).await? {
                 tracing::info!(status = status.as_str(), suppressed = problem.is_some(), "delivery event recorded");

@@ -1,9 +1,14 @@
-//! Sending one email: a job is a reference to an email log entry. Sending
-//! is guarded so that a redelivered or duplicated job never sends a second
-//! email:
+//! Sending one message (an email, or a text): a job is a reference to an
+//! entry of the Email/Text Log. Sending is guarded so that a redelivered or
+//! duplicated job never sends a second message:
 //! 1. the entry is leased (`queued`/`failed` → `sending`, conditional);
-//! 2. it is rendered and sent through SES;
-//! 3. it is marked `sent` with SES's message id and the rendered document.
+//! 2. it is rendered (the template of the contact's language, `domain::locale`)
+//!    and sent through SES, or for a text through SNS (`mail::sns`) after the
+//!    number's opt-out is checked;
+//! 3. it is marked `sent` with the message id and the rendered document.
+//!
+//! After 1, the entry's companions (the same send's other channels) are put
+//! on the queue, so whatever queues a message queues all of its send.
 //!
 //! If SES fails in a retryable way the entry goes back to `queued` and the
 //! outcome says to try again ([`Outcome::WillRetry`]); on the last receive
@@ -22,11 +27,13 @@
 
 use crate::app::Clock;
 use crate::domain::quota::Window;
-use crate::domain::{EmailKind, EmailStatus, MailJob, PortalId, TenantId};
+use crate::domain::{locale, Channel, EmailStatus, MailJob, Recipient};
 use crate::mail::{
     ses::{SendError, SendTags, Ses},
-    templates::{default_template, render, EmailTemplate, TemplateVars},
+    sns::Sms,
+    templates::{choose, render, render_sms, RenderedEmail, TemplateVars},
 };
+use crate::queue::MailQueue;
 use crate::store::{EmailKey, Store};
 
 #[derive(Debug, thiserror::Error)]
@@ -42,6 +49,10 @@ pub enum SendEmailError {
 pub struct EmailSender {
     pub store: Store,
     pub ses: Ses,
+    /// Text messages (`domain::channel`).
+    pub sms: Sms,
+    /// The mail queue: where a message's companions go (and a throttled job goes back, delayed).
+    pub queue: MailQueue,
     /// The hash key's versions: open the secrets sealed in the log entry (`domain::sealed`).
     pub keys: crate::secrets::HashKeys,
     pub clock: Clock,
@@ -51,6 +62,8 @@ pub struct EmailSender {
     pub lease_ms: i64,
     /// The deployment's cap on any tenant's `emails_per_hour` (`MAX_EMAILS_PER_HOUR`).
     pub max_emails_per_hour: u32,
+    /// The deployment's cap on any tenant's `sms_per_hour` (`MAX_SMS_PER_HOUR`).
+    pub max_sms_per_hour: u32,
 }
 
 /// What happened to one job.
@@ -105,25 +118,57 @@ impl EmailSender {
                 _ => Outcome::Busy,
             });
         }
-        // An address that bounced hard or complained gets nothing more (`domain::delivery`).
-        if let Some(suppressed) = self.store.suppression(&job.tenant_id, &entry.to).await? {
-            let reason = format!("not sent: the address is on the suppression list ({} on {})", suppressed.problem.as_str(), crate::domain::time::format(&suppressed.at));
-            tracing::info!("email not sent to a suppressed address");
-            self.store.mark_email_unsent(&key, &reason, true).await?;
-            return Ok(Outcome::Failed { reason, to_dlq: false });
+        // The other channels' messages of this send go on the queue first (each is sent once, whoever queues it).
+        if !entry.companions.is_empty() {
+            let jobs: Vec<MailJob> = entry
+                .companions
+                .iter()
+                .map(|document_id| MailJob { tenant_id: job.tenant_id.clone(), contact_id: job.contact_id.clone(), document_id: document_id.clone() })
+                .collect();
+            if let Err(e) = self.queue.send_all(&jobs).await {
+                self.store.mark_email_unsent(&key, "its companion messages could not be queued", false).await?;
+                return Ok(Outcome::WillRetry(format!("could not queue the companion messages: {e:#}")));
+            }
         }
-        // What is stored shows the secrets masked; only what SES sends has them.
+        match &entry.to {
+            Recipient::Email(to) => {
+                // An address that bounced hard or complained gets nothing more (`domain::delivery`).
+                if let Some(suppressed) = self.store.suppression(&job.tenant_id, to).await? {
+                    let reason = format!("not sent: the address is on the suppression list ({} on {})", suppressed.problem.as_str(), crate::domain::time::format(&suppressed.at));
+                    tracing::info!("email not sent to a suppressed address");
+                    self.store.mark_email_unsent(&key, &reason, true).await?;
+                    return Ok(Outcome::Failed { reason, to_dlq: false });
+                }
+            }
+            Recipient::Sms(to) => match self.sms.opted_out(to).await {
+                // Asked before every text: a number that replied STOP gets nothing (`domain::channel`).
+                Ok(true) => {
+                    let reason = "not sent: this number has opted out of text messages (replied STOP)".to_owned();
+                    tracing::info!("text not sent to an opted-out number");
+                    self.store.mark_email_unsent(&key, &reason, true).await?;
+                    return Ok(Outcome::Failed { reason, to_dlq: false });
+                }
+                Ok(false) => {}
+                Err(e) => return self.unsent(&key, e, receive_count).await,
+            },
+        }
+        // What is stored shows the secrets masked; only what is sent has them.
         let masked = TemplateVars::from_map(&entry.vars);
         let vars = match &entry.sealed {
             None => Ok(masked.clone()),
             // A key that cannot be read now is worth a retry (an error), not a failed email.
             Some(sealed) => Self::unseal(&*self.keys.get().await?, &job.document_id, sealed, &masked),
         };
-        let template = self.template_for(&job.tenant_id, &entry.portal_id, entry.kind).await?;
+        let own = self.store.templates_of(&job.tenant_id, &entry.portal_id, entry.kind, &entry.default_locale).await?;
+        let chosen = choose(entry.kind, &locale::chain(entry.locale.as_ref(), &entry.default_locale), &own);
+        let template = &chosen.template;
+        let channel = entry.to.channel();
         let rendered = vars.and_then(|vars| {
-            let sent = render(&template, &vars).map_err(|e| e.to_string())?;
-            let kept = render(&template, &masked).map_err(|e| e.to_string())?;
-            Ok((sent, kept))
+            let both = |v: &TemplateVars| match channel {
+                Channel::Email => render(template, v).map_err(|e| e.to_string()),
+                Channel::Sms => render_sms(template, v).map(|text| RenderedEmail { subject: String::new(), text, html: String::new() }).map_err(|e| e.to_string()),
+            };
+            Ok((both(&vars)?, both(&masked)?))
         });
         let (rendered, kept) = match rendered {
             Ok(r) => r,
@@ -134,29 +179,46 @@ impl EmailSender {
         };
         let now = (self.clock)();
         let window = Window::of(now);
-        let limit = self.store.tenant_settings(&job.tenant_id).await?.emails_per_hour.min(self.max_emails_per_hour);
-        if !self.store.take_send_slot(&job.tenant_id, window, limit).await? {
+        let settings = self.store.tenant_settings(&job.tenant_id).await?;
+        let limit = match channel {
+            Channel::Email => settings.emails_per_hour.min(self.max_emails_per_hour),
+            Channel::Sms => settings.sms_per_hour.min(self.max_sms_per_hour),
+        };
+        if !self.store.take_send_slot(&job.tenant_id, channel, window, limit).await? {
             self.store.mark_email_throttled(&key).await?;
             let delay_seconds = window.delay_seconds(now);
-            tracing::info!(limit, delay_seconds, "email held back by the tenant's sending quota");
+            tracing::info!(limit, delay_seconds, channel = channel.as_str(), "message held back by the tenant's sending quota");
             return Ok(Outcome::Throttled { delay_seconds });
         }
-        let tags = SendTags { tenant_id: job.tenant_id.as_str(), contact_id: job.contact_id.as_str(), document_id: job.document_id.as_str() };
-        match self.ses.send(entry.to.as_str(), &rendered, tags).await {
+        let sent = match &entry.to {
+            Recipient::Email(to) => {
+                let tags = SendTags { tenant_id: job.tenant_id.as_str(), contact_id: job.contact_id.as_str(), document_id: job.document_id.as_str() };
+                self.ses.send(to.as_str(), &rendered, tags).await
+            }
+            Recipient::Sms(to) => self.sms.send(to, &rendered.text).await,
+        };
+        match sent {
             Ok(message_id) => {
-                self.store.mark_email_sent(&key, &message_id, &kept, (self.clock)()).await?;
-                tracing::info!("email sent");
+                self.store.mark_email_sent(&key, &message_id, &kept, &chosen.locale, (self.clock)()).await?;
+                tracing::info!(channel = channel.as_str(), "message sent");
                 Ok(Outcome::Sent)
             }
-            Err(SendError::Permanent(reason)) => {
-                tracing::warn!(%reason, "email refused");
-                self.store.mark_email_unsent(&key, &reason, true).await?;
+            Err(e) => self.unsent(&key, e, receive_count).await,
+        }
+    }
+
+    /// Records a send that failed: at once if retrying cannot help, else on the last receive.
+    async fn unsent(&self, key: &EmailKey, error: SendError, receive_count: u32) -> Result<Outcome, SendEmailError> {
+        match error {
+            SendError::Permanent(reason) => {
+                tracing::warn!(%reason, "message refused");
+                self.store.mark_email_unsent(key, &reason, true).await?;
                 Ok(Outcome::Failed { reason, to_dlq: false })
             }
-            Err(SendError::Retryable(reason)) => {
+            SendError::Retryable(reason) => {
                 let last_try = receive_count >= self.max_receive_count;
-                tracing::warn!(%reason, last_try, "email not sent");
-                self.store.mark_email_unsent(&key, &reason, last_try).await?;
+                tracing::warn!(%reason, last_try, "message not sent");
+                self.store.mark_email_unsent(key, &reason, last_try).await?;
                 Ok(if last_try { Outcome::Failed { reason, to_dlq: true } } else { Outcome::WillRetry(reason) })
             }
         }
@@ -172,10 +234,5 @@ impl EmailSender {
         let opened = keys.open_sealed(document, sealed).map_err(|e| e.to_string())?;
         let secrets: Secrets = serde_json::from_str(&opened).map_err(|_| "the email's sealed secrets are not readable".to_owned())?;
         Ok(TemplateVars { code: secrets.code.into(), link: secrets.link.into(), ..masked.clone() })
-    }
-
-    /// The portal's own template for the kind, or the built-in default.
-    async fn template_for(&self, tenant: &TenantId, portal: &PortalId, kind: EmailKind) -> anyhow::Result<EmailTemplate> {
-        Ok(self.store.get_template(tenant, portal, kind).await?.unwrap_or_else(|| default_template(kind)))
     }
 }

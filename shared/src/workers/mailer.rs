@@ -11,7 +11,7 @@
 
 use crate::app::{system_clock, Settings};
 use crate::domain::MailJob;
-use crate::mail::ses::Ses;
+use crate::mail::{ses::Ses, sns::Sms};
 use crate::queue::MailQueue;
 use crate::store::Store;
 use crate::usecase::send_email::{EmailSender, Outcome};
@@ -19,9 +19,8 @@ use aws_lambda_events::sqs::{SqsBatchResponse, SqsEvent, SqsMessage};
 
 /// The mailer: sends what the mail queue brings.
 pub struct Mailer {
+    /// Holds the mail queue too: where a throttled job goes back, delayed.
     pub sender: EmailSender,
-    /// The mail queue itself: where a throttled job goes back, delayed.
-    pub queue: MailQueue,
 }
 
 impl Mailer {
@@ -29,6 +28,7 @@ impl Mailer {
         Self::from_parts(
             Store::new(sdk, &settings.table_name),
             Ses::new(sdk, &settings.mail_from).with_configuration_set(settings.ses_configuration_set.clone()),
+            Sms::new(sdk),
             MailQueue::new(sdk, &settings.mail_queue_url),
             crate::secrets::Secrets::new(sdk),
             settings,
@@ -36,17 +36,19 @@ impl Mailer {
     }
 
     /// From adapters built elsewhere (the local stack points each at its own endpoint).
-    pub fn from_parts(store: Store, ses: Ses, queue: MailQueue, secrets: crate::secrets::Secrets, settings: &Settings) -> Self {
+    pub fn from_parts(store: Store, ses: Ses, sms: Sms, queue: MailQueue, secrets: crate::secrets::Secrets, settings: &Settings) -> Self {
         Self {
-            queue,
             sender: EmailSender {
                 store,
                 ses,
+                sms,
+                queue,
                 keys: crate::secrets::HashKeys::new(secrets, &settings.code_hash_key_secret),
                 clock: system_clock(),
                 max_receive_count: settings.mail_max_receive_count,
                 lease_ms: 60_000,
                 max_emails_per_hour: settings.max_emails_per_hour,
+                max_sms_per_hour: settings.max_sms_per_hour,
             },
         }
     }
@@ -82,7 +84,7 @@ impl Mailer {
             Ok(Outcome::AlreadySent | Outcome::Busy) => {}
         }
         match outcome {
-            Ok(Outcome::Throttled { delay_seconds }) => match self.queue.send_delayed(&job, delay_seconds).await {
+            Ok(Outcome::Throttled { delay_seconds }) => match self.sender.queue.send_delayed(&job, delay_seconds).await {
                 Ok(()) => false,
                 Err(e) => {
                     // Not re-sent: keep this one, so it comes back (and is counted) rather than lost.

@@ -22,7 +22,7 @@ use crate::mail::templates::TemplateVars;
 use crate::store::items::CodeItem;
 use crate::store::scheduling::Expiring;
 use crate::usecase::expire::expire_due;
-use crate::usecase::issue::{issue, queue_email, sealed_email, Actor, IssueError, Step};
+use crate::usecase::issue::{issue, queue_email, recipients, sealed_messages, Actor, IssueError, Step};
 use serde::Serialize;
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
@@ -194,37 +194,32 @@ impl Scheduler {
         let Some(contact) = self.app.store.get_contact(tenant, &contact_id).await? else {
             return Ok(());
         };
-        let Some(to) = contact.email.clone() else {
-            return Ok(());
-        };
-        // A bounced or complained-about address gets nothing more (`domain::delivery`).
-        if contact.email_problem.is_some() {
-            return Ok(());
-        }
+        // By the portal's channels; a bounced or complained-about address gets nothing more (`domain::delivery`).
+        let to = |kind| recipients(&contact, portal, kind).ok().filter(|r| !r.is_empty());
         let vars = TemplateVars {
             contact_name: contact.name.clone(),
             portal_name: portal.name.clone(),
             tenant_name: self.app.tenant_name(tenant).await,
             code: row.code.clone().unwrap_or_default(),
             link: Default::default(),
-            claim_url: self.app.claim_url(tenant, portal),
+            claim_url: self.app.claim_url_for(tenant, portal, contact.locale.as_ref()),
             expires_at: time::format(&row.expires_at),
             account_email: String::new(),
         };
         let mut jobs = Vec::new();
         let keys = self.app.keys.get().await?;
-        if wants_email {
-            let email = sealed_email(&keys.current.sealer, tenant, &contact_id, &portal.portal_id, EmailKind::PickupCode, &to, &vars, now);
-            if self.app.store.attach_email(row, &email).await? {
+        if let Some(to) = to(EmailKind::PickupCode).filter(|_| wants_email) {
+            let messages = sealed_messages(&keys.current.sealer, tenant, &contact, portal, EmailKind::PickupCode, to, &vars, now);
+            if self.app.store.attach_email(row, &messages).await? {
                 summary.emailed += 1;
-                jobs.push(email.document_id);
+                jobs.push(messages[0].document_id.clone());
             }
         }
-        if wants_reminder {
-            let email = sealed_email(&keys.current.sealer, tenant, &contact_id, &portal.portal_id, EmailKind::Reminder, &to, &vars, now);
-            if self.app.store.attach_reminder(row, &email, now).await? {
+        if let Some(to) = to(EmailKind::Reminder).filter(|_| wants_reminder) {
+            let messages = sealed_messages(&keys.current.sealer, tenant, &contact, portal, EmailKind::Reminder, to, &vars, now);
+            if self.app.store.attach_reminder(row, &messages, now).await? {
                 summary.reminded += 1;
-                jobs.push(email.document_id);
+                jobs.push(messages[0].document_id.clone());
             }
         }
         for document_id in jobs {

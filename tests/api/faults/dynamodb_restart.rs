@@ -53,6 +53,8 @@ async fn dynamodb_restarted_in_the_middle_of_a_bulk_job_still_finishes_it_exactl
                 facts: Default::default(),
                 fact_key_versions: Default::default(),
                 email_problem: None,
+                phone: None,
+                locale: None,
             };
             let (store, tenant) = (&admin_app.store, &tenant);
             async move { store.put_contact(tenant, &contact, "faults", now).await }

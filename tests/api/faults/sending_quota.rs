@@ -96,7 +96,7 @@ async fn a_tenant_over_its_quota_is_delayed_not_lost_while_another_tenant_s_emai
     let offset = target - now;
     let t = template();
     let mut mailer = local::mailer(&endpoints, &t).await.unwrap();
-    mailer.queue = MailQueue::new(&endpoints.moto, &queue.url);
+    mailer.sender.queue = MailQueue::new(&endpoints.moto, &queue.url);
     mailer.sender.max_receive_count = MAIL_MAX_RECEIVES;
     mailer.sender.clock = Arc::new(move || portal::domain::time::truncate(Utc::now() + offset));
     let store = mailer.sender.store.clone();
