@@ -261,7 +261,7 @@ async fn a_template_saved_with_a_syntax_error_shows_it_at_its_line_then_fixed_an
     b.wait_until("the live preview", WAIT, &has_text("#preview-text", "Your code for")).await;
     assert!(b.client.find(Locator::Css(".template-error")).await.is_err(), "the error is gone");
     b.client.find(Locator::XPath("//button[normalize-space()='Save template']")).await.unwrap().click().await.unwrap();
-    b.wait_until("saved", WAIT, &has_text(".notice", "Template saved.")).await;
+    b.wait_until("saved", WAIT, &has_text(".notice", "Template saved (en).")).await;
     let stored = t.get("/v1/portals/main/templates/pickup_code").await;
     assert_eq!(stored.ok(200)["text"], "Hello {{ contact_name }},\nYour code for {{ portal_name }} is {{ code }}.");
 
@@ -400,5 +400,56 @@ async fn a_bounced_address_shows_in_the_listing_the_portlet_and_the_log() {
     assert!(b.eval("return document.querySelector('#email-log').innerText", vec![]).await.as_str().unwrap().contains("550 5.1.1"));
     assert_no_sideways_scroll(&b, "the contact record of a bounced contact").await;
     b.assert_accessible("the contact record of a bounced contact").await;
+    b.close().await;
+}
+
+/// Issue 17's screens: the portal sends pickup codes by text too (ticked in Portal Administration),
+/// the template editor counts the text message's segments and keeps a Spanish template apart, and
+/// the contact's Email/Text Log shows the text beside the email, in the contact's language.
+#[tokio::test]
+async fn texts_and_languages_from_portal_administration_to_the_email_text_log() {
+    let t = TestApp::new().await;
+    hosted_portal(&t, "Harbour Clinic").await;
+    let b = Browser::sized(1280, 1000).await;
+    sign_in(&b, &t, ADMIN, "#/admin").await;
+    b.wait_until("the portal form", WAIT, "document.querySelector('#channels input[name=sms_pickup_code]')").await;
+    b.client.find(Locator::Css("#channels input[name=sms_pickup_code]")).await.unwrap().click().await.unwrap();
+    b.client.find(Locator::XPath("//button[normalize-space()='Save portal']")).await.unwrap().click().await.unwrap();
+    b.wait_until("portal saved", WAIT, &has_text(".notice", "saved")).await;
+    assert_eq!(t.get("/v1/portals/main").await.ok(200)["channels"], json!({"pickup_code": ["email", "sms"]}));
+
+    // The text message's preview counts it; a character outside GSM-7 makes it UCS-2.
+    b.wait_until("the text message preview", WAIT, &has_text("#preview-sms-info", "GSM-7")).await;
+    let sms = b.client.find(Locator::Id("tpl-sms")).await.unwrap();
+    sms.clear().await.unwrap();
+    sms.send_keys("{{ tenant_name }}: código {{ code }}").await.unwrap();
+    b.wait_until("UCS-2 counted", WAIT, &has_text("#preview-sms-info", "UCS-2")).await;
+    b.wait_until("one segment", WAIT, &has_text("#preview-sms-info", "1 segment ")).await;
+    // A Spanish template, saved apart from the default language's.
+    let locale = b.client.find(Locator::Id("tpl-locale")).await.unwrap();
+    locale.send_keys("es\n").await.unwrap();
+    b.wait_until("the built-in Spanish", WAIT, &has_text("#tpl-source", "built-in default in es")).await;
+    let subject = b.client.find(Locator::Id("tpl-subject")).await.unwrap();
+    subject.clear().await.unwrap();
+    subject.send_keys("Su código de {{ portal_name }}").await.unwrap();
+    b.client.find(Locator::XPath("//button[normalize-space()='Save template']")).await.unwrap().click().await.unwrap();
+    b.wait_until("saved in es", WAIT, &has_text(".notice", "Template saved (es).")).await;
+    assert_eq!(t.get("/v1/portals/main/templates/pickup_code?locale=es").await.ok(200)["subject"], "Su código de {{ portal_name }}");
+    assert_eq!(t.get("/v1/portals/main/templates/pickup_code").await.ok(200)["source"], "default", "English untouched");
+    b.assert_accessible("Portal Administration with texts and languages").await;
+
+    // A Spanish contact with a phone: Generate & Email sends both, the log shows both.
+    let contact = unique("chart");
+    let body = json!({"name": "Ana Ruiz", "kind": "individual", "email": format!("{contact}@example.com"), "phone": "+15550001234", "locale": "es"});
+    t.call(Method::PUT, &format!("/v1/contacts/{contact}"), WRITE, Some(body)).await.ok(200);
+    b.goto(&format!("{}/console/#/contacts/{contact}", t.base())).await;
+    b.wait_until("the portlet", WAIT, &portlet_has("Generate & Email")).await;
+    b.click_in_shadow("portal-access-portlet", "Generate & Email").await;
+    b.wait_until("the text in the log", WAIT, "document.querySelector('#email-log tr[data-channel=sms][data-status=sent]') && document.querySelector('#email-log tr[data-channel=email][data-status=sent]')").await;
+    let log = b.eval("return document.querySelector('#email-log').innerText", vec![]).await;
+    assert!(log.as_str().unwrap().contains("Text") && log.as_str().unwrap().contains("+15550001234") && log.as_str().unwrap().contains("Su código de Harbour Clinic"), "{log}");
+    assert_eq!(t.get(&format!("/v1/contacts/{contact}")).await.ok(200)["phone"], "+15550001234");
+    b.assert_accessible("the Email/Text Log with a text").await;
+    b.screenshot("console-email-text-log").await;
     b.close().await;
 }

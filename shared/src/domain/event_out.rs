@@ -120,6 +120,9 @@ pub struct OutEvent {
     /// What the email was (`pickup_code`, `deactivation`, …), for email events.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub email_kind: Option<&'static str>,
+    /// `email` or `sms`: how the message went, for message events (`domain::channel`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub channel: Option<&'static str>,
     /// `hard` or `soft`, for `email.bounced`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub bounce: Option<&'static str>,
@@ -143,6 +146,7 @@ impl OutEvent {
             expires_at: None,
             document_id: None,
             email_kind: None,
+            channel: None,
             bounce: None,
             job_id: None,
             counts: None,

@@ -102,6 +102,7 @@ pub fn events_of(change: &Change<'_>) -> Vec<OutEvent> {
         e.portal_id = Some(new.portal_id.clone());
         e.document_id = Some(new.document_id.clone());
         e.email_kind = Some(new.kind.as_str());
+        e.channel = Some(new.to.channel().as_str());
         if kind == EventType::EmailBounced {
             let hard = new.delivery_events.iter().any(|r| r.status == DeliveryStatus::Bounced && r.bounce == Some(BounceKind::Hard));
             e.bounce = Some(if hard { "hard" } else { "soft" });

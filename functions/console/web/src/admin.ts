@@ -24,6 +24,9 @@ interface Portal {
   identity_issuer?: string;
   identity_audience?: string;
   identity_jwks_url?: string;
+  /** Per kind, the channels its messages go by; a kind not named: email. */
+  channels: Record<string, ("email" | "sms")[]>;
+  default_locale: string;
 }
 interface Profile {
   display_name: string;
@@ -32,12 +35,36 @@ interface Profile {
   brand_color: string | null;
   is_default: boolean;
 }
+interface SmsInfo {
+  length: number;
+  segments: number;
+  encoding: "GSM-7" | "UCS-2";
+}
 interface Template {
   subject: string;
   text: string;
   html: string;
+  sms: string;
   source: string;
+  /** The locale of the template in force, and those the portal has its own in. */
+  locale: string;
+  locales: string[];
+  default_locale: string;
   variables: string[];
+}
+interface Preview {
+  subject: string;
+  text: string;
+  html: string;
+  sms: SmsInfo & { text: string };
+}
+interface Quota {
+  emails_per_hour: number;
+  max_emails_per_hour: number;
+  sent_this_hour: number;
+  sms_per_hour: number;
+  max_sms_per_hour: number;
+  sms_sent_this_hour: number;
 }
 interface TemplateError {
   part: string;
@@ -59,7 +86,10 @@ const FACTS: [string, string][] = [
   ["family_name", "Family name"],
   ["postal_code", "Postal code"],
 ];
-const PARTS = ["subject", "text", "html"] as const;
+const PARTS = ["subject", "text", "html", "sms"] as const;
+const PART_LABELS: Record<(typeof PARTS)[number], string> = { subject: "Subject", text: "Text version", html: "HTML version", sms: "Text message (SMS)" };
+/** Kinds whose messages may also go by text (the claim confirmation proves an email address: email only). */
+const SMS_KINDS = KINDS.map(([k]) => k).filter((k) => k !== "claim_confirmation");
 
 /** A template's refusal: which part, which line (`errors[0].line`). */
 export function templateError(e: unknown): TemplateError | null {
@@ -76,6 +106,7 @@ export class AdminScreen extends LitElement {
     profile: { state: true },
     quota: { state: true },
     kind: { state: true },
+    locale: { state: true },
     template: { state: true },
     preview: { state: true },
     tplError: { state: true },
@@ -88,10 +119,12 @@ export class AdminScreen extends LitElement {
   portals: Portal[] = [];
   portal: Portal | null = null;
   profile: Profile | null = null;
-  quota: { emails_per_hour: number; max_emails_per_hour: number; sent_this_hour: number } | null = null;
+  quota: Quota | null = null;
   kind = "pickup_code";
+  /** The template's locale being edited; empty: the portal's default. */
+  locale = "";
   template: Template | null = null;
-  preview: { subject: string; text: string; html: string } | null = null;
+  preview: Preview | null = null;
   tplError: TemplateError | null = null;
   error = "";
   notice = "";
@@ -114,7 +147,7 @@ export class AdminScreen extends LitElement {
       const [portals, profile, quota] = await Promise.all([
         this.api.get<{ items: Portal[] }>("/v1/portals"),
         this.api.get<Profile>("/v1/tenant/profile"),
-        this.api.get<AdminScreen["quota"]>("/v1/settings"),
+        this.api.get<Quota>("/v1/settings"),
       ]);
       this.portals = portals.items;
       this.profile = profile;
@@ -135,7 +168,7 @@ export class AdminScreen extends LitElement {
       return;
     }
     try {
-      const template = await this.api.get<Template>(`/v1/portals/${enc(this.portal.portal_id)}/templates/${this.kind}`);
+      const template = await this.api.get<Template>(this.templatePath());
       if (request !== this.templateRequest) return;
       this.template = template;
     } catch (e) {
@@ -143,6 +176,12 @@ export class AdminScreen extends LitElement {
       return;
     }
     await this.renderPreview();
+  }
+
+  /** The template's path, for the locale being edited. */
+  private templatePath(suffix = ""): string {
+    const q = this.locale ? `?locale=${encodeURIComponent(this.locale)}` : "";
+    return `/v1/portals/${enc(this.portal?.portal_id ?? "")}/templates/${this.kind}${suffix}${q}`;
   }
 
   private done(message: string): void {
@@ -173,7 +212,7 @@ export class AdminScreen extends LitElement {
     e.preventDefault();
     const d = new FormData(e.target as HTMLFormElement);
     try {
-      this.quota = await this.api.put("/v1/settings", { emails_per_hour: Number(d.get("emails_per_hour")) });
+      this.quota = await this.api.put<Quota>("/v1/settings", { emails_per_hour: Number(d.get("emails_per_hour")), sms_per_hour: Number(d.get("sms_per_hour")) });
       this.done("Sending quota saved.");
     } catch (err) {
       this.formErrors = fieldErrors(err);
@@ -196,6 +235,9 @@ export class AdminScreen extends LitElement {
       auto_email: d.get("auto_email") === "on",
       reminder_days_before_expiry: num("reminder_days_before_expiry"),
       claim_checks: FACTS.map(([f]) => f).filter((f) => d.get(`check_${f}`) === "on"),
+      default_locale: String(d.get("default_locale") ?? "").trim() || undefined,
+      // Email is always on for the kinds listed; "also by text" adds SMS.
+      channels: Object.fromEntries(SMS_KINDS.filter((k) => d.get(`sms_${k}`) === "on").map((k) => [k, ["email", "sms"]])),
     };
     for (const k of ["identity_issuer", "identity_audience", "identity_jwks_url"]) {
       const v = String(d.get(k) ?? "").trim();
@@ -211,9 +253,9 @@ export class AdminScreen extends LitElement {
     }
   }
 
-  private parts(): { subject: string; text: string; html: string } {
+  private parts(): { subject: string; text: string; html: string; sms: string } {
     const get = (p: string) => this.querySelector<HTMLTextAreaElement>(`#tpl-${p}`)?.value ?? "";
-    return { subject: get("subject"), text: get("text"), html: get("html") };
+    return { subject: get("subject"), text: get("text"), html: get("html"), sms: get("sms") };
   }
 
   /** The preview, a moment after typing stops. */
@@ -229,10 +271,11 @@ export class AdminScreen extends LitElement {
     await this.updateComplete;
     const parts = this.template && !this.querySelector("#tpl-text") ? this.template : this.parts();
     try {
-      const preview = await this.api.postSafe<AdminScreen["preview"]>(`/v1/portals/${enc(this.portal.portal_id)}/templates/${this.kind}/preview`, {
+      const preview = await this.api.postSafe<Preview>(this.templatePath("/preview"), {
         subject: parts.subject,
         text: parts.text,
         html: parts.html,
+        sms: parts.sms,
       });
       if (request !== this.templateRequest) return;
       this.preview = preview;
@@ -248,10 +291,10 @@ export class AdminScreen extends LitElement {
     e.preventDefault();
     if (!this.portal) return;
     try {
-      await this.api.put(`/v1/portals/${enc(this.portal.portal_id)}/templates/${this.kind}`, this.parts());
+      // Saved for the locale being edited; none picked: the portal's default language.
+      this.template = await this.api.put<Template>(this.templatePath(), this.parts());
       this.tplError = null;
-      this.done("Template saved.");
-      this.template = await this.api.get<Template>(`/v1/portals/${enc(this.portal.portal_id)}/templates/${this.kind}`);
+      this.done(`Template saved (${this.template.locale}).`);
     } catch (err) {
       this.notice = "";
       this.tplError = templateError(err);
@@ -283,7 +326,7 @@ export class AdminScreen extends LitElement {
       <div class="admin">
         ${this.profileForm(admin)}
         ${keyed(this.portal?.portal_id ?? "new", this.portalForm(admin))}
-        ${keyed(`${this.portal?.portal_id}/${this.kind}`, this.templateEditor(admin))}
+        ${keyed(`${this.portal?.portal_id}/${this.kind}/${this.locale}`, this.templateEditor(admin))}
       </div>
     `;
   }
@@ -305,6 +348,8 @@ export class AdminScreen extends LitElement {
         ? html`<form class="stack" @submit=${this.saveQuota}><fieldset ?disabled=${!admin}>
             <label>Emails per hour (at most ${this.quota.max_emails_per_hour}; ${this.quota.sent_this_hour} sent this hour)
               <input name="emails_per_hour" type="number" min="1" max=${this.quota.max_emails_per_hour} .value=${String(this.quota.emails_per_hour)}></label>
+            <label>Texts per hour (at most ${this.quota.max_sms_per_hour}; ${this.quota.sms_sent_this_hour} sent this hour)
+              <input name="sms_per_hour" type="number" min="1" max=${this.quota.max_sms_per_hour} .value=${String(this.quota.sms_per_hour)}></label>
             ${admin ? html`<button type="submit">Save quota</button>` : nothing}
           </fieldset></form>`
         : nothing}
@@ -340,6 +385,10 @@ export class AdminScreen extends LitElement {
           <label><input type="checkbox" name="auto_email" ?checked=${p?.auto_email ?? false}> Email codes never emailed</label>
         </fieldset>
         ${field("reminder_days_before_expiry", "Reminder, days before expiry (empty: none)", "number", e, false, p?.reminder_days_before_expiry ? String(p.reminder_days_before_expiry) : "")}
+        ${field("default_locale", "Default language (en, es, …) for contacts without one", "text", e, false, p?.default_locale ?? "en")}
+        <fieldset id="channels"><legend>Also send by text message (to the contact's mobile phone)</legend>
+          ${SMS_KINDS.map((k) => html`<label><input type="checkbox" name="sms_${k}" ?checked=${p?.channels?.[k]?.includes("sms") ?? false}> ${KINDS.find(([x]) => x === k)?.[1]}</label>`)}
+        </fieldset>
         <details><summary>Identity provider (claims vouched for by an ID token)</summary>
           ${field("identity_issuer", "Issuer", "url", e, false, p?.identity_issuer ?? "")}
           ${field("identity_audience", "Audience (client id)", "text", e, false, p?.identity_audience ?? "")}
@@ -359,14 +408,18 @@ export class AdminScreen extends LitElement {
       <label>Email <select id="tpl-kind" @change=${(ev: Event) => { this.kind = (ev.target as HTMLSelectElement).value; void this.loadTemplate(); }}>
         ${KINDS.map(([k, label]) => html`<option value=${k} ?selected=${k === this.kind}>${label}</option>`)}
       </select></label>
-      <p class="muted">${t.source === "default" ? "The built-in default (not saved for this portal yet)." : "This portal's own template."}
+      <label>Language <input id="tpl-locale" list="tpl-locales" placeholder=${t.default_locale} .value=${this.locale}
+        @change=${(ev: Event) => { this.locale = (ev.target as HTMLInputElement).value.trim(); void this.loadTemplate(); }}></label>
+      <datalist id="tpl-locales">${[...new Set(["en", "es", ...t.locales])].map((l) => html`<option value=${l}></option>`)}</datalist>
+      <p class="muted" id="tpl-source">${t.source === "default" ? `The built-in default in ${t.locale} (not saved for this portal yet).` : `This portal's own template in ${t.locale}.`}
+        ${t.locales.length ? `Saved in: ${t.locales.join(", ")}.` : ""}
         Variables: ${t.variables.map((v) => html`<code>{{ ${v} }}</code> `)}</p>
       <form class="editor" @submit=${this.saveTemplate} @input=${this.edited}>
         <fieldset ?disabled=${!admin}>
           ${PARTS.map((part) => {
             const bad = err?.part === part;
-            return html`<label>${part === "subject" ? "Subject" : part === "text" ? "Text version" : "HTML version"}
-              <textarea id="tpl-${part}" name=${part} rows=${part === "subject" ? 1 : 10} spellcheck="false"
+            return html`<label>${PART_LABELS[part]}
+              <textarea id="tpl-${part}" name=${part} rows=${part === "subject" ? 1 : part === "sms" ? 3 : 10} spellcheck="false"
                 aria-invalid=${bad ? "true" : "false"} aria-describedby=${bad ? "tpl-error" : nothing}
                 .value=${t[part]}></textarea></label>
               ${bad ? html`<p class="field-error template-error" id="tpl-error" role="alert" data-line=${err.line ?? ""}>
@@ -379,7 +432,9 @@ export class AdminScreen extends LitElement {
       <div class="preview" aria-labelledby="pv-h">
         <h3 id="pv-h">Preview (sample values)</h3>
         ${this.preview
-          ? html`<p><strong id="preview-subject">${this.preview.subject}</strong></p><pre id="preview-text">${this.preview.text}</pre>`
+          ? html`<p><strong id="preview-subject">${this.preview.subject}</strong></p><pre id="preview-text">${this.preview.text}</pre>
+              <h4>Text message</h4><pre id="preview-sms">${this.preview.sms.text}</pre>
+              <p class="muted" id="preview-sms-info">${this.preview.sms.length} characters · ${this.preview.sms.segments} segment${this.preview.sms.segments === 1 ? "" : "s"} · ${this.preview.sms.encoding}${this.preview.sms.encoding === "UCS-2" ? " (a character outside GSM-7: 70 per segment)" : ""}</p>`
           : admin
             ? html`<p class="muted">No preview while the template has an error.</p>`
             : html`<p class="muted">The preview needs an administrator (portal:admin).</p>`}

@@ -14,6 +14,10 @@ interface Contact {
   contact_id: string;
   name: string;
   email: string | null;
+  /** E.164, for text messages. */
+  phone: string | null;
+  /** BCP 47; null: the portal's default language. */
+  locale: string | null;
   kind: string;
   portal_ids: string[];
   identity_facts: string[];
@@ -21,7 +25,11 @@ interface Contact {
 interface EmailEntry {
   document_id: string;
   kind: string;
+  /** An email address, or for a text a phone number. */
   to: string;
+  channel: "email" | "sms";
+  /** After `sent`: the language of the template it went with. */
+  locale: string | null;
   subject: string | null;
   status: string;
   failure_reason: string | null;
@@ -121,6 +129,8 @@ export class ContactScreen extends LitElement {
     const body: Record<string, unknown> = {
       name: String(data.get("name") ?? "").trim(),
       email: String(data.get("email") ?? "").trim() || null,
+      phone: String(data.get("phone") ?? "").trim() || null,
+      locale: String(data.get("locale") ?? "").trim() || null,
       kind: String(data.get("kind")),
       portal_ids: c.portal_ids,
     };
@@ -159,19 +169,20 @@ export class ContactScreen extends LitElement {
           <button class="secondary" id="refresh-log" @click=${() => this.load()}>Refresh</button>
           ${this.emails.length
             ? html`<div class="table-wrap"><table id="email-log">
-                <thead><tr><th scope="col">Sent</th><th scope="col">Kind</th><th scope="col">To</th><th scope="col">Status</th><th scope="col">Document</th></tr></thead>
+                <thead><tr><th scope="col">Sent</th><th scope="col">Kind</th><th scope="col">By</th><th scope="col">To</th><th scope="col">Status</th><th scope="col">Document</th></tr></thead>
                 <tbody>${this.emails.map(
-                  (m) => html`<tr data-kind=${m.kind} data-status=${m.status}>
-                    <td>${formatDate(m.sent_at ?? m.created_at)}</td><td>${m.subject ?? m.kind}</td><td>${m.to}</td>
+                  (m) => html`<tr data-kind=${m.kind} data-status=${m.status} data-channel=${m.channel}>
+                    <td>${formatDate(m.sent_at ?? m.created_at)}</td><td>${m.subject ?? kindLabel(m.kind)}</td>
+                    <td><span class="badge channel-${m.channel}">${m.channel === "sms" ? "Text" : "Email"}</span>${m.locale ? html` <span class="muted" lang=${m.locale}>${m.locale}</span>` : nothing}</td><td>${m.to}</td>
                     <td data-delivery=${m.delivery_status ?? ""}><span class="badge email-${m.delivery_status ?? m.status}">${deliveryLabel(m)}</span>${m.failure_reason ? html` <span class="muted">${m.failure_reason}</span>` : nothing}
                       ${lastDiagnostic(m) ? html` <span class="muted">${lastDiagnostic(m)}</span>` : nothing}</td>
                     <td><button class="link" @click=${() => this.open(m.document_id)} aria-label="Open document ${m.document_id}">${m.document_id}</button></td>
                   </tr>`,
                 )}</tbody></table></div>`
-            : html`<p class="muted">No emails yet.</p>`}
+            : html`<p class="muted">No emails or texts yet.</p>`}
           ${this.doc
             ? html`<div id="document" class="document">
-                <h3 tabindex="-1">${this.doc.subject ?? this.doc.kind}</h3>
+                <h3 tabindex="-1">${this.doc.subject ?? `Text: ${kindLabel(this.doc.kind)}`}</h3>
                 <p class="muted">To ${this.doc.to} · ${this.doc.status} · ${this.doc.document_id}</p>
                 ${this.doc.text ? html`<pre>${this.doc.text}</pre>` : html`<p class="muted">Not rendered yet.</p>`}
                 <button class="secondary" @click=${() => (this.doc = null)}>Close document</button>
@@ -195,6 +206,8 @@ export class ContactScreen extends LitElement {
                 <fieldset ?disabled=${!write}>
                   ${field("name", "Name", "text", this.formErrors, true, c.name)}
                   ${field("email", "Email", "email", this.formErrors, false, c.email ?? "")}
+                  ${field("phone", "Mobile phone (for texts, +14155550123)", "tel", this.formErrors, false, c.phone ?? "")}
+                  ${field("locale", "Language (en, es, es-MX; empty: the portal's)", "text", this.formErrors, false, c.locale ?? "")}
                   <label>Kind <select name="kind">
                     <option value="individual" ?selected=${c.kind === "individual"}>Individual</option>
                     <option value="organization_contact" ?selected=${c.kind === "organization_contact"}>Organisation's contact</option>
@@ -215,6 +228,11 @@ export class ContactScreen extends LitElement {
   }
 }
 customElements.define("pa-contact", ContactScreen);
+
+/** A kind as staff read it: `pickup_code` → "pickup code". */
+function kindLabel(kind: string): string {
+  return kind.replace(/_/g, " ");
+}
 
 /** What staff read for an email: its send status, or once SES reported, what became of it. */
 export function deliveryLabel(m: EmailEntry): string {

@@ -140,7 +140,7 @@ export class PortalAccessPortlet extends LitElement {
   private async generate(portal_id: string, send_email: boolean): Promise<void> {
     await this.act(async () => {
       const issued = await this.api.post<{ code: string; portal_id: string }>(`/v1/contacts/${enc(this.contactId)}/codes`, { portal_id, send_email });
-      this.notice = send_email ? `Code ${issued.code} generated and emailed.` : `Code ${issued.code} generated.`;
+      this.notice = send_email ? `Code ${issued.code} generated and sent.` : `Code ${issued.code} generated.`;
       this.emit("portal-access-code-generated", { contact_id: this.contactId, portal_id, code: issued.code, emailed: send_email });
     });
   }
