@@ -5,6 +5,7 @@
 //! ```text
 //! portal-bench bulk [--contacts N] [--workers W]   the bulk activation benchmark
 //! portal-bench perf [--scale PCT] [--cold-runs N] [--bin-dir DIR] [--readme FILE]   latency, requests/op, cold starts
+//! portal-bench events [--contacts N]               events out: events per state change, DynamoDB requests added
 //! ```
 //!
 //! Layout: [`bulk`] (submit → activator over the queue, against bare batch
@@ -12,6 +13,7 @@
 //! under a minimal Lambda Runtime API beside `infra/hello`).
 
 mod bulk;
+mod events;
 mod perf;
 
 use portal_local::{flag, local, template::Template};
@@ -36,8 +38,12 @@ async fn main() -> anyhow::Result<()> {
             };
             perf::run(&local::Endpoints::from_env().await, &template, &opts).await
         }
+        Some("events") => {
+            let contacts = flag(&args, "--contacts", "50").parse()?;
+            events::run(&local::Endpoints::from_env().await, &template, contacts).await
+        }
         _ => {
-            eprintln!("usage: portal-bench bulk [--contacts N] [--workers W] | perf [--scale PCT] [--cold-runs N] [--bin-dir DIR] [--readme FILE]");
+            eprintln!("usage: portal-bench bulk [--contacts N] [--workers W] | perf [--scale PCT] [--cold-runs N] [--bin-dir DIR] [--readme FILE] | events [--contacts N]");
             std::process::exit(2);
         }
     }
