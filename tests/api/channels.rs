@@ -119,6 +119,10 @@ async fn generate_and_email_texts_the_code_too_and_the_log_shows_both() {
     // The code's row names the first of the send's messages; both are on the one log.
     let doc = issued.body["email_document_id"].as_str().unwrap();
     assert!(log.iter().any(|e| e["document_id"] == doc), "{doc} in {log:?}");
+    // The reports say how it went out.
+    let unused = t.get("/v1/reports/unused-codes").await;
+    let row = unused.ok(200)["items"].as_array().unwrap().iter().find(|r| r["contact_id"] == contact.as_str()).cloned().unwrap();
+    assert_eq!(row["sent_by"], json!(["email", "sms"]), "{row}");
 }
 
 #[tokio::test]

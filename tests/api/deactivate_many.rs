@@ -103,6 +103,7 @@ impl World {
                 contact_name: format!("Contact {}", self.contact),
                 sent_at: None,
                 email_document_id: None,
+                sent_by: Vec::new(),
                 identity_subject: None,
             };
             let grant = AccessGrantItem {

@@ -92,6 +92,7 @@ async fn the_activation_report_searches_bounds_and_pages() {
     assert_eq!(row["activated_at"], "2026-02-01T11:00:00.000Z");
     assert_eq!(row["sent_at"], "2026-02-01T10:00:00.000Z");
     assert!(row["email_document_id"].is_string());
+    assert_eq!(row["sent_by"], json!(["email"]), "the code went by email");
 
     let search = |q: &str| report(&s, "/v1/reports/activations", json!({"q": q}));
     assert_eq!(ids(&search("ann").await), ["p5", "p3", "p1"], "prefix of any word: Ann, Anna, Annson");
@@ -147,7 +148,9 @@ async fn the_unused_codes_report_lists_pending_unexpired_codes_only() {
     assert_eq!(got, BTreeSet::from(["u1".to_owned(), "u2".to_owned()]), "claimed and expired codes are not unused");
     let by_id = |id: &str| unused["items"].as_array().unwrap().iter().find(|r| r["contact_id"] == id).unwrap().clone();
     assert!(by_id("u1")["email_document_id"].is_string());
+    assert_eq!(by_id("u1")["sent_by"], json!(["email"]), "sent by email");
     assert!(by_id("u2")["email_document_id"].is_null(), "never emailed");
+    assert_eq!(by_id("u2")["sent_by"], json!([]), "sent by nothing");
     assert_eq!(by_id("u2")["portal_id"], "side");
     assert_eq!(by_id("u1")["code"].as_str().unwrap().len(), 11);
     assert_eq!(ids(&report(&s, "/v1/reports/unused-codes", json!({"portal_id": "side"})).await), ["u2"]);
@@ -164,7 +167,7 @@ async fn reports_come_as_csv_with_quoting_and_formulas_neutralised() {
     assert_eq!(resp.headers()["content-type"], "text/csv; charset=utf-8");
     let csv = String::from_utf8(resp.body().as_ref().to_vec()).unwrap();
     let lines: Vec<&str> = csv.split("\r\n").filter(|l| !l.is_empty()).collect();
-    assert_eq!(lines[0], "contact_id,contact_name,email,portal_id,method,sent_at,activated_at,email_document_id");
+    assert_eq!(lines[0], "contact_id,contact_name,email,portal_id,method,sent_at,sent_by,activated_at,email_document_id");
     assert_eq!(lines.len(), 6, "a header and five rows");
     assert!(csv.contains("\"Bob Stone, Jr.\""), "a comma is quoted");
     assert!(csv.contains("\"'=HYPERLINK(\"\"http://evil\"\")\""), "a formula is neutralised and quoted: {csv}");

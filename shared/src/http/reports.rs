@@ -5,7 +5,8 @@
 //!   prefix of any word of the contact's name or the account email.
 //! - `GET /v1/reports/unused-codes?portal_id=&older_than=&limit=&cursor=`: every
 //!   pending, unexpired code, with the stored email's document id (null if
-//!   never emailed).
+//!   never emailed). Both say which channels the code or link went by
+//!   (`sent_by`: `["email", "sms"]`; in CSV `email sms`).
 //!
 //! JSON by default, one Query per page (`limit` ≤ 500, opaque `next_cursor`).
 //! With `Accept: text/csv` or `format=csv`: every page in one CSV file with a
@@ -28,9 +29,9 @@ pub const MAX_LIMIT: i32 = 500;
 /// Most rows one CSV file holds; narrower filters for more.
 pub const MAX_CSV_ROWS: usize = 100_000;
 
-const ACTIVATION_COLUMNS: [&str; 8] =
-    ["contact_id", "contact_name", "email", "portal_id", "method", "sent_at", "activated_at", "email_document_id"];
-const UNUSED_COLUMNS: [&str; 7] = ["contact_id", "contact_name", "portal_id", "code", "created_at", "expires_at", "email_document_id"];
+const ACTIVATION_COLUMNS: [&str; 9] =
+    ["contact_id", "contact_name", "email", "portal_id", "method", "sent_at", "sent_by", "activated_at", "email_document_id"];
+const UNUSED_COLUMNS: [&str; 8] = ["contact_id", "contact_name", "portal_id", "code", "created_at", "expires_at", "sent_by", "email_document_id"];
 
 /// The `reports` function.
 pub struct Reports;
@@ -91,7 +92,7 @@ async fn page(app: &App, which: Report, p: &Params, limit: i32, cursor: Option<&
                 .into_iter()
                 .map(|a| {
                     json!({"contact_id": a.contact_id(), "contact_name": a.contact_name, "email": a.email, "portal_id": a.portal_id,
-                           "method": a.method, "sent_at": opt_time(&a.sent_at), "activated_at": time::format(&a.activated_at),
+                           "method": a.method, "sent_at": opt_time(&a.sent_at), "sent_by": a.sent_by, "activated_at": time::format(&a.activated_at),
                            "email_document_id": a.email_document_id})
                 })
                 .collect();
@@ -111,7 +112,7 @@ async fn page(app: &App, which: Report, p: &Params, limit: i32, cursor: Option<&
                 .map(|c| {
                     json!({"contact_id": c.contact_id(), "contact_name": c.contact_name, "portal_id": c.portal_id, "code": c.code,
                            "created_at": time::format(&c.created_at), "expires_at": time::format(&c.expires_at),
-                           "email_document_id": c.email_document_id})
+                           "sent_by": c.sent_by, "email_document_id": c.email_document_id})
                 })
                 .collect();
             Page { rows, next_cursor: page.next_cursor }
@@ -171,6 +172,8 @@ async fn report(app: &App, req: &Request, which: Report) -> Result<Response<Body
                 .map(|c| match &row[*c] {
                     Value::Null => String::new(),
                     Value::String(s) => s.clone(),
+                    // `sent_by`: the channels, space-separated.
+                    Value::Array(items) => items.iter().filter_map(Value::as_str).collect::<Vec<_>>().join(" "),
                     other => other.to_string(),
                 })
                 .collect();

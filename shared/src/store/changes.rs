@@ -178,6 +178,7 @@ mod tests {
             created_at: at(),
             expires_at: at(),
             email_document_id: None,
+            sent_by: Vec::new(),
             created_by: "staff".into(),
             contact_name: String::new(),
             gsi2pk: None,

@@ -55,6 +55,8 @@ pub struct CodeOwner {
     pub contact_name: String,
     pub created_at: Option<DateTime<Utc>>,
     pub email_document_id: Option<DocumentId>,
+    /// The channels it was sent by (`domain::channel`).
+    pub sent_by: Vec<crate::domain::Channel>,
     /// For links: the address it was emailed to.
     pub sent_to: Option<EmailAddress>,
     /// Outstanding claim confirmations, oldest first, and their change count.
@@ -143,6 +145,11 @@ fn claimed_state(claim: invitation::Transition) -> PortalState {
 }
 
 impl Invitation {
+    /// The channels its messages go by, in order.
+    fn sent_by(&self) -> Vec<crate::domain::Channel> {
+        self.messages.iter().map(|m| m.to.channel()).collect()
+    }
+
     /// The code's two items: the global lookup (claim guard) and the contact's row.
     pub fn code_items(&self) -> (CodeLookupItem, CodeItem) {
         let expires_ms = self.expires_at.timestamp_millis();
@@ -160,6 +167,7 @@ impl Invitation {
             contact_name: self.contact_name.clone(),
             created_at: Some(self.created_at),
             email_document_id: self.messages.first().map(|e| e.document_id.clone()),
+            sent_by: self.sent_by(),
             // The address a link was emailed to (a link sent by text alone names none).
             sent_to: self.messages.iter().filter(|_| self.method == Method::Link).find_map(|e| e.to.email().cloned()),
             confirmations: Vec::new(),
@@ -176,6 +184,7 @@ impl Invitation {
             created_at: self.created_at,
             expires_at: self.expires_at,
             email_document_id: self.messages.first().map(|e| e.document_id.clone()),
+            sent_by: self.sent_by(),
             created_by: self.created_by.clone(),
             contact_name: self.contact_name.clone(),
             gsi2pk: Some(keys::pending_gsi_pk(&self.tenant_id)),
@@ -281,6 +290,7 @@ impl Store {
             contact_name: l.contact_name,
             created_at: l.created_at,
             email_document_id: l.email_document_id,
+            sent_by: l.sent_by,
             sent_to: l.sent_to,
             confirmations: l.confirmations,
             confirm_seq: l.confirm_seq,
@@ -352,7 +362,7 @@ impl Store {
             .set_key(Some(key(pk.clone(), keys::account_sk(portal, email))))
             .update_expression(
                 "SET email = :email, portal_id = :portal, activated_at = :now, #method = :method, contact_name = :name, \
-                 #search = :search, gsi3pk = :g3pk, gsi3sk = :g3sk, sent_at = :sent, email_document_id = :doc, identity_subject = :sub \
+                 #search = :search, gsi3pk = :g3pk, gsi3sk = :g3sk, sent_at = :sent, email_document_id = :doc, sent_by = :by, identity_subject = :sub \
                  REMOVE disabled_at",
             )
             .expression_attribute_names("#method", "method")
@@ -367,6 +377,7 @@ impl Store {
             .expression_attribute_values(":g3sk", s(keys::activated_gsi_sk(&now, contact, portal, email)))
             .expression_attribute_values(":sent", s_or_null(owner.created_at.as_ref().map(time::format)))
             .expression_attribute_values(":doc", s_or_null(owner.email_document_id.as_ref().map(|d| d.to_string())))
+            .expression_attribute_values(":by", aws_sdk_dynamodb::types::AttributeValue::L(owner.sent_by.iter().map(|c| s(c.as_str())).collect()))
             .expression_attribute_values(":sub", s_or_null(account.subject.clone()));
         let account_row = account_row.build().context("Failed to build an Update")?;
         let state = Update::builder()

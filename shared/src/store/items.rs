@@ -153,6 +153,9 @@ pub struct AccountItem {
     pub sent_at: Option<DateTime<Utc>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub email_document_id: Option<DocumentId>,
+    /// The channels the code or link was sent by (`domain::channel`), for the report.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub sent_by: Vec<crate::domain::Channel>,
     /// The identity provider's `sub`, when an ID token vouched for the address.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub identity_subject: Option<String>,
@@ -184,6 +187,9 @@ pub struct CodeItem {
     pub expires_at: DateTime<Utc>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub email_document_id: Option<DocumentId>,
+    /// The channels it was sent by (`domain::channel`; empty: never sent), for the reports.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub sent_by: Vec<crate::domain::Channel>,
     pub created_by: String,
     /// For the reports: the contact's name when issued.
     #[serde(default)]
@@ -226,6 +232,8 @@ pub struct CodeLookupItem {
     pub created_at: Option<DateTime<Utc>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub email_document_id: Option<DocumentId>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub sent_by: Vec<crate::domain::Channel>,
     /// For links: the address the link was emailed to (a claim for it binds at once).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sent_to: Option<EmailAddress>,

@@ -158,8 +158,9 @@ impl Store {
     pub async fn attach_email(&self, row: &CodeItem, messages: &[EmailItem]) -> anyhow::Result<bool> {
         let first = messages.first().context("an email of no message")?;
         let update = self
-            .row_update(row, "SET email_document_id = :doc", "#state = :pending AND attribute_not_exists(email_document_id)")
+            .row_update(row, "SET email_document_id = :doc, sent_by = :by", "#state = :pending AND attribute_not_exists(email_document_id)")
             .expression_attribute_values(":doc", s(first.document_id.to_string()))
+            .expression_attribute_values(":by", aws_sdk_dynamodb::types::AttributeValue::L(messages.iter().map(|m| s(m.to.channel().as_str())).collect()))
             .build()
             .context("Failed to build an Update")?;
         self.once(update, messages).await

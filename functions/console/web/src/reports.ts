@@ -21,6 +21,13 @@ interface Row {
   created_at?: string;
   expires_at?: string;
   email_document_id: string | null;
+  /** The channels the code or link went by (email, sms); empty: never sent. */
+  sent_by: ("email" | "sms")[];
+}
+
+/** "Email + text", "Text", …: how a code or link went out. */
+function sentBy(r: Row): string {
+  return r.sent_by.map((c) => (c === "sms" ? "Text" : "Email")).join(" + ");
 }
 
 /** A date input's day as the report's RFC 3339 bound: the day's start, or its end. */
@@ -147,13 +154,13 @@ export class ReportsScreen extends LitElement {
         : nothing}
       <div class="table-wrap"><table id="report" data-kind=${this.kind}>
         <thead><tr>${a
-          ? html`<th scope="col">Contact</th><th scope="col">Email</th><th scope="col">Method</th><th scope="col">Sent</th><th scope="col">Activated</th>`
-          : html`<th scope="col">Contact</th><th scope="col">Code</th><th scope="col">Created</th><th scope="col">Expires</th><th scope="col">Stored email</th>`}</tr></thead>
+          ? html`<th scope="col">Contact</th><th scope="col">Email</th><th scope="col">Method</th><th scope="col">Sent</th><th scope="col">By</th><th scope="col">Activated</th>`
+          : html`<th scope="col">Contact</th><th scope="col">Code</th><th scope="col">Created</th><th scope="col">Expires</th><th scope="col">Sent by</th><th scope="col">Stored message</th>`}</tr></thead>
         <tbody>${(this.rows ?? []).map((r) =>
           a
-            ? html`<tr><td><a href="#/contacts/${enc(r.contact_id)}">${r.contact_name}</a></td><td>${r.email}</td><td>${r.method}</td><td>${formatDate(r.sent_at)}</td><td>${formatDate(r.activated_at)}</td></tr>`
+            ? html`<tr><td><a href="#/contacts/${enc(r.contact_id)}">${r.contact_name}</a></td><td>${r.email}</td><td>${r.method}</td><td>${formatDate(r.sent_at)}</td><td>${sentBy(r)}</td><td>${formatDate(r.activated_at)}</td></tr>`
             : html`<tr><td><a href="#/contacts/${enc(r.contact_id)}">${r.contact_name}</a></td><td><code>${r.code ?? "link"}</code></td>
-                <td>${formatDate(r.created_at)}</td><td>${formatDate(r.expires_at)}</td>
+                <td>${formatDate(r.created_at)}</td><td>${formatDate(r.expires_at)}</td><td>${sentBy(r) || html`<span class="muted">not sent</span>`}</td>
                 <td>${r.email_document_id ? html`<button class="link" @click=${() => this.open(r.email_document_id!)}>${r.email_document_id}</button>` : html`<span class="muted">not emailed</span>`}</td></tr>`,
         )}</tbody>
       </table>
