@@ -221,12 +221,18 @@ impl App {
     }
 
     /// [`Self::claim_url`] for a contact of `locale`: the hosted page then
-    /// opens in that language (`http::page_text`); a portal's own page is left as it is.
+    /// opens in the language the contact's emails fall back to (the same
+    /// chain, `domain::locale`, among the languages the pages are written in);
+    /// a portal's own page is left as it is.
     pub fn claim_url_for(&self, tenant: &TenantId, portal: &Portal, locale: Option<&crate::domain::Locale>) -> String {
+        use crate::domain::locale::{chain, BuiltIn};
         let url = self.claim_url(tenant, portal);
-        match (&portal.claim_url, locale) {
-            (None, Some(locale)) => crate::domain::link_token::with_query(&url, "lang", locale.as_str()),
-            _ => url,
+        match &portal.claim_url {
+            None => {
+                let language = BuiltIn::for_chain(&chain(locale, &portal.default_locale)).locale();
+                crate::domain::link_token::with_query(&url, "lang", language.as_str())
+            }
+            Some(_) => url,
         }
     }
 

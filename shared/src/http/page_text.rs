@@ -1,8 +1,10 @@
 //! The words of the hosted pages, in the languages we ship (`domain::locale`).
 //!
-//! A page's language: the `lang` of its link (the emails put the contact's
-//! locale there) or form, else the browser's `Accept-Language`, else the
-//! portal's `default_locale`; the first of these we ship, else English.
+//! A page's language: the `lang` of its link or form — the emails' links
+//! carry the language the contact's emails fall back to (`App::claim_url_for`),
+//! so the page follows the same locale — else the browser's `Accept-Language`
+//! (a bare `/claim`), else the portal's `default_locale`; the first of these
+//! we ship, else English.
 //! `{email}`, `{minutes}` and `{portal}` are filled in where they appear.
 
 use crate::domain::locale::{BuiltIn, Locale};
