@@ -101,6 +101,8 @@ async fn generate_and_email_texts_the_code_too_and_the_log_shows_both() {
     portal_with_texts(&t, json!({})).await;
     let (contact, to, email) = (unique("sms"), phone(), format!("{}@example.com", unique("sms")));
     put_contact(&t, &contact, json!({"name": "Ann Lee", "kind": "individual", "email": email, "phone": to})).await.ok(200);
+    // The portlet says what "Generate & Email" would do.
+    assert_eq!(t.status(&contact).await.ok(200)["portals"][0]["sends_by"], json!(["email", "sms"]));
     let issued = t.generate(&contact, json!({"send_email": true})).await;
     let code = issued.ok(201)["code"].as_str().unwrap().to_owned();
     let log = settled_log(&t, &contact, 2).await;
@@ -131,6 +133,7 @@ async fn a_contact_with_only_a_phone_gets_only_the_text_and_one_with_neither_is_
     portal_with_texts(&t, json!({})).await;
     let (contact, to) = (unique("sms"), phone());
     put_contact(&t, &contact, json!({"name": "Ann", "kind": "individual", "phone": to})).await.ok(200);
+    assert_eq!(t.status(&contact).await.ok(200)["portals"][0]["sends_by"], json!(["sms"]));
     t.generate(&contact, json!({"send_email": true})).await.ok(201);
     let log = settled_log(&t, &contact, 1).await;
     assert_eq!(log.len(), 1, "{log:?}");
@@ -142,6 +145,7 @@ async fn a_contact_with_only_a_phone_gets_only_the_text_and_one_with_neither_is_
         .ok(200);
     let other = unique("sms");
     put_contact(&t, &other, json!({"name": "Bo", "kind": "individual", "email": "bo@example.com"})).await.ok(200);
+    assert_eq!(t.status(&other).await.ok(200)["portals"][0]["sends_by"], json!([]), "nothing to send by: the portlet offers no send");
     let refused = t.generate(&other, json!({"send_email": true})).await;
     assert!(refused.problem(422).contains("phone number"), "{refused:?}");
     assert_eq!(t.emails(&other).await.ok(200)["items"], json!([]));

@@ -54,6 +54,10 @@ pub struct PortalRef {
     pub default: bool,
     /// none, pending, expired, active or disabled.
     pub state: PortalState,
+    /// The channels "Generate & Email" would send a pickup code by to this
+    /// contact on this portal (`domain::channel`): empty when it can reach them
+    /// by none (no address, a suppressed one, no phone for texts).
+    pub sends_by: Vec<super::channel::Channel>,
 }
 
 #[derive(Debug, Serialize, PartialEq, Eq)]
@@ -138,6 +142,11 @@ pub fn build(
                 name: p.name.clone(),
                 default: p.default,
                 state: super::invitation::contact_state(access.get(p.portal_id.as_str()), now),
+                sends_by: super::channel::reach(p.channels.of(super::EmailKind::PickupCode), contact.email.as_ref(), contact.email_problem, contact.phone.as_ref())
+                    .recipients
+                    .iter()
+                    .map(|r| r.channel())
+                    .collect(),
             })
             .collect(),
         message: if accounts.is_empty() { MESSAGE_NO_ACCOUNTS } else { MESSAGE_HAS_ACCOUNTS },

@@ -19,7 +19,8 @@ export type PortalState = "none" | "pending" | "expired" | "active" | "disabled"
 
 export interface PortletView {
   contact_id: string;
-  portals: { portal_id: string; name: string; default: boolean; state: PortalState }[];
+  /** `sends_by`: the channels "Generate & Email" would reach the contact by on the portal (empty: none). */
+  portals: { portal_id: string; name: string; default: boolean; state: PortalState; sends_by: ("email" | "sms")[] }[];
   accounts: { email: string; portal_id: string; activated_at: string }[];
   pending_codes: { portal_id: string; portal_name: string; code: string; created_at: string; expires_at: string; email_document_id: string | null }[];
   message: string;
@@ -235,9 +236,10 @@ export class PortalAccessPortlet extends LitElement {
       ${this.canWrite
         ? html`<span class="buttons">
             <button ?disabled=${this.busy} @click=${() => this.generate(p.portal_id, false)} aria-describedby="portal-${p.portal_id}">Generate</button>
-            ${this.view?.email_problem
-              ? nothing
-              : html`<button ?disabled=${this.busy} @click=${() => this.generate(p.portal_id, true)} aria-describedby="portal-${p.portal_id}">Generate &amp; Email</button>`}
+            ${p.sends_by.length
+              ? html`<button ?disabled=${this.busy} @click=${() => this.generate(p.portal_id, true)} aria-describedby="portal-${p.portal_id}"
+                  title=${p.sends_by.length > 1 ? "Emails and texts the code" : nothing}>${p.sends_by.includes("email") ? "Generate & Email" : "Generate & Text"}</button>`
+              : nothing}
             <button class=${s.action === "deactivate" ? "danger" : "secondary"} ?disabled=${this.busy}
               aria-describedby="portal-${p.portal_id}" @click=${(e: Event) => this.open(e, { portal_id: p.portal_id, ...s })}>${s.label}</button>
             ${deactivatable
