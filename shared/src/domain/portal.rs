@@ -156,6 +156,12 @@ impl Portal {
         Ok(self)
     }
 
+    /// Who gets a kind's messages to `contact` on this portal: one recipient
+    /// per channel it names that the contact can be reached by (`domain::channel`).
+    pub fn reach(&self, contact: &super::Contact, kind: super::EmailKind) -> super::channel::Reach {
+        super::channel::reach(self.channels.of(kind), contact.email.as_ref(), contact.email_problem, contact.phone.as_ref())
+    }
+
     /// Whether the scheduler has anything to do for this portal beyond expiry.
     pub fn automated(&self) -> bool {
         self.auto_generate || self.auto_email || self.reminder_days_before_expiry.is_some()

@@ -142,7 +142,8 @@ pub fn build(
                 name: p.name.clone(),
                 default: p.default,
                 state: super::invitation::contact_state(access.get(p.portal_id.as_str()), now),
-                sends_by: super::channel::reach(p.channels.of(super::EmailKind::PickupCode), contact.email.as_ref(), contact.email_problem, contact.phone.as_ref())
+                sends_by: p
+                    .reach(contact, super::EmailKind::PickupCode)
                     .recipients
                     .iter()
                     .map(|r| r.channel())

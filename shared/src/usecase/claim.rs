@@ -25,7 +25,6 @@ use crate::domain::guard::{claim_verdict, ClaimVerdict, FailureWindow};
 use crate::domain::identity::{self, FactHasher};
 use crate::domain::{invitation, CodeHash, ContactId, EmailAddress, Fact, FactHashes, InvitationState, LinkToken, Method, PickupCode, PortalId};
 use super::issue::{queue_email, sealed_email, sealed_messages, QueueEmailError};
-use crate::domain::channel;
 use crate::domain::confirmation::{self, Binding};
 use crate::domain::{time, EmailKind, MailJob, Portal};
 use crate::mail::templates::TemplateVars;
@@ -509,7 +508,8 @@ async fn notify_account_added(app: &App, owner: &CodeOwner, portal: &Portal, bou
     let result: anyhow::Result<()> = async {
         let Some(contact) = app.store.get_contact(&owner.tenant_id, &owner.contact_id).await? else { return Ok(()) };
         // The contact's address of record (if it is not the one bound) and phone, by the portal's channels.
-        let to: Vec<_> = channel::reach(portal.channels.of(EmailKind::AccountAdded), contact.email.as_ref(), contact.email_problem, contact.phone.as_ref())
+        let to: Vec<_> = portal
+            .reach(&contact, EmailKind::AccountAdded)
             .recipients
             .into_iter()
             .filter(|r| r.email() != Some(bound))

@@ -47,7 +47,7 @@
 
 use super::issue::{queue_email, Actor, QueueEmailError};
 use crate::app::App;
-use crate::domain::{channel, invitation, CodeHash, ContactId, DocumentId, EmailAddress, EmailKind, MailJob, Portal, PortalId, PortalState, TenantId};
+use crate::domain::{invitation, CodeHash, ContactId, DocumentId, EmailAddress, EmailKind, MailJob, Portal, PortalId, PortalState, TenantId};
 use crate::mail::templates::TemplateVars;
 use crate::retry::{retry, Attempt, Policy};
 use crate::store::{items::AuditItem, items::EmailItem, ContactPartition, Deactivation, EndAccess, TxError, TxItem};
@@ -210,7 +210,7 @@ async fn switch_once(
     let contact = &partition.contact;
     let tenant_name = app.tenant_name(tenant).await;
     // The notice goes by every channel the contact can be reached by; none: no notice (the switch still happens).
-    let to = channel::reach(portal.channels.of(EmailKind::Deactivation), contact.email.as_ref(), contact.email_problem, contact.phone.as_ref()).recipients;
+    let to = portal.reach(contact, EmailKind::Deactivation).recipients;
     let vars = TemplateVars {
         contact_name: contact.name.clone(),
         portal_name: portal.name.clone(),

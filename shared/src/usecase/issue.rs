@@ -8,7 +8,7 @@ use crate::domain::delivery::EmailProblem;
 use crate::domain::keyring::HashKey;
 use crate::app::App;
 use crate::domain::{
-    access_state::TransitionError, channel::{self, Unreachable}, identity, invitation, sealed::{self, Sealer}, time, Fact, PortalId, AccessEntry, CodeHash, Contact, ContactId, DocumentId, EmailKind,
+    access_state::TransitionError, channel::Unreachable, identity, invitation, sealed::{self, Sealer}, time, Fact, PortalId, AccessEntry, CodeHash, Contact, ContactId, DocumentId, EmailKind,
     LinkToken, MailJob, Method, PickupCode, Portal, PortalState, Recipient, TenantId,
 };
 use crate::mail::templates::TemplateVars;
@@ -264,7 +264,7 @@ async fn issue_once(
 /// channel it names that the contact can be reached by (`domain::channel`).
 /// None at all is refused, by the first channel's reason.
 pub fn recipients(contact: &Contact, portal: &Portal, kind: EmailKind) -> Result<Vec<Recipient>, IssueError> {
-    let reach = channel::reach(portal.channels.of(kind), contact.email.as_ref(), contact.email_problem, contact.phone.as_ref());
+    let reach = portal.reach(contact, kind);
     match (reach.recipients.is_empty(), reach.missing.first()) {
         (true, Some(Unreachable::NoEmail)) => Err(IssueError::NoEmailAddress),
         (true, Some(Unreachable::EmailSuppressed(problem))) => Err(IssueError::Suppressed(*problem)),
