@@ -269,14 +269,13 @@ impl App {
         }
     }
 
-    /// Cold start of an HTTP function: AWS config from the environment.
+    /// Cold start of an HTTP function: AWS config from the environment. The
+    /// hash key is read by the first request that needs it, not at init
+    /// (`secrets::HashKeys`).
     pub async fn from_env() -> anyhow::Result<Self> {
         let settings = Settings::from_env()?;
         let sdk = crate::aws::sdk_config().await?;
-        let app = Self::new(&sdk, &settings);
-        // Read the hash key while the runtime waits for the first request, not before.
-        app.keys.prefetch();
-        Ok(app)
+        Ok(Self::new(&sdk, &settings))
     }
 }
 

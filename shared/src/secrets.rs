@@ -126,8 +126,10 @@ pub const HASH_KEY_TTL: Duration = Duration::from_secs(300);
 
 /// The code hash key (`domain::keyring`), read from its secret
 /// (`CODE_HASH_KEY_SECRET`) on first use and kept for [`HASH_KEY_TTL`].
-/// [`HashKeys::prefetch`] starts the read at cold start without waiting for
-/// it, so it overlaps the runtime's first poll instead of lengthening init.
+/// Not at cold start: a read started in the background there made init about
+/// 1 ms (a third) longer on two cores for every function that hashes, and
+/// saved the first request less (README, "Performance"); a binary whose
+/// routes never hash (status, access) then links no Secrets Manager client.
 #[derive(Clone)]
 pub struct HashKeys {
     secrets: Secrets,
@@ -170,9 +172,9 @@ impl HashKeys {
     }
 
     /// The current and previous keys. Concurrent first uses wait for one read
-    /// (the cold start's prefetch, say) and share its outcome: a caller never
-    /// waits for two reads in a row, which would outlast the function's timeout
-    /// when Secrets Manager does not answer. When a refresh fails, the versions
+    /// and share its outcome: a caller never waits for two reads in a row,
+    /// which would outlast the function's timeout when Secrets Manager does not
+    /// answer. When a refresh fails, the versions
     /// read before are used a while longer.
     pub async fn get(&self) -> anyhow::Result<Arc<KeyRing>> {
         let waited_from = Instant::now();
@@ -216,19 +218,6 @@ impl HashKeys {
             Ok(HashKey::new(v.id.clone(), v.value.expose_secret().as_bytes()))
         };
         Ok(Arc::new(KeyRing { current: key(&versions.current)?, previous: versions.previous.as_ref().map(key).transpose()? }))
-    }
-
-    /// Starts reading the key in the background (cold start); errors are left
-    /// for the first real use to report.
-    pub fn prefetch(&self) {
-        if let Ok(handle) = tokio::runtime::Handle::try_current() {
-            let me = self.clone();
-            handle.spawn(async move {
-                if let Err(e) = me.get().await {
-                    tracing::warn!(error = %e, "could not read the code hash key ahead of the first request");
-                }
-            });
-        }
     }
 
     /// Reads the key again at next use (after a rotation, in tests).

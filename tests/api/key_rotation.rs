@@ -109,7 +109,7 @@ async fn rotating_the_hash_key_keeps_old_codes_and_facts_claimable_and_new_codes
 }
 
 #[tokio::test]
-async fn when_secrets_manager_does_not_answer_a_request_shares_the_cold_start_s_read_and_gets_a_timeout() {
+async fn when_secrets_manager_does_not_answer_concurrent_first_requests_share_one_read_and_get_a_timeout() {
     // A Secrets Manager that takes connections and never answers.
     let silent = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let endpoint = format!("http://{}", silent.local_addr().unwrap());
@@ -120,16 +120,62 @@ async fn when_secrets_manager_does_not_answer_a_request_shares_the_cold_start_s_
         }
     });
     let keys = HashKeys::new(Secrets::new(&portal_local::local::sdk_config(&endpoint).await), "portal-local/CodeHashKeySecret");
-    // The cold start's read, in the background; the first request comes just after.
-    keys.prefetch();
-    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    // Two first requests of a cold instance, a moment apart.
     let started = std::time::Instant::now();
-    let err = keys.get().await.expect_err("no key without Secrets Manager");
+    let second = async {
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        keys.get().await
+    };
+    let (first, second) = tokio::join!(keys.get(), second);
     let waited = started.elapsed();
     held.abort();
     // A dependency that did not answer (the API makes it a 503 with Retry-After), after one
     // read's operation timeout (5 s), not two in a row (which would outlast a 10 s function).
-    assert!(portal::aws::did_not_answer(&err), "{err:#}");
+    for err in [first.expect_err("no key without Secrets Manager"), second.expect_err("nor for the second")] {
+        assert!(portal::aws::did_not_answer(&err), "{err:#}");
+    }
     assert!(waited < std::time::Duration::from_secs(7), "waited {waited:?}");
-    println!("key read with Secrets Manager silent: the request's answer after {waited:?}");
+    println!("key read with Secrets Manager silent: both requests' answers after {waited:?}");
+}
+
+/// The key is read by the first request that needs it, not at cold start, so
+/// a binary whose routes never hash (status, access; the console's static
+/// files never touch the app) links no Secrets Manager client (README,
+/// "Binary sizes"): they answer with no Secrets Manager at all, and so does a
+/// report's only page; a report's next page (its cursor is signed with the
+/// key) cannot.
+#[tokio::test]
+async fn what_never_hashes_answers_without_secrets_manager() {
+    // Nothing listens there: every read of the key fails at once.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
+    let nowhere = portal_local::local::sdk_config(&format!("http://{closed}")).await;
+    let keyless = |mut app: App| {
+        app.keys = HashKeys::new(Secrets::new(&nowhere), "portal-local/CodeHashKeySecret");
+        app
+    };
+    let admin = app("admin").await;
+    let tenant = unique("t");
+    let contact = unique("chart");
+    let email = format!("{contact}@example.com");
+    let put_portal = staff("PUT", "/v1/portals/{portal_id}").param("portal_id", "main").json(&json!({"name": "Main", "default": true, "claim_url": "https://portal.example.com/claim"}));
+    assert_eq!(call(&admin, HttpFunction::Admin, &tenant, put_portal).await.0, 200);
+    let put_contact = staff("PUT", "/v1/contacts/{contact_id}").param("contact_id", &contact).json(&json!({"name": "Ann Lee", "email": email, "kind": "individual"}));
+    assert_eq!(call(&admin, HttpFunction::Admin, &tenant, put_contact).await.0, 200);
+
+    let status = keyless(app("status").await);
+    assert!(status.keys.get().await.is_err(), "the key cannot be read from here");
+    let (code, body) = call(&status, HttpFunction::Status, &tenant, staff("GET", "/v1/contacts/{contact_id}/portal").param("contact_id", &contact)).await;
+    assert_eq!(code, 200, "{body}");
+    let access = keyless(app("access").await);
+    let (code, body) = call(&access, HttpFunction::Access, &tenant, staff("GET", "/v1/accounts/{email}/access").param("email", &email)).await;
+    assert_eq!(code, 200, "{body}");
+    assert_eq!(body["access"], json!([]), "{body}");
+    let reports = keyless(app("reports").await);
+    let (code, body) = call(&reports, HttpFunction::Reports, &tenant, staff("GET", "/v1/reports/activations")).await;
+    assert_eq!(code, 200, "{body}");
+    assert_eq!(body["next_cursor"], Value::Null, "{body}");
+    let (code, body) = call(&reports, HttpFunction::Reports, &tenant, staff("GET", "/v1/reports/activations").query("cursor", "eyJ4IjoxfQ")).await;
+    assert_eq!(code, 503, "a cursor is opened with the key: {body}");
+    let (code, body) = call(&admin, HttpFunction::Reports, &tenant, staff("GET", "/v1/reports/activations").query("cursor", "eyJ4IjoxfQ")).await;
+    assert_eq!(code, 422, "with the key, a forged cursor is refused: {body}");
 }

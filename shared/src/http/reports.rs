@@ -148,14 +148,17 @@ async fn report(app: &App, req: &Request, which: Report) -> Result<Response<Body
         Report::UnusedCodes => Listing::UnusedCodesReport,
     };
     let tenant = caller.tenant_id.as_str();
-    let keys = app.keys.get().await?;
-    let start = query
-        .first("cursor")
-        .map(|raw| keys.open_cursor(tenant, listing, raw).map_err(|e| ApiError::validation("/cursor", e.to_string())))
-        .transpose()?;
+    // The hash key signs the cursors: read only when one is given or handed out.
+    let start = match query.first("cursor") {
+        Some(raw) => Some(app.keys.get().await?.open_cursor(tenant, listing, raw).map_err(|e| ApiError::validation("/cursor", e.to_string()))?),
+        None => None,
+    };
     if !wants_csv {
         let p = page(app, which, &params, limit, start).await?;
-        let next_cursor = p.next_cursor.map(|plain| keys.sign_cursor(tenant, listing, &plain));
+        let next_cursor = match p.next_cursor {
+            Some(plain) => Some(app.keys.get().await?.sign_cursor(tenant, listing, &plain)),
+            None => None,
+        };
         return Ok(respond(StatusCode::OK, &json!({"items": p.rows, "next_cursor": next_cursor})));
     }
     let (columns, name): (&[&str], &str) = match which {

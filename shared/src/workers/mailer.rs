@@ -59,9 +59,7 @@ impl Mailer {
         anyhow::ensure!(!settings.mail_from.is_empty(), "environment variable MAIL_FROM is not set");
         anyhow::ensure!(!settings.mail_queue_url.is_empty(), "environment variable MAIL_QUEUE_URL is not set");
         let sdk = crate::aws::sdk_config().await?;
-        let mailer = Self::new(&sdk, &settings);
-        mailer.sender.keys.prefetch();
-        Ok(mailer)
+        Ok(Self::new(&sdk, &settings))
     }
 
     /// One message: `true` when SQS should keep it (redeliver, eventually dead-letter).
