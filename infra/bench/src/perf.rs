@@ -5,9 +5,10 @@
 //! 1. The raw floor: bare SDK GetItem, Query and TransactWriteItems on the
 //!    same DynamoDB Local, and each handler's floor, the DynamoDB requests it
 //!    needs sent without the handler: generate, a Query + a 4-put
-//!    transaction; claim, the very requests the claim handler sends (its
-//!    lookup and throttle GetItems together, then its 5-update transaction)
-//!    on codes of their own; status, the bare SDK Query of the same contact
+//!    transaction; claim, the very requests the claim handler sends on a
+//!    code's claim, which emails a confirmation (its lookup and throttle
+//!    count together, then the confirmation's 4-item transaction, then the
+//!    mail job on SQS) on codes of their own; status, the bare SDK Query of the same contact
 //!    partitions the handler reads; at concurrency 1, 8 and 32.
 //! 2. generate, claim and status through their handlers at the same
 //!    concurrencies: p50/p99 latency, requests per second, ratio to the floor,
@@ -212,28 +213,43 @@ impl Handlers {
         Ok(())
     }
 
-    /// The claim handler's DynamoDB requests without the handler: the code's
-    /// lookup and the address's count together, then the claim
-    /// transaction, through the same store calls on a pending code of its own.
+    /// The claim handler's requests without the handler, on the path a
+    /// code's claim takes (an address not yet confirmed: 202): the code's
+    /// lookup and the address's count together, then the confirmation's
+    /// transaction (the lookup's outstanding list, the confirmation, its
+    /// email, the audit entry), then the mail job on SQS, through the same
+    /// store and queue calls on a pending code of its own.
     async fn claim_floor(&self, code: &str, i: usize) -> anyhow::Result<()> {
-        use portal::domain::{invitation, EmailAddress, PickupCode};
+        use portal::domain::{invitation, EmailAddress, EmailKind, MailJob, PickupCode};
+        use portal::store::{items::AuditItem, ConfirmationStart};
         let store = &self.claim.store;
-        let keys = self.claim.keys.get().await?;
-        let hash = keys.current.hasher.hash(&PickupCode::parse(code).map_err(|e| anyhow::anyhow!("{e}"))?);
-        let address = keys.current.hasher.hash(&PickupCode::generate());
+        let key = self.claim.keys.get().await?;
+        let key = &key.current;
+        let hash = key.hasher.hash(&PickupCode::parse(code).map_err(|e| anyhow::anyhow!("{e}"))?);
+        let address = key.hasher.hash(&PickupCode::generate());
         let email = EmailAddress::parse(&format!("floor{i}@example.com"))?;
         let now = chrono::Utc::now();
         let (owner, window) = tokio::join!(store.find_code(&hash), store.count_claim(&address, now));
-        let (owner, window) = (owner?.context("the floor's code has no lookup item")?, window?);
+        let (owner, _window) = (owner?.context("the floor's code has no lookup item")?, window?);
         let expires_at = chrono::DateTime::from_timestamp_millis(owner.expires_at_ms).context("the floor's code has no expiry")?;
-        let claim = invitation::claim(owner.state, expires_at, now)?;
-        // The claim's own audit record, as the handler writes it.
-        let audit = portal::store::items::AuditItem::contact(&owner.tenant_id, &owner.contact_id, Some(&owner.portal_id), "claimant", "claimed", now, Default::default());
-        store
-            .claim_code(&hash, &owner, claim, &portal::store::NewAccount { email: email.clone(), subject: None }, &audit, None, now)
-            .await
-            .map_err(|e| anyhow::anyhow!("the floor's claim failed: {e:?}"))?;
-        store.forgive_claim(&address, window).await
+        invitation::claim(owner.state, expires_at, now)?;
+        let token = key.hasher.hash(&PickupCode::generate());
+        let valid_until = now + chrono::Duration::hours(1);
+        let item = owner.confirmation(&token, &hash, email.clone(), now, valid_until);
+        let vars = portal::mail::templates::TemplateVars {
+            portal_name: "Perf".into(),
+            tenant_name: owner.tenant_id.to_string(),
+            link: format!("https://portal.example.com/claim/confirm#{}", token.as_str()).into(),
+            claim_url: "https://portal.example.com/claim".into(),
+            expires_at: portal::domain::time::format(&valid_until),
+            ..Default::default()
+        };
+        let message = portal::usecase::issue::sealed_email(&key.sealer, &owner.tenant_id, &owner.contact_id, &owner.portal_id, EmailKind::ClaimConfirmation, email, &vars, now);
+        let job = MailJob { tenant_id: owner.tenant_id.clone(), contact_id: owner.contact_id.clone(), document_id: message.document_id.clone() };
+        let audit = AuditItem::contact(&owner.tenant_id, &owner.contact_id, Some(&owner.portal_id), "claimant", "claim_confirmation_sent", now, Default::default());
+        let start = ConfirmationStart { item, outstanding: vec![token], voided: vec![], email: message, audit };
+        store.start_confirmation(&hash, &owner, &start).await.map_err(|e| anyhow::anyhow!("the floor's confirmation failed: {e:?}"))?;
+        self.claim.mail_queue.enqueue(&job).await
     }
 
     async fn status(&self, contact: &str) -> anyhow::Result<()> {
@@ -255,11 +271,17 @@ struct Row {
     requests_per_op: f64,
 }
 
+/// A new, empty queue named `name`, as the claim's mail queue.
+async fn fresh_mail_queue(sqs: &aws_sdk_sqs::Client, endpoints: &Endpoints, name: &str) -> anyhow::Result<portal::queue::MailQueue> {
+    let url = sqs.create_queue().queue_name(name).send().await?.queue_url.context("no queue URL")?;
+    Ok(portal::queue::MailQueue::new(&endpoints.moto, url))
+}
+
 /// Part 1 and 2: the floors and the handlers, at every concurrency.
 async fn latency(endpoints: &Endpoints, t: &Template, scale: usize) -> anyhow::Result<(Vec<(String, usize, Sample)>, Vec<Row>)> {
     let run = uuid::Uuid::new_v4().simple().to_string()[..8].to_owned();
     let tenant = format!("perf-{run}");
-    let h = Handlers {
+    let mut h = Handlers {
         generate: local::http_app(endpoints, t, "generate").await?,
         claim: local::http_app(endpoints, t, "claim").await?,
         status: local::http_app(endpoints, t, "status").await?,
@@ -267,6 +289,7 @@ async fn latency(endpoints: &Endpoints, t: &Template, scale: usize) -> anyhow::R
     };
     let floor = Floor { client: h.status.store.client().clone(), table: h.status.store.table_name().to_owned(), run: run.clone() };
     let floor = &floor;
+    let sqs = aws_sdk_sqs::Client::new(&endpoints.moto);
 
     // Seed (not measured): a default portal, a contact per generate, floor rows to read.
     let tenant_id = portal::domain::TenantId::parse(&tenant)?;
@@ -359,8 +382,12 @@ async fn latency(endpoints: &Endpoints, t: &Template, scale: usize) -> anyhow::R
             .into_iter()
             .collect::<anyhow::Result<Vec<_>>>()?;
         let floor_codes = &floor_codes;
+        // Each run sends to an empty mail queue of its own: moto's SendMessage slows as a
+        // queue grows, which would fall on whichever of the two runs second.
+        h.claim.mail_queue = fresh_mail_queue(&sqs, endpoints, &format!("perf-{run}-{c}-floor")).await?;
         let floor_claim = measure(n, c, |i| h.claim_floor(&floor_codes[i], base + i)).await?;
         let codes = codes.lock().unwrap().clone();
+        h.claim.mail_queue = fresh_mail_queue(&sqs, endpoints, &format!("perf-{run}-{c}-claim")).await?;
         let before = h.claim.store.requests_sent();
         let claim = measure(n, c, |i| h.claim(&codes[i], base + i)).await?;
         let claim_requests = (h.claim.store.requests_sent() - before) as f64 / n as f64;
@@ -548,6 +575,7 @@ fn event_for(binary: &str) -> anyhow::Result<Value> {
         "lifecycle" => "lifecycle-deactivate.json".to_owned(),
         "activator" => "activation-batch.json".to_owned(),
         "reports" => "reports-activations.json".to_owned(),
+        "deliveries" => "deliveries-delivery.json".to_owned(),
         other => format!("{other}.json"),
     };
     fixture_json(&name)
@@ -612,10 +640,10 @@ async fn cold_starts(endpoints: &Endpoints, t: &Template, bin_dir: &Path, runs: 
 }
 
 /// Whether reading the code hash key (Secrets Manager) is in any function's
-/// init: `status` (whose first answer needs no key) and `generate` (whose
-/// first answer hashes a code), each started with moto's Secrets Manager and
-/// with one that accepts connections and never answers. The key is read in
-/// the background from cold start, so init must be the same either way.
+/// init: `status` (which never hashes) and `generate` (whose first answer
+/// hashes a code), each started with moto's Secrets Manager and with one that
+/// accepts connections and never answers. The key is read by the first
+/// request that needs it, so init must be the same either way.
 async fn key_read_at_init(endpoints: &Endpoints, t: &Template, bin_dir: &Path, runs: usize) -> anyhow::Result<Vec<(String, &'static str, f64, f64, String)>> {
     // A Secrets Manager that takes the connection and never says a word.
     let silent = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
@@ -684,8 +712,8 @@ pub async fn run(endpoints: &Endpoints, t: &Template, opts: &Options) -> anyhow:
     }
     md.push_str(
         "\nHandlers in process against their floor, the DynamoDB requests each needs without the handler: generate = Query + \
-         a 4-put transaction; claim = its lookup and throttle GetItems together, then its 5-update transaction, on codes of \
-         the floor's own; status = the bare Query of the same contact partitions. Target: p50 ≤ 1.25× floor\n\n\
+         a 4-put transaction; claim (a code's, which emails a confirmation: 202) = its lookup and throttle count together, then the \
+         confirmation's 4-item transaction, then the mail job on SQS, on codes of the floor's own; status = the bare Query of the same contact partitions. Target: p50 ≤ 1.25× floor\n\n\
          | op | c | p50 ms | p99 ms | req/s | floor p50 | floor p99 | p50 ratio | DynamoDB req/op |\n|---|---:|---:|---:|---:|---:|---:|---:|---:|\n",
     );
     for r in &rows {
@@ -735,9 +763,9 @@ pub async fn run(endpoints: &Endpoints, t: &Template, opts: &Options) -> anyhow:
         ));
     }
     md.push_str(&format!(
-        "\nThe code hash key at cold start (median of {} starts each): read from Secrets Manager in the background from \
-         init on, so init is the same whether Secrets Manager answers or not; only a first answer that needs the key waits \
-         for it (and, when it never comes, is a 503 within the SDK's operation timeout).\n\n\
+        "\nThe code hash key at cold start (median of {} starts each): read from Secrets Manager by the first request that \
+         needs it, never at init, so init is the same whether Secrets Manager answers or not; status never reads it, and \
+         generate's first answer waits for it (when it never comes, a 503 within the SDK's operation timeout).\n\n\
          | binary | Secrets Manager | init ms | cold start ms | first answer |\n|---|---|---:|---:|---|\n",
         opts.cold_runs
     ));

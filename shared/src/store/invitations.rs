@@ -64,6 +64,26 @@ pub struct CodeOwner {
     pub confirm_seq: u32,
 }
 
+impl CodeOwner {
+    /// The confirmation of a claim of this code (`code_hash`) by `email`,
+    /// found by `token_hash` until `valid_until`; DynamoDB removes it a day later.
+    pub fn confirmation(&self, token_hash: &CodeHash, code_hash: &CodeHash, email: EmailAddress, now: DateTime<Utc>, valid_until: DateTime<Utc>) -> ConfirmationItem {
+        ConfirmationItem {
+            pk: keys::confirmation_pk(token_hash),
+            sk: keys::CONFIRMATION_SK.into(),
+            tenant_id: self.tenant_id.clone(),
+            contact_id: self.contact_id.clone(),
+            portal_id: self.portal_id.clone(),
+            code_hash: code_hash.clone(),
+            email,
+            method: self.method,
+            created_at: now,
+            expires_at_ms: valid_until.timestamp_millis(),
+            expires_ttl: valid_until.timestamp() + 24 * 3600,
+        }
+    }
+}
+
 /// A claim confirmation being sent, with what goes with it.
 #[derive(Debug)]
 pub struct ConfirmationStart {

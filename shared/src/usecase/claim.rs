@@ -30,7 +30,7 @@ use crate::domain::{time, EmailKind, MailJob, Portal};
 use crate::mail::templates::TemplateVars;
 use crate::store::items::{AuditItem, ConfirmationItem};
 use crate::domain::id_token::{self, IdTokenError, Vouched};
-use crate::store::{keys, CodeOwner, ConfirmationStart, NewAccount};
+use crate::store::{CodeOwner, ConfirmationStart, NewAccount};
 use std::collections::BTreeMap;
 use crate::retry::{retry, Attempt, Policy};
 use crate::store::TxError;
@@ -409,19 +409,7 @@ async fn send_confirmation(
     let token_hash = confirmation_hash(&keys.current, &token);
     let (outstanding, voided) = confirmation::outstanding_after(&owner.confirmations, token_hash.clone());
     let expires_at = now + confirmation::VALID_FOR;
-    let item = ConfirmationItem {
-        pk: keys::confirmation_pk(&token_hash),
-        sk: keys::CONFIRMATION_SK.into(),
-        tenant_id: owner.tenant_id.clone(),
-        contact_id: owner.contact_id.clone(),
-        portal_id: owner.portal_id.clone(),
-        code_hash: hash.clone(),
-        email: email.clone(),
-        method: owner.method,
-        created_at: now,
-        expires_at_ms: expires_at.timestamp_millis(),
-        expires_ttl: expires_at.timestamp() + 24 * 3600,
-    };
+    let item = owner.confirmation(&token_hash, hash, email.clone(), now, expires_at);
     // Nothing of the chart goes to an address nobody has confirmed yet.
     let vars = TemplateVars {
         contact_name: String::new(),
