@@ -112,6 +112,50 @@ async fn the_portlet_costs_one_dynamodb_request() {
 }
 
 #[tokio::test]
+async fn a_cold_portlet_reads_the_contact_and_the_portal_list_together_and_an_unknown_contact_is_404() {
+    let tenant = unique("cold");
+    seed(&app("admin").await, &tenant).await;
+    // A fresh instance: no portal list cached. Its two Queries go out at once (status.rs).
+    let status_app = app("status").await;
+    let first = portal::http::HttpFunction::Status.handle(&status_app, fixture("status.json").tenant(&tenant).request()).await;
+    assert_eq!(first.status(), 200, "{:?}", body(&first));
+    assert_eq!(status_app.store.requests_sent(), 2, "the contact's Query and the portal list");
+    assert_eq!(body(&first)["portals"][0]["portal_id"], "main", "{:?}", body(&first));
+    let unknown = fixture("status.json").tenant(&tenant).param("contact_id", "nobody");
+    let unknown = portal::http::HttpFunction::Status.handle(&status_app, unknown.request()).await;
+    assert_eq!(unknown.status(), 404);
+}
+
+#[tokio::test]
+async fn the_email_log_is_one_dynamodb_request_newest_first_without_the_partition_s_other_items() {
+    let tenant = unique("log");
+    let admin_app = app("admin").await;
+    seed(&admin_app, &tenant).await;
+    let list = || portal::http::HttpFunction::Admin.handle(&admin_app, fixture("admin-list-emails.json").tenant(&tenant).request());
+    // A contact with no email yet: an empty log, not a 404.
+    let before = admin_app.store.requests_sent();
+    let empty = list().await;
+    assert_eq!((empty.status().as_u16(), body(&empty)["items"].clone()), (200, json!([])));
+    assert_eq!(admin_app.store.requests_sent() - before, 1, "the contact and its log in one Query");
+    // Two codes emailed: the log holds both emails, newest first, and none of the
+    // codes, accounts or profile that share its partition.
+    let gen_app = app("generate").await;
+    let mut documents = Vec::new();
+    for _ in 0..2 {
+        let issued = portal::http::HttpFunction::Generate.handle(&gen_app, fixture("generate.json").tenant(&tenant).request()).await;
+        assert_eq!(issued.status(), 201);
+        documents.push(body(&issued)["email_document_id"].as_str().unwrap().to_owned());
+    }
+    let before = admin_app.store.requests_sent();
+    let log = body(&list().await);
+    assert_eq!(admin_app.store.requests_sent() - before, 1, "still one Query");
+    let ids: Vec<&str> = log["items"].as_array().unwrap().iter().map(|e| e["document_id"].as_str().unwrap()).collect();
+    assert_eq!(ids, [documents[1].as_str(), documents[0].as_str()], "{log}");
+    let unknown = fixture("admin-list-emails.json").tenant(&tenant).param("contact_id", "nobody");
+    assert_eq!(portal::http::HttpFunction::Admin.handle(&admin_app, unknown.request()).await.status(), 404);
+}
+
+#[tokio::test]
 async fn handlers_answer_401_without_authorizer_claims() {
     let resp = portal::http::HttpFunction::Status.handle(&app("status").await, fixture("status.json").public().request()).await;
     assert_eq!(resp.status(), 401);

@@ -283,11 +283,7 @@ async fn get_contact(app: &App, req: &Request) -> Result<Response<Body>, ApiErro
 async fn list_emails(app: &App, req: &Request) -> Result<Response<Body>, ApiError> {
     let caller = caller(req, Scope::Read)?;
     let contact_id = path_param(req, "contact_id", ContactId::parse)?;
-    let (contact, emails) = tokio::try_join!(
-        app.store.get_contact(&caller.tenant_id, &contact_id),
-        app.store.list_emails(&caller.tenant_id, &contact_id),
-    )?;
-    contact.ok_or(ApiError::NotFound("contact"))?;
+    let emails = app.store.contact_emails(&caller.tenant_id, &contact_id).await?.ok_or(ApiError::NotFound("contact"))?;
     let items: Vec<EmailLogEntry> = emails.into_iter().map(Into::into).collect();
     Ok(respond(StatusCode::OK, &serde_json::json!({ "contact_id": contact_id, "items": items })))
 }
