@@ -20,7 +20,34 @@
 use aws_config::{retry::RetryConfig, timeout::TimeoutConfig};
 use aws_smithy_http_client::tls::{self, rustls_provider::CryptoMode, TlsContext, TrustStore};
 use aws_smithy_runtime_api::client::result::ConnectorError;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
+
+/// An SDK client built at its first use, not at cold start: a client costs
+/// part of init to build, and many functions hold one they seldom or never
+/// use (the SQS queues of status and reports, the mailer's SNS client when no
+/// portal texts). Clones share the one client.
+#[derive(Clone, Debug)]
+pub struct Lazy<C> {
+    sdk: aws_config::SdkConfig,
+    client: Arc<OnceLock<C>>,
+}
+
+impl<C> Lazy<C> {
+    pub fn new(sdk: &aws_config::SdkConfig) -> Self {
+        Self { sdk: sdk.clone(), client: Arc::default() }
+    }
+
+    /// The client, built by `build` from the configuration the first time.
+    pub fn get_or(&self, build: impl FnOnce(&aws_config::SdkConfig) -> C) -> &C {
+        self.client.get_or_init(|| build(&self.sdk))
+    }
+
+    /// Whether the client has been built.
+    pub fn built(&self) -> bool {
+        self.client.get().is_some()
+    }
+}
 
 /// Longest wait for a TCP (and TLS) connection to an endpoint. AWS endpoints
 /// connect in milliseconds from inside the region; a second means the route

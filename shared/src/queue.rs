@@ -16,7 +16,7 @@ use aws_sdk_sqs::Client;
 use std::collections::HashMap;
 use serde::Serialize;
 use std::marker::PhantomData;
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 
 /// A message type with a queue of its own. Sealed: only the service's two
 /// messages have one.
@@ -55,8 +55,7 @@ pub const SQS_BATCH: usize = 10;
 /// cold start to build.
 #[derive(Debug)]
 pub struct Queue<M> {
-    sdk: aws_config::SdkConfig,
-    client: Arc<OnceLock<Client>>,
+    client: crate::aws::Lazy<Client>,
     url: String,
     requests: RequestCounter,
     /// The service's key, when this queue's messages carry a proof (its current version signs).
@@ -67,7 +66,6 @@ pub struct Queue<M> {
 impl<M> Clone for Queue<M> {
     fn clone(&self) -> Self {
         Self {
-            sdk: self.sdk.clone(),
             client: self.client.clone(),
             url: self.url.clone(),
             requests: self.requests.clone(),
@@ -79,7 +77,7 @@ impl<M> Clone for Queue<M> {
 
 impl<M: QueueMessage> Queue<M> {
     pub fn new(sdk: &aws_config::SdkConfig, url: impl Into<String>) -> Self {
-        Self { sdk: sdk.clone(), client: Arc::default(), url: url.into(), requests: RequestCounter::default(), signer: None, message: PhantomData }
+        Self { client: crate::aws::Lazy::new(sdk), url: url.into(), requests: RequestCounter::default(), signer: None, message: PhantomData }
     }
 
     /// Every message sent is signed with the current version of the service's
@@ -110,15 +108,12 @@ impl<M: QueueMessage> Queue<M> {
     }
 
     fn client(&self) -> &Client {
-        self.client.get_or_init(|| {
-            let config = aws_sdk_sqs::config::Builder::from(&self.sdk).interceptor(self.requests.clone()).build();
-            Client::from_conf(config)
-        })
+        self.client.get_or(|sdk| Client::from_conf(aws_sdk_sqs::config::Builder::from(sdk).interceptor(self.requests.clone()).build()))
     }
 
     /// Whether the SQS client has been built (it is, at the first send).
     pub fn client_built(&self) -> bool {
-        self.client.get().is_some()
+        self.client.built()
     }
 
     /// SQS requests sent so far (retries included).

@@ -9,7 +9,7 @@ use anyhow::Context as _;
 use aws_sdk_secretsmanager::Client;
 use secrecy::{ExposeSecret, SecretString};
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 /// How long a secret's values are cached.
@@ -38,8 +38,7 @@ impl Versions {
 
 #[derive(Clone)]
 pub struct Secrets {
-    sdk: aws_config::SdkConfig,
-    client: Arc<OnceLock<Client>>,
+    client: crate::aws::Lazy<Client>,
     cache: Arc<Mutex<HashMap<String, (Instant, Arc<Versions>)>>>,
 }
 
@@ -51,11 +50,11 @@ impl std::fmt::Debug for Secrets {
 
 impl Secrets {
     pub fn new(sdk: &aws_config::SdkConfig) -> Self {
-        Self { sdk: sdk.clone(), client: Arc::default(), cache: Arc::default() }
+        Self { client: crate::aws::Lazy::new(sdk), cache: Arc::default() }
     }
 
     fn client(&self) -> &Client {
-        self.client.get_or_init(|| Client::new(&self.sdk))
+        self.client.get_or(Client::new)
     }
 
     /// Creates the secret `name`, or gives an existing one a new current value.

@@ -79,13 +79,14 @@ pub fn queue_url_from_arn(arn: &str) -> Option<String> {
 /// Holds messages back on their queue: the SQS client of the mailer's account and the backoff.
 #[derive(Clone, Debug)]
 pub struct Redelivery {
-    sqs: aws_sdk_sqs::Client,
+    /// Built at the first message held back.
+    sqs: crate::aws::Lazy<aws_sdk_sqs::Client>,
     pub backoff: Backoff,
 }
 
 impl Redelivery {
     pub fn new(sdk: &aws_config::SdkConfig) -> Self {
-        Self { sqs: aws_sdk_sqs::Client::new(sdk), backoff: Backoff::default() }
+        Self { sqs: crate::aws::Lazy::new(sdk), backoff: Backoff::default() }
     }
 
     /// Sets the message's visibility timeout from now; logs (and otherwise
@@ -99,7 +100,7 @@ impl Redelivery {
             tracing::warn!(%arn, "not an SQS queue ARN; the message returns after the queue's visibility timeout");
             return false;
         };
-        match self.sqs.change_message_visibility().queue_url(url).receipt_handle(receipt).visibility_timeout(seconds).send().await {
+        match self.sqs.get_or(aws_sdk_sqs::Client::new).change_message_visibility().queue_url(url).receipt_handle(receipt).visibility_timeout(seconds).send().await {
             Ok(_) => true,
             Err(e) => {
                 tracing::warn!(error = ?aws_sdk_sqs::error::DisplayErrorContext(&e), "could not change the message's visibility; it returns after the queue's visibility timeout");

@@ -13,7 +13,8 @@ use aws_sdk_sns::{types::MessageAttributeValue, Client};
 
 #[derive(Clone, Debug)]
 pub struct Sms {
-    client: Client,
+    /// Built at the first text: most mail jobs are emails.
+    client: crate::aws::Lazy<Client>,
 }
 
 /// Whether an SNS error is worth a retry: throttling, 5xx, timeouts are.
@@ -36,13 +37,17 @@ fn classify<E: std::error::Error + aws_sdk_sns::error::ProvideErrorMetadata + Se
 
 impl Sms {
     pub fn new(sdk: &aws_config::SdkConfig) -> Self {
-        Self { client: Client::new(sdk) }
+        Self { client: crate::aws::Lazy::new(sdk) }
+    }
+
+    fn client(&self) -> &Client {
+        self.client.get_or(Client::new)
     }
 
     /// Whether the number is on the account's SMS opt-out list.
     #[tracing::instrument(skip_all)]
     pub async fn opted_out(&self, to: &PhoneNumber) -> Result<bool, SendError> {
-        let out = self.client.check_if_phone_number_is_opted_out().phone_number(to.as_str()).send().await.map_err(classify)?;
+        let out = self.client().check_if_phone_number_is_opted_out().phone_number(to.as_str()).send().await.map_err(classify)?;
         Ok(out.is_opted_out)
     }
 
@@ -55,7 +60,7 @@ impl Sms {
             .build()
             .map_err(|e| SendError::Permanent(e.to_string()))?;
         let out = self
-            .client
+            .client()
             .publish()
             .phone_number(to.as_str())
             .message(text)
