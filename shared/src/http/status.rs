@@ -1,6 +1,6 @@
 //! `GET /v1/contacts/{contact_id}/portal`: the Portal portlet (seed 000).
 //! One DynamoDB Query of the contact's partition plus the cached portal list
-//! (read beside it when this instance has none).
+//! (read after it, on the same connection, when this instance has none).
 
 use super::problem::ApiError;
 use super::request::{caller, finish, path_param, respond};
@@ -22,12 +22,11 @@ impl Function for Status {
 async fn run(app: &App, req: &Request) -> Result<Response<Body>, ApiError> {
     let caller = caller(req, Scope::Read)?;
     let contact_id = path_param(req, "contact_id", ContactId::parse)?;
-    // At once: on a cold instance the portal list (cached 30 s) is read beside
-    // the contact's Query rather than after it, so the first answer waits for
-    // one round trip, not two; a warm instance reads the contact alone.
-    let (partition, portals) = tokio::join!(app.store.contact_partition(&caller.tenant_id, &contact_id), app.portals.get(&app.store, &caller.tenant_id));
-    let partition = partition?.ok_or(ApiError::NotFound("contact"))?;
-    let portals = portals?;
+    // One after the other, not at once: on a cold instance the portal list
+    // (cached 30 s) then reuses the connection the contact's Query opened
+    // instead of opening a second one, and an unknown contact reads nothing more.
+    let partition = app.store.contact_partition(&caller.tenant_id, &contact_id).await?.ok_or(ApiError::NotFound("contact"))?;
+    let portals = app.portals.get(&app.store, &caller.tenant_id).await?;
     let view = portlet::build(&partition.contact, &portals, &partition.access, partition.accounts, partition.codes, (app.clock)());
     Ok(respond(StatusCode::OK, &view))
 }
