@@ -158,6 +158,23 @@ async fn the_email_log_is_one_dynamodb_request_newest_first_without_the_partitio
 }
 
 #[tokio::test]
+async fn a_code_costs_two_dynamodb_requests_one_query_and_one_transaction() {
+    let tenant = unique("gencost");
+    seed(&app("admin").await, &tenant).await;
+    let gen_app = app("generate").await;
+    // The first also fills the portal list and profile caches.
+    let first = portal::http::HttpFunction::Generate.handle(&gen_app, fixture("generate.json").json(&json!({})).tenant(&tenant).request()).await;
+    assert_eq!(first.status(), 201);
+    let before = gen_app.store.requests_sent();
+    let second = portal::http::HttpFunction::Generate.handle(&gen_app, fixture("generate.json").json(&json!({})).tenant(&tenant).request()).await;
+    assert_eq!(second.status(), 201, "{:?}", body(&second));
+    assert_eq!(gen_app.store.requests_sent() - before, 2, "the contact's partition (profile, states, codes) in one Query, then the transaction");
+    // The second code revoked the first: read in that same Query.
+    let view = body(&portal::http::HttpFunction::Status.handle(&app("status").await, fixture("status.json").tenant(&tenant).request()).await);
+    assert_eq!(view["pending_codes"].as_array().unwrap().len(), 1, "{view}");
+}
+
+#[tokio::test]
 async fn handlers_answer_401_without_authorizer_claims() {
     let resp = portal::http::HttpFunction::Status.handle(&app("status").await, fixture("status.json").public().request()).await;
     assert_eq!(resp.status(), 401);

@@ -231,12 +231,9 @@ async fn issue_once(
 ) -> Result<Issued, Result<TxError, IssueError>> {
     let tenant = actor.tenant;
     let fail = |e: IssueError| Err(e);
-    let (contact, access) = app
-        .store
-        .get_contact_with_access(tenant, contact_id)
-        .await
-        .map_err(|e| fail(e.into()))?
-        .ok_or(Err(IssueError::ContactNotFound))?;
+    // The contact, its portal states and its codes: one Query of its partition.
+    let partition = app.store.contact_partition(tenant, contact_id).await.map_err(|e| fail(e.into()))?.ok_or(Err(IssueError::ContactNotFound))?;
+    let (contact, access) = (partition.contact, partition.access);
     let now = (app.clock)();
     let previous = invitation::contact_state(access.get(portal.portal_id.as_str()), now);
     let step = decide(previous).map_err(|e| fail(e.into()))?;
@@ -248,7 +245,12 @@ async fn issue_once(
             Err(super::deactivate::FinishError::Unexpected(e)) => return Err(Err(e.into())),
         }
     }
-    let revoke = app.store.pending_code_hashes(tenant, contact_id, &portal.portal_id).await.map_err(|e| fail(e.into()))?;
+    let revoke = if previous == PortalState::Disabled {
+        // Finishing the deactivation changed the partition: read its codes again.
+        app.store.pending_code_hashes(tenant, contact_id, &portal.portal_id).await.map_err(|e| fail(e.into()))?
+    } else {
+        partition.codes.into_iter().filter(|c| c.portal_id == portal.portal_id && c.state == crate::domain::InvitationState::Pending).map(|c| c.hash).collect()
+    };
     let keys = app.keys.get().await.map_err(|e| fail(e.into()))?;
     let tenant_name = app.tenant_name(tenant).await;
     let target = Target { actor: actor.name, tenant, contact: &contact, portal, method, previous, now, key: &keys.current, tenant_name: &tenant_name };
