@@ -2,7 +2,7 @@
 //! stored email documents, and a contact's audit trail.
 
 use super::problem::ApiError;
-use super::request::{caller, path_param, resolve_portal, respond};
+use super::request::{caller, open_cursor, path_param, resolve_portal, respond, sign_cursor};
 use crate::app::App;
 use crate::domain::page_cursor::Listing;
 use crate::domain::{time, ContactId, PortalId, PortalState, Scope};
@@ -45,11 +45,7 @@ pub async fn list_contacts(app: &App, req: &Request) -> Result<Response<Body>, A
         .transpose()?;
     let portal = resolve_portal(app, &caller, portal_id.as_ref()).await?;
     let tenant = caller.tenant_id.as_str();
-    // The hash key signs the cursors: read only when one is given or handed out.
-    let cursor = match query.first("cursor") {
-        Some(raw) => Some(app.keys.get().await?.open_cursor(tenant, Listing::Contacts, raw).map_err(|e| ApiError::validation("/cursor", e.to_string()))?),
-        None => None,
-    };
+    let cursor = open_cursor(app, tenant, Listing::Contacts, query.first("cursor")).await?;
     let page = app
         .store
         .list_contacts(&caller.tenant_id, &portal.portal_id, filter, search.as_ref(), email_problem_only, limit, cursor, (app.clock)())
@@ -63,10 +59,7 @@ pub async fn list_contacts(app: &App, req: &Request) -> Result<Response<Body>, A
         .into_iter()
         .map(|(c, state)| json!({"contact_id": c.contact_id, "name": c.name, "email": c.email, "portal_status": state, "email_problem": c.email_problem}))
         .collect();
-    let next_cursor = match page.next_cursor {
-        Some(plain) => Some(app.keys.get().await?.sign_cursor(tenant, Listing::Contacts, &plain)),
-        None => None,
-    };
+    let next_cursor = sign_cursor(app, tenant, Listing::Contacts, page.next_cursor).await?;
     Ok(respond(StatusCode::OK, &json!({"portal_id": portal.portal_id, "items": items, "next_cursor": next_cursor})))
 }
 

@@ -13,7 +13,7 @@
 //! header row, RFC 4180 quoting, and formula-like cells neutralised.
 
 use super::problem::ApiError;
-use super::request::{caller, finish, respond};
+use super::request::{caller, finish, open_cursor, respond, sign_cursor};
 use super::routes::{Function, Route};
 use crate::app::App;
 use crate::domain::page_cursor::Listing;
@@ -148,17 +148,10 @@ async fn report(app: &App, req: &Request, which: Report) -> Result<Response<Body
         Report::UnusedCodes => Listing::UnusedCodesReport,
     };
     let tenant = caller.tenant_id.as_str();
-    // The hash key signs the cursors: read only when one is given or handed out.
-    let start = match query.first("cursor") {
-        Some(raw) => Some(app.keys.get().await?.open_cursor(tenant, listing, raw).map_err(|e| ApiError::validation("/cursor", e.to_string()))?),
-        None => None,
-    };
+    let start = open_cursor(app, tenant, listing, query.first("cursor")).await?;
     if !wants_csv {
         let p = page(app, which, &params, limit, start).await?;
-        let next_cursor = match p.next_cursor {
-            Some(plain) => Some(app.keys.get().await?.sign_cursor(tenant, listing, &plain)),
-            None => None,
-        };
+        let next_cursor = sign_cursor(app, tenant, listing, p.next_cursor).await?;
         return Ok(respond(StatusCode::OK, &json!({"items": p.rows, "next_cursor": next_cursor})));
     }
     let (columns, name): (&[&str], &str) = match which {

@@ -130,6 +130,30 @@ pub async fn resolve_portal(
     Ok(crate::usecase::portal::resolve(app, &caller.tenant_id, portal_id).await?)
 }
 
+/// The request's page cursor, opened with the code hash key (a cursor not
+/// signed for this tenant and listing is a 422 at `/cursor`). The key is read
+/// only when a cursor is given: a first page needs none.
+pub async fn open_cursor<'a>(
+    app: &crate::app::App,
+    tenant: &str,
+    listing: crate::domain::page_cursor::Listing,
+    raw: Option<&'a str>,
+) -> Result<Option<&'a str>, ApiError> {
+    let Some(raw) = raw else { return Ok(None) };
+    Ok(Some(app.keys.get().await?.open_cursor(tenant, listing, raw).map_err(|e| ApiError::validation("/cursor", e.to_string()))?))
+}
+
+/// The next page's cursor, signed; the key is read only when there is a next page.
+pub async fn sign_cursor(
+    app: &crate::app::App,
+    tenant: &str,
+    listing: crate::domain::page_cursor::Listing,
+    plain: Option<String>,
+) -> Result<Option<String>, ApiError> {
+    let Some(plain) = plain else { return Ok(None) };
+    Ok(Some(app.keys.get().await?.sign_cursor(tenant, listing, &plain)))
+}
+
 /// The staff member as the use cases' actor.
 pub fn actor(caller: &Caller) -> crate::usecase::issue::Actor<'_> {
     crate::usecase::issue::Actor { tenant: &caller.tenant_id, name: &caller.sub }

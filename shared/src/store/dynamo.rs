@@ -146,23 +146,20 @@ impl Store {
 
     /// All items of a partition (those whose sort key starts with `prefix`, if given), following pages.
     pub(super) async fn query_partition(&self, pk: String, prefix: Option<&str>, newest_first: bool) -> anyhow::Result<Vec<Item>> {
+        let q = self.client.query().table_name(&self.table).expression_attribute_values(":pk", s(pk));
+        let q = match prefix {
+            Some(prefix) => q.key_condition_expression("pk = :pk AND begins_with(sk, :prefix)").expression_attribute_values(":prefix", s(prefix)),
+            None => q.key_condition_expression("pk = :pk"),
+        };
+        self.query_pages(q.consistent_read(true).scan_index_forward(!newest_first)).await.context("Failed to query a partition")
+    }
+
+    /// Every item a Query finds, following its pages.
+    pub(super) async fn query_pages(&self, q: aws_sdk_dynamodb::operation::query::builders::QueryFluentBuilder) -> anyhow::Result<Vec<Item>> {
         let mut items = Vec::new();
         let mut start = None;
         loop {
-            let mut q = self.client.query().table_name(&self.table).expression_attribute_values(":pk", s(pk.clone()));
-            q = match prefix {
-                Some(prefix) => q
-                    .key_condition_expression("pk = :pk AND begins_with(sk, :prefix)")
-                    .expression_attribute_values(":prefix", s(prefix)),
-                None => q.key_condition_expression("pk = :pk"),
-            };
-            let out = q
-                .consistent_read(true)
-                .scan_index_forward(!newest_first)
-                .set_exclusive_start_key(start)
-                .send()
-                .await
-                .context("Failed to query a partition")?;
+            let out = q.clone().set_exclusive_start_key(start).send().await?;
             items.extend(out.items.unwrap_or_default());
             match out.last_evaluated_key {
                 Some(k) if !k.is_empty() => start = Some(k),

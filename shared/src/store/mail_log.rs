@@ -22,37 +22,29 @@ impl Store {
     pub async fn contact_emails(&self, tenant: &TenantId, contact: &ContactId) -> anyhow::Result<Option<Vec<EmailItem>>> {
         // `$` sorts right after `#`: the range ends past every `EMAIL#…` key.
         let last = format!("{}$", keys::EMAIL_PREFIX.trim_end_matches('#'));
-        let (mut emails, mut found, mut start) = (Vec::new(), false, None);
-        loop {
-            let out = self
-                .client()
-                .query()
-                .table_name(self.table_name())
-                .key_condition_expression("pk = :pk AND sk BETWEEN :profile AND :last")
-                // A filter may not name a key: the profile is the item with a `name`,
-                // an email the one with a `document_id`; codes and accounts have neither.
-                .filter_expression("attribute_exists(#name) OR attribute_exists(document_id)")
-                .expression_attribute_names("#name", "name")
-                .expression_attribute_values(":pk", s(keys::contact_pk(tenant, contact)))
-                .expression_attribute_values(":profile", s(keys::CONTACT_SK))
-                .expression_attribute_values(":last", s(last.clone()))
-                .consistent_read(true)
-                .scan_index_forward(false)
-                .set_exclusive_start_key(start)
-                .send()
-                .await
-                .context("Failed to query a contact's email log")?;
-            for item in out.items.unwrap_or_default() {
-                match item.get("sk") {
-                    Some(AttributeValue::S(sk)) if sk == keys::CONTACT_SK => found = true,
-                    _ => emails.push(from_item(item)?),
-                }
-            }
-            match out.last_evaluated_key {
-                Some(k) if !k.is_empty() => start = Some(k),
-                _ => return Ok(found.then_some(emails)),
+        let q = self
+            .client()
+            .query()
+            .table_name(self.table_name())
+            .key_condition_expression("pk = :pk AND sk BETWEEN :profile AND :last")
+            // A filter may not name a key: the profile is the item with a `name`,
+            // an email the one with a `document_id`; codes and accounts have neither.
+            .filter_expression("attribute_exists(#name) OR attribute_exists(document_id)")
+            .expression_attribute_names("#name", "name")
+            .expression_attribute_values(":pk", s(keys::contact_pk(tenant, contact)))
+            .expression_attribute_values(":profile", s(keys::CONTACT_SK))
+            .expression_attribute_values(":last", s(last))
+            .consistent_read(true)
+            .scan_index_forward(false);
+        let items = self.query_pages(q).await.context("Failed to query a contact's email log")?;
+        let (mut emails, mut found) = (Vec::new(), false);
+        for item in items {
+            match item.get("sk") {
+                Some(AttributeValue::S(sk)) if sk == keys::CONTACT_SK => found = true,
+                _ => emails.push(from_item(item)?),
             }
         }
+        Ok(found.then_some(emails))
     }
 
     #[tracing::instrument(skip_all, fields(tenant = %tenant))]
