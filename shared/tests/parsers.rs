@@ -34,7 +34,7 @@ use portal::domain::{
     CodeHasher, ContactId, EmailAddress, GroupId, JobId, LinkToken, Method, PickupCode, Portal, PortalId, Scope, TenantId,
 };
 use portal::http::activations::{ActivationsRequest, GroupActivateRequest, GroupRequest};
-use portal::http::admin::{ContactRequest, PortalRequest};
+use portal::http::{admin::PortalRequest, contacts::ContactRequest};
 use portal::http::claim::ClaimRequest;
 use portal::http::generate::GenerateRequest;
 use portal::http::lifecycle::LifecycleRequest;
@@ -71,7 +71,7 @@ fn config(cases: u32) -> ProptestConfig {
 const CLAIM_EVENT: &str = include_str!("../../events/claim.json");
 const GENERATE_EVENT: &str = include_str!("../../events/generate.json");
 const PUT_PORTAL_EVENT: &str = include_str!("../../events/admin-put-portal.json");
-const PUT_CONTACT_EVENT: &str = include_str!("../../events/admin-put-contact.json");
+const PUT_CONTACT_EVENT: &str = include_str!("../../events/contacts-put.json");
 /// A staff request (it carries the authorizer's claims); re-routed per body type.
 const STAFF_EVENT: &str = include_str!("../../events/status.json");
 

@@ -62,7 +62,7 @@ impl World {
         let mut w = Self { proxy, lifecycle, admin, direct, table, sqs, mail_url, tenant, contact, emails: Vec::new(), codes: Vec::new() };
         ok("portal", &w.call(HttpFunction::Admin, put_portal_event("main", json!({}))).await, 200);
         let email = format!("{}@example.com", w.contact);
-        ok("contact", &w.call(HttpFunction::Admin, put_contact_event(&w.contact, Some(&email))).await, 200);
+        ok("contact", &w.call(HttpFunction::Contacts, put_contact_event(&w.contact, Some(&email))).await, 200);
         w.seed(accounts, codes).await;
         w
     }

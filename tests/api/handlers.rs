@@ -15,10 +15,10 @@ async fn seed(admin_app: &App, tenant: &str) -> String {
     let email = format!("{}@example.com", unique("events"));
     let put_portal = portal::http::HttpFunction::Admin.handle(admin_app, fixture("admin-put-portal.json").tenant(tenant).request()).await;
     assert_eq!(put_portal.status(), 200, "{:?}", body(&put_portal));
-    let contact = fixture("admin-put-contact.json");
+    let contact = fixture("contacts-put.json");
     let mut contact_body = contact.body_json().unwrap();
     contact_body["email"] = json!(email);
-    let put_contact = portal::http::HttpFunction::Admin.handle(admin_app, contact.json(&contact_body).tenant(tenant).request()).await;
+    let put_contact = portal::http::HttpFunction::Contacts.handle(admin_app, contact.json(&contact_body).tenant(tenant).request()).await;
     assert_eq!(put_contact.status(), 200, "{:?}", body(&put_contact));
     email
 }
@@ -47,7 +47,7 @@ async fn events_drive_generate_mailer_claim_and_status_and_a_redelivered_job_sen
     assert_eq!(sent.len(), 1, "the redelivered job sent no second email");
     assert!(sent[0].1.contains(issued["code"].as_str().unwrap()));
 
-    let emails = portal::http::HttpFunction::Admin.handle(&admin_app, fixture("admin-list-emails.json").tenant(&tenant).request()).await;
+    let emails = portal::http::HttpFunction::Contacts.handle(&admin_app, fixture("contacts-list-emails.json").tenant(&tenant).request()).await;
     assert_eq!(body(&emails)["items"][0]["status"], "sent");
 
     let claim_body = json!({"code": issued["code"], "email": email, "portal_id": "main"});
@@ -133,7 +133,7 @@ async fn the_email_log_is_one_dynamodb_request_newest_first_without_the_partitio
     let tenant = unique("log");
     let admin_app = app("admin").await;
     seed(&admin_app, &tenant).await;
-    let list = || portal::http::HttpFunction::Admin.handle(&admin_app, fixture("admin-list-emails.json").tenant(&tenant).request());
+    let list = || portal::http::HttpFunction::Contacts.handle(&admin_app, fixture("contacts-list-emails.json").tenant(&tenant).request());
     // A contact with no email yet: an empty log, not a 404.
     let before = admin_app.store.requests_sent();
     let empty = list().await;
@@ -153,8 +153,8 @@ async fn the_email_log_is_one_dynamodb_request_newest_first_without_the_partitio
     assert_eq!(admin_app.store.requests_sent() - before, 1, "still one Query");
     let ids: Vec<&str> = log["items"].as_array().unwrap().iter().map(|e| e["document_id"].as_str().unwrap()).collect();
     assert_eq!(ids, [documents[1].as_str(), documents[0].as_str()], "{log}");
-    let unknown = fixture("admin-list-emails.json").tenant(&tenant).param("contact_id", "nobody");
-    assert_eq!(portal::http::HttpFunction::Admin.handle(&admin_app, unknown.request()).await.status(), 404);
+    let unknown = fixture("contacts-list-emails.json").tenant(&tenant).param("contact_id", "nobody");
+    assert_eq!(portal::http::HttpFunction::Contacts.handle(&admin_app, unknown.request()).await.status(), 404);
 }
 
 #[tokio::test]

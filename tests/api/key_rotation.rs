@@ -63,7 +63,7 @@ async fn rotating_the_hash_key_keeps_old_codes_and_facts_claimable_and_new_codes
         let put = staff("PUT", "/v1/contacts/{contact_id}")
             .param("contact_id", &id)
             .json(&json!({"name": "Ann Lee", "email": format!("{id}@example.com"), "kind": "individual", "postal_code": "SW1A 1AA"}));
-        let (status, body) = call(&admin, HttpFunction::Admin, &tenant, put).await;
+        let (status, body) = call(&admin, HttpFunction::Contacts, &tenant, put).await;
         assert_eq!(status, 200, "{body}");
         contacts.push(id);
     }
@@ -100,7 +100,7 @@ async fn rotating_the_hash_key_keeps_old_codes_and_facts_claimable_and_new_codes
     let put = staff("PUT", "/v1/contacts/{contact_id}")
         .param("contact_id", &contacts[1])
         .json(&json!({"name": "Ann Lee", "email": format!("{}@example.com", contacts[1]), "kind": "individual", "postal_code": "SW1A 1AA"}));
-    assert_eq!(call(&admin, HttpFunction::Admin, &tenant, put).await.0, 200);
+    assert_eq!(call(&admin, HttpFunction::Contacts, &tenant, put).await.0, 200);
     let contact = store.get_contact(&TenantId::parse(&tenant).unwrap(), &portal::domain::ContactId::parse(&contacts[1]).unwrap()).await.unwrap().unwrap();
     let third = admin.keys.get().await.unwrap();
     assert_eq!(contact.fact_key_versions.get(&portal::domain::Fact::PostalCode), Some(&third.current.version));
@@ -160,7 +160,7 @@ async fn what_never_hashes_answers_without_secrets_manager() {
     let put_portal = staff("PUT", "/v1/portals/{portal_id}").param("portal_id", "main").json(&json!({"name": "Main", "default": true, "claim_url": "https://portal.example.com/claim"}));
     assert_eq!(call(&admin, HttpFunction::Admin, &tenant, put_portal).await.0, 200);
     let put_contact = staff("PUT", "/v1/contacts/{contact_id}").param("contact_id", &contact).json(&json!({"name": "Ann Lee", "email": email, "kind": "individual"}));
-    assert_eq!(call(&admin, HttpFunction::Admin, &tenant, put_contact).await.0, 200);
+    assert_eq!(call(&admin, HttpFunction::Contacts, &tenant, put_contact).await.0, 200);
 
     let status = keyless(app("status").await);
     assert!(status.keys.get().await.is_err(), "the key cannot be read from here");

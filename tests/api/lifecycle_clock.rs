@@ -36,7 +36,7 @@ async fn claim_token(app: &App, token: &str, email: &str) -> u16 {
 
 async fn listed(app: &App, tenant: &str, state: &str) -> Vec<String> {
     let e = staff("GET", "/v1/contacts").query("portal_status", state);
-    let (code, page) = call(app, portal::http::HttpFunction::Admin, tenant, e).await;
+    let (code, page) = call(app, portal::http::HttpFunction::Contacts, tenant, e).await;
     assert_eq!(code, 200, "{page}");
     let mut ids: Vec<String> = page["items"].as_array().unwrap().iter().map(|c| c["contact_id"].as_str().unwrap().to_owned()).collect();
     ids.sort();
@@ -45,7 +45,7 @@ async fn listed(app: &App, tenant: &str, state: &str) -> Vec<String> {
 
 async fn put_contact(admin_app: &App, tenant: &str, id: &str, email: &str) {
     let e = staff("PUT", "/v1/contacts/{contact_id}").param("contact_id", id).json(&json!({"name": id, "email": email, "kind": "individual"}));
-    assert_eq!(portal::http::HttpFunction::Admin.handle(admin_app, e.tenant(tenant).request()).await.status(), 200);
+    assert_eq!(portal::http::HttpFunction::Contacts.handle(admin_app, e.tenant(tenant).request()).await.status(), 200);
 }
 
 #[tokio::test]

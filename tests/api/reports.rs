@@ -56,7 +56,7 @@ async fn seed() -> Seeded {
     for (id, name, email, portal) in people {
         let body = json!({"name": name, "email": email, "kind": "individual", "portal_ids": ["side"]});
         let e = staff("PUT", "/v1/contacts/{contact_id}").param("contact_id", id).json(&body);
-        assert_eq!(call(&admin_app, HttpFunction::Admin, &tenant, e).await.0, 200);
+        assert_eq!(call(&admin_app, HttpFunction::Contacts, &tenant, e).await.0, 200);
         let _ = portal;
     }
     for (i, (id, _, email, portal)) in people.iter().enumerate() {

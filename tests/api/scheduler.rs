@@ -46,7 +46,7 @@ impl World {
     async fn contact(&self, id: &str, email: Option<&str>) {
         let body = json!({"name": format!("Contact {id}"), "email": email, "kind": "individual"});
         let e = staff("PUT", "/v1/contacts/{contact_id}").param("contact_id", id).json(&body);
-        assert_eq!(call(&self.admin, HttpFunction::Admin, &self.tenant, e).await.0, 200);
+        assert_eq!(call(&self.admin, HttpFunction::Contacts, &self.tenant, e).await.0, 200);
     }
 
     async fn run(&self) -> RunSummary {
@@ -61,12 +61,12 @@ impl World {
 
     async fn emails(&self, id: &str) -> Vec<Value> {
         let e = staff("GET", "/v1/contacts/{contact_id}/emails").param("contact_id", id);
-        call(&self.admin, HttpFunction::Admin, &self.tenant, e).await.1["items"].as_array().unwrap().clone()
+        call(&self.admin, HttpFunction::Contacts, &self.tenant, e).await.1["items"].as_array().unwrap().clone()
     }
 
     async fn listed(&self, state: &str) -> Vec<String> {
         let e = staff("GET", "/v1/contacts").query("portal_status", state);
-        let body = call(&self.admin, HttpFunction::Admin, &self.tenant, e).await.1;
+        let body = call(&self.admin, HttpFunction::Contacts, &self.tenant, e).await.1;
         let mut ids: Vec<String> = body["items"].as_array().unwrap().iter().map(|c| c["contact_id"].as_str().unwrap().to_owned()).collect();
         ids.sort();
         ids

@@ -104,7 +104,7 @@ pub async fn run(endpoints: &local::Endpoints, t: &Template, contacts: usize) ->
     for id in &ids {
         let body = json!({"name": format!("Events {id}"), "email": format!("{id}-{run}@example.com"), "kind": "individual"});
         let req = ApiEvent::new("PUT", "/v1/contacts/{contact_id}").param("contact_id", id).json(&body).staff(&tenant, STAFF_SCOPE).try_request()?;
-        let resp = HttpFunction::Admin.handle(&admin, req).await;
+        let resp = HttpFunction::Contacts.handle(&admin, req).await;
         anyhow::ensure!(resp.status() == 200, "contact {id}: {}", resp.status());
     }
     settle(&tallies, "seed").await;

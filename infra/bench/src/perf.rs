@@ -573,10 +573,13 @@ fn event_for(binary: &str) -> anyhow::Result<Value> {
         }
         // The email log of the contact status and the floor read (it has none): the
         // demo contact's grows with every generate and mailer start of the run.
-        "admin" => {
-            let text = fixture_json("admin-list-emails.json")?.to_string();
+        "contacts" => {
+            let text = fixture_json("contacts-list-emails.json")?.to_string();
             return Ok(serde_json::from_str(&text.replace(portal_local::seed::DEMO_CONTACT, COLD_CONTACT))?);
         }
+        // Portal Administration's first screen: the tenant's portals.
+        "admin" => "admin-list-portals.json".to_owned(),
+        "templates" => "templates-get.json".to_owned(),
         "lifecycle" => "lifecycle-deactivate.json".to_owned(),
         "activator" => "activation-batch.json".to_owned(),
         "reports" => "reports-activations.json".to_owned(),

@@ -11,9 +11,9 @@
 pub mod access;
 pub mod activations;
 pub mod admin;
-pub mod admin_views;
 pub mod claim;
 pub mod console;
+pub mod contacts;
 pub mod generate;
 pub mod html;
 pub mod idempotency;
@@ -57,6 +57,8 @@ pub enum HttpFunction {
     Claim,
     Status,
     Admin,
+    Contacts,
+    Templates,
     Lifecycle,
     Access,
     Activations,
@@ -65,11 +67,13 @@ pub enum HttpFunction {
 }
 
 impl HttpFunction {
-    pub const ALL: [Self; 9] = [
+    pub const ALL: [Self; 11] = [
         Self::Generate,
         Self::Claim,
         Self::Status,
         Self::Admin,
+        Self::Contacts,
+        Self::Templates,
         Self::Lifecycle,
         Self::Access,
         Self::Activations,
@@ -87,6 +91,8 @@ impl HttpFunction {
             Self::Claim => claim::Claim::NAME,
             Self::Status => status::Status::NAME,
             Self::Admin => admin::Admin::NAME,
+            Self::Contacts => contacts::Contacts::NAME,
+            Self::Templates => templates::Templates::NAME,
             Self::Lifecycle => lifecycle::Lifecycle::NAME,
             Self::Access => access::Access::NAME,
             Self::Activations => activations::Activations::NAME,
@@ -107,6 +113,8 @@ impl HttpFunction {
             Self::Claim => handle::<claim::Claim>(app, req).await,
             Self::Status => handle::<status::Status>(app, req).await,
             Self::Admin => handle::<admin::Admin>(app, req).await,
+            Self::Contacts => handle::<contacts::Contacts>(app, req).await,
+            Self::Templates => handle::<templates::Templates>(app, req).await,
             Self::Lifecycle => handle::<lifecycle::Lifecycle>(app, req).await,
             Self::Access => handle::<access::Access>(app, req).await,
             Self::Activations => handle::<activations::Activations>(app, req).await,

@@ -1,4 +1,4 @@
-//! Email and text templates per portal and locale (Portal Administration):
+//! The `templates` function: email and text templates per portal and locale (Portal Administration):
 //! `GET/PUT /v1/portals/{portal_id}/templates/{kind}?locale=es` and `POST …/preview`.
 //! Without `locale`: the portal's `default_locale`. GET shows what a contact
 //! of that locale gets (`domain::locale`'s fallback, `source` and `locale`
@@ -11,9 +11,14 @@
 //! Variables: `contact_name`, `portal_name`, `tenant_name`, `code`, `link`,
 //! `claim_url`, `expires_at`. A template with a syntax error or an unknown
 //! variable is refused at save with 422 naming the part and the line.
+//!
+//! A function of its own: the template engine (minijinja) is linked here and
+//! in the mailer only, and a tenant's renders, each within its fuel budget,
+//! run on this function's instances, never on those answering contacts.
 
 use super::problem::{ApiError, FieldError};
-use super::request::{caller, json_body, path_param, respond};
+use super::request::{caller, finish, json_body, path_param, respond};
+use super::routes::{Function, Route};
 use crate::app::App;
 use crate::domain::channel::sms_info;
 use crate::domain::email::OwnTemplate;
@@ -51,6 +56,22 @@ pub struct PreviewBody {
     /// Values to render with; the rest are sample values.
     #[serde(default)]
     pub vars: BTreeMap<String, String>,
+}
+
+/// The `templates` function.
+pub struct Templates;
+
+impl Function for Templates {
+    const NAME: &'static str = "templates";
+    async fn handle(app: &App, route: Route, req: Request) -> Response<Body> {
+        let req = &req;
+        finish(match route {
+            Route::GetTemplate => get(app, req).await,
+            Route::PutTemplate => put(app, req).await,
+            Route::PreviewTemplate => preview(app, req).await,
+            _ => Err(ApiError::NotFound("route")),
+        })
+    }
 }
 
 fn kind_of(req: &Request) -> Result<EmailKind, ApiError> {

@@ -42,7 +42,7 @@ impl TxWorld {
         let activation_url = sqs.create_queue().queue_name(unique("txact")).send().await.unwrap().queue_url.unwrap();
         let t = template();
         let mut apps = HashMap::new();
-        for binary in ["admin", "generate", "lifecycle", "claim", "activations", "activator", "scheduler"] {
+        for binary in ["admin", "contacts", "templates", "generate", "lifecycle", "claim", "activations", "activator", "scheduler"] {
             let mut a = local::http_app(&proxied, &t, binary).await.unwrap();
             a.mail_queue = MailQueue::new(&endpoints.moto, &mail_url);
             a.activation_queue = ActivationQueue::new(&endpoints.moto, &activation_url).signed_with(a.keys.clone());
@@ -115,7 +115,7 @@ async fn a_cancelled_transaction_on_each_http_path_is_a_clean_4xx_and_writes_not
     ok("portal", &w.call("admin", HttpFunction::Admin, put_portal_event("main", json!({}))).await, 200);
     let ids: Vec<String> = (0..6).map(|i| format!("c{i}")).collect();
     for id in &ids {
-        ok("contact", &w.call("admin", HttpFunction::Admin, put_contact_event(id, Some(&format!("{id}-{}@example.com", w.tenant)))).await, 200);
+        ok("contact", &w.call("contacts", HttpFunction::Contacts, put_contact_event(id, Some(&format!("{id}-{}@example.com", w.tenant)))).await, 200);
     }
     let (fresh, pending_link, active, pending_code) = (&ids[0], &ids[1], &ids[2], &ids[3]);
     // Set-up before any fault: a pending link, an active contact, a pending code.
@@ -149,8 +149,8 @@ async fn a_cancelled_transaction_on_each_http_path_is_a_clean_4xx_and_writes_not
         .json(&json!({"subject": "Your code", "text": "Code {{ code }}", "html": "<p>Code {{ code }}</p>"}));
     let tenant_pk = vec![format!("T#{}", w.tenant)];
     // The audit record's put (item 1) is the template save's only real condition; a concurrent save conflicts.
-    w.refused("template PUT", "admin", HttpFunction::Admin, template_event.clone(), Fault::conditional_check_failed(1), 409, &tenant_pk).await;
-    w.refused("template PUT (conflict)", "admin", HttpFunction::Admin, template_event.clone(), Fault::transaction_conflict(0), 409, &tenant_pk).await;
+    w.refused("template PUT", "templates", HttpFunction::Templates, template_event.clone(), Fault::conditional_check_failed(1), 409, &tenant_pk).await;
+    w.refused("template PUT (conflict)", "templates", HttpFunction::Templates, template_event.clone(), Fault::transaction_conflict(0), 409, &tenant_pk).await;
     let group_event = staff("PUT", "/v1/groups/{group_id}")
         .param("group_id", "vip")
         .json(&json!({"name": "VIP", "contact_ids": [fresh, pending_link]}));
@@ -163,7 +163,7 @@ async fn a_cancelled_transaction_on_each_http_path_is_a_clean_4xx_and_writes_not
     // transactions, the activator's, are tested below).
     let hits = w.proxy.inject(Rule::dynamodb("TransactWriteItems").answer(ccf.clone()));
     ok("portal PUT", &w.call("admin", HttpFunction::Admin, put_portal_event("main", json!({}))).await, 200);
-    ok("contact PUT", &w.call("admin", HttpFunction::Admin, put_contact_event(fresh, Some("fresh@example.com"))).await, 200);
+    ok("contact PUT", &w.call("contacts", HttpFunction::Contacts, put_contact_event(fresh, Some("fresh@example.com"))).await, 200);
     let submit = staff("POST", "/v1/activations").json(&json!({"contact_ids": [fresh], "method": "code"}));
     ok("activations submit", &w.call("activations", HttpFunction::Activations, submit).await, 202);
     assert_eq!(hits.get(), 0, "these paths issue no TransactWriteItems");
@@ -172,7 +172,7 @@ async fn a_cancelled_transaction_on_each_http_path_is_a_clean_4xx_and_writes_not
     // Nothing was used up: once DynamoDB lets them through, the same requests work.
     ok("claim after", &w.call("claim", HttpFunction::Claim, claim_event(claim_body, &random_loopback())).await, 202);
     ok("confirm after", &w.confirm(pending_code).await, 201);
-    ok("template after", &w.call("admin", HttpFunction::Admin, template_event).await, 200);
+    ok("template after", &w.call("templates", HttpFunction::Templates, template_event).await, 200);
     ok("group after", &w.call("activations", HttpFunction::Activations, group_event).await, 200);
     ok("resend after", &w.call("lifecycle", HttpFunction::Lifecycle, lifecycle_event(pending_link, "resend")).await, 202);
     ok("deactivate after", &w.call("lifecycle", HttpFunction::Lifecycle, lifecycle_event(active, "deactivate")).await, 200);
@@ -193,7 +193,7 @@ async fn the_activator_under_cancelled_transactions_writes_nothing_and_still_fin
     ok("portal", &w.call("admin", HttpFunction::Admin, put_portal_event("main", json!({}))).await, 200);
     let ids: Vec<String> = (0..3).map(|i| format!("b{i}")).collect();
     for id in &ids {
-        ok("contact", &w.call("admin", HttpFunction::Admin, put_contact_event(id, Some(&format!("{id}@example.com")))).await, 200);
+        ok("contact", &w.call("contacts", HttpFunction::Contacts, put_contact_event(id, Some(&format!("{id}@example.com")))).await, 200);
     }
     let pks: Vec<String> = ids.iter().map(|c| w.contact_pk(c)).collect();
     let activator = Activator { app: w.apps.remove("activator").unwrap(), max_receive_count: 3 };
@@ -271,7 +271,7 @@ async fn the_scheduler_under_cancelled_transactions_changes_nothing_and_the_next
     let automated = json!({"auto_generate": true, "auto_email": true, "code_ttl_hours": 24});
     ok("portal", &w.call("admin", HttpFunction::Admin, put_portal_event("main", automated)).await, 200);
     for id in ["s0", "s1"] {
-        ok("contact", &w.call("admin", HttpFunction::Admin, put_contact_event(id, Some(&format!("{id}@example.com")))).await, 200);
+        ok("contact", &w.call("contacts", HttpFunction::Contacts, put_contact_event(id, Some(&format!("{id}@example.com")))).await, 200);
     }
     ok("generate", &w.call("generate", HttpFunction::Generate, generate_event("s1", json!({}))).await, 201);
     let mut app = w.apps.remove("scheduler").unwrap();

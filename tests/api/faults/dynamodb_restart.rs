@@ -183,7 +183,7 @@ async fn dynamodb_restarted_in_the_middle_of_a_bulk_job_still_finishes_it_exactl
         if let Some(c) = &cursor {
             e = e.query("cursor", c);
         }
-        let page = ok("listing", &call_full(&admin_app, HttpFunction::Admin, &tenant_s, e).await, 200);
+        let page = ok("listing", &call_full(&admin_app, HttpFunction::Contacts, &tenant_s, e).await, 200);
         listed.extend(page["items"].as_array().unwrap().iter().map(|c| c["contact_id"].as_str().unwrap().to_owned()));
         match page["next_cursor"].as_str() {
             Some(c) => cursor = Some(c.to_owned()),

@@ -168,7 +168,7 @@ impl MailWorld {
         let contact = unique("chart");
         let email = format!("{}@example.com", unique(prefix));
         ok("portal", &call_full(&admin, HttpFunction::Admin, &tenant, put_portal_event("main", json!({}))).await, 200);
-        ok("contact", &call_full(&admin, HttpFunction::Admin, &tenant, put_contact_event(&contact, Some(&email))).await, 200);
+        ok("contact", &call_full(&admin, HttpFunction::Contacts, &tenant, put_contact_event(&contact, Some(&email))).await, 200);
         let issued = ok(
             "generate & email",
             &call_full(&generate, HttpFunction::Generate, &tenant, generate_event(&contact, json!({"send_email": true}))).await,

@@ -75,8 +75,8 @@ async fn with_dynamodb_paused_requests_answer_503_with_retry_after_in_time_and_a
     let (contact, other) = (unique("pc"), unique("pb"));
     let email = format!("{}@example.com", unique("pause"));
     ok("portal", &call_full(&admin, HttpFunction::Admin, &tenant, put_portal_event("main", json!({}))).await, 200);
-    ok("contact", &call_full(&admin, HttpFunction::Admin, &tenant, put_contact_event(&contact, Some(&email))).await, 200);
-    ok("other contact", &call_full(&admin, HttpFunction::Admin, &tenant, put_contact_event(&other, Some(&format!("o-{email}")))).await, 200);
+    ok("contact", &call_full(&admin, HttpFunction::Contacts, &tenant, put_contact_event(&contact, Some(&email))).await, 200);
+    ok("other contact", &call_full(&admin, HttpFunction::Contacts, &tenant, put_contact_event(&other, Some(&format!("o-{email}")))).await, 200);
     let code = ok("generate", &call_full(&generate, HttpFunction::Generate, &tenant, generate_event(&contact, json!({}))).await, 201)["code"]
         .as_str()
         .unwrap()

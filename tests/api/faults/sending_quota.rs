@@ -44,7 +44,7 @@ async fn tenant_with_emails(endpoints: &Endpoints, queue_url: &str, prefix: &str
     for _ in 0..n {
         let contact = unique("chart");
         let address = format!("{}@example.com", unique(prefix));
-        ok("contact", &call_full(&admin, HttpFunction::Admin, &id, put_contact_event(&contact, Some(&address))).await, 200);
+        ok("contact", &call_full(&admin, HttpFunction::Contacts, &id, put_contact_event(&contact, Some(&address))).await, 200);
         let issued = ok("generate & email", &call_full(&generate, HttpFunction::Generate, &id, generate_event(&contact, json!({"send_email": true}))).await, 201);
         emails.insert(contact, (address, issued["email_document_id"].as_str().unwrap().to_owned()));
     }
@@ -123,7 +123,7 @@ async fn a_tenant_over_its_quota_is_delayed_not_lost_while_another_tenant_s_emai
     let held: Vec<String> = {
         let mut held = Vec::new();
         for contact in noisy.emails.keys() {
-            let log = ok("log", &call_full(&admin, HttpFunction::Admin, &noisy.id, staff("GET", "/v1/contacts/{contact_id}/emails").param("contact_id", contact)).await, 200);
+            let log = ok("log", &call_full(&admin, HttpFunction::Contacts, &noisy.id, staff("GET", "/v1/contacts/{contact_id}/emails").param("contact_id", contact)).await, 200);
             if log["items"][0]["status"] == "throttled" {
                 held.push(contact.clone());
             }
