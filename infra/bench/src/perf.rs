@@ -410,16 +410,31 @@ async fn latency(endpoints: &Endpoints, t: &Template, scale: usize) -> anyhow::R
 #[derive(Debug, Clone)]
 pub struct ColdStart {
     pub init_millis: f64,
+    /// CPU time of all the process's threads by its first request for an
+    /// event (`/proc/<pid>/task/*/schedstat`, ns): init's own work, which the
+    /// machine's other load shifts far less than init's wall time.
+    pub init_cpu_millis: f64,
     pub millis: f64,
     pub peak_rss_kib: u64,
 }
 
-/// When the process first asked for an event.
-type FirstAsk = Arc<std::sync::Mutex<Option<Instant>>>;
+/// When the process first asked for an event, and its CPU time then.
+type FirstAsk = Arc<std::sync::Mutex<Option<(Instant, f64)>>>;
+
+/// The CPU time (ms) all threads of `pid` have run so far; NaN when unknown.
+fn cpu_millis(pid: u32) -> f64 {
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else { return f64::NAN };
+    let mut ns = 0u64;
+    for task in tasks.flatten() {
+        let stat = std::fs::read_to_string(task.path().join("schedstat")).unwrap_or_default();
+        ns += stat.split_whitespace().next().and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
+    }
+    if ns == 0 { f64::NAN } else { ns as f64 / 1e6 }
+}
 
 /// A Runtime API for one invocation: hands out `event`, reports when it was
 /// first asked for and when answered.
-async fn runtime_api(event: Value) -> anyhow::Result<(String, FirstAsk, tokio::sync::oneshot::Receiver<(Instant, String)>, tokio::task::JoinHandle<()>)> {
+async fn runtime_api(event: Value, pid: Arc<std::sync::atomic::AtomicU32>) -> anyhow::Result<(String, FirstAsk, tokio::sync::oneshot::Receiver<(Instant, String)>, tokio::task::JoinHandle<()>)> {
     use axum::routing::{get, post};
     let (tx, rx) = tokio::sync::oneshot::channel();
     let tx = Arc::new(std::sync::Mutex::new(Some(tx)));
@@ -442,8 +457,8 @@ async fn runtime_api(event: Value) -> anyhow::Result<(String, FirstAsk, tokio::s
         .route(
             "/2018-06-01/runtime/invocation/next",
             get(move || {
-                let (event, served) = (event.clone(), served.clone());
-                first_ask.lock().unwrap().get_or_insert_with(Instant::now);
+                let (event, served, pid) = (event.clone(), served.clone(), pid.clone());
+                first_ask.lock().unwrap().get_or_insert_with(|| (Instant::now(), cpu_millis(pid.load(std::sync::atomic::Ordering::SeqCst))));
                 async move {
                     if served.swap(true, std::sync::atomic::Ordering::SeqCst) {
                         // One invocation per process: the next one never comes.
@@ -483,7 +498,8 @@ fn peak_rss_kib(pid: u32) -> u64 {
 
 /// Starts `binary` under the Runtime API with `env`, until it answers `event`.
 pub async fn cold_start(binary: &Path, env: &HashMap<String, String>, event: Value) -> anyhow::Result<(ColdStart, String)> {
-    let (addr, asked, answered, server) = runtime_api(event).await?;
+    let child_pid = Arc::new(std::sync::atomic::AtomicU32::new(0));
+    let (addr, asked, answered, server) = runtime_api(event, child_pid.clone()).await?;
     let started = Instant::now();
     // Only what Lambda sets: the caller's own variables (RUST_BACKTRACE, say,
     // which makes every anyhow error capture and resolve a backtrace) are not
@@ -498,15 +514,16 @@ pub async fn cold_start(binary: &Path, env: &HashMap<String, String>, event: Val
         .spawn()
         .with_context(|| format!("starting {}", binary.display()))?;
     let pid = child.id().context("no pid")?;
+    child_pid.store(pid, std::sync::atomic::Ordering::SeqCst);
     let (at, what) = tokio::time::timeout(Duration::from_secs(30), answered)
         .await
         .with_context(|| format!("{} did not answer within 30 s", binary.display()))??;
     let rss = peak_rss_kib(pid);
     let _ = child.kill().await;
     server.abort();
-    let asked = asked.lock().unwrap().unwrap_or(at);
+    let (asked, init_cpu_millis) = asked.lock().unwrap().unwrap_or((at, f64::NAN));
     let millis = |t: Instant| (t - started).as_secs_f64() * 1000.0;
-    Ok((ColdStart { init_millis: millis(asked), millis: millis(at), peak_rss_kib: rss }, what))
+    Ok((ColdStart { init_millis: millis(asked), init_cpu_millis, millis: millis(at), peak_rss_kib: rss }, what))
 }
 
 /// The Lambda environment of `binary`, with the local stack's endpoints.
@@ -592,6 +609,7 @@ fn event_for(binary: &str) -> anyhow::Result<Value> {
 struct ColdRow {
     binary: String,
     init_ms: f64,
+    init_cpu_ms: f64,
     median_ms: f64,
     peak_rss_mib: f64,
     size_kib: u64,
@@ -614,6 +632,7 @@ async fn cold_starts(endpoints: &Endpoints, t: &Template, bin_dir: &Path, runs: 
         event: Value,
         times: Vec<f64>,
         inits: Vec<f64>,
+        cpus: Vec<f64>,
     }
     let mut rows = Vec::new();
     let mut subjects = Vec::new();
@@ -621,12 +640,12 @@ async fn cold_starts(endpoints: &Endpoints, t: &Template, bin_dir: &Path, runs: 
         let path = bin_dir.join(&binary);
         if !path.exists() {
             eprintln!("{} is missing (build with `cargo build --release --workspace --bins`): left out", path.display());
-            rows.push(ColdRow { binary, init_ms: f64::NAN, median_ms: f64::NAN, peak_rss_mib: f64::NAN, size_kib: 0, answer: "not built".into() });
+            rows.push(ColdRow { binary, init_ms: f64::NAN, init_cpu_ms: f64::NAN, median_ms: f64::NAN, peak_rss_mib: f64::NAN, size_kib: 0, answer: "not built".into() });
             continue;
         }
         let (env, event) = (lambda_env(endpoints, t, &binary).await?, event_for(&binary)?);
-        let row = ColdRow { size_kib: std::fs::metadata(&path)?.len() / 1024, binary, init_ms: 0.0, median_ms: 0.0, peak_rss_mib: 0.0, answer: String::new() };
-        subjects.push(Subject { row, path, env, event, times: vec![], inits: vec![] });
+        let row = ColdRow { size_kib: std::fs::metadata(&path)?.len() / 1024, binary, init_ms: 0.0, init_cpu_ms: 0.0, median_ms: 0.0, peak_rss_mib: 0.0, answer: String::new() };
+        subjects.push(Subject { row, path, env, event, times: vec![], inits: vec![], cpus: vec![] });
     }
     for _ in 0..runs {
         for s in &mut subjects {
@@ -639,11 +658,12 @@ async fn cold_starts(endpoints: &Endpoints, t: &Template, bin_dir: &Path, runs: 
             let (c, what) = cold_start(&s.path, &s.env, event).await?;
             s.times.push(c.millis);
             s.inits.push(c.init_millis);
+            s.cpus.push(c.init_cpu_millis);
             s.row.peak_rss_mib = s.row.peak_rss_mib.max(c.peak_rss_kib as f64 / 1024.0);
             s.row.answer = what;
         }
     }
-    rows.extend(subjects.into_iter().map(|s| ColdRow { init_ms: median(s.inits), median_ms: median(s.times), ..s.row }));
+    rows.extend(subjects.into_iter().map(|s| ColdRow { init_ms: median(s.inits), init_cpu_ms: median(s.cpus), median_ms: median(s.times), ..s.row }));
     Ok(rows)
 }
 
@@ -742,27 +762,31 @@ pub async fn run(endpoints: &Endpoints, t: &Template, opts: &Options) -> anyhow:
     let hello = hello.map_or(1.0, |c| c.median_ms);
     let floor_row = cold.iter().find(|c| c.binary == FLOOR_BINARY);
     let floor = floor_row.map_or(f64::NAN, |c| c.median_ms);
-    let (floor_init, floor_kib) = floor_row.map_or((f64::NAN, f64::NAN), |c| (c.init_ms, c.size_kib as f64));
+    let (floor_init, floor_cpu, floor_kib) = floor_row.map_or((f64::NAN, f64::NAN, f64::NAN), |c| (c.init_ms, c.init_cpu_ms, c.size_kib as f64));
     md.push_str(&format!(
         "\nCold start through a local Lambda Runtime API, median of {} starts: init = process start → first request for \
          an event (Lambda's Init Duration), cold start = process start → first event answered. `{FLOOR_BINARY}` is \
          hello-world plus the SDK client and one bare Query on its first event: the floor of any function whose first \
          answer reads DynamoDB. Targets against it: size ≤ 1.2× (functions on DynamoDB alone) or ≤ 1.35× (those that \
-         also send to SQS), init ≤ 1.1×, cold start ≤ 1.15× for functions whose first answer only reads; peak RSS < 40 MiB\n\n\
-         | binary | size KiB | size × {FLOOR_BINARY} | init ms | init × {FLOOR_BINARY} | cold start ms | × hello | × {FLOOR_BINARY} | peak RSS MiB | first answer |\n\
-         |---|---:|---:|---:|---:|---:|---:|---:|---:|---|\n",
+         also send to SQS), init ≤ 1.1×, cold start ≤ 1.15× for functions whose first answer only reads; peak RSS < 40 MiB. \
+         init CPU = the CPU time all the process's threads ran by then (`/proc/<pid>/task/*/schedstat`): init's own work, \
+         which the machine's other load moves far less than init's wall time\n\n\
+         | binary | size KiB | size × {FLOOR_BINARY} | init ms | init × {FLOOR_BINARY} | init CPU ms | × {FLOOR_BINARY} | cold start ms | × hello | × {FLOOR_BINARY} | peak RSS MiB | first answer |\n\
+         |---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|\n",
         opts.cold_runs
     ));
     for c in &cold {
         let answer = c.answer.replace('|', "\\|").replace('\n', " ");
         let answer: String = answer.chars().take(60).collect();
         md.push_str(&format!(
-            "| {} | {} | {:.2}× | {:.1} | {:.2}× | {:.1} | {:.2}× | {:.2}× | {:.1} | `{}` |\n",
+            "| {} | {} | {:.2}× | {:.1} | {:.2}× | {:.2} | {:.2}× | {:.1} | {:.2}× | {:.2}× | {:.1} | `{}` |\n",
             c.binary,
             c.size_kib,
             c.size_kib as f64 / floor_kib,
             c.init_ms,
             c.init_ms / floor_init,
+            c.init_cpu_ms,
+            c.init_cpu_ms / floor_cpu,
             c.median_ms,
             c.median_ms / hello,
             c.median_ms / floor,
