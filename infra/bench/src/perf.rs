@@ -411,8 +411,8 @@ async fn latency(endpoints: &Endpoints, t: &Template, scale: usize) -> anyhow::R
 pub struct ColdStart {
     pub init_millis: f64,
     /// CPU time of all the process's threads by its first request for an
-    /// event (`/proc/<pid>/task/*/schedstat`, ns): init's own work, which the
-    /// machine's other load shifts far less than init's wall time.
+    /// event (`/proc/<pid>/task/*/schedstat`): how much of init was work
+    /// rather than waiting.
     pub init_cpu_millis: f64,
     pub millis: f64,
     pub peak_rss_kib: u64,
@@ -769,8 +769,8 @@ pub async fn run(endpoints: &Endpoints, t: &Template, opts: &Options) -> anyhow:
          hello-world plus the SDK client and one bare Query on its first event: the floor of any function whose first \
          answer reads DynamoDB. Targets against it: size ≤ 1.2× (functions on DynamoDB alone) or ≤ 1.35× (those that \
          also send to SQS), init ≤ 1.1×, cold start ≤ 1.15× for functions whose first answer only reads; peak RSS < 40 MiB. \
-         init CPU = the CPU time all the process's threads ran by then (`/proc/<pid>/task/*/schedstat`): init's own work, \
-         which the machine's other load moves far less than init's wall time\n\n\
+         init CPU = the CPU time all the process's threads ran by then (`/proc/<pid>/task/*/schedstat`; on a VM without \
+         hardware counters, no steadier than wall time)\n\n\
          | binary | size KiB | size × {FLOOR_BINARY} | init ms | init × {FLOOR_BINARY} | init CPU ms | × {FLOOR_BINARY} | cold start ms | × hello | × {FLOOR_BINARY} | peak RSS MiB | first answer |\n\
          |---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|\n",
         opts.cold_runs
