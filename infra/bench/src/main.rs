@@ -4,7 +4,7 @@
 //!
 //! ```text
 //! portal-bench bulk [--contacts N] [--workers W]   the bulk activation benchmark
-//! portal-bench perf [--scale PCT] [--cold-runs N] [--bin-dir DIR] [--readme FILE]   latency, requests/op, cold starts
+//! portal-bench perf [--scale PCT] [--cold-runs N] [--cold-only] [--bin-dir DIR] [--readme FILE]   latency, requests/op, cold starts
 //! portal-bench events [--contacts N]               events out: events per state change, DynamoDB requests added
 //! ```
 //!
@@ -33,6 +33,7 @@ async fn main() -> anyhow::Result<()> {
             let opts = perf::Options {
                 scale: flag(&args, "--scale", "100").parse()?,
                 cold_runs: flag(&args, "--cold-runs", "5").parse()?,
+                cold_only: args.iter().any(|a| a == "--cold-only"),
                 bin_dir: flag(&args, "--bin-dir", &portal_local::repo_root().join("target/release").to_string_lossy()).into(),
                 readme: (!readme.is_empty()).then(|| readme.into()),
             };
@@ -43,7 +44,7 @@ async fn main() -> anyhow::Result<()> {
             events::run(&local::Endpoints::from_env().await, &template, contacts).await
         }
         _ => {
-            eprintln!("usage: portal-bench bulk [--contacts N] [--workers W] | perf [--scale PCT] [--cold-runs N] [--bin-dir DIR] [--readme FILE] | events [--contacts N]");
+            eprintln!("usage: portal-bench bulk [--contacts N] [--workers W] | perf [--scale PCT] [--cold-runs N] [--cold-only] [--bin-dir DIR] [--readme FILE] | events [--contacts N]");
             std::process::exit(2);
         }
     }

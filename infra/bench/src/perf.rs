@@ -614,56 +614,104 @@ struct ColdRow {
     peak_rss_mib: f64,
     size_kib: u64,
     answer: String,
+    /// Against the floor: medians of the ratios of each start to the floor's
+    /// start beside it (init, init CPU, cold start).
+    paired: Option<[f64; 3]>,
 }
 
-/// Every binary `runs` times, round-robin (hello, the floor, then each
-/// function, then again), so a slow moment of the machine or of DynamoDB
-/// Local falls on all of them alike rather than on one binary's runs.
+/// A binary to start, and its starts so far.
+struct Subject {
+    row: ColdRow,
+    path: PathBuf,
+    env: HashMap<String, String>,
+    event: Value,
+    times: Vec<f64>,
+    inits: Vec<f64>,
+    cpus: Vec<f64>,
+    /// Each start ÷ the floor's start beside it: init, init CPU, cold start.
+    ratios: [Vec<f64>; 3],
+}
+
+impl Subject {
+    async fn start(&mut self, t: &Template) -> anyhow::Result<ColdStart> {
+        let mut event = self.event.clone();
+        if self.row.binary == "activator" {
+            // Its proof must be fresh (signed within minutes of when SQS received it).
+            // The local code hash key (`setup` gives its secret this value).
+            portal_local::events::sign_activation_record(&mut event, &portal_local::local::parameter_value(t, "CodeHashKey").unwrap_or_default());
+        }
+        let (c, what) = cold_start(&self.path, &self.env, event).await?;
+        self.times.push(c.millis);
+        self.inits.push(c.init_millis);
+        self.cpus.push(c.init_cpu_millis);
+        self.row.peak_rss_mib = self.row.peak_rss_mib.max(c.peak_rss_kib as f64 / 1024.0);
+        self.row.answer = what;
+        Ok(c)
+    }
+}
+
+/// Every binary `runs` times, round-robin, each function's start next to a
+/// start of the floor: its ratios are the medians of start ÷ the floor's
+/// start beside it. A start here depends on what ran just before (status
+/// measured 6.7 ms alternating with itself and 9.0 ms in a fixed round after
+/// the scheduler; the function after a start of the floor itself came out
+/// 0.1× slower than in the middle of the round): paired, shuffled and in
+/// alternating order, the floor and the function meet the same moment of the
+/// machine and of DynamoDB Local.
 async fn cold_starts(endpoints: &Endpoints, t: &Template, bin_dir: &Path, runs: usize) -> anyhow::Result<Vec<ColdRow>> {
     let mut binaries: Vec<String> = t.functions.iter().map(|f| f.binary.clone()).collect();
     binaries.sort();
     binaries.insert(0, "hello".to_owned());
     binaries.insert(1, FLOOR_BINARY.to_owned());
-    /// A binary to start, and its starts so far.
-    struct Subject {
-        row: ColdRow,
-        path: PathBuf,
-        env: HashMap<String, String>,
-        event: Value,
-        times: Vec<f64>,
-        inits: Vec<f64>,
-        cpus: Vec<f64>,
-    }
     let mut rows = Vec::new();
     let mut subjects = Vec::new();
     for binary in binaries {
         let path = bin_dir.join(&binary);
         if !path.exists() {
             eprintln!("{} is missing (build with `cargo build --release --workspace --bins`): left out", path.display());
-            rows.push(ColdRow { binary, init_ms: f64::NAN, init_cpu_ms: f64::NAN, median_ms: f64::NAN, peak_rss_mib: f64::NAN, size_kib: 0, answer: "not built".into() });
+            rows.push(ColdRow { binary, init_ms: f64::NAN, init_cpu_ms: f64::NAN, median_ms: f64::NAN, peak_rss_mib: f64::NAN, size_kib: 0, answer: "not built".into(), paired: None });
             continue;
         }
         let (env, event) = (lambda_env(endpoints, t, &binary).await?, event_for(&binary)?);
-        let row = ColdRow { size_kib: std::fs::metadata(&path)?.len() / 1024, binary, init_ms: 0.0, init_cpu_ms: 0.0, median_ms: 0.0, peak_rss_mib: 0.0, answer: String::new() };
-        subjects.push(Subject { row, path, env, event, times: vec![], inits: vec![], cpus: vec![] });
+        let row = ColdRow { size_kib: std::fs::metadata(&path)?.len() / 1024, binary, init_ms: 0.0, init_cpu_ms: 0.0, median_ms: 0.0, peak_rss_mib: 0.0, answer: String::new(), paired: None };
+        subjects.push(Subject { row, path, env, event, times: vec![], inits: vec![], cpus: vec![], ratios: Default::default() });
     }
-    for _ in 0..runs {
-        for s in &mut subjects {
-            let mut event = s.event.clone();
-            if s.row.binary == "activator" {
-                // Its proof must be fresh (signed within minutes of when SQS received it).
-                // The local code hash key (`setup` gives its secret this value).
-                portal_local::events::sign_activation_record(&mut event, &portal_local::local::parameter_value(t, "CodeHashKey").unwrap_or_default());
-            }
-            let (c, what) = cold_start(&s.path, &s.env, event).await?;
-            s.times.push(c.millis);
-            s.inits.push(c.init_millis);
-            s.cpus.push(c.init_cpu_millis);
-            s.row.peak_rss_mib = s.row.peak_rss_mib.max(c.peak_rss_kib as f64 / 1024.0);
-            s.row.answer = what;
+    let floor_at = subjects.iter().position(|s| s.row.binary == FLOOR_BINARY);
+    // The order of the pairs changes every run (a fixed-seed shuffle, the same
+    // every benchmark), and so does which of the two starts first: what ran
+    // just before falls on the floor and the function alike.
+    let mut order: Vec<usize> = (0..subjects.len()).filter(|&i| Some(i) != floor_at).collect();
+    let mut seed = 0x9e37_79b9_7f4a_7c15_u64;
+    for run in 0..runs {
+        for i in (1..order.len()).rev() {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            order.swap(i, (seed % (i as u64 + 1)) as usize);
+        }
+        for (n, &i) in order.iter().enumerate() {
+            let Some(f) = floor_at.filter(|_| subjects[i].row.binary != "hello") else {
+                subjects[i].start(t).await?;
+                continue;
+            };
+            let (floor, c) = if (run + n) % 2 == 0 {
+                let floor = subjects[f].start(t).await?;
+                (floor, subjects[i].start(t).await?)
+            } else {
+                let c = subjects[i].start(t).await?;
+                (subjects[f].start(t).await?, c)
+            };
+            let ratios = &mut subjects[i].ratios;
+            ratios[0].push(c.init_millis / floor.init_millis);
+            ratios[1].push(c.init_cpu_millis / floor.init_cpu_millis);
+            ratios[2].push(c.millis / floor.millis);
         }
     }
-    rows.extend(subjects.into_iter().map(|s| ColdRow { init_ms: median(s.inits), init_cpu_ms: median(s.cpus), median_ms: median(s.times), ..s.row }));
+    rows.extend(subjects.into_iter().map(|s| {
+        let [a, b, c] = s.ratios;
+        let paired = (!a.is_empty()).then(|| [median(a), median(b), median(c)]);
+        ColdRow { init_ms: median(s.inits), init_cpu_ms: median(s.cpus), median_ms: median(s.times), paired, ..s.row }
+    }));
     Ok(rows)
 }
 
@@ -718,16 +766,18 @@ fn median(mut v: Vec<f64>) -> f64 {
 pub struct Options {
     pub scale: usize,
     pub cold_runs: usize,
+    /// Only the cold starts (no latency, no key-read table, README untouched).
+    pub cold_only: bool,
     pub bin_dir: PathBuf,
     pub readme: Option<PathBuf>,
 }
 
 pub async fn run(endpoints: &Endpoints, t: &Template, opts: &Options) -> anyhow::Result<()> {
-    let (primitives, rows) = latency(endpoints, t, opts.scale).await?;
+    let (primitives, rows) = if opts.cold_only { Default::default() } else { latency(endpoints, t, opts.scale).await? };
     portal_local::seed::run(endpoints, t).await?;
     seed_cold_contact(endpoints, t).await?;
     let cold = cold_starts(endpoints, t, &opts.bin_dir, opts.cold_runs).await?;
-    let key_read = key_read_at_init(endpoints, t, &opts.bin_dir, opts.cold_runs).await?;
+    let key_read = if opts.cold_only { Vec::new() } else { key_read_at_init(endpoints, t, &opts.bin_dir, opts.cold_runs).await? };
     let mut md = String::new();
     md.push_str(&format!(
         "Measured by `infra/bench-perf` on {} ({} cores), local stack (DynamoDB Local, moto), release build, one process run.\n\n",
@@ -770,7 +820,10 @@ pub async fn run(endpoints: &Endpoints, t: &Template, opts: &Options) -> anyhow:
          answer reads DynamoDB. Targets against it: size ≤ 1.2× (functions on DynamoDB alone) or ≤ 1.35× (those that \
          also send to SQS), init ≤ 1.1×, cold start ≤ 1.15× for functions whose first answer only reads; peak RSS < 40 MiB. \
          init CPU = the CPU time all the process's threads ran by then (`/proc/<pid>/task/*/schedstat`; on a VM without \
-         hardware counters, no steadier than wall time)\n\n\
+         hardware counters, no steadier than wall time). Each function starts next to a start of the floor (which of \
+         the two goes first alternates, the pairs' order is shuffled each run) and its × {FLOOR_BINARY} columns are the \
+         medians of its starts ÷ the floor's start beside each; the floor's own ms are the median of all its starts. A start \
+         here is mostly DynamoDB Local's answer, which depends on what the process before asked it\n\n\
          | binary | size KiB | size × {FLOOR_BINARY} | init ms | init × {FLOOR_BINARY} | init CPU ms | × {FLOOR_BINARY} | cold start ms | × hello | × {FLOOR_BINARY} | peak RSS MiB | first answer |\n\
          |---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|\n",
         opts.cold_runs
@@ -778,18 +831,19 @@ pub async fn run(endpoints: &Endpoints, t: &Template, opts: &Options) -> anyhow:
     for c in &cold {
         let answer = c.answer.replace('|', "\\|").replace('\n', " ");
         let answer: String = answer.chars().take(60).collect();
+        let [init_x, cpu_x, cold_x] = c.paired.unwrap_or([c.init_ms / floor_init, c.init_cpu_ms / floor_cpu, c.median_ms / floor]);
         md.push_str(&format!(
             "| {} | {} | {:.2}× | {:.1} | {:.2}× | {:.2} | {:.2}× | {:.1} | {:.2}× | {:.2}× | {:.1} | `{}` |\n",
             c.binary,
             c.size_kib,
             c.size_kib as f64 / floor_kib,
             c.init_ms,
-            c.init_ms / floor_init,
+            init_x,
             c.init_cpu_ms,
-            c.init_cpu_ms / floor_cpu,
+            cpu_x,
             c.median_ms,
             c.median_ms / hello,
-            c.median_ms / floor,
+            cold_x,
             c.peak_rss_mib,
             answer
         ));
@@ -806,7 +860,7 @@ pub async fn run(endpoints: &Endpoints, t: &Template, opts: &Options) -> anyhow:
         md.push_str(&format!("| {binary} | {sm} | {init:.1} | {cold:.1} | `{answer}` |\n"));
     }
     println!("{md}");
-    if let Some(readme) = &opts.readme {
+    if let Some(readme) = opts.readme.as_ref().filter(|_| !opts.cold_only) {
         let text = std::fs::read_to_string(readme)?;
         let (begin, end) = ("<!-- perf:begin -->", "<!-- perf:end -->");
         let (a, b) = (text.find(begin).context("README has no perf:begin marker")?, text.find(end).context("README has no perf:end marker")?);
