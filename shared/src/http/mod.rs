@@ -130,26 +130,51 @@ impl HttpFunction {
 /// Events pass through [`escape_raw_uri`] first: lambda_http builds an
 /// `http::Uri` from `rawPath` and `rawQueryString` and panics (a 5xx) on a
 /// character a URI may not hold, such as a client's raw `"` or space.
+/// lambda_http reads the event into a [`Request`]; the answer goes back as
+/// [`gateway_response`] writes it.
 pub async fn serve<F: Function>() -> Result<(), lambda_http::Error> {
-    use lambda_http::tower::Service as _;
+    use lambda_http::RequestExt as _;
     crate::telemetry::init();
     let app = App::from_env().await?;
     let app = &app;
-    let handler = lambda_http::service_fn(move |req: Request| async move { Ok::<_, lambda_http::Error>(handle::<F>(app, req).await) });
-    let mut adapter = lambda_http::Adapter::from(handler);
-    lambda_runtime::run(lambda_runtime::service_fn(move |event: lambda_runtime::LambdaEvent<serde_json::Value>| {
+    lambda_runtime::run(lambda_runtime::service_fn(move |event: lambda_runtime::LambdaEvent<serde_json::Value>| async move {
         let (mut payload, context) = event.into_parts();
         escape_raw_uri(&mut payload);
-        let call = serde_json::from_value::<lambda_http::request::LambdaRequest>(payload)
-            .map(|payload| adapter.call(lambda_runtime::LambdaEvent::new(payload, context)));
-        async move {
-            match call {
-                Ok(response) => response.await,
-                Err(e) => Err(lambda_http::Error::from(format!("not an API Gateway event: {e}"))),
-            }
+        let request = serde_json::from_value::<lambda_http::request::LambdaRequest>(payload)
+            .map_err(|e| lambda_http::Error::from(format!("not an API Gateway event: {e}")))?;
+        let mut request = Request::from(request);
+        if let Some(trace) = context.xray_trace_id.as_deref().and_then(|t| lambda_http::http::HeaderValue::from_str(t).ok()) {
+            request.headers_mut().insert("x-amzn-trace-id", trace);
         }
+        let response = handle::<F>(app, request.with_lambda_context(context)).await;
+        Ok::<_, lambda_http::Error>(gateway_response(response))
     }))
     .await
+}
+
+/// A response as an HTTP API (payload 2.0) takes it: `Set-Cookie` headers
+/// in `cookies`, a binary body base64 (the gateway decodes it), a text body
+/// as it is. lambda_http's own conversion would collect every body again and
+/// decode it as the `Content-Type`'s charset: our bodies are already
+/// `Body::Text` (UTF-8 JSON, HTML, CSV) or `Body::Binary`, so that is a copy
+/// of each response for nothing, and it links a decoder of every legacy
+/// charset into each binary.
+pub fn gateway_response(response: Response<Body>) -> lambda_http::aws_lambda_events::apigw::ApiGatewayV2httpResponse {
+    use lambda_http::http::header::SET_COOKIE;
+    let (parts, body) = response.into_parts();
+    let mut headers = parts.headers;
+    let cookies = headers.get_all(SET_COOKIE).iter().filter_map(|v| v.to_str().ok()).map(str::to_owned).collect();
+    headers.remove(SET_COOKIE);
+    let mut out = lambda_http::aws_lambda_events::apigw::ApiGatewayV2httpResponse::default();
+    out.status_code = i64::from(parts.status.as_u16());
+    out.is_base64_encoded = matches!(body, Body::Binary(_));
+    out.body = match body {
+        Body::Empty => None,
+        body => Some(body),
+    };
+    out.cookies = cookies;
+    out.headers = headers;
+    out
 }
 
 /// Percent-encodes what a URI cannot hold in an API Gateway event's
@@ -224,5 +249,33 @@ mod tests {
         let before = event.clone();
         escape_raw_uri(&mut event);
         assert_eq!(event, before);
+    }
+
+    #[test]
+    fn the_gateway_gets_text_as_text_binary_as_base64_and_cookies_apart() {
+        let text = Response::builder()
+            .status(201)
+            .header("content-type", "application/json")
+            .header("set-cookie", "a=1; Secure")
+            .header("set-cookie", "b=2; HttpOnly")
+            .body(Body::Text("{\"ok\":true}".into()))
+            .unwrap();
+        let out = serde_json::to_value(gateway_response(text)).unwrap();
+        assert_eq!(out["statusCode"], 201);
+        assert_eq!(out["body"], "{\"ok\":true}");
+        assert_eq!(out["isBase64Encoded"], false);
+        assert_eq!(out["headers"]["content-type"], "application/json");
+        assert_eq!(out["cookies"], serde_json::json!(["a=1; Secure", "b=2; HttpOnly"]));
+        assert!(out["headers"].get("set-cookie").is_none(), "{out}");
+
+        let binary = Response::builder().header("content-type", "application/pdf").body(Body::Binary(vec![0, 159, 146, 150])).unwrap();
+        let out = serde_json::to_value(gateway_response(binary)).unwrap();
+        assert_eq!(out["isBase64Encoded"], true);
+        assert_eq!(out["body"], "AJ+Slg==");
+
+        let empty = Response::builder().status(204).body(Body::Empty).unwrap();
+        let out = serde_json::to_value(gateway_response(empty)).unwrap();
+        assert_eq!(out["statusCode"], 204);
+        assert!(out.get("body").is_none_or(serde_json::Value::is_null), "{out}");
     }
 }
