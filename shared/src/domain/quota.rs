@@ -39,9 +39,12 @@ impl Window {
         self.start + Duration::hours(1)
     }
 
-    /// The window's name in a key: `YYYYMMDDHH`.
+    /// The window's name in a key: `YYYYMMDDHH` (written out rather than
+    /// through chrono's strftime, which would link its format parser).
     pub fn label(&self) -> String {
-        self.start.format("%Y%m%d%H").to_string()
+        use chrono::{Datelike as _, Timelike as _};
+        let t = self.start;
+        format!("{:04}{:02}{:02}{:02}", t.year(), t.month(), t.day(), t.hour())
     }
 
     /// How long a throttled job waits before it is tried again: until the
