@@ -15,7 +15,7 @@
 //! is refused ([`missing`]): a code nobody could claim helps nobody. A claim
 //! must give every checked fact, and each must match ([`matches`]); a claim
 //! that does not is refused like an unknown code, and the third such claim
-//! of one code or link locks it ([`super::invitation::record_wrong_facts`]).
+//! of one code or link locks it ([`super::invitation::fact_lock`]).
 
 use super::ids::{ContactId, TenantId};
 use super::pickup_code::{CodeHash, CodeHasher};

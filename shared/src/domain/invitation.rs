@@ -20,8 +20,12 @@
 //!
 //! A claim of a pending code whose portal checks facts of the record
 //! (`domain::identity`) and that gives a wrong or missing fact is refused
-//! like an unknown code, and counted on the code ([`wrong_facts`]). The
-//! [`MAX_WRONG_FACTS`]th such claim locks it, in one transaction with the
+//! like an unknown code. Every such claim first takes a numbered try from an
+//! atomic counter on the code ([`fact_try`]), before anything is compared:
+//! only the first [`FACT_TRIES`] are judged, whatever the order they arrive
+//! in, and the claim's own transaction requires the counter to be within
+//! them. A wrong third try, or any try past it, locks the code
+//! ([`fact_lock`]), in one transaction with the
 //! contact's state on the portal (`locked`, if it still names this code):
 //! no claim gets through it any more, the contact shows `locked` to staff,
 //! and `…/portal/resend` issues a fresh one (`reset`).
@@ -183,14 +187,37 @@ pub fn revoke(stored: InvitationState) -> Option<Transition> {
     })
 }
 
-/// Claims of one code or link with wrong facts that lock it.
-pub const MAX_WRONG_FACTS: u32 = 3;
+/// Tries at a code's facts of the record that are judged. Every claim of a
+/// code whose portal checks facts takes a numbered try from one atomic
+/// counter on the code *before* anything is compared ([`fact_try`]): of any
+/// number of parallel guesses, only the first [`FACT_TRIES`] counted are
+/// judged, whatever arrives first.
+pub const FACT_TRIES: u32 = 3;
 
-/// A claim with wrong facts, counted on a stored `pending` invitation
-/// (`wrong_so_far` includes this one): at [`MAX_WRONG_FACTS`] it locks, and
-/// the contact's state follows while it still names this invitation.
-pub fn wrong_facts(stored: InvitationState, wrong_so_far: u32) -> Option<Transition> {
-    (stored == InvitationState::Pending && wrong_so_far >= MAX_WRONG_FACTS).then_some(Transition {
+/// What a claim holding try number `n` (1-based, from the code's counter) may do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FactTry {
+    /// Among the first [`FACT_TRIES`]: its facts are compared.
+    Judge,
+    /// Past them: refused without being compared, and the code locks.
+    Refuse,
+}
+
+/// The try numbered `n` of a code's facts.
+pub fn fact_try(n: u32) -> FactTry {
+    if n <= FACT_TRIES { FactTry::Judge } else { FactTry::Refuse }
+}
+
+/// The lock that follows try `n` of a stored `pending` invitation's facts,
+/// `right` when it was judged and matched: the last judged try when wrong,
+/// and every try past it (unjudged), lock it. The contact's state follows
+/// while it still names this invitation.
+pub fn fact_lock(stored: InvitationState, n: u32, right: bool) -> Option<Transition> {
+    let locks = match fact_try(n) {
+        FactTry::Judge => !right && n == FACT_TRIES,
+        FactTry::Refuse => true,
+    };
+    (stored == InvitationState::Pending && locks).then_some(Transition {
         from: InvitationState::Pending,
         to: InvitationState::Locked,
         contact: ContactEffect::IfStillNamed(PortalState::Locked),
@@ -278,14 +305,19 @@ mod tests {
     }
 
     #[test]
-    fn the_third_wrong_claim_locks_a_pending_invitation() {
-        assert_eq!(wrong_facts(InvitationState::Pending, 1), None);
-        assert_eq!(wrong_facts(InvitationState::Pending, 2), None);
-        let lock = wrong_facts(InvitationState::Pending, 3).unwrap();
+    fn only_the_first_three_tries_are_judged_and_the_third_wrong_or_any_later_locks() {
+        assert_eq!([1, 2, 3].map(fact_try), [FactTry::Judge; 3]);
+        assert_eq!([4, 5, 28, u32::MAX].map(fact_try), [FactTry::Refuse; 4]);
+        assert_eq!(fact_lock(InvitationState::Pending, 1, false), None);
+        assert_eq!(fact_lock(InvitationState::Pending, 2, false), None);
+        assert_eq!(fact_lock(InvitationState::Pending, 3, true), None, "a right third try claims");
+        let lock = fact_lock(InvitationState::Pending, 3, false).unwrap();
         assert_eq!((lock.to, lock.contact), (InvitationState::Locked, ContactEffect::IfStillNamed(PortalState::Locked)));
-        assert!(wrong_facts(InvitationState::Pending, 7).is_some(), "parallel wrong claims past the third lock too");
+        assert!(fact_lock(InvitationState::Pending, 4, true).is_some(), "a try past the third locks, whatever it holds");
+        assert!(fact_lock(InvitationState::Pending, 7, false).is_some(), "parallel tries past the third lock too");
         for s in [InvitationState::Claimed, InvitationState::Revoked, InvitationState::Expired, InvitationState::Locked] {
-            assert_eq!(wrong_facts(s, 3), None, "{s:?}");
+            assert_eq!(fact_lock(s, 3, false), None, "{s:?}");
+            assert_eq!(fact_lock(s, 4, false), None, "{s:?}");
         }
         assert_eq!(expire(InvitationState::Locked, t("2026-01-01T00:00:00Z"), t("2027-01-01T00:00:00Z")), None, "a locked code does not expire");
     }

@@ -466,8 +466,9 @@ impl Store {
     }
 
     /// An Update that moves a code row from pending to `to`; with `not_after_ms`
-    /// it also requires the code to be unexpired.
-    pub(super) fn set_state(&self, key: Item, to: InvitationState, extra: &str, not_after_ms: Option<i64>) -> anyhow::Result<TransactWriteItem> {
+    /// it also requires the code to be unexpired, and it requires of the
+    /// code's counter of fact tries what `tries` says (`invitation::fact_try`).
+    pub(super) fn set_state(&self, key: Item, to: InvitationState, extra: &str, not_after_ms: Option<i64>, tries: Tries) -> anyhow::Result<TransactWriteItem> {
         let mut condition = "#state = :pending".to_owned();
         let mut update = Update::builder()
             .table_name(&self.table)
@@ -480,8 +481,31 @@ impl Store {
             condition.push_str(" AND expires_at_ms > :now_ms");
             update = update.expression_attribute_values(":now_ms", n(now_ms));
         }
+        match tries {
+            Tries::Any => {}
+            Tries::Within(max) => {
+                condition.push_str(" AND (attribute_not_exists(fact_tries) OR fact_tries <= :tries)");
+                update = update.expression_attribute_values(":tries", n(max.into()));
+            }
+            Tries::UsedUp(max) => {
+                condition.push_str(" AND fact_tries >= :tries");
+                update = update.expression_attribute_values(":tries", n(max.into()));
+            }
+        }
         let update = update.condition_expression(condition).build().context("Failed to build an Update")?;
         Ok(TransactWriteItem::builder().update(update).build())
     }
 
+}
+
+/// What a change of a code's state requires of its counter of fact tries
+/// (`fact_tries` on the lookup item, `invitation::fact_try`).
+#[derive(Debug, Clone, Copy)]
+pub(super) enum Tries {
+    /// Nothing: the row, or a change no claim makes (revoke, expire).
+    Any,
+    /// No more tries than these were taken (absent: none): a claim binds only then.
+    Within(u32),
+    /// At least these were taken: a lock for used-up tries.
+    UsedUp(u32),
 }

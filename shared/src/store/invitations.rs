@@ -2,7 +2,7 @@
 //! change who may use a portal. Each is one DynamoDB transaction, so nothing
 //! is ever half done; a cancelled transaction wrote nothing.
 
-use super::dynamo::{from_item, key, s, to_item, Store};
+use super::dynamo::{from_item, key, s, to_item, Store, Tries};
 use super::tx::{Tx, TxError, TxItem};
 use super::items::{AuditItem, CodeItem, CodeLookupItem, ConfirmationItem, EmailItem, JobMarkerItem};
 use super::keys;
@@ -228,8 +228,8 @@ impl Store {
     fn revocations(&self, tx: &mut Tx, pk: &str, portal: &PortalId, hashes: &[CodeHash]) -> anyhow::Result<()> {
         let Some(t) = invitation::revoke(InvitationState::Pending) else { return Ok(()) };
         for old in hashes {
-            tx.push(TxItem::RevokedRow, self.set_state(key(pk.to_owned(), keys::code_sk(portal, old)), t.to, "REMOVE code, gsi2pk, gsi2sk", None)?);
-            tx.push(TxItem::RevokedLookup, self.set_state(key(keys::code_lookup_pk(old), keys::CODE_LOOKUP_SK.into()), t.to, "", None)?);
+            tx.push(TxItem::RevokedRow, self.set_state(key(pk.to_owned(), keys::code_sk(portal, old)), t.to, "REMOVE code, gsi2pk, gsi2sk", None, Tries::Any)?);
+            tx.push(TxItem::RevokedLookup, self.set_state(key(keys::code_lookup_pk(old), keys::CODE_LOOKUP_SK.into()), t.to, "", None, Tries::Any)?);
         }
         Ok(())
     }
@@ -327,8 +327,12 @@ impl Store {
             .table_name(self.table_name())
             .set_key(Some(key(keys::code_lookup_pk(code), keys::CODE_LOOKUP_SK.into())))
             .update_expression("SET confirmations = :list, confirm_seq = :next")
-            .condition_expression("#state = :pending AND (attribute_not_exists(confirm_seq) OR confirm_seq = :seq)")
+            .condition_expression(
+                "#state = :pending AND (attribute_not_exists(confirm_seq) OR confirm_seq = :seq) \
+                 AND (attribute_not_exists(fact_tries) OR fact_tries <= :tries)",
+            )
             .expression_attribute_names("#state", "state")
+            .expression_attribute_values(":tries", super::dynamo::n(invitation::FACT_TRIES.into()))
             .expression_attribute_values(":pending", s(InvitationState::Pending.as_str()))
             .expression_attribute_values(":list", list)
             .expression_attribute_values(":seq", super::dynamo::n(owner.confirm_seq.into()))
@@ -427,9 +431,15 @@ impl Store {
         let tx = Tx::new()
             .with(
                 TxItem::CodeLookup,
-                self.set_state(key(keys::code_lookup_pk(hash), keys::CODE_LOOKUP_SK.into()), claim.to, "", Some(now.timestamp_millis()))?,
+                self.set_state(
+                    key(keys::code_lookup_pk(hash), keys::CODE_LOOKUP_SK.into()),
+                    claim.to,
+                    "",
+                    Some(now.timestamp_millis()),
+                    Tries::Within(invitation::FACT_TRIES),
+                )?,
             )
-            .with(TxItem::CodeRow, self.set_state(key(pk, keys::code_sk(portal, hash)), claim.to, "REMOVE code, gsi2pk, gsi2sk", None)?)
+            .with(TxItem::CodeRow, self.set_state(key(pk, keys::code_sk(portal, hash)), claim.to, "REMOVE code, gsi2pk, gsi2sk", None, Tries::Any)?)
             .with(TxItem::Account, TransactWriteItem::builder().update(account_row).build())
             .with(TxItem::Contact, TransactWriteItem::builder().update(state).build())
             .with(TxItem::Grant, TransactWriteItem::builder().update(grant).build())
@@ -450,16 +460,17 @@ impl Store {
         self.transact(tx).await
     }
 
-    /// Counts one claim with wrong facts of the record on a pending code's
-    /// lookup and answers the count after it; `None` when the code is no
-    /// longer pending (claimed, locked, revoked meanwhile).
-    pub async fn count_wrong_facts(&self, hash: &CodeHash) -> anyhow::Result<Option<u32>> {
+    /// Takes the next try at a pending code's facts of the record
+    /// (`invitation::fact_try`): one atomic `ADD` on its lookup, made before
+    /// anything is compared, answering the try's number; `None` when the code
+    /// is no longer pending (claimed, locked, revoked meanwhile).
+    pub async fn take_fact_try(&self, hash: &CodeHash) -> anyhow::Result<Option<u32>> {
         let result = self
             .client()
             .update_item()
             .table_name(self.table_name())
             .set_key(Some(key(keys::code_lookup_pk(hash), keys::CODE_LOOKUP_SK.into())))
-            .update_expression("ADD wrong_facts :one")
+            .update_expression("ADD fact_tries :one")
             .condition_expression("#state = :pending")
             .expression_attribute_names("#state", "state")
             .expression_attribute_values(":pending", s(InvitationState::Pending.as_str()))
@@ -469,15 +480,16 @@ impl Store {
             .await;
         match result {
             Ok(out) => {
-                let count = out.attributes.as_ref().and_then(|a| a.get("wrong_facts")).and_then(|v| v.as_n().ok()).and_then(|v| v.parse().ok());
-                Ok(Some(count.context("the wrong-facts count was not returned")?))
+                let count = out.attributes.as_ref().and_then(|a| a.get("fact_tries")).and_then(|v| v.as_n().ok()).and_then(|v| v.parse().ok());
+                Ok(Some(count.context("the fact tries count was not returned")?))
             }
             Err(e) if e.as_service_error().is_some_and(|e| e.is_conditional_check_failed_exception()) => Ok(None),
-            Err(e) => Err(anyhow::Error::new(e).context("Failed to count a claim with wrong facts")),
+            Err(e) => Err(anyhow::Error::new(e).context("Failed to take a try at a code's facts")),
         }
     }
 
-    /// Locks a pending code or link ([`invitation::wrong_facts`]) in one
+    /// Locks a pending code or link whose fact tries are used up
+    /// ([`invitation::fact_lock`]; the lookup's counter must show them) in one
     /// transaction: lookup and row `pending → locked` (the plain code and the
     /// pending index keys removed), the contact's state `locked` when `named`
     /// (it still names this invitation), and the audit record.
@@ -486,8 +498,11 @@ impl Store {
         let expires_at = DateTime::from_timestamp_millis(owner.expires_at_ms).context("a code's expiry is out of range")?;
         let pk = keys::contact_pk(tenant, contact);
         let tx = Tx::new()
-            .with(TxItem::CodeLookup, self.set_state(key(keys::code_lookup_pk(hash), keys::CODE_LOOKUP_SK.into()), lock.to, "", None)?)
-            .with(TxItem::CodeRow, self.set_state(key(pk, keys::code_sk(portal, hash)), lock.to, "REMOVE code, gsi2pk, gsi2sk", None)?)
+            .with(
+                TxItem::CodeLookup,
+                self.set_state(key(keys::code_lookup_pk(hash), keys::CODE_LOOKUP_SK.into()), lock.to, "", None, Tries::UsedUp(invitation::FACT_TRIES))?,
+            )
+            .with(TxItem::CodeRow, self.set_state(key(pk, keys::code_sk(portal, hash)), lock.to, "REMOVE code, gsi2pk, gsi2sk", None, Tries::Any)?)
             .with(TxItem::Contact, self.follow_invitation(tenant, contact, portal, &expires_at, lock.contact, named, now)?)
             .with(TxItem::Audit, self.put(to_item(audit)?, "attribute_not_exists(pk)")?);
         self.transact(tx).await

@@ -2,7 +2,7 @@
 //! links by expiry (`gsi2`), and the conditional writes that make each step
 //! happen once: expiring, auto-emailing and reminding.
 
-use super::dynamo::{from_item, key, s, to_item, Item, Store};
+use super::dynamo::{from_item, key, s, to_item, Item, Store, Tries};
 use super::tx::{Tx, TxError, TxItem};
 use super::items::{CodeItem, EmailItem};
 use super::keys;
@@ -96,7 +96,7 @@ impl Store {
             .with(TxItem::CodeRow, TransactWriteItem::builder().update(row_update).build())
             .with(
                 TxItem::CodeLookup,
-                self.set_state(key(keys::code_lookup_pk(&row.code_hash), keys::CODE_LOOKUP_SK.into()), expiry.to, "", None)?,
+                self.set_state(key(keys::code_lookup_pk(&row.code_hash), keys::CODE_LOOKUP_SK.into()), expiry.to, "", None, Tries::Any)?,
             )
             .with(TxItem::Contact, contact_item);
         self.transact(tx).await

@@ -6,9 +6,13 @@
 //! DynamoDB): of N concurrent claims exactly one succeeds.
 //!
 //! A portal's `claim_checks` (`domain::identity`) make a claim give facts of
-//! the record: a missing or wrong one is the same [`ClaimError::Rejected`],
-//! is counted on the code, and the third locks it
-//! ([`invitation::wrong_facts`]). Every claim that matched a code writes an
+//! the record: a missing or wrong one is the same [`ClaimError::Rejected`].
+//! Each such claim takes a numbered try from an atomic counter on the code
+//! before anything is compared: only the first three are judged, a try past
+//! them is refused unjudged, and a wrong third try or any later one locks the
+//! code ([`invitation::fact_try`], [`invitation::fact_lock`]); the claim's
+//! transaction requires the counter to be within them, so of any number of
+//! parallel guesses at most three are judged. Every claim that matched a code writes an
 //! audit record on the contact: `claimed`, `claim_refused` (wrong facts) or
 //! `code_locked`, with the method, the email typed, the keyed hash of the
 //! source address and the user agent.
@@ -115,12 +119,8 @@ pub struct ClaimAttempt<'a> {
 }
 
 impl ClaimAttempt<'_> {
-    /// The audit record of this claim of `owner`'s code.
-    fn audit(&self, owner: &CodeOwner, action: &str, now: chrono::DateTime<chrono::Utc>) -> AuditItem {
-        self.audit_with(owner, action, now, &[])
-    }
-
-    /// The audit record, with more detail (`reason`, `identity_subject`, …).
+    /// The audit record of this claim of `owner`'s code, with more detail
+    /// (`reason`, `identity_subject`, `fact_try`, …).
     fn audit_with(&self, owner: &CodeOwner, action: &str, now: chrono::DateTime<chrono::Utc>, more: &[(&str, String)]) -> AuditItem {
         let mut detail = BTreeMap::from([
             ("method".to_owned(), self.method.as_str().to_owned()),
@@ -220,7 +220,10 @@ async fn try_claim(app: &App, attempt: &ClaimAttempt<'_>, seen: &mut Seen) -> Re
     }
     let transition = invitation::claim(owner.state, expires_at, now).map_err(|_| ClaimError::Rejected)?;
     let owner = &owner;
-    let portal = check_facts(app, attempt, hash, owner, expires_at, now).await?;
+    let Checked { portal, fact_try } = check_facts(app, attempt, hash, owner, expires_at, now).await?;
+    // Which try at the facts this was, in the audit of what it did.
+    let tried = fact_try.map(|n| ("fact_try", n.to_string()));
+    let tried = tried.as_slice();
     if let Some(token) = attempt.id_token {
         // The provider vouches for the address: bound at once, to the token's email.
         let vouched = match vouch(app, &portal, token, now).await? {
@@ -229,11 +232,13 @@ async fn try_claim(app: &App, attempt: &ClaimAttempt<'_>, seen: &mut Seen) -> Re
             Err(reason) => return Err(refuse(app, attempt, owner, reason, now).await),
         };
         let account = NewAccount { email: vouched.email.clone(), subject: Some(vouched.subject.clone()) };
-        let audit = attempt.audit_with(owner, "claimed", now, &[
+        let mut more = vec![
             ("account_email", vouched.email.to_string()),
             ("verified_by", "id_token".to_owned()),
             ("identity_subject", vouched.subject.clone()),
-        ]);
+        ];
+        more.extend_from_slice(tried);
+        let audit = attempt.audit_with(owner, "claimed", now, &more);
         bind(app, hash, owner, transition, &account, &audit, None, now).await?;
         notify_account_added(app, owner, &portal, &vouched.email, now).await;
         return Ok(ClaimOutcome::Bound(Claimed { contact_id: owner.contact_id.clone(), portal_id: owner.portal_id.clone(), email: vouched.email }));
@@ -242,12 +247,12 @@ async fn try_claim(app: &App, attempt: &ClaimAttempt<'_>, seen: &mut Seen) -> Re
     match confirmation::binding(owner.method, owner.sent_to.as_ref(), email) {
         Binding::Now => {
             let account = NewAccount { email: email.clone(), subject: None };
-            bind(app, hash, owner, transition, &account, &attempt.audit(owner, "claimed", now), None, now).await?;
+            bind(app, hash, owner, transition, &account, &attempt.audit_with(owner, "claimed", now, tried), None, now).await?;
             notify_account_added(app, owner, &portal, email, now).await;
             Ok(ClaimOutcome::Bound(Claimed { contact_id: owner.contact_id.clone(), portal_id: owner.portal_id.clone(), email: email.clone() }))
         }
         Binding::Confirm => {
-            send_confirmation(app, attempt, email, hash, owner, &portal, now).await?;
+            send_confirmation(app, attempt, email, hash, owner, &portal, tried, now).await?;
             Ok(ClaimOutcome::ConfirmationSent)
         }
     }
@@ -395,6 +400,7 @@ async fn find_confirmation(app: &App, token: &LinkToken) -> anyhow::Result<Optio
 
 /// Emails a one-time confirmation link to the typed address, voiding the
 /// code's oldest outstanding one past [`confirmation::MAX_OUTSTANDING`].
+#[allow(clippy::too_many_arguments)]
 async fn send_confirmation(
     app: &App,
     attempt: &ClaimAttempt<'_>,
@@ -402,6 +408,7 @@ async fn send_confirmation(
     hash: &CodeHash,
     owner: &CodeOwner,
     portal: &Portal,
+    more: &[(&str, String)],
     now: chrono::DateTime<chrono::Utc>,
 ) -> Result<(), ClaimError> {
     let token = LinkToken::generate();
@@ -426,7 +433,7 @@ async fn send_confirmation(
     let email = sealed_email(&keys.current.sealer, &owner.tenant_id, &owner.contact_id, &owner.portal_id, EmailKind::ClaimConfirmation, email.clone(), &vars, now)
         .in_language(attempt.locale.as_ref(), &portal.default_locale);
     let document_id = email.document_id.clone();
-    let start = ConfirmationStart { item, outstanding, voided, email, audit: attempt.audit(owner, "claim_confirmation_sent", now) };
+    let start = ConfirmationStart { item, outstanding, voided, email, audit: attempt.audit_with(owner, "claim_confirmation_sent", now, more) };
     let start = &start;
     retry(CONTENTION, |_: TxError| ClaimError::Rejected, |_| async move {
         match app.store.start_confirmation(hash, owner, start).await {
@@ -528,9 +535,20 @@ async fn notify_account_added(app: &App, owner: &CodeOwner, portal: &Portal, bou
     }
 }
 
-/// The portal's checks of the facts of the record: `Ok` (with the portal)
-/// when it has none or every one matches; otherwise the wrong claim is counted on the code (the
-/// third locks it) and audited, and the claim is [`ClaimError::Rejected`].
+/// A claim's portal, after its checks of the facts of the record passed.
+struct Checked {
+    portal: Portal,
+    /// The try at the code's facts this claim took, when the portal checks any.
+    fact_try: Option<u32>,
+}
+
+/// The portal's checks of the facts of the record: `Ok` when it has none or
+/// every one matches. Before anything is compared the claim takes a numbered
+/// try from the code's counter ([`invitation::fact_try`]); a try past the
+/// judged ones is refused unjudged. A wrong or unjudged try is audited
+/// (`claim_refused`, with its number), the one that uses the tries up locks
+/// the code ([`invitation::fact_lock`], `code_locked`), and the claim is
+/// [`ClaimError::Rejected`].
 async fn check_facts(
     app: &App,
     attempt: &ClaimAttempt<'_>,
@@ -538,52 +556,60 @@ async fn check_facts(
     owner: &CodeOwner,
     expires_at: chrono::DateTime<chrono::Utc>,
     now: chrono::DateTime<chrono::Utc>,
-) -> Result<Portal, ClaimError> {
+) -> Result<Checked, ClaimError> {
     let (tenant, contact_id) = (&owner.tenant_id, &owner.contact_id);
     let portals = app.portals.get(&app.store, tenant).await?;
     let Some(portal) = portals.iter().find(|p| p.portal_id == owner.portal_id) else {
         return Err(ClaimError::Rejected);
     };
     if portal.claim_checks.is_empty() {
-        return Ok(portal.clone());
+        return Ok(Checked { portal: portal.clone(), fact_try: None });
     }
-    let (contact, access) = app.store.get_contact_with_access(tenant, contact_id).await?.ok_or(ClaimError::Rejected)?;
-    // What was typed, hashed under each key held: each fact on record is
-    // compared under the version that hashed it (`domain::keyring`).
-    let keys = app.keys.get().await?;
-    let given: Vec<(&str, FactHashes)> = keys
-        .all()
-        .map(|key| {
-            let hasher = FactHasher(&key.hasher);
-            let hashes = attempt
-                .facts
-                .iter()
-                .filter_map(|(fact, raw)| identity::normalise(*fact, raw).ok().map(|normal| (*fact, hasher.hash(tenant, contact_id, *fact, &normal))))
-                .collect();
-            (key.version.as_str(), hashes)
-        })
-        .collect();
-    if identity::matches_under(&portal.claim_checks, &contact.facts, &contact.fact_key_versions, &given) {
-        return Ok(portal.clone());
-    }
-    // Wrong: counted on the code; the third locks it (a code no longer pending counts nothing).
-    let Some(wrong) = app.store.count_wrong_facts(hash).await? else {
+    // Counted before it is judged: of parallel guesses, each holds its own
+    // number, and only the first few are compared (a code no longer pending takes none).
+    let Some(n) = app.store.take_fact_try(hash).await? else {
         return Err(ClaimError::Rejected);
     };
-    match invitation::wrong_facts(InvitationState::Pending, wrong) {
+    let (contact, access) = app.store.get_contact_with_access(tenant, contact_id).await?.ok_or(ClaimError::Rejected)?;
+    let judged = invitation::fact_try(n) == invitation::FactTry::Judge;
+    let right = judged && {
+        // What was typed, hashed under each key held: each fact on record is
+        // compared under the version that hashed it (`domain::keyring`).
+        let keys = app.keys.get().await?;
+        let given: Vec<(&str, FactHashes)> = keys
+            .all()
+            .map(|key| {
+                let hasher = FactHasher(&key.hasher);
+                let hashes = attempt
+                    .facts
+                    .iter()
+                    .filter_map(|(fact, raw)| identity::normalise(*fact, raw).ok().map(|normal| (*fact, hasher.hash(tenant, contact_id, *fact, &normal))))
+                    .collect();
+                (key.version.as_str(), hashes)
+            })
+            .collect();
+        identity::matches_under(&portal.claim_checks, &contact.facts, &contact.fact_key_versions, &given)
+    };
+    if right {
+        return Ok(Checked { portal: portal.clone(), fact_try: Some(n) });
+    }
+    let reason = if judged { "wrong_facts" } else { "fact_tries_used_up" };
+    let detail = [("fact_try", n.to_string()), ("reason", reason.to_owned())];
+    let refused = attempt.audit_with(owner, "claim_refused", now, &detail);
+    match invitation::fact_lock(InvitationState::Pending, n, right) {
         Some(lock) => {
             let named = invitation::still_names(access.get(owner.portal_id.as_str()), expires_at);
-            match app.store.lock_code(hash, owner, lock, named, &attempt.audit(owner, "code_locked", now), now).await {
+            match app.store.lock_code(hash, owner, lock, named, &attempt.audit_with(owner, "code_locked", now, &detail), now).await {
                 Ok(()) => {
-                    tracing::warn!(tenant = %tenant, portal = %owner.portal_id, "code locked after wrong facts");
+                    tracing::warn!(tenant = %tenant, portal = %owner.portal_id, "code locked after its tries at the facts");
                     crate::metrics::emf::count("CodesLocked", &[("PortalId", owner.portal_id.as_str())]);
                 }
-                // A parallel wrong claim locked it, or it was claimed or revoked meanwhile.
-                Err(TxError::Cancelled(_)) => {}
+                // A parallel try locked it first, or it was claimed or revoked meanwhile.
+                Err(TxError::Cancelled(_)) => app.store.put_audit(&refused).await?,
                 Err(TxError::Unexpected(e)) => return Err(e.into()),
             }
         }
-        None => app.store.put_audit(&attempt.audit(owner, "claim_refused", now)).await?,
+        None => app.store.put_audit(&refused).await?,
     }
     Err(ClaimError::Rejected)
 }
