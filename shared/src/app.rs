@@ -54,6 +54,15 @@ pub struct Settings {
     /// `PUBLIC_BASE_URL`: where this deployment's hosted pages are (`{base}/claim`);
     /// a portal without its own `claim_url` links there. None: every portal needs one.
     pub public_base_url: Option<String>,
+    /// `PORTAL_LOCAL`: `1` only in the local stack (`portal-local` sets it;
+    /// template.yaml never does). It alone lets portals name http URLs on
+    /// loopback and serves the console's demo page (`domain::web_url`).
+    pub deployment: crate::domain::web_url::Deployment,
+    /// `PORTAL_EDGE_SECRET_ARN`: behind CloudFront (template's `WebAclArn`), the
+    /// secret its `X-Portal-Edge` header carries; requests without it are 403
+    /// and the client's address is CloudFront's `CloudFront-Viewer-Address`
+    /// (`http::edge`). Empty: no edge, the gateway's source address.
+    pub edge_secret: Option<String>,
 }
 
 impl Settings {
@@ -94,6 +103,8 @@ impl Settings {
                 Some(url) => anyhow::bail!("PUBLIC_BASE_URL must be an absolute http(s) URL, not {url:?}"),
                 None => None,
             },
+            deployment: crate::domain::web_url::Deployment::from_flag(get("PORTAL_LOCAL").as_deref()),
+            edge_secret: get("PORTAL_EDGE_SECRET_ARN").map(|v| v.trim().to_owned()).filter(|v| !v.is_empty()),
         })
     }
 }
@@ -172,6 +183,10 @@ pub struct App {
     pub max_emails_per_hour: u32,
     /// `Settings::max_sms_per_hour`.
     pub max_sms_per_hour: u32,
+    /// `Settings::deployment`.
+    pub deployment: crate::domain::web_url::Deployment,
+    /// `Settings::edge_secret`.
+    pub edge_secret: Option<String>,
 }
 
 impl App {
@@ -198,10 +213,12 @@ impl App {
             clock: system_clock(),
             portals: PortalCache::new(Duration::from_secs(settings.portal_cache_seconds)),
             profiles: ProfileCache::new(Duration::from_secs(settings.portal_cache_seconds)),
-            identity_keys: Default::default(),
+            identity_keys: crate::oidc::KeySets::new(settings.deployment),
             public_base_url: settings.public_base_url.clone(),
             max_emails_per_hour: settings.max_emails_per_hour,
             max_sms_per_hour: settings.max_sms_per_hour,
+            deployment: settings.deployment,
+            edge_secret: settings.edge_secret.clone(),
         }
     }
 

@@ -1039,7 +1039,7 @@ proptest! {
         let url_ok = t.is_empty() || url_host(t).is_some() && t.len() <= 2048 && !t.chars().any(|c| c.is_whitespace() || c.is_control());
         let ttl_ok = |t: Option<u32>| (1..=MAX_CODE_TTL_HOURS).contains(&t.unwrap_or(DEFAULT_CODE_TTL_HOURS));
         let reminder_ok = reminder.is_none_or(|d| (1..=MAX_REMINDER_DAYS).contains(&d));
-        let result = Portal::new(id, &name, default, Some(&url), code_ttl, link_ttl).and_then(|p| p.with_automation(true, false, reminder));
+        let result = Portal::new(id, &name, default, Some(&url), code_ttl, link_ttl, portal::domain::web_url::Deployment::Aws).and_then(|p| p.with_automation(true, false, reminder));
         match result {
             Ok(p) => {
                 prop_assert!(name_ok && url_ok && ttl_ok(code_ttl) && ttl_ok(link_ttl) && reminder_ok, "accepted {:?}", p);
@@ -1260,10 +1260,10 @@ fn parse_as(parser: &str, input: &str) -> Result<String, String> {
         "pickup_code" => PickupCode::parse(input).map(|c| c.display()).map_err(|x| format!("{x:?} {x}")),
         "link_token" => LinkToken::parse(input).map(|t| t.expose().to_owned()).map_err(|x| e(&x)),
         "name" => valid_name(input).ok_or_else(|| "None".to_owned()),
-        "claim_url" => Portal::new(PortalId::parse("main").unwrap(), "Main", true, Some(input), None, None)
+        "claim_url" => Portal::new(PortalId::parse("main").unwrap(), "Main", true, Some(input), None, None, portal::domain::web_url::Deployment::Aws)
             .map(|p| p.claim_url.unwrap_or_default())
             .map_err(|x| format!("{x:?} {x}")),
-        "activation_link" => Portal::new(PortalId::parse("main").unwrap(), "Main", true, Some(input), None, None)
+        "activation_link" => Portal::new(PortalId::parse("main").unwrap(), "Main", true, Some(input), None, None, portal::domain::web_url::Deployment::Aws)
             .map(|p| LinkToken::parse(&"T".repeat(43)).unwrap().link(&p.claim_url.unwrap_or_default()))
             .map_err(|x| format!("{x:?} {x}")),
         "activation_message" => ActivationMessage::parse(input, &TenantId::parse("t").unwrap(), Sender::Service)

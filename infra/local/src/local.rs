@@ -117,12 +117,22 @@ pub async fn function_env(endpoints: &Endpoints, t: &Template, binary: &str) -> 
             (Some(target), _) => anyhow::bail!("{binary}: {name} refers to {target}, which the local stack does not know"),
             (None, Value::String(s)) => Some(s.clone()),
             (None, Value::Tagged(tagged)) if tagged.tag == "Sub" && tagged.value.is_string() => Some(substitute(tagged.value.as_str().unwrap_or_default())),
+            // `!If [Condition, then, else]`: the template's conditions hang on
+            // parameters whose defaults leave them off (an edge, `WebAclArn`
+            // empty), and the local stack deploys with the defaults.
+            (None, Value::Tagged(tagged)) if tagged.tag == "If" => match tagged.value.as_sequence().map(Vec::as_slice) {
+                Some([_, _, Value::String(otherwise)]) => Some(otherwise.clone()),
+                _ => anyhow::bail!("{binary}: {name} is an !If the local stack cannot resolve (its else branch must be a string)"),
+            },
             (None, other) => Some(serde_yaml::to_string(other)?.trim().to_owned()),
         };
         if let Some(v) = resolved {
             env.insert(name.clone(), v);
         }
     }
+    // The local stack, and only it (template.yaml never sets it): http to
+    // loopback for portals' URLs, the console's demo page.
+    env.insert("PORTAL_LOCAL".to_owned(), "1".to_owned());
     Ok(env)
 }
 

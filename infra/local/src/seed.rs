@@ -14,7 +14,7 @@ pub async fn run(endpoints: &Endpoints, t: &Template) -> anyhow::Result<()> {
     let app = local::http_app(endpoints, t, "admin").await?;
     let tenant = TenantId::parse(DEMO_TENANT)?;
     let now = (app.clock)();
-    let portal = Portal::new(PortalId::parse("main")?, "Demo Clinic Portal", true, Some("https://portal.example.com/claim"), None, None)?;
+    let portal = Portal::new(PortalId::parse("main")?, "Demo Clinic Portal", true, Some("https://portal.example.com/claim"), None, None, portal::domain::web_url::Deployment::Local)?;
     app.store.put_portal(&tenant, &portal, "seed", now).await?;
     let contacts = [
         (DEMO_CONTACT, "Ann Lee", Some("ann.lee@example.com")),

@@ -13,6 +13,7 @@
 //! it), and so does the time.
 
 use super::email_address::EmailAddress;
+use super::web_url::{self, Deployment};
 use chrono::{DateTime, Utc};
 use jsonwebtoken::{jwk::JwkSet, Algorithm, DecodingKey, Validation};
 use serde::{Deserialize, Serialize};
@@ -41,11 +42,11 @@ pub struct IdentityProvider {
 /// Why a portal's identity provider settings were refused; each names its field.
 #[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
 pub enum ProviderError {
-    #[error("identity_issuer: must be an https URL (http only for a loopback host)")]
+    #[error("identity_issuer: must be an https URL with a host")]
     Issuer,
     #[error("identity_audience: required with identity_issuer, 1 to 2048 characters")]
     Audience,
-    #[error("identity_jwks_url: must be an https URL (http only for a loopback host)")]
+    #[error("identity_jwks_url: must be an https URL with a host")]
     JwksUrl,
     #[error("identity_issuer: required with identity_audience or identity_jwks_url")]
     IssuerMissing,
@@ -62,18 +63,19 @@ impl ProviderError {
 }
 
 impl IdentityProvider {
-    /// The provider a portal's three settings name, if any.
-    pub fn from_settings(issuer: Option<&str>, audience: Option<&str>, jwks_url: Option<&str>) -> Result<Option<Self>, ProviderError> {
+    /// The provider a portal's three settings name, if any; its URLs must be
+    /// https, or http to loopback in the local stack ([`web_url::secure`]).
+    pub fn from_settings(issuer: Option<&str>, audience: Option<&str>, jwks_url: Option<&str>, deployment: Deployment) -> Result<Option<Self>, ProviderError> {
         let (issuer, audience, jwks_url) = (nonempty(issuer), nonempty(audience), nonempty(jwks_url));
         let Some(issuer) = issuer else {
             return if audience.is_some() || jwks_url.is_some() { Err(ProviderError::IssuerMissing) } else { Ok(None) };
         };
-        if !fetchable(issuer) {
+        if !web_url::secure(issuer, deployment) {
             return Err(ProviderError::Issuer);
         }
         let audience = audience.filter(|a| a.len() <= MAX_SETTING_LEN && !a.chars().any(char::is_control)).ok_or(ProviderError::Audience)?;
         let jwks_url = match jwks_url {
-            Some(url) if fetchable(url) => url.to_owned(),
+            Some(url) if web_url::secure(url, deployment) => url.to_owned(),
             Some(_) => return Err(ProviderError::JwksUrl),
             None => format!("{}/.well-known/jwks.json", issuer.trim_end_matches('/')),
         };
@@ -83,30 +85,6 @@ impl IdentityProvider {
 
 fn nonempty(value: Option<&str>) -> Option<&str> {
     value.map(str::trim).filter(|v| !v.is_empty())
-}
-
-/// An https URL with a host, or http to a loopback host (the local stack's moto).
-fn fetchable(url: &str) -> bool {
-    if url.len() > MAX_SETTING_LEN || url.chars().any(|c| c.is_whitespace() || c.is_control()) {
-        return false;
-    }
-    let (https, rest) = match (url.strip_prefix("https://"), url.strip_prefix("http://")) {
-        (Some(rest), _) => (true, rest),
-        (None, Some(rest)) => (false, rest),
-        _ => return false,
-    };
-    let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
-    if authority.contains('@') {
-        return false;
-    }
-    let host = match authority.strip_prefix('[') {
-        Some(v6) => v6.split_once(']').map_or("", |(h, _)| h),
-        None => authority.split(':').next().unwrap_or_default(),
-    };
-    if host.is_empty() {
-        return false;
-    }
-    https || host == "localhost" || host.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback())
 }
 
 /// What a verified token vouches for.
@@ -237,7 +215,7 @@ EU3ln1/Bl5RtdRVJ4h4XMxA3UBeoxpGUCNFHuudjO4OFE2bc+cGr0V3B
 -----END PRIVATE KEY-----";
 
     fn provider() -> IdentityProvider {
-        IdentityProvider::from_settings(Some("https://idp.example"), Some("portal-client"), None).unwrap().unwrap()
+        IdentityProvider::from_settings(Some("https://idp.example"), Some("portal-client"), None, Deployment::Aws).unwrap().unwrap()
     }
 
     fn keys(kid: &str) -> JwkSet {
@@ -329,15 +307,21 @@ EU3ln1/Bl5RtdRVJ4h4XMxA3UBeoxpGUCNFHuudjO4OFE2bc+cGr0V3B
 
     #[test]
     fn provider_settings_need_an_issuer_an_audience_and_fetchable_urls() {
-        assert_eq!(IdentityProvider::from_settings(None, None, None), Ok(None));
+        assert_eq!(IdentityProvider::from_settings(None, None, None, Deployment::Aws), Ok(None));
         let p = provider();
         assert_eq!(p.jwks_url, "https://idp.example/.well-known/jwks.json");
-        assert_eq!(IdentityProvider::from_settings(Some("https://idp.example"), None, None), Err(ProviderError::Audience));
-        assert_eq!(IdentityProvider::from_settings(None, Some("a"), None), Err(ProviderError::IssuerMissing));
-        assert_eq!(IdentityProvider::from_settings(Some("http://idp.example"), Some("a"), None), Err(ProviderError::Issuer));
-        assert_eq!(IdentityProvider::from_settings(Some("https://idp.example"), Some("a"), Some("http://10.0.0.1/jwks")), Err(ProviderError::JwksUrl));
-        assert_eq!(IdentityProvider::from_settings(Some("https://u@idp.example"), Some("a"), None), Err(ProviderError::Issuer));
-        let local = IdentityProvider::from_settings(Some("https://cognito-idp.us-east-1.amazonaws.com/pool"), Some("a"), Some("http://127.0.0.1:5000/pool/.well-known/jwks.json"));
+        assert_eq!(IdentityProvider::from_settings(Some("https://idp.example"), None, None, Deployment::Aws), Err(ProviderError::Audience));
+        assert_eq!(IdentityProvider::from_settings(None, Some("a"), None, Deployment::Aws), Err(ProviderError::IssuerMissing));
+        assert_eq!(IdentityProvider::from_settings(Some("http://idp.example"), Some("a"), None, Deployment::Aws), Err(ProviderError::Issuer));
+        assert_eq!(IdentityProvider::from_settings(Some("https://idp.example"), Some("a"), Some("http://10.0.0.1/jwks"), Deployment::Aws), Err(ProviderError::JwksUrl));
+        assert_eq!(IdentityProvider::from_settings(Some("https://u@idp.example"), Some("a"), None, Deployment::Aws), Err(ProviderError::Issuer));
+        let jwks = Some("http://127.0.0.1:5000/pool/.well-known/jwks.json");
+        let local = IdentityProvider::from_settings(Some("https://cognito-idp.us-east-1.amazonaws.com/pool"), Some("a"), jwks, Deployment::Local);
         assert_eq!(local.unwrap().unwrap().jwks_url, "http://127.0.0.1:5000/pool/.well-known/jwks.json");
+        // The template's own deployment takes no http at all, loopback included.
+        let deployed = IdentityProvider::from_settings(Some("https://cognito-idp.us-east-1.amazonaws.com/pool"), Some("a"), jwks, Deployment::Aws);
+        assert_eq!(deployed, Err(ProviderError::JwksUrl));
+        let issuer = IdentityProvider::from_settings(Some("http://127.0.0.1:5000/pool"), Some("a"), None, Deployment::Aws);
+        assert_eq!(issuer, Err(ProviderError::Issuer));
     }
 }

@@ -28,6 +28,7 @@ pub mod report;
 pub mod sealed;
 pub mod tenant;
 pub mod time;
+pub mod web_url;
 
 pub use auth::{AuthError, Caller, Scope};
 pub use email::{EmailKind, EmailStatus, MailJob};

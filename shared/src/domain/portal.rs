@@ -5,6 +5,7 @@ use super::identity::Fact;
 use super::channel::Channels;
 use super::ids::PortalId;
 use super::locale::Locale;
+use super::web_url::{self, Deployment};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeSet;
 
@@ -61,7 +62,7 @@ pub const MAX_REMINDER_DAYS: u32 = 90;
 pub enum PortalError {
     #[error("name: must be 1 to {MAX_NAME_LEN} characters")]
     Name,
-    #[error("claim_url: must be an absolute http(s) URL")]
+    #[error("claim_url: must be an https URL with a host")]
     ClaimUrl,
     #[error("code_ttl_hours: must be between 1 and {MAX_CODE_TTL_HOURS}")]
     CodeTtl,
@@ -93,11 +94,12 @@ impl Portal {
         claim_url: Option<&str>,
         code_ttl_hours: Option<u32>,
         link_ttl_hours: Option<u32>,
+        deployment: Deployment,
     ) -> Result<Self, PortalError> {
         let name = valid_name(name).ok_or(PortalError::Name)?;
         let claim_url = claim_url.map(str::trim).filter(|u| !u.is_empty());
         if let Some(claim_url) = claim_url {
-            if !valid_url(claim_url) {
+            if !web_url::secure(claim_url, deployment) {
                 return Err(PortalError::ClaimUrl);
             }
         }
@@ -220,29 +222,33 @@ mod tests {
 
     #[test]
     fn ttl_defaults_to_a_week_and_is_bounded() {
-        let p = Portal::new(id("main"), "Main", true, Some("https://portal.example/claim"), None, None).unwrap();
+        let p = Portal::new(id("main"), "Main", true, Some("https://portal.example/claim"), None, None, Deployment::Aws).unwrap();
         assert_eq!(p.code_ttl_hours, 168);
-        assert_eq!(Portal::new(id("m"), "M", true, Some("https://x.example"), Some(0), None), Err(PortalError::CodeTtl));
-        assert_eq!(Portal::new(id("m"), "M", true, Some("https://x.example"), Some(2161), None), Err(PortalError::CodeTtl));
-        assert!(Portal::new(id("m"), "M", true, Some("https://x.example"), Some(2160), None).is_ok());
+        assert_eq!(Portal::new(id("m"), "M", true, Some("https://x.example"), Some(0), None, Deployment::Aws), Err(PortalError::CodeTtl));
+        assert_eq!(Portal::new(id("m"), "M", true, Some("https://x.example"), Some(2161), None, Deployment::Aws), Err(PortalError::CodeTtl));
+        assert!(Portal::new(id("m"), "M", true, Some("https://x.example"), Some(2160), None, Deployment::Aws).is_ok());
     }
 
     #[test]
     fn names_and_urls_are_checked() {
-        assert_eq!(Portal::new(id("m"), "  ", true, Some("https://x.example"), None, None), Err(PortalError::Name));
-        assert_eq!(Portal::new(id("m"), &"n".repeat(201), true, Some("https://x.example"), None, None), Err(PortalError::Name));
-        assert_eq!(Portal::new(id("m"), "M", true, Some("javascript:alert(1)"), None, None), Err(PortalError::ClaimUrl));
-        assert_eq!(Portal::new(id("m"), "M", true, Some("https://x.example/a b"), None, None), Err(PortalError::ClaimUrl));
+        assert_eq!(Portal::new(id("m"), "  ", true, Some("https://x.example"), None, None, Deployment::Aws), Err(PortalError::Name));
+        assert_eq!(Portal::new(id("m"), &"n".repeat(201), true, Some("https://x.example"), None, None, Deployment::Aws), Err(PortalError::Name));
+        assert_eq!(Portal::new(id("m"), "M", true, Some("javascript:alert(1)"), None, None, Deployment::Aws), Err(PortalError::ClaimUrl));
+        assert_eq!(Portal::new(id("m"), "M", true, Some("https://x.example/a b"), None, None, Deployment::Aws), Err(PortalError::ClaimUrl));
         for hostless in ["https://", "https://?token=", "http://:443/claim", "https://user@/claim", "https://[]/"] {
-            assert_eq!(Portal::new(id("m"), "M", true, Some(hostless), None, None), Err(PortalError::ClaimUrl), "{hostless}");
+            assert_eq!(Portal::new(id("m"), "M", true, Some(hostless), None, None, Deployment::Aws), Err(PortalError::ClaimUrl), "{hostless}");
         }
-        assert!(Portal::new(id("m"), "M", true, Some("https://[::1]:8443/claim"), None, None).is_ok());
+        assert!(Portal::new(id("m"), "M", true, Some("https://[::1]:8443/claim"), None, None, Deployment::Aws).is_ok());
+        // A claim page is https; http only to loopback, and only in the local stack.
+        assert_eq!(Portal::new(id("m"), "M", true, Some("http://portal.example/claim"), None, None, Deployment::Local), Err(PortalError::ClaimUrl));
+        assert_eq!(Portal::new(id("m"), "M", true, Some("http://127.0.0.1:3000/claim"), None, None, Deployment::Aws), Err(PortalError::ClaimUrl));
+        assert!(Portal::new(id("m"), "M", true, Some("http://127.0.0.1:3000/claim"), None, None, Deployment::Local).is_ok());
     }
 
     #[test]
     fn the_default_portal_must_be_unique() {
-        let a = Portal::new(id("a"), "A", true, Some("https://a.example"), None, None).unwrap();
-        let b = Portal::new(id("b"), "B", false, Some("https://b.example"), None, None).unwrap();
+        let a = Portal::new(id("a"), "A", true, Some("https://a.example"), None, None, Deployment::Aws).unwrap();
+        let b = Portal::new(id("b"), "B", false, Some("https://b.example"), None, None, Deployment::Aws).unwrap();
         let mut c = b.clone();
         c.default = true;
         assert_eq!(default_portal(&[a.clone(), b.clone()]), DefaultPortal::Found(&a));

@@ -168,7 +168,7 @@ mod tests {
         PortalId::parse(s).unwrap()
     }
     fn portal(id: &str, default: bool) -> Portal {
-        Portal::new(pid(id), &format!("Portal {id}"), default, Some("https://p.example/claim"), None, None).unwrap()
+        Portal::new(pid(id), &format!("Portal {id}"), default, Some("https://p.example/claim"), None, None, crate::domain::web_url::Deployment::Aws).unwrap()
     }
     fn contact(related: &[&str]) -> Contact {
         Contact {

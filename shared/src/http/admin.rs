@@ -73,14 +73,14 @@ async fn put_portal(app: &App, req: &Request) -> Result<Response<Body>, ApiError
     let caller = caller(req, Scope::Admin)?;
     let portal_id = path_param(req, "portal_id", PortalId::parse)?;
     let body: PortalRequest = json_body(req, false)?;
-    let identity = IdentityProvider::from_settings(body.identity_issuer.as_deref(), body.identity_audience.as_deref(), body.identity_jwks_url.as_deref())
+    let identity = IdentityProvider::from_settings(body.identity_issuer.as_deref(), body.identity_audience.as_deref(), body.identity_jwks_url.as_deref(), app.deployment)
         .map_err(|e| ApiError::validation(e.pointer(), e.to_string()))?;
     let channels = Channels::new(body.channels).map_err(|e| ApiError::validation("/channels", e.to_string()))?;
     let default_locale = match body.default_locale.as_deref().map(str::trim) {
         None | Some("") => Locale::english(),
         Some(raw) => Locale::parse(raw).map_err(|e| ApiError::validation("/default_locale", format!("default_locale {e}")))?,
     };
-    let portal = Portal::new(portal_id, &body.name, body.default, body.claim_url.as_deref(), body.code_ttl_hours, body.link_ttl_hours)
+    let portal = Portal::new(portal_id, &body.name, body.default, body.claim_url.as_deref(), body.code_ttl_hours, body.link_ttl_hours, app.deployment)
         .map(|p| p.with_messages(channels, default_locale))
         .and_then(|p| p.with_automation(body.auto_generate, body.auto_email, body.reminder_days_before_expiry))
         .map(|p| p.with_claim_checks(body.claim_checks.iter().copied()).with_identity(identity))

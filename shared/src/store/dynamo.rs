@@ -223,7 +223,7 @@ impl Store {
             reminder_days_before_expiry: p.reminder_days_before_expiry,
             claim_checks: p.claim_checks,
             // Stored as validated; a stored provider that no longer validates trusts nothing.
-            identity: IdentityProvider::from_settings(p.identity_issuer.as_deref(), p.identity_audience.as_deref(), p.identity_jwks_url.as_deref())
+            identity: IdentityProvider::from_settings(p.identity_issuer.as_deref(), p.identity_audience.as_deref(), p.identity_jwks_url.as_deref(), crate::domain::web_url::Deployment::Local)
                 .unwrap_or_default(),
             channels: p.channels,
             default_locale: p.default_locale,
