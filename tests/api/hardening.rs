@@ -380,3 +380,44 @@ async fn codes_claims_and_emails_are_counted_in_embedded_metric_format() {
     .await;
     assert!(seen.is_some(), "CodesGenerated / ClaimsSucceeded / EmailsSent missing from the gateway log");
 }
+
+/// Behind CloudFront (`WebAclArn`): a request without the distribution's
+/// secret header is 403 whatever it claims to be, and with it the claim
+/// throttle counts the viewer's address from `CloudFront-Viewer-Address`, not
+/// the one source address all of CloudFront's requests share. The secret is
+/// a real one in moto's Secrets Manager.
+#[tokio::test]
+async fn behind_the_edge_only_requests_with_its_secret_pass_and_each_viewer_is_throttled_alone() {
+    let mut app = app("claim").await;
+    let name = unique("portal-local/EdgeSecret");
+    let secret = uuid::Uuid::new_v4().simple().to_string();
+    app.secrets.put(&name, &secrecy::SecretString::from(secret.clone()), "edge test").await.unwrap();
+    app.edge_secret = Some(name);
+    let cloudfront = random_ip();
+    let claim = |viewer: &str, secret: Option<&str>| {
+        let mut e = fixture("claim.json").json(&json!({"code": "DDDDD-DDDDD", "email": "a@example.com"})).source_ip(&cloudfront);
+        e = e.header("cloudfront-viewer-address", &format!("{viewer}:443"));
+        if let Some(s) = secret {
+            e = e.header("x-portal-edge", s);
+        }
+        e.request()
+    };
+    // A direct call, forged viewer address and all, and one with a wrong secret.
+    let direct = portal::http::HttpFunction::Claim.handle(&app, claim(&random_ip(), None)).await;
+    assert_eq!(direct.status(), 403);
+    assert_eq!(body(&direct)["type"], "/problems/forbidden");
+    let wrong = portal::http::HttpFunction::Claim.handle(&app, claim(&random_ip(), Some("not-the-secret"))).await;
+    assert_eq!(wrong.status(), 403);
+    // Other functions too: the check runs before any route.
+    let status = portal::http::HttpFunction::Status.handle(&app, fixture("claim.json").source_ip(&cloudfront).request()).await;
+    assert_eq!(status.status(), 403);
+
+    // One viewer's ten failures throttle that viewer, not the next one through the same edge.
+    let (guesser, other) = (random_ip(), random_ip());
+    for i in 0..10 {
+        let r = portal::http::HttpFunction::Claim.handle(&app, claim(&guesser, Some(&secret))).await;
+        assert_eq!(r.status(), 400, "failure {i}");
+    }
+    assert_eq!(portal::http::HttpFunction::Claim.handle(&app, claim(&guesser, Some(&secret))).await.status(), 429);
+    assert_eq!(portal::http::HttpFunction::Claim.handle(&app, claim(&other, Some(&secret))).await.status(), 400, "another viewer is judged");
+}

@@ -13,6 +13,7 @@ pub mod activations;
 pub mod admin;
 pub mod claim;
 pub mod console;
+pub mod edge;
 pub mod contacts;
 pub mod generate;
 pub mod html;
@@ -38,6 +39,10 @@ use routes::{Effect, Function, Route};
 /// table (a route of another function is 404), through the idempotency
 /// layer when the route is effectful and the request carries a key.
 pub async fn handle<F: Function>(app: &App, req: Request) -> Response<Body> {
+    let req = match edge::admit(app, req).await {
+        Ok(req) => req,
+        Err(e) => return e.into_response(),
+    };
     let route = Route::from_key(&request::route_key(&req)).filter(|r| r.function() == F::NAME);
     let Some(route) = route else {
         return ApiError::NotFound("route").into_response();

@@ -60,6 +60,9 @@ pub enum ApiError {
     InProgress,
     #[error("{0}")]
     Unavailable(String),
+    /// Behind CloudFront, a request that did not come through it (`http::edge`).
+    #[error("this API answers only through its CloudFront distribution")]
+    NotThroughEdge,
     #[error(transparent)]
     Unexpected(#[from] anyhow::Error),
 }
@@ -91,7 +94,7 @@ impl ApiError {
     fn parts(&self) -> (StatusCode, &'static str, &'static str) {
         match self {
             Self::Auth(AuthError::Unauthenticated) => (StatusCode::UNAUTHORIZED, "unauthenticated", "Unauthenticated"),
-            Self::Auth(AuthError::Forbidden(_)) => (StatusCode::FORBIDDEN, "forbidden", "Forbidden"),
+            Self::Auth(AuthError::Forbidden(_)) | Self::NotThroughEdge => (StatusCode::FORBIDDEN, "forbidden", "Forbidden"),
             Self::BadRequest(_) => (StatusCode::BAD_REQUEST, "bad-request", "Bad request"),
             Self::Validation { .. } => (StatusCode::UNPROCESSABLE_ENTITY, "validation", "Invalid request"),
             Self::NotFound(_) => (StatusCode::NOT_FOUND, "not-found", "Not found"),
