@@ -75,6 +75,7 @@ impl Settings {
     pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> anyhow::Result<Self> {
         let var = |name: &str| get(name).with_context(|| format!("environment variable {name} is not set"));
         let key_secret = var("CODE_HASH_KEY_SECRET")?;
+        let deployment = crate::domain::web_url::Deployment::from_flag(get("PORTAL_LOCAL").as_deref());
         anyhow::ensure!(!key_secret.trim().is_empty(), "CODE_HASH_KEY_SECRET must name the code hash key's secret");
         Ok(Self {
             table_name: var("TABLE_NAME")?,
@@ -99,11 +100,11 @@ impl Settings {
                 .unwrap_or_else(|| "portal-access/integrations".to_owned()),
             portal_cache_seconds: get("PORTAL_CACHE_SECONDS").and_then(|v| v.parse().ok()).unwrap_or(30),
             public_base_url: match get("PUBLIC_BASE_URL").map(|v| v.trim().trim_end_matches('/').to_owned()).filter(|v| !v.is_empty()) {
-                Some(url) if crate::domain::portal::valid_url(&url) => Some(url),
-                Some(url) => anyhow::bail!("PUBLIC_BASE_URL must be an absolute http(s) URL, not {url:?}"),
+                Some(url) if crate::domain::web_url::secure(&url, deployment) => Some(url),
+                Some(url) => anyhow::bail!("PUBLIC_BASE_URL must be an https URL (http to loopback only in the local stack), not {url:?}"),
                 None => None,
             },
-            deployment: crate::domain::web_url::Deployment::from_flag(get("PORTAL_LOCAL").as_deref()),
+            deployment,
             edge_secret: get("PORTAL_EDGE_SECRET_ARN").map(|v| v.trim().to_owned()).filter(|v| !v.is_empty()),
         })
     }

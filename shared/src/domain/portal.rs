@@ -170,24 +170,6 @@ impl Portal {
     }
 }
 
-/// An absolute http(s) URL with a host, of at most 2048 characters and no spaces.
-pub fn valid_url(url: &str) -> bool {
-    let scheme_ok = url.starts_with("https://") || url.starts_with("http://");
-    scheme_ok && has_host(url) && url.len() <= 2048 && !url.chars().any(|c| c.is_whitespace() || c.is_control())
-}
-
-/// Whether an http(s) URL names a host: `https://`, `https://?x` or
-/// `https://:443/` do not, and their links would lead nowhere.
-fn has_host(url: &str) -> bool {
-    let rest = url.split_once("://").map_or("", |(_, rest)| rest);
-    let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
-    let host = authority.rsplit_once('@').map_or(authority, |(_, host)| host);
-    match host.strip_prefix('[') {
-        Some(v6) => v6.split_once(']').is_some_and(|(address, _)| !address.is_empty()),
-        None => host.split(':').next().is_some_and(|name| !name.is_empty()),
-    }
-}
-
 /// A display name: trimmed, 1..=200 characters, no control characters.
 pub fn valid_name(raw: &str) -> Option<String> {
     let name = raw.trim();

@@ -42,7 +42,8 @@ impl TenantProfile {
         };
         let logo_url = match logo_url.map(str::trim).filter(|s| !s.is_empty()) {
             None => None,
-            Some(url) if url.starts_with("https://") && super::portal::valid_url(url) => Some(url.to_owned()),
+            // https in every deployment: a logo is shown in emails, read far from the local stack.
+            Some(url) if super::web_url::secure(url, super::web_url::Deployment::Aws) => Some(url.to_owned()),
             Some(_) => {
                 errors.push(ProfileError { field: "logo_url", detail: "logo_url must be an absolute https URL".into() });
                 None
