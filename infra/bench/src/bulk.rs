@@ -96,7 +96,7 @@ pub async fn run(endpoints: &Endpoints, t: &Template, contacts: usize, workers: 
 
     // Seed (not measured): a default portal and N contacts with email addresses.
     let now = (submit_app.clock)();
-    let portal = Portal::new(PortalId::parse("main")?, "Bench Portal", true, Some("https://portal.example.com/claim"), None, None)?;
+    let portal = Portal::new(PortalId::parse("main")?, "Bench Portal", true, Some("https://portal.example.com/claim"), None, None, portal::domain::web_url::Deployment::Aws)?;
     submit_app.store.put_portal(&tenant, &portal, "bench", now).await?;
     let ids: Vec<ContactId> = (0..contacts).map(|i| ContactId::parse(&format!("c{i:06}")).expect("id")).collect();
     let seeding = Instant::now();

@@ -6,6 +6,7 @@
 //! portal-bench bulk [--contacts N] [--workers W]   the bulk activation benchmark
 //! portal-bench perf [--scale PCT] [--cold-runs N] [--cold-only] [--bin-dir DIR] [--readme FILE]   latency, requests/op, cold starts
 //! portal-bench events [--contacts N]               events out: events per state change, DynamoDB requests added
+//! portal-bench templates [--runs N]                the template check at save: refusals beside a save (no stack)
 //! ```
 //!
 //! Layout: [`bulk`] (submit → activator over the queue, against bare batch
@@ -15,6 +16,7 @@
 mod bulk;
 mod events;
 mod perf;
+mod templates;
 
 use portal_local::{flag, local, template::Template};
 
@@ -43,8 +45,9 @@ async fn main() -> anyhow::Result<()> {
             let contacts = flag(&args, "--contacts", "50").parse()?;
             events::run(&local::Endpoints::from_env().await, &template, contacts).await
         }
+        Some("templates") => templates::run(flag(&args, "--runs", "200").parse()?),
         _ => {
-            eprintln!("usage: portal-bench bulk [--contacts N] [--workers W] | perf [--scale PCT] [--cold-runs N] [--cold-only] [--bin-dir DIR] [--readme FILE] | events [--contacts N]");
+            eprintln!("usage: portal-bench bulk [--contacts N] [--workers W] | perf [--scale PCT] [--cold-runs N] [--cold-only] [--bin-dir DIR] [--readme FILE] | events [--contacts N] | templates [--runs N]");
             std::process::exit(2);
         }
     }

@@ -294,7 +294,7 @@ async fn latency(endpoints: &Endpoints, t: &Template, scale: usize) -> anyhow::R
     // Seed (not measured): a default portal, a contact per generate, floor rows to read.
     let tenant_id = portal::domain::TenantId::parse(&tenant)?;
     let now = chrono::Utc::now();
-    let portal = portal::domain::Portal::new(portal::domain::PortalId::parse("main")?, "Perf", true, Some("https://portal.example.com/claim"), None, None)?;
+    let portal = portal::domain::Portal::new(portal::domain::PortalId::parse("main")?, "Perf", true, Some("https://portal.example.com/claim"), None, None, portal::domain::web_url::Deployment::Aws)?;
     h.generate.store.put_portal(&tenant_id, &portal, "perf", now).await?;
     let total: usize = CONCURRENCY.iter().map(|c| ops_at(*c, scale)).sum();
     let contacts: Vec<String> = (0..total).map(|i| format!("p{i:05}")).collect();

@@ -5,19 +5,26 @@
 //! contact named `<script>` arrives as text. A subject never carries a line
 //! break (it would let content inject headers).
 //!
-//! Rendering is bounded, at save, preview and send alike: each part has an
-//! instruction budget ([`RENDER_FUEL`], minijinja's fuel) and at most
-//! [`MAX_RENDERED_BYTES`] of output, and a template may use only constructs
-//! whose values cannot grow past that ([`check_constructs`]: no `set`,
-//! macros, includes or `*`; filters from [`FILTERS`]; the one function
-//! `range`). Fuel is the time limit: it counts instructions, so a render
-//! stops after the same work whatever the machine. A template over budget is
-//! refused at save; at send it fails only its own email.
+//! Rendering is bounded, at save, preview and send alike. At save a template
+//! is read with minijinja's own parser and refused unless every value it
+//! can build stays small for the longest inputs a contact may have
+//! ([`super::bounds`]: no `set`, macros, includes, `*` or method calls;
+//! filters from [`FILTERS`]; the one function `range` over written numbers).
+//! The renderer's environment holds only those filters, tests and that
+//! function (`Environment::empty()`), so what the check refuses does not
+//! exist at send either. Each part has an instruction budget ([`RENDER_FUEL`],
+//! minijinja's fuel) and at most [`MAX_RENDERED_BYTES`] of output. Fuel is
+//! the time limit: it counts instructions, so a render stops after the same
+//! work whatever the machine. A template over budget is refused at save; at
+//! send it fails only its own email.
 
 use crate::domain::channel::MAX_SMS_SEGMENTS;
 use crate::domain::email::OwnTemplate;
 use crate::domain::locale::{self, BuiltIn, Locale};
+use crate::domain::portal::MAX_NAME_LEN;
+use crate::domain::web_url::MAX_URL_LEN;
 use crate::domain::EmailKind;
+use super::bounds;
 use minijinja::{AutoEscape, Environment, UndefinedBehavior};
 use serde::Serialize;
 use crate::domain::redacted::Redacted;
@@ -313,11 +320,7 @@ pub fn choose(kind: EmailKind, chain: &[Locale], own: &[OwnTemplate]) -> Chosen 
 pub const RENDER_FUEL: u64 = 50_000;
 /// Most bytes one rendered part may hold.
 pub const MAX_RENDERED_BYTES: usize = 256 * 1024;
-/// The filters templates may use: none of them can make a value much longer than its input.
-pub const FILTERS: [&str; 14] =
-    ["upper", "lower", "title", "capitalize", "trim", "default", "d", "escape", "e", "length", "count", "truncate", "first", "last"];
-/// Block tags that could build values without bound (or reach other templates).
-const FORBIDDEN_TAGS: [&str; 10] = ["set", "macro", "call", "filter", "with", "include", "import", "from", "extends", "block"];
+pub use super::bounds::FILTERS;
 
 /// A writer that refuses to grow past [`MAX_RENDERED_BYTES`].
 struct Capped(Vec<u8>);
@@ -335,59 +338,6 @@ impl std::io::Write for Capped {
     }
 }
 
-/// The expressions and tags of a template (what is between `{{ }}` and `{% %}`), string literals blanked.
-fn tags(source: &str) -> Vec<(usize, bool, String)> {
-    let mut out = Vec::new();
-    let mut rest = source;
-    let mut offset = 0;
-    while let Some(start) = rest.find("{{").into_iter().chain(rest.find("{%")).min() {
-        let block = rest[start..].starts_with("{%");
-        let close = if block { "%}" } else { "}}" };
-        let body_start = start + 2;
-        let end = rest[body_start..].find(close).map(|e| body_start + e).unwrap_or(rest.len());
-        let mut inner = String::new();
-        let mut quote = None;
-        for c in rest[body_start..end].chars() {
-            match quote {
-                Some(q) if c == q => quote = None,
-                Some(_) => {}
-                None if c == '"' || c == '\'' => quote = Some(c),
-                None => inner.push(c),
-            }
-        }
-        let line = source[..offset + start].matches('\n').count() + 1;
-        out.push((line, block, inner));
-        let next = (end + 2).min(rest.len());
-        offset += next;
-        rest = &rest[next..];
-    }
-    out
-}
-
-/// Refuses the constructs that could make a render's values grow without bound.
-pub fn check_constructs(part: &'static str, source: &str) -> Result<(), TemplateProblem> {
-    for (line, block, inner) in tags(source) {
-        let refuse = |detail: String| Err(TemplateProblem { part, line: Some(line), detail });
-        let inner = inner.trim_matches(|c: char| c == '-' || c == '+' || c.is_whitespace());
-        if block {
-            let word = inner.split(|c: char| !c.is_alphanumeric() && c != '_').next().unwrap_or_default();
-            if FORBIDDEN_TAGS.contains(&word) {
-                return refuse(format!("`{{% {word} %}}` is not allowed in email templates"));
-            }
-        }
-        if inner.contains('*') {
-            return refuse("`*` is not allowed in email templates".into());
-        }
-        for filter in inner.split('|').skip(1) {
-            let name = filter.trim_start().split(|c: char| !c.is_alphanumeric() && c != '_').next().unwrap_or_default();
-            if !FILTERS.contains(&name) {
-                return refuse(format!("the filter `{name}` is not allowed; templates may use {}", FILTERS.join(", ")));
-            }
-        }
-    }
-    Ok(())
-}
-
 /// Renders one part within the budget.
 fn render_part(env: &Environment<'_>, name: &str, source: &str, vars: &TemplateVars) -> Result<String, minijinja::Error> {
     let template = env.template_from_named_str(name, source)?;
@@ -399,14 +349,45 @@ fn render_part(env: &Environment<'_>, name: &str, source: &str, vars: &TemplateV
         }
         _ => e,
     })?;
-    Ok(String::from_utf8_lossy(&out.0).into_owned())
+    // What minijinja writes is text: no copy (the lossy reading is never taken).
+    Ok(String::from_utf8(out.0).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned()))
 }
 
+/// The renderer: nothing but what [`bounds`] allows (no other filter, test or function exists in it).
 fn environment() -> Environment<'static> {
-    let mut env = Environment::new();
+    use minijinja::{filters, functions, tests};
+    let mut env = Environment::empty();
     env.set_fuel(Some(RENDER_FUEL));
     env.set_undefined_behavior(UndefinedBehavior::Strict);
     env.set_auto_escape_callback(|name| if name.ends_with(".html") { AutoEscape::Html } else { AutoEscape::None });
+    env.add_filter("upper", filters::upper);
+    env.add_filter("lower", filters::lower);
+    env.add_filter("title", filters::title);
+    env.add_filter("capitalize", filters::capitalize);
+    env.add_filter("trim", filters::trim);
+    env.add_filter("default", filters::default);
+    env.add_filter("d", filters::default);
+    env.add_filter("escape", filters::escape);
+    env.add_filter("e", filters::escape);
+    env.add_filter("length", filters::length);
+    env.add_filter("count", filters::length);
+    env.add_filter("first", filters::first);
+    env.add_filter("last", filters::last);
+    env.add_test("defined", tests::is_defined);
+    env.add_test("undefined", tests::is_undefined);
+    env.add_test("none", tests::is_none);
+    env.add_test("odd", tests::is_odd);
+    env.add_test("even", tests::is_even);
+    env.add_test("divisibleby", tests::is_divisibleby);
+    env.add_test("number", tests::is_number);
+    env.add_test("string", tests::is_string);
+    env.add_test("true", tests::is_true);
+    env.add_test("false", tests::is_false);
+    env.add_test("startingwith", tests::is_startingwith);
+    env.add_test("endingwith", tests::is_endingwith);
+    env.add_test("eq", tests::is_eq);
+    env.add_test("ne", tests::is_ne);
+    env.add_function("range", functions::range);
     env
 }
 
@@ -438,8 +419,12 @@ pub struct TemplateProblem {
     pub detail: String,
 }
 
-/// minijinja's global functions, which templates may call.
-const BUILTINS: [&str; 1] = ["range"];
+
+/// The most bytes a variable can hold at send ([`TemplateVars::longest`]),
+/// with room for what the stored copy shows in the secrets' place.
+pub fn longest_bytes(name: &str) -> Option<usize> {
+    TemplateVars::NAMES.contains(&name).then(|| TemplateVars::longest().to_map().get(name).map_or(0, String::len).max(64))
+}
 
 /// Longest template part we store.
 pub const MAX_PART_BYTES: usize = 20 * 1024;
@@ -459,14 +444,14 @@ pub fn validate(template: &EmailTemplate) -> Result<(), TemplateProblem> {
         if source.len() > MAX_PART_BYTES {
             return Err(TemplateProblem { part, line: None, detail: format!("longer than {MAX_PART_BYTES} bytes") });
         }
-        check_constructs(part, source)?;
+        bounds::check(source, &longest_bytes).map_err(|r| TemplateProblem { part, line: r.line, detail: r.detail })?;
         let parsed = env
             .template_from_named_str(name, source)
             .map_err(|e| TemplateProblem { part, line: e.line(), detail: e.to_string() })?;
         let mut unknown: Vec<String> = parsed
             .undeclared_variables(false)
             .into_iter()
-            .filter(|v| !TemplateVars::NAMES.contains(&v.as_str()) && !BUILTINS.contains(&v.as_str()))
+            .filter(|v| !TemplateVars::NAMES.contains(&v.as_str()) && !bounds::FUNCTIONS.contains(&v.as_str()))
             .collect();
         unknown.sort();
         if let Some(var) = unknown.first() {
@@ -500,18 +485,20 @@ pub fn validate(template: &EmailTemplate) -> Result<(), TemplateProblem> {
 }
 
 impl TemplateVars {
-    /// Values as long as the service lets them be (names of 200 characters, addresses of 254).
+    /// Values as long as the service lets them be: names of 200 characters
+    /// of four bytes each, URLs of 2048 bytes, addresses of 254 characters.
     pub fn longest() -> Self {
-        let long = |n: usize| "W".repeat(n);
+        let wide = |n: usize| "\u{1D4B2}".repeat(n);
+        let url = |path: &str| format!("https://{}{path}", "w".repeat(MAX_URL_LEN - "https://".len() - path.len()));
         Self {
-            contact_name: long(200),
-            portal_name: long(200),
-            tenant_name: long(200),
+            contact_name: wide(200),
+            portal_name: wide(MAX_NAME_LEN),
+            tenant_name: wide(MAX_NAME_LEN),
             code: "7K3QD-M9XPT".into(),
-            link: format!("https://{}/claim?token={}", long(200), long(43)).into(),
-            claim_url: format!("https://{}/claim", long(200)),
+            link: format!("{}?token={}", url("/claim"), "w".repeat(43)).into(),
+            claim_url: url("/claim"),
             expires_at: "2026-12-31T12:00:00.000Z".into(),
-            account_email: format!("{}@example.net", long(240)),
+            account_email: format!("{}@example.net", wide(242)),
         }
     }
 
@@ -643,7 +630,7 @@ mod tests {
     fn template_bombs_are_refused_at_save_and_stopped_at_render() {
         let t = |text: &str| EmailTemplate { subject: "Hi".into(), text: text.into(), html: String::new(), sms: String::new() };
         // Nested loops: out of fuel (the sample render at save runs it).
-        let loops = t("{% for i in range(3000) %}{% for j in range(3000) %}x{% endfor %}{% endfor %}");
+        let loops = t("{% for i in range(100) %}{% for j in range(100) %}{% for k in range(100) %}x{% endfor %}{% endfor %}{% endfor %}");
         let p = validate(&loops).unwrap_err();
         assert!(p.detail.contains("fuel"), "{p:?}");
         let started = std::time::Instant::now();
@@ -657,7 +644,7 @@ mod tests {
             ("{{ 'x' * 100000000 }}", "*"),
             ("{{ range(100000)|join('xxxxxxxxxx') }}", "join"),
             ("{% macro m() %}{% endmacro %}", "macro"),
-            ("{{ namespace(s='x') }}", "namespace"),
+            ("{{ namespace(s='x') }}", "called"),
             ("{%- include 'other' %}", "include"),
         ] {
             let p = validate(&t(bomb)).unwrap_err();
@@ -670,6 +657,94 @@ mod tests {
         // What is allowed still works.
         let fine = t("{% if code %}{{ code|upper }}{% else %}{{ contact_name|default('friend')|title }}{% endif %} {{ '*' }} {{ 'a|b' }}");
         assert_eq!(validate(&fine), Ok(()));
+    }
+
+    fn text(body: &str) -> EmailTemplate {
+        EmailTemplate { subject: "Hi".into(), text: body.into(), html: String::new(), sms: String::new() }
+    }
+
+    /// The attack of issue 32: a `"}}"` in the first tag hid eight `replace`
+    /// filters from the hand lexer; the send built 200 MB.
+    fn replace_bomb() -> String {
+        let mut t = String::from("{{ \"}}\" }}{{ contact_name");
+        for _ in 0..8 {
+            t.push_str("|replace(\"o\", contact_name)");
+        }
+        t.push_str(" }}");
+        t
+    }
+
+    #[test]
+    fn the_checker_reads_tags_where_the_engine_does() {
+        // Strings holding delimiters: the engine's parser sees one tag, then the next.
+        for bomb in [
+            replace_bomb(),
+            "{{ \"%}\" }}{% set x = contact_name %}".to_owned(),
+            "{{ '}}' ~ contact_name|replace('n', contact_name) }}".to_owned(),
+            "{{ \"{#\" }}{{ contact_name|join(contact_name) }}{{ \"#}\" }}".to_owned(),
+            // Whitespace control is part of the tag, not of its name.
+            "{{- contact_name|replace('a', 'bb') -}}".to_owned(),
+            "{%- set x = 1 -%}".to_owned(),
+            "{%+ for c in contact_name recursive %}{{ c }}{% endfor %}".to_owned(),
+        ] {
+            let p = validate(&text(&bomb)).expect_err(&bomb);
+            assert_eq!(p.part, "text");
+            assert!(p.line.is_some(), "{bomb}: {p:?}");
+        }
+        // A comment and a raw block are text to the engine: what looks like a bomb inside them is harmless and stays.
+        let comment = text("{# {{ contact_name|replace('a', contact_name) }} #}Hello {{ contact_name }}");
+        assert_eq!(validate(&comment), Ok(()));
+        assert_eq!(render(&comment, &vars()).unwrap().text, "Hello <script>alert(1)</script>");
+        let raw = text("{% raw %}{{ contact_name|replace('a', 'b') }}{% endraw %}");
+        assert_eq!(validate(&raw), Ok(()));
+        assert_eq!(render(&raw, &vars()).unwrap().text, "{{ contact_name|replace('a', 'b') }}");
+        assert_eq!(validate(&text("{{- contact_name|upper -}} {%- if code -%} {{ code }} {%- endif %}")), Ok(()));
+    }
+
+    #[test]
+    fn nothing_that_multiplies_a_value_s_length_is_reachable() {
+        for (bomb, why) in [
+            ("{{ contact_name * 3 }}", "`*`"),
+            ("{{ range(50)|join(contact_name) }}", "join"),
+            ("{{ contact_name|replace('a', contact_name) }}", "replace"),
+            ("{{ contact_name|indent(100) }}", "indent"),
+            ("{% for i in range(100) %}{{ loop.cycle(contact_name, contact_name) }}{% endfor %}", "called"),
+            ("{% for i in range(101) %}{{ i }}{% endfor %}", "range"),
+            ("{% for i in range(contact_name|length) %}{{ i }}{% endfor %}", "range"),
+            ("{% filter upper %}{{ contact_name }}{% endfilter %}", "filter"),
+            ("{% with x = contact_name %}{{ x }}{% endwith %}", "with"),
+            ("{% for a in range(2) %}{% for b in range(2) %}{% for c in range(2) %}{% for d in range(2) %}x{% endfor %}{% endfor %}{% endfor %}{% endfor %}", "deep"),
+            // Operators that join add their operands' bounds: past the limit, refused before any render.
+            ("{{ contact_name|upper|lower|upper|lower|upper|lower|upper }}", "bytes"),
+            ("{{ [link, link, link] ~ [link, link, link] }}", "bytes"),
+        ] {
+            let p = validate(&text(bomb)).expect_err(bomb);
+            assert!(p.detail.contains(why), "{bomb}: {p:?}");
+        }
+        let chain = format!("{{{{ {} }}}}", vec!["contact_name"; 50].join(" ~ "));
+        assert!(validate(&text(&chain)).unwrap_err().detail.contains("bytes"));
+        // Joining a few values, escaping a URL, loops over names: what templates do, allowed.
+        for fine in [
+            "{{ contact_name ~ ' (' ~ account_email ~ ')' }}",
+            "{{ claim_url|e }} {{ link|upper }}",
+            "{% for c in contact_name %}{% for i in range(3) %}{{ c|upper }}{{ loop.index }}{% endfor %}{% endfor %}",
+            "{{ contact_name[:10]|title if contact_name|length > 10 else contact_name }}",
+            "{% if code is defined and code is startingwith('7') %}{{ code }}{% endif %}",
+        ] {
+            assert_eq!(validate(&text(fine)), Ok(()), "{fine}");
+        }
+    }
+
+    #[test]
+    fn the_renderer_has_no_filter_the_checker_refuses() {
+        // A template stored before the check (or past it) still cannot reach `replace` at send.
+        let e = render(&text(&replace_bomb()), &TemplateVars::longest()).unwrap_err();
+        assert!(e.to_string().contains("replace") || e.to_string().contains("unknown filter"), "{e}");
+        for name in ["join", "indent", "replace", "safe"] {
+            let e = render(&text(&format!("{{{{ contact_name|{name}('x') }}}}")), &vars()).unwrap_err();
+            assert!(e.to_string().contains("unknown filter"), "{name}: {e}");
+        }
+        assert!(render(&text("{{ namespace() }}"), &vars()).is_err());
     }
 
     #[test]

@@ -161,15 +161,21 @@ impl EmailSender {
         };
         let own = self.store.templates_of(&job.tenant_id, &entry.portal_id, entry.kind, &entry.default_locale).await?;
         let chosen = choose(entry.kind, &locale::chain(entry.locale.as_ref(), &entry.default_locale), &own);
-        let template = &chosen.template;
         let channel = entry.to.channel();
-        let rendered = vars.and_then(|vars| {
-            let both = |v: &TemplateVars| match channel {
-                Channel::Email => render(template, v).map_err(|e| e.to_string()),
-                Channel::Sms => render_sms(template, v).map(|text| RenderedEmail { subject: String::new(), text, html: String::new() }).map_err(|e| e.to_string()),
-            };
-            Ok((both(&vars)?, both(&masked)?))
-        });
+        // On a blocking thread: a render that takes its whole budget holds up
+        // no other job of the batch (they run concurrently on this runtime).
+        let template = chosen.template;
+        let rendered = tokio::task::spawn_blocking(move || {
+            vars.and_then(|vars| {
+                let both = |v: &TemplateVars| match channel {
+                    Channel::Email => render(&template, v).map_err(|e| e.to_string()),
+                    Channel::Sms => render_sms(&template, v).map(|text| RenderedEmail { subject: String::new(), text, html: String::new() }).map_err(|e| e.to_string()),
+                };
+                Ok((both(&vars)?, both(&masked)?))
+            })
+        })
+        .await
+        .unwrap_or_else(|e| Err(format!("the template could not be rendered: {e}")));
         let (rendered, kept) = match rendered {
             Ok(r) => r,
             Err(reason) => {
