@@ -83,3 +83,43 @@ async fn invalid_emails_and_settings_are_refused_with_field_pointers() {
     let no_body = app.raw(Method::POST, "/v1/claim", None, None).await;
     no_body.problem(400);
 }
+
+/// What schemathesis found (infra/contract): the code now reads these
+/// parameters exactly as openapi.yaml documents them.
+#[tokio::test]
+async fn query_parameters_and_counts_are_read_as_the_document_says() {
+    let app = TestApp::new().await;
+    app.put_portal("main", true).await.ok(200);
+    // A report's parameters: present means a value; empty or unknown is 422, not "absent".
+    for (query, pointer) in [("format=xml", "/format"), ("older_than=", "/older_than"), ("portal_id=", "/portal_id"), ("from=", "/from")] {
+        for report in ["activations", "unused-codes"] {
+            if report == "activations" && query.starts_with("older_than") || report == "unused-codes" && query.starts_with("from") {
+                continue;
+            }
+            let answer = app.get(&format!("/v1/reports/{report}?{query}")).await;
+            answer.problem(422);
+            assert_eq!(answer.body["errors"][0]["pointer"], pointer, "{report}?{query}");
+        }
+    }
+    app.get("/v1/reports/unused-codes?format=csv").await.ok(200);
+    // A count is a whole number as JSON Schema reads `integer`: 2.0 is 2, 2.5 is not.
+    let whole = app.call(Method::PUT, "/v1/settings", ADMIN, Some(json!({"emails_per_hour": 20.0, "sms_per_hour": 5.0}))).await;
+    let settings = whole.ok(200);
+    assert_eq!((settings["emails_per_hour"].clone(), settings["sms_per_hour"].clone()), (json!(20), json!(5)));
+    let half = app.call(Method::PUT, "/v1/settings", ADMIN, Some(json!({"emails_per_hour": 2.5}))).await;
+    assert!(half.problem(422).contains("whole number"));
+    // An emptied fact field erases the fact, as null does; one of spaces past the limit is 422.
+    let contact = unique("chart");
+    let path = format!("/v1/contacts/{contact}");
+    let put = |facts: serde_json::Value| {
+        let mut body = json!({"name": "Ann Lee", "kind": "individual"});
+        body.as_object_mut().unwrap().extend(facts.as_object().unwrap().clone());
+        app.call(Method::PUT, &path, WRITE, Some(body))
+    };
+    let set = put(json!({"date_of_birth": "1990-04-01", "family_name": "Lee", "postal_code": "SW1A 1AA"})).await;
+    assert_eq!(set.ok(200)["identity_facts"], json!(["date_of_birth", "family_name", "postal_code"]));
+    let emptied = put(json!({"date_of_birth": "", "family_name": "   ", "postal_code": null})).await;
+    assert_eq!(emptied.ok(200)["identity_facts"], json!([]));
+    put(json!({"family_name": " ".repeat(101)})).await.problem(422);
+    put(json!({"family_name": "- '"})).await.problem(422);
+}

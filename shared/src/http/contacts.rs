@@ -259,7 +259,11 @@ async fn put_contact(app: &App, req: &Request) -> Result<Response<Body>, ApiErro
     for (fact, edit) in body.fact_edits() {
         match edit {
             None => {}
+            // `null`, or an emptied field of the form: no fact on record.
             Some(None) => {
+                facts.insert(fact, FactEdit::Erase);
+            }
+            Some(Some(raw)) if raw.trim().is_empty() && raw.chars().count() <= identity::MAX_FACT_LEN => {
                 facts.insert(fact, FactEdit::Erase);
             }
             Some(Some(raw)) => match identity::normalise(fact, raw) {

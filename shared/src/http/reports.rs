@@ -56,7 +56,6 @@ enum Report {
 fn time_param(req: &Request, name: &str) -> Result<Option<DateTime<Utc>>, ApiError> {
     req.query_string_parameters()
         .first(name)
-        .filter(|v| !v.is_empty())
         .map(|v| {
             // An unencoded `+` in an offset arrives as a space; read it as meant.
             DateTime::parse_from_rfc3339(v)
@@ -126,7 +125,6 @@ async fn report(app: &App, req: &Request, which: Report) -> Result<Response<Body
     let limit = super::request::limit_param(req, DEFAULT_LIMIT as usize, MAX_LIMIT as usize)? as i32;
     let portal = query
         .first("portal_id")
-        .filter(|p| !p.is_empty())
         .map(|p| PortalId::parse(p).map_err(|e| ApiError::validation("/portal_id", format!("portal_id {e}"))))
         .transpose()?;
     let (from, to) = (time_param(req, "from")?, time_param(req, "to")?);
@@ -139,8 +137,11 @@ async fn report(app: &App, req: &Request, which: Report) -> Result<Response<Body
         older_than: time_param(req, "older_than")?,
         now: (app.clock)(),
     };
-    let wants_csv = query.first("format") == Some("csv")
-        || req.headers().get("accept").and_then(|a| a.to_str().ok()).is_some_and(|a| a.contains("text/csv"));
+    let wants_csv = match query.first("format") {
+        None => false,
+        Some("csv") => true,
+        Some(_) => return Err(ApiError::validation("/format", "format may only be csv (absent: JSON)")),
+    } || req.headers().get("accept").and_then(|a| a.to_str().ok()).is_some_and(|a| a.contains("text/csv"));
     // Cursors handed out are signed for this tenant and report (`domain::page_cursor`);
     // the pages read here take and give the store's plain ones.
     let listing = match which {

@@ -20,10 +20,27 @@ use serde_json::json;
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct SettingsRequest {
+    #[serde(deserialize_with = "whole_number")]
     emails_per_hour: u64,
     /// Absent: kept as it is.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "maybe_whole_number")]
     sms_per_hour: Option<u64>,
+}
+
+/// A count as JSON Schema reads `integer`: `2` and `2.0` alike (a number
+/// without a fraction), not `2.5`, a string or a negative number.
+fn whole_number<'de, D: serde::Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
+    let n = serde_json::Number::deserialize(d)?;
+    n.as_u64()
+        .or_else(|| n.as_f64().filter(|f| f.fract() == 0.0 && *f >= 0.0 && *f <= u64::MAX as f64).map(|f| f as u64))
+        .ok_or_else(|| serde::de::Error::custom(format!("expected a whole number of 0 or more, got {n}")))
+}
+
+fn maybe_whole_number<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Error> {
+    match Option::<serde_json::Number>::deserialize(d)? {
+        None => Ok(None),
+        Some(n) => whole_number(n).map(Some).map_err(serde::de::Error::custom),
+    }
 }
 
 async fn view(app: &App, tenant: &crate::domain::TenantId, settings: &TenantSettings) -> Result<serde_json::Value, ApiError> {
