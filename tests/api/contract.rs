@@ -537,7 +537,10 @@ async fn every_operation_answers_as_documented() {
     assert_eq!((&unmailed["portal_id"], &unmailed["email_document_id"]), (&json!("main"), &Value::Null));
     let portlet_route = "/v1/contacts/{contact_id}/portal";
     let portlet = r.case(M::GET, portlet_route, &format!("/v1/contacts/{c1}/portal"), Some(READ), None, 200).await;
-    assert_eq!(portlet["pending_codes"][0]["code"], json!(code), "{portlet}");
+    // portal:read sees the code's last three characters; portal:write, the whole code.
+    assert_eq!(portlet["pending_codes"][0]["code"], json!(format!("•••••-••{}", &code[8..])), "{portlet}");
+    let whole = r.case(M::GET, portlet_route, &format!("/v1/contacts/{c1}/portal"), Some(WRITE), None, 200).await;
+    assert_eq!(whole["pending_codes"][0]["code"], json!(code), "{whole}");
     r.raw_case(M::POST, codes, &format!("/v1/contacts/{c1}/codes"), Some(WRITE), Some("{not json".into()), None, 400).await;
     r.case(M::POST, codes, &format!("/v1/contacts/{c1}/codes"), Some(WRITE), Some(json!({"portal": "main"})), 422).await;
     r.case(M::POST, codes, &format!("/v1/contacts/{c2}/codes"), Some(WRITE), Some(json!({"send_email": true})), 422).await;

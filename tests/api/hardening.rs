@@ -421,3 +421,31 @@ async fn behind_the_edge_only_requests_with_its_secret_pass_and_each_viewer_is_t
     assert_eq!(portal::http::HttpFunction::Claim.handle(&app, claim(&guesser, Some(&secret))).await.status(), 429);
     assert_eq!(portal::http::HttpFunction::Claim.handle(&app, claim(&other, Some(&secret))).await.status(), 400, "another viewer is judged");
 }
+
+/// Least sight of codes: read-only staff see a pending code's last three
+/// characters in the portlet and the unused-codes report (JSON and CSV);
+/// staff who issue codes see it whole.
+#[tokio::test]
+async fn read_only_staff_see_a_pending_code_masked_and_staff_who_issue_codes_see_it_whole() {
+    let app = TestApp::new().await;
+    app.put_portal("main", true).await.ok(200);
+    let contact = app.with_contact(Some("mask@example.com")).await;
+    let code = app.generate(&contact, json!({})).await.ok(201)["code"].as_str().unwrap().to_owned();
+    let masked = format!("•••••-••{}", &code[8..]);
+    let portlet = format!("/v1/contacts/{contact}/portal");
+    let report = "/v1/reports/unused-codes";
+    for (scope, expected) in [(READ, masked.as_str()), (WRITE, code.as_str()), (ADMIN, code.as_str())] {
+        let view = app.call(Method::GET, &portlet, scope, None).await.ok(200).clone();
+        assert_eq!(view["pending_codes"][0]["code"], expected, "portlet as {scope}");
+        let rows = app.call(Method::GET, report, scope, None).await.ok(200).clone();
+        let row = rows["items"].as_array().unwrap().iter().find(|r| r["contact_id"] == contact.as_str()).expect("the code is unused");
+        assert_eq!(row["code"], expected, "report as {scope}");
+        let csv = app.call(Method::GET, &format!("{report}?format=csv"), scope, None).await;
+        let text = csv.body.as_str().expect("CSV text").to_owned();
+        let line = text.lines().find(|l| l.contains(contact.as_str())).expect("the code's row");
+        assert!(line.contains(expected), "CSV as {scope}: {line}");
+        if scope == READ {
+            assert!(!text.contains(&code), "the whole code is nowhere in the read-only CSV");
+        }
+    }
+}

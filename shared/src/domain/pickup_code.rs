@@ -126,6 +126,37 @@ impl fmt::Debug for CodeHasher {
     }
 }
 
+/// How much of a pending code a caller sees: staff who issue codes
+/// (`portal:write`) the whole of it, to read out or print, as the seed's
+/// portlet shows it; read-only staff (`portal:read`) its last three
+/// characters, enough to tell two codes apart on the phone, not to claim one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CodeSight {
+    Whole,
+    LastThree,
+}
+
+impl CodeSight {
+    pub fn of(scopes: super::auth::Scopes) -> Self {
+        if scopes.grant(super::auth::Scope::Write) {
+            Self::Whole
+        } else {
+            Self::LastThree
+        }
+    }
+
+    /// `7K3QD-M9XPT` as this caller sees it: whole, or `•••••-••XPT`.
+    pub fn show(self, code: &str) -> String {
+        match self {
+            Self::Whole => code.to_owned(),
+            Self::LastThree => {
+                let n = code.chars().count();
+                code.chars().enumerate().map(|(i, c)| if c == '-' || i + 3 >= n { c } else { '•' }).collect()
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -141,6 +172,16 @@ mod tests {
             assert!(shown.replace('-', "").bytes().all(|b| ALPHABET.contains(&b)), "{shown}");
             assert_eq!(PickupCode::parse(&shown).unwrap(), code);
         }
+    }
+
+    #[test]
+    fn read_only_staff_see_the_last_three_characters_of_a_code() {
+        use super::super::auth::{Scope, Scopes};
+        let read: Scopes = [Scope::Read].into_iter().collect();
+        let write: Scopes = [Scope::Write].into_iter().collect();
+        assert_eq!(CodeSight::of(read).show("7K3QD-M9XPT"), "•••••-••XPT");
+        assert_eq!(CodeSight::of(write).show("7K3QD-M9XPT"), "7K3QD-M9XPT");
+        assert_eq!(CodeSight::of([Scope::Admin].into_iter().collect()), CodeSight::Whole);
     }
 
     #[test]

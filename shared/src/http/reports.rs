@@ -17,6 +17,7 @@ use super::request::{caller, finish, open_cursor, respond, sign_cursor};
 use super::routes::{Function, Route};
 use crate::app::App;
 use crate::domain::page_cursor::Listing;
+use crate::domain::pickup_code::CodeSight;
 use crate::domain::report::{csv_line, search_needle};
 use crate::domain::{invitation, time, PortalId, Scope, TenantId};
 use crate::store::reports::{ActivationFilter, Page, ReportError};
@@ -72,6 +73,8 @@ fn opt_time(t: &Option<DateTime<Utc>>) -> Value {
 
 struct Params {
     tenant: TenantId,
+    /// How much of each pending code the caller sees.
+    sight: CodeSight,
     filter: ActivationFilter,
     older_than: Option<DateTime<Utc>>,
     now: DateTime<Utc>,
@@ -109,7 +112,7 @@ async fn page(app: &App, which: Report, p: &Params, limit: i32, cursor: Option<&
                 .into_iter()
                 .filter(|c| invitation::is_listed_as_pending(c.state, c.expires_at, p.now))
                 .map(|c| {
-                    json!({"contact_id": c.contact_id(), "contact_name": c.contact_name, "portal_id": c.portal_id, "code": c.code,
+                    json!({"contact_id": c.contact_id(), "contact_name": c.contact_name, "portal_id": c.portal_id, "code": c.code.map(|code| p.sight.show(&code.into_inner())),
                            "created_at": time::format(&c.created_at), "expires_at": time::format(&c.expires_at),
                            "sent_by": c.sent_by, "email_document_id": c.email_document_id})
                 })
@@ -133,6 +136,7 @@ async fn report(app: &App, req: &Request, which: Report) -> Result<Response<Body
     }
     let params = Params {
         tenant: caller.tenant_id.clone(),
+        sight: CodeSight::of(caller.scopes),
         filter: ActivationFilter { needle: query.first("q").and_then(search_needle), portal, from, to },
         older_than: time_param(req, "older_than")?,
         now: (app.clock)(),

@@ -6,6 +6,7 @@ use super::problem::ApiError;
 use super::request::{caller, finish, path_param, respond};
 use super::routes::{Function, Route};
 use crate::app::App;
+use crate::domain::pickup_code::CodeSight;
 use crate::domain::{portlet, ContactId, Scope};
 use lambda_http::{http::StatusCode, Body, Request, Response};
 
@@ -27,6 +28,8 @@ async fn run(app: &App, req: &Request) -> Result<Response<Body>, ApiError> {
     // instead of opening a second one, and an unknown contact reads nothing more.
     let partition = app.store.contact_partition(&caller.tenant_id, &contact_id).await?.ok_or(ApiError::NotFound("contact"))?;
     let portals = app.portals.get(&app.store, &caller.tenant_id).await?;
-    let view = portlet::build(&partition.contact, &portals, &partition.access, partition.accounts, partition.codes, (app.clock)());
+    let mut view = portlet::build(&partition.contact, &portals, &partition.access, partition.accounts, partition.codes, (app.clock)());
+    let sight = CodeSight::of(caller.scopes);
+    view.pending_codes.iter_mut().for_each(|c| c.code = sight.show(&c.code));
     Ok(respond(StatusCode::OK, &view))
 }
