@@ -258,7 +258,7 @@ pub async fn run(endpoints: Endpoints, template: Template, addr: &str, shutdown:
     let assets = std::env::var_os("CONSOLE_ASSETS_DIR")
         .map(std::path::PathBuf::from)
         .unwrap_or_else(|| crate::repo_root().join("functions/console/web/dist"));
-    portal::http::console::Assets::install(portal::http::console::Assets::from_dir(&assets, config));
+    portal::http::console::Assets::install(portal::http::console::Assets::from_dir(&assets, config).with_demo(true));
     let gateway = Arc::new(Gateway { routes, expected, scheduler });
     let mut pollers = Vec::new();
     for f in &template.functions {

@@ -68,7 +68,7 @@ pub struct AccountView {
     pub activated_at: DateTime<Utc>,
 }
 
-#[derive(Debug, Serialize, PartialEq, Eq)]
+#[derive(Serialize, PartialEq, Eq)]
 pub struct PendingCodeView {
     pub portal_id: PortalId,
     pub portal_name: String,
@@ -79,6 +79,8 @@ pub struct PendingCodeView {
     pub expires_at: DateTime<Utc>,
     pub email_document_id: Option<DocumentId>,
 }
+
+crate::debug_redacting!(PendingCodeView { portal_id, portal_name, created_at, expires_at, email_document_id } hiding { code });
 
 /// The body of `GET /v1/contacts/{contact_id}/portal`.
 #[derive(Debug, Serialize, PartialEq, Eq)]

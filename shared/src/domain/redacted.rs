@@ -48,6 +48,27 @@ impl From<&str> for Redacted<String> {
     }
 }
 
+/// `Debug` for a struct some of whose fields hold a code, a token or a fact
+/// of the record: those print `[redacted]`, the rest as themselves, so a
+/// `{:?}` or a `tracing` `?field` of the whole value never carries a secret.
+///
+/// ```ignore
+/// debug_redacting!(ClaimRequest { email, portal_id } hiding { code, token });
+/// ```
+#[macro_export]
+macro_rules! debug_redacting {
+    ($ty:ident { $($shown:ident),* $(,)? } hiding { $($hidden:ident),* $(,)? }) => {
+        impl std::fmt::Debug for $ty {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                let mut d = f.debug_struct(stringify!($ty));
+                $( d.field(stringify!($shown), &self.$shown); )*
+                $( let _ = &self.$hidden; d.field(stringify!($hidden), &$crate::domain::redacted::Redacted(())); )*
+                d.finish()
+            }
+        }
+    };
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -29,7 +29,7 @@ use serde::Deserialize;
 
 pub use crate::usecase::claim::Claimed;
 
-#[derive(Debug, Deserialize)]
+#[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ClaimRequest {
     #[serde(default)]
@@ -55,6 +55,8 @@ pub struct ClaimRequest {
     #[serde(default)]
     pub locale: Option<String>,
 }
+
+crate::debug_redacting!(ClaimRequest { email, portal_id, locale } hiding { code, token, id_token, date_of_birth, family_name, postal_code });
 
 impl ClaimRequest {
     /// The facts given, by fact.
@@ -85,11 +87,13 @@ impl Function for Claim {
     }
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ConfirmRequest {
     pub token: String,
 }
+
+crate::debug_redacting!(ConfirmRequest {} hiding { token });
 
 /// The source address as a keyed hash (the counter and the audit store no IP
 /// address; IPv6 by its /64), and the browser's user agent.
@@ -151,4 +155,39 @@ async fn run(app: &App, req: &Request) -> Result<Response<Body>, ApiError> {
         ClaimOutcome::Bound(claimed) => respond(StatusCode::CREATED, &claimed),
         ClaimOutcome::ConfirmationSent => respond(StatusCode::ACCEPTED, &serde_json::json!({"state": "confirmation_sent"})),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::portlet::PendingCodeView;
+    use crate::domain::PortalId;
+    use crate::http::contacts::ContactRequest;
+    use crate::http::generate::IssuedCode;
+    use serde_json::json;
+
+    #[test]
+    fn what_holds_a_code_a_token_or_a_fact_prints_it_redacted() {
+        let secrets = ["7K3QD-M9XPT", "tok-secret", "eyJ.secret", "1990-04-01", "Lee-Secret", "SW1A 1AA", "confirm-secret"];
+        let claim: ClaimRequest = serde_json::from_value(json!({"code": "7K3QD-M9XPT", "token": "tok-secret", "id_token": "eyJ.secret",
+            "email": "ann@example.com", "date_of_birth": "1990-04-01", "family_name": "Lee-Secret", "postal_code": "SW1A 1AA"}))
+        .unwrap();
+        let confirm: ConfirmRequest = serde_json::from_value(json!({"token": "confirm-secret"})).unwrap();
+        let contact: ContactRequest = serde_json::from_value(json!({"name": "Ann Lee", "kind": "individual", "date_of_birth": "1990-04-01",
+            "family_name": "Lee-Secret", "postal_code": "SW1A 1AA"}))
+        .unwrap();
+        let now = chrono::Utc::now();
+        let main = PortalId::parse("main").unwrap();
+        let issued = IssuedCode { code: "7K3QD-M9XPT".into(), portal_id: main.clone(), created_at: now, expires_at: now, email_document_id: None };
+        let view = PendingCodeView { portal_id: main, portal_name: "Main".into(), code: "7K3QD-M9XPT".into(), created_at: now, expires_at: now, email_document_id: None };
+        let printed = [format!("{claim:?}"), format!("{confirm:?}"), format!("{contact:?}"), format!("{issued:?}"), format!("{view:?}")];
+        for p in &printed {
+            assert!(p.contains("[redacted]"), "{p}");
+            for s in secrets {
+                assert!(!p.contains(s), "{s} in {p}");
+            }
+        }
+        // What is not secret still prints, for the logs to be of use.
+        assert!(printed[0].contains("ann@example.com") && printed[2].contains("Ann Lee") && printed[4].contains("Main"));
+    }
 }

@@ -47,6 +47,9 @@ pub struct Assets {
     files: HashMap<String, Vec<u8>>,
     config: String,
     csp: String,
+    /// Whether `/console/demo/` (a host page that takes a token in its URL) is served: only
+    /// in the local stack, never by the template's deployment.
+    demo: bool,
 }
 
 /// What `config.json` holds: how the console signs in.
@@ -79,7 +82,8 @@ impl Assets {
             let dir = std::env::var_os("CONSOLE_ASSETS_DIR").map(PathBuf::from).unwrap_or_else(|| {
                 std::env::var_os("LAMBDA_TASK_ROOT").map(PathBuf::from).unwrap_or_default().join("console")
             });
-            Assets::from_dir(&dir, ConsoleConfig::from_env())
+            let local = crate::domain::web_url::Deployment::from_flag(std::env::var("PORTAL_LOCAL").ok().as_deref());
+            Assets::from_dir(&dir, ConsoleConfig::from_env()).with_demo(local == crate::domain::web_url::Deployment::Local)
         })
     }
 
@@ -100,7 +104,13 @@ impl Assets {
 
     pub fn new(files: HashMap<String, Vec<u8>>, config: ConsoleConfig) -> Self {
         let csp = content_security_policy(&config.issuer, std::env::var("CONSOLE_AUTH_ORIGINS").unwrap_or_default().split_whitespace());
-        Self { files, config: serde_json::to_string(&config).expect("config serialises"), csp }
+        Self { files, config: serde_json::to_string(&config).expect("config serialises"), csp, demo: false }
+    }
+
+    /// Serves the demo host page too (the local stack only).
+    pub fn with_demo(mut self, on: bool) -> Self {
+        self.demo = on;
+        self
     }
 
     /// The answer to `GET /console/{asked}` (`asked` empty for the console's root);
@@ -108,6 +118,9 @@ impl Assets {
     pub fn answer(&self, asked: &str, slash: bool) -> Response<Body> {
         let asked = asked.trim_matches('/');
         if asked.split('/').any(|s| s == ".." || s == "." || s.starts_with('.')) {
+            return self.not_found();
+        }
+        if !self.demo && (asked == "demo" || asked.starts_with("demo/")) {
             return self.not_found();
         }
         if asked == "config.json" {
@@ -242,7 +255,7 @@ mod tests {
             .map(|(k, v)| (k.to_owned(), v.as_bytes().to_vec()))
             .collect();
         let config = ConsoleConfig { issuer: "https://idp.example/pool".into(), client_id: "c1".into(), scopes: "openid".into(), local_sign_in: None };
-        Assets::new(files, config)
+        Assets::new(files, config).with_demo(true)
     }
 
     fn text(r: &Response<Body>) -> String {
@@ -250,6 +263,16 @@ mod tests {
             Body::Text(t) => t.clone(),
             _ => String::new(),
         }
+    }
+
+    #[test]
+    fn the_demo_page_is_served_only_in_the_local_stack() {
+        let deployed = assets().with_demo(false);
+        for path in ["demo", "demo/", "demo/index.html"] {
+            assert_eq!(deployed.answer(path, path.ends_with('/')).status(), 404, "{path}");
+        }
+        assert_eq!(deployed.answer("", true).status(), 200, "the console itself is served");
+        assert_eq!(text(&assets().answer("demo/", true)), "<p>demo");
     }
 
     #[test]

@@ -20,7 +20,7 @@ use crate::store::listing::{ListError, NameSearch};
 use lambda_http::{http::StatusCode, Body, Request, RequestExt, Response};
 use serde_json::json;
 
-#[derive(Debug, Deserialize)]
+#[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ContactRequest {
     pub name: String,
@@ -43,6 +43,8 @@ pub struct ContactRequest {
     #[serde(default, deserialize_with = "present")]
     pub postal_code: Option<Option<String>>,
 }
+
+crate::debug_redacting!(ContactRequest { name, email, phone, locale, kind, portal_ids } hiding { date_of_birth, family_name, postal_code });
 
 /// A field that is present (`Some`), with `null` as `Some(None)`; absent is `None` (by `default`).
 fn present<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Option<String>>, D::Error> {

@@ -26,7 +26,7 @@ pub struct GenerateRequest {
 }
 
 /// The code as staff see it right after generating it.
-#[derive(Debug, Serialize)]
+#[derive(Serialize)]
 pub struct IssuedCode {
     pub code: String,
     pub portal_id: PortalId,
@@ -36,6 +36,8 @@ pub struct IssuedCode {
     pub expires_at: DateTime<Utc>,
     pub email_document_id: Option<DocumentId>,
 }
+
+crate::debug_redacting!(IssuedCode { portal_id, created_at, expires_at, email_document_id } hiding { code });
 
 /// The `generate` function.
 pub struct Generate;

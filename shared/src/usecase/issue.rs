@@ -61,7 +61,7 @@ pub struct Step {
 }
 
 /// The result of issuing.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Issued {
     /// The plain code, for codes (links' tokens are only in the email).
     pub code: Option<String>,
@@ -72,6 +72,8 @@ pub struct Issued {
     pub previous: PortalState,
     pub step: Step,
 }
+
+crate::debug_redacting!(Issued { created_at, expires_at, email_document_id, previous, step } hiding { code });
 
 /// Who issues: a staff member's `sub`, an integration's name, or the scheduler.
 #[derive(Debug, Clone, Copy)]
