@@ -57,11 +57,12 @@ impl Secrets {
         self.client.get_or(Client::new)
     }
 
-    /// Creates the secret `name`, or gives an existing one a new current value.
-    pub async fn put(&self, name: &str, value: &SecretString, description: &str) -> anyhow::Result<()> {
+    /// Creates the secret `name`, or gives an existing one a new current value;
+    /// the new value's VersionId.
+    pub async fn put(&self, name: &str, value: &SecretString, description: &str) -> anyhow::Result<String> {
         let created = self.client().create_secret().name(name).description(description).secret_string(value.expose_secret()).send().await;
-        match created {
-            Ok(_) => {}
+        let version = match created {
+            Ok(out) => out.version_id,
             Err(e) if e.as_service_error().is_some_and(|e| e.is_resource_exists_exception()) => {
                 self.client()
                     .put_secret_value()
@@ -69,9 +70,27 @@ impl Secrets {
                     .secret_string(value.expose_secret())
                     .send()
                     .await
-                    .context("Failed to set a secret's new value")?;
+                    .context("Failed to set a secret's new value")?
+                    .version_id
             }
             Err(e) => return Err(anyhow::Error::new(e).context("Failed to create a secret")),
+        };
+        self.forget(name);
+        version.context("Secrets Manager gave no VersionId")
+    }
+
+    /// Takes the `AWSPREVIOUS` label off the secret's previous version: it is
+    /// read (and verifies) nowhere from then on. Nothing to do when there is none.
+    pub async fn revoke_previous(&self, name: &str) -> anyhow::Result<()> {
+        if let Some(previous) = self.stage(name, "AWSPREVIOUS").await? {
+            self.client()
+                .update_secret_version_stage()
+                .secret_id(name)
+                .version_stage("AWSPREVIOUS")
+                .remove_from_version_id(previous.id)
+                .send()
+                .await
+                .context("Failed to revoke a secret's previous value")?;
         }
         self.forget(name);
         Ok(())

@@ -300,6 +300,35 @@ async fn a_rotated_secret_keeps_verifying_until_the_next_rotation() {
     assert_eq!(state_on_main(&app.status(&ids[2]).await.ok(200).clone()), "none");
 }
 
+/// A leaked secret: rotating with `"revoke_previous": true` ends it at once,
+/// also in an activator that read the secrets before the rotation (its cache).
+#[tokio::test]
+async fn a_rotation_that_revokes_the_previous_secret_ends_it_at_once_even_where_it_is_cached() {
+    let app = TestApp::new().await;
+    app.put_portal("main", true).await.ok(200);
+    let ids = contacts(&app, "rev", 3, true).await;
+    let leaked = register(&app, "crm", "CRM").await;
+    let a = activator().await;
+    let send = |key: &str, contact: &str| {
+        let body = json!({"version": 1, "job_id": unique("rev"), "method": "code", "send_email": false, "contact_ids": [contact]}).to_string();
+        activation_event(&unique("m"), &body, 1, &proof(key.as_bytes(), &app.tenant, &integration("crm"), &body))
+    };
+    // The activator reads (and caches) the secret as it is before the rotation.
+    assert!(a.handle_batch(send(&leaked, &ids[0])).await.batch_item_failures.is_empty(), "the registered secret");
+    let rotated = app.call(Method::PUT, "/v1/integrations/crm", ADMIN, Some(json!({"name": "CRM", "rotate_secret": true, "revoke_previous": true}))).await;
+    let body = rotated.ok(200).clone();
+    assert_eq!(body["previous_secret"], "revoked");
+    let fresh = body["secret"].as_str().unwrap().to_owned();
+    assert_eq!(a.handle_batch(send(&leaked, &ids[1])).await.batch_item_failures.len(), 1, "the leaked secret verifies nothing, cached or not");
+    assert_eq!(state_on_main(&app.status(&ids[1]).await.ok(200).clone()), "none");
+    assert!(a.handle_batch(send(&fresh, &ids[2])).await.batch_item_failures.is_empty(), "the new secret");
+    // Without it, a rotation keeps the previous secret (the default, for messages in flight).
+    let shown = app.call(Method::GET, "/v1/integrations/crm", ADMIN, None).await.ok(200).clone();
+    assert_eq!(shown["previous_secret"], "revoked");
+    let kept = app.call(Method::PUT, "/v1/integrations/crm", ADMIN, Some(json!({"name": "CRM", "rotate_secret": true}))).await.ok(200).clone();
+    assert_eq!(kept["previous_secret"], "verifies");
+}
+
 #[tokio::test]
 async fn bad_submissions_are_refused() {
     let app = TestApp::new().await;

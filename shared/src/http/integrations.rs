@@ -2,9 +2,10 @@
 //! lets send to the activation queue, each with its own signing secret
 //! (`domain::queue_proof`). `portal:admin`.
 //!
-//! - `PUT /v1/integrations/{integration_id}` `{"name", "rotate_secret"?}` → 201 with the new
-//!   `secret` (shown this once) when it is registered; 200 when renamed, with a new `secret`
-//!   only if `rotate_secret` (the previous one keeps verifying until the next rotation).
+//! - `PUT /v1/integrations/{integration_id}` `{"name", "rotate_secret"?, "revoke_previous"?}` → 201
+//!   with the new `secret` (shown this once) when it is registered; 200 when renamed, with a new
+//!   `secret` only if `rotate_secret`. The previous secret keeps verifying until the next rotation,
+//!   unless `revoke_previous` ends it at once (a leaked secret; with or without a rotation).
 //! - `GET /v1/integrations/{integration_id}` → the registration, never the secret.
 //! - `DELETE /v1/integrations/{integration_id}` → 204: its messages are refused from then on.
 
@@ -25,6 +26,9 @@ pub struct IntegrationRequest {
     pub name: String,
     #[serde(default)]
     pub rotate_secret: bool,
+    /// End the secret before the current one now, not at the next rotation.
+    #[serde(default)]
+    pub revoke_previous: bool,
 }
 
 /// 256 random bits, URL-safe.
@@ -46,6 +50,7 @@ fn view(app: &App, item: &IntegrationItem) -> serde_json::Value {
         "created_at": time::format(&item.created_at),
         "created_by": item.created_by,
         "secret_set_at": time::format(&item.secret_set_at),
+        "previous_secret": if item.previous_revoked { "revoked" } else { "verifies" },
         "updated_at": time::format(&item.updated_at),
     })
 }
@@ -61,7 +66,14 @@ pub async fn put_integration(app: &App, req: &Request) -> Result<Response<Body>,
     let secret = (fresh || body.rotate_secret).then(new_secret);
     let (pk, sk) = IntegrationItem::key(&caller.tenant_id, &id);
     let item = match existing {
-        Some(old) => IntegrationItem { name, secret_set_at: if secret.is_some() { now } else { old.secret_set_at }, updated_at: now, ..old },
+        Some(old) => IntegrationItem {
+            name,
+            secret_set_at: if secret.is_some() { now } else { old.secret_set_at },
+            updated_at: now,
+            // A rotation keeps the old secret verifying a while again, unless it is revoked too.
+            previous_revoked: body.revoke_previous || (old.previous_revoked && secret.is_none()),
+            ..old
+        },
         None => IntegrationItem {
             pk,
             sk,
@@ -72,15 +84,21 @@ pub async fn put_integration(app: &App, req: &Request) -> Result<Response<Body>,
             created_by: caller.sub.clone(),
             secret_set_at: now,
             updated_at: now,
+            secret_version: None,
+            previous_revoked: false,
         },
     };
+    let mut item = item;
     // The secret first: a registration never names a secret that is not there.
     if let Some(secret) = &secret {
         let description = format!("Portal Access: signs activation-queue messages of integration {id} of tenant {}", caller.tenant_id);
-        app.secrets.put(&item.secret_name, secret, &description).await?;
+        item.secret_version = Some(app.secrets.put(&item.secret_name, secret, &description).await?);
+    }
+    if body.revoke_previous && !fresh {
+        app.secrets.revoke_previous(&item.secret_name).await?;
     }
     app.store.put_integration(&item).await?;
-    tracing::info!(tenant = %caller.tenant_id, integration = %id, rotated = secret.is_some(), actor = %caller.sub, "integration registered");
+    tracing::info!(tenant = %caller.tenant_id, integration = %id, rotated = secret.is_some(), revoked_previous = body.revoke_previous, actor = %caller.sub, "integration registered");
     let mut out = view(app, &item);
     if let Some(secret) = &secret {
         out["secret"] = json!(secret.expose_secret());

@@ -26,6 +26,14 @@ pub struct IntegrationItem {
     /// When its secret was last set (at registration or a rotation).
     pub secret_set_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
+    /// The Secrets Manager VersionId of the current secret: a verifier whose
+    /// cached values are older reads them again, so a rotation holds at once.
+    #[serde(default)]
+    pub secret_version: Option<String>,
+    /// Set by a rotation with `revoke_previous`: the secret before the current
+    /// one no longer verifies (until the next rotation keeps one again).
+    #[serde(default)]
+    pub previous_revoked: bool,
 }
 
 impl IntegrationItem {
