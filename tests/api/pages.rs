@@ -161,6 +161,30 @@ async fn posts_from_another_site_are_refused_and_change_nothing() {
     assert_eq!(own.status, 201, "{}", own.body);
 }
 
+/// A branded page (`?tenant=…&portal=…`) takes only its own tenant's codes:
+/// another tenant's code for a portal of the same id gets the 400 of an unknown code.
+#[tokio::test]
+async fn a_branded_page_takes_only_its_own_tenant_s_codes() {
+    let ours = TestApp::new().await;
+    ours.activated_link("Ours Clinic").await;
+    let theirs = TestApp::new().await;
+    theirs.activated_link("Theirs Clinic").await;
+    let contact = theirs.with_contact(Some(&format!("{}@example.org", unique("pat")))).await;
+    let code = theirs.generate(&contact, json!({"portal_id": "main"})).await.ok(201)["code"].as_str().unwrap().to_owned();
+    let email = format!("{}@example.org", unique("pat"));
+    let on_ours = post(&ours, "/claim", &[("code", &code), ("email", &email), ("tenant", &ours.tenant), ("portal", "main")], None).await;
+    let unknown = post(&ours, "/claim", &[("code", "ZZZZZ-ZZZZZ"), ("email", &email), ("tenant", &ours.tenant), ("portal", "main")], None).await;
+    assert_eq!((on_ours.status, unknown.status), (400, 400));
+    assert_eq!(on_ours.body.replace(&code, "ZZZZZ-ZZZZZ"), unknown.body, "the same page as an unknown code");
+    // A tenant that is not there takes nothing either.
+    let nowhere = post(&ours, "/claim", &[("code", &code), ("email", &email), ("tenant", "no-such-tenant"), ("portal", "main")], None).await;
+    assert_eq!(nowhere.status, 400);
+    assert_eq!(state_on_main(&theirs.status(&contact).await.ok(200).clone()), "pending", "the code is untouched");
+    // On its own tenant's page the code works.
+    let on_theirs = post(&theirs, "/claim", &[("code", &code), ("email", &email), ("tenant", &theirs.tenant), ("portal", "main")], None).await;
+    assert!(on_theirs.status == 201 || on_theirs.status == 202, "{}", on_theirs.body);
+}
+
 #[tokio::test]
 async fn email_me_a_new_link_goes_to_the_address_of_record_only_and_once_an_hour() {
     let t = TestApp::new().await;
@@ -176,16 +200,23 @@ async fn email_me_a_new_link_goes_to_the_address_of_record_only_and_once_an_hour
 
     let attacker = format!("{}@example.org", unique("mallory"));
     let before = ses_messages_to(&email).await.len();
-    // A typed address, smuggled into the form, is ignored.
-    let asked = post(&t, "/claim/new-link", &[("token", old_token), ("email", &attacker)], None).await;
+    // The replaced link asks: the same answer, and nothing changes (a forwarded
+    // old link cannot void the newer invitation staff sent since).
+    let stale = post(&t, "/claim/new-link", &[("token", old_token)], None).await;
+    assert_eq!(stale.status, 200);
+    let resent_token = resent.split("token=").nth(1).unwrap();
+    assert!(get(&t, &format!("/claim?token={resent_token}")).await.body.contains("Continue"), "the newer link still stands");
+    // The newest link asks; a typed address, smuggled into the form, is ignored.
+    let asked = post(&t, "/claim/new-link", &[("token", resent_token), ("email", &attacker)], None).await;
     assert_eq!(asked.status, 200);
     let fresh = emailed_link(&email, before, "/claim?").await;
     let fresh_token = fresh.split("token=").nth(1).unwrap();
     assert!(get(&t, &format!("/claim?token={fresh_token}")).await.body.contains("Continue"), "the new link is claimable");
     // The same answer for a second ask within the hour, and for a token nobody issued.
-    let again = post(&t, "/claim/new-link", &[("token", old_token)], None).await;
+    let again = post(&t, "/claim/new-link", &[("token", fresh_token)], None).await;
     let unknown = post(&t, "/claim/new-link", &[("token", &"A".repeat(43))], None).await;
     let strip = |body: &str| body.replace("Renewal Clinic", "").replace("Portal Access", "");
+    assert_eq!(strip(&stale.body), strip(&asked.body));
     assert_eq!(strip(&again.body), strip(&asked.body));
     assert_eq!(strip(&unknown.body), strip(&asked.body), "the page says nothing about the token");
     tokio::time::sleep(Duration::from_secs(5)).await;

@@ -158,6 +158,13 @@ pub fn build(
     }
 }
 
+/// Whether the invitation stored under `hash` is the newest one the contact
+/// was given on `portal`, code or link: only that one may ask for a new link,
+/// so a forwarded old link cannot void a newer paper code.
+pub fn is_newest_on(codes: &[CodeRecord], portal: &PortalId, hash: &CodeHash) -> bool {
+    codes.iter().filter(|c| &c.portal_id == portal).max_by_key(|c| c.created_at).is_some_and(|newest| &newest.hash == hash)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

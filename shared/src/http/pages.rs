@@ -239,9 +239,14 @@ pub async fn claim_submit(app: &App, req: &Request) -> Response<Body> {
     };
     let facts: BTreeMap<Fact, String> =
         [Fact::DateOfBirth, Fact::FamilyName, Fact::PostalCode].into_iter().filter_map(|f| field(f.as_str()).map(|v| (f, v))).collect();
-    let portal = match &brand.portal {
-        Some(p) => ClaimPortal::Only(p.clone()),
-        None => ClaimPortal::Any,
+    // A branded page takes only its own tenant's portal's codes; one that names
+    // a tenant or portal that is not there takes none (the same 400 as an unknown code).
+    let portal = match (field("tenant"), field("portal")) {
+        (None, None) => ClaimPortal::Any,
+        (tenant, portal) => match (tenant.as_deref().map(TenantId::parse), portal.as_deref().map(PortalId::parse)) {
+            (Some(Ok(t)), Some(Ok(p))) => ClaimPortal::OfTenant(t, p),
+            _ => ClaimPortal::NoneMatches,
+        },
     };
     let attempt = ClaimAttempt {
         locale: crate::domain::Locale::parse(brand.t.lang).ok(),

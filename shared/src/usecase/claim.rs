@@ -30,7 +30,7 @@ use crate::domain::identity::{self, FactHasher};
 use crate::domain::{invitation, CodeHash, ContactId, EmailAddress, Fact, FactHashes, InvitationState, LinkToken, Method, PickupCode, PortalId};
 use super::issue::{queue_email, sealed_email, sealed_messages, QueueEmailError};
 use crate::domain::confirmation::{self, Binding};
-use crate::domain::{time, EmailKind, MailJob, Portal};
+use crate::domain::{time, EmailKind, MailJob, Portal, TenantId};
 use crate::mail::templates::TemplateVars;
 use crate::store::items::{AuditItem, ConfirmationItem};
 use crate::domain::id_token::{self, IdTokenError, Vouched};
@@ -81,17 +81,20 @@ pub struct Claimed {
 pub enum ClaimPortal {
     /// The claim does not say: any portal of the code.
     Any,
-    /// Only a code of this portal.
+    /// Only a code of this portal (of whichever tenant: the API's `portal_id`).
     Only(PortalId),
+    /// Only a code of this tenant's portal: a branded page (`?tenant=…&portal=…`).
+    OfTenant(TenantId, PortalId),
     /// The claim named something that is no portal id: no code matches.
     NoneMatches,
 }
 
 impl ClaimPortal {
-    fn admits(&self, portal: &PortalId) -> bool {
+    fn admits(&self, tenant: &TenantId, portal: &PortalId) -> bool {
         match self {
             Self::Any => true,
             Self::Only(p) => p == portal,
+            Self::OfTenant(t, p) => t == tenant && p == portal,
             Self::NoneMatches => false,
         }
     }
@@ -214,7 +217,7 @@ async fn try_claim(app: &App, attempt: &ClaimAttempt<'_>, seen: &mut Seen) -> Re
     let owner = owner?.ok_or(ClaimError::Rejected)?;
     seen.portal = Some(owner.portal_id.clone());
     let expires_at = DateTime::from_timestamp_millis(owner.expires_at_ms).ok_or(ClaimError::Rejected)?;
-    let portal_matches = attempt.portal.admits(&owner.portal_id);
+    let portal_matches = attempt.portal.admits(&owner.tenant_id, &owner.portal_id);
     if !portal_matches || owner.method != attempt.method {
         return Err(ClaimError::Rejected);
     }
@@ -343,9 +346,15 @@ async fn find_code_under(app: &App, hashes: &[CodeHash]) -> anyhow::Result<(Code
 
 /// A link token's owner, under the current or the previous key.
 pub(super) async fn find_link(app: &App, token: &LinkToken) -> anyhow::Result<Option<crate::store::CodeOwner>> {
+    Ok(find_link_hashed(app, token).await?.map(|(_, owner)| owner))
+}
+
+/// The link's owner and the hash it is stored under.
+pub(super) async fn find_link_hashed(app: &App, token: &LinkToken) -> anyhow::Result<Option<(CodeHash, crate::store::CodeOwner)>> {
     let keys = app.keys.get().await?;
     let hashes: Vec<CodeHash> = keys.all().map(|k| token.hash(&k.hasher)).collect();
-    Ok(find_code_under(app, &hashes).await?.1)
+    let (hash, owner) = find_code_under(app, &hashes).await?;
+    Ok(owner.map(|o| (hash, o)))
 }
 
 /// The link's status and, when it is one, whose it is (tenant and portal).

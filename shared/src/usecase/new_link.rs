@@ -4,9 +4,12 @@
 //! page answers the same whatever happened, so it tells nobody anything
 //! about the link, the contact or their address.
 //!
-//! A new link is issued only where one could help: the contact's state on
-//! the portal is pending (the old link was replaced or revoked), expired or
-//! locked. Active (they have an account) and disabled (staff turned access
+//! A new link is issued only from the contact's newest invitation on the
+//! portal (`domain::portlet::is_newest_on`): an older link, replaced by a
+//! newer link or a paper code, answers the same and changes nothing, so a
+//! forwarded old link cannot void what staff gave since. And only where one
+//! could help: the contact's state on the portal is pending (the link was
+//! revoked), expired or locked. Active (they have an account) and disabled (staff turned access
 //! off) send nothing; neither does a contact without an email.
 
 use super::claim::CLAIMANT;
@@ -30,7 +33,7 @@ pub async fn request(app: &App, raw_token: &str) -> anyhow::Result<NewLink> {
     let Ok(token) = LinkToken::parse(raw_token) else {
         return Ok(NewLink::NotSent("malformed token"));
     };
-    let Some(owner) = super::claim::find_link(app, &token).await? else {
+    let Some((hash, owner)) = super::claim::find_link_hashed(app, &token).await? else {
         return Ok(NewLink::NotSent("unknown token"));
     };
     if owner.method != Method::Link {
@@ -40,10 +43,13 @@ pub async fn request(app: &App, raw_token: &str) -> anyhow::Result<NewLink> {
     let Some(portal) = portals.iter().find(|p| p.portal_id == owner.portal_id) else {
         return Ok(NewLink::NotSent("portal gone"));
     };
-    let Some(contact) = app.store.get_contact(&owner.tenant_id, &owner.contact_id).await? else {
+    let Some(partition) = app.store.contact_partition(&owner.tenant_id, &owner.contact_id).await? else {
         return Ok(NewLink::NotSent("contact gone"));
     };
-    if contact.email.is_none() {
+    if !crate::domain::portlet::is_newest_on(&partition.codes, &owner.portal_id, &hash) {
+        return Ok(NewLink::NotSent("a newer invitation replaced this link"));
+    }
+    if partition.contact.email.is_none() {
         return Ok(NewLink::NotSent("no email of record"));
     }
     if !app.store.take_new_link_slot(&owner.tenant_id, &owner.contact_id, PER, (app.clock)()).await? {
