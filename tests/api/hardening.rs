@@ -449,3 +449,39 @@ async fn read_only_staff_see_a_pending_code_masked_and_staff_who_issue_codes_see
         }
     }
 }
+
+/// The idempotency record keeps its answer sealed: a copy of the table shows
+/// no plain code under the key, and the replay still answers it.
+#[tokio::test]
+async fn an_idempotency_record_keeps_no_plain_code_and_its_replay_still_answers_it() {
+    let t = TestApp::new().await;
+    let contact = t.with_contact(Some("sealed@example.com")).await;
+    let path = format!("/v1/contacts/{contact}/codes");
+    let key = unique("key");
+    let (status, _, first) = keyed(&t, &path, &key, json!({})).await;
+    assert_eq!(status, 201, "{first}");
+    let code = first["code"].as_str().unwrap().to_owned();
+    // The record as DynamoDB holds it.
+    let endpoints = portal_local::local::Endpoints::from_env().await;
+    let direct = aws_sdk_dynamodb::Client::new(&endpoints.dynamodb);
+    let digest = portal::domain::guard::IdempotencyKey::parse("staff-test", &key).unwrap().digest();
+    let pk = format!("T#{}#IDEM#{digest}", t.tenant);
+    let items = direct
+        .query()
+        .table_name(portal_local::local::table_name(&template()).unwrap())
+        .key_condition_expression("pk = :pk")
+        .expression_attribute_values(":pk", aws_sdk_dynamodb::types::AttributeValue::S(pk))
+        .send()
+        .await
+        .unwrap()
+        .items
+        .unwrap_or_default();
+    assert_eq!(items.len(), 1, "the key's record");
+    let raw = format!("{:?}", items[0]);
+    let compact = code.replace('-', "");
+    assert!(!raw.contains(&code) && !raw.contains(&compact), "no plain code in the record: {raw}");
+    // Replayed, the answer is the first one, code and all.
+    let (status, replayed, again) = keyed(&t, &path, &key, json!({})).await;
+    assert_eq!((status, replayed), (201, true));
+    assert_eq!(again["code"], code.as_str());
+}

@@ -107,6 +107,11 @@ impl IdempotencyKey {
         Ok(Self { sub: sub.to_owned(), key: raw.to_owned() })
     }
 
+    /// What a record's answer is sealed for: this tenant's, this caller's, this key's only.
+    pub fn seal_context(&self, tenant: &str) -> String {
+        format!("idempotency:{tenant}:{}", self.digest())
+    }
+
     /// What the store keys the record by: a hash of the subject and the key,
     /// each length-prefixed, so no pair can pass for another (keys may hold `#`).
     pub fn digest(&self) -> String {

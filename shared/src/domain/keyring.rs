@@ -78,6 +78,11 @@ impl KeyRing {
         self.all().find_map(|k| k.cursors.open(tenant, listing, raw).ok()).ok_or(ForeignCursor)
     }
 
+    /// What was sealed for `context` under the current or the previous key.
+    pub fn open_for(&self, context: &str, sealed: &str) -> Result<String, OpenError> {
+        self.all().find_map(|k| k.sealer.open_for(context, sealed).ok()).ok_or(OpenError)
+    }
+
     /// An email's sealed secrets, sealed under the current or the previous key.
     pub fn open_sealed(&self, document: &DocumentId, sealed: &str) -> Result<String, OpenError> {
         self.all().find_map(|k| k.sealer.open(document, sealed).ok()).ok_or(OpenError)

@@ -55,19 +55,30 @@ impl Sealer {
 
     /// `plain` sealed for `document`: base64 of nonce ‖ ciphertext ‖ tag.
     pub fn seal(&self, document: &DocumentId, plain: &str) -> String {
+        self.seal_for(&document.to_string(), plain)
+    }
+
+    /// Opens what [`Sealer::seal`] sealed for the same document.
+    pub fn open(&self, document: &DocumentId, sealed: &str) -> Result<String, OpenError> {
+        self.open_for(&document.to_string(), sealed)
+    }
+
+    /// `plain` sealed for whatever `context` names (an email's document id, an
+    /// idempotency record's tenant and key): it opens only for the same context.
+    pub fn seal_for(&self, context: &str, plain: &str) -> String {
         let mut nonce = [0u8; NONCE_LEN];
         getrandom::fill(&mut nonce).expect("the OS random source is unavailable");
         let mut data = plain.as_bytes().to_vec();
         self.key
-            .seal_in_place_append_tag(Nonce::assume_unique_for_key(nonce), Aad::from(document.to_string().as_bytes()), &mut data)
+            .seal_in_place_append_tag(Nonce::assume_unique_for_key(nonce), Aad::from(context.as_bytes()), &mut data)
             .expect("sealing cannot fail for in-memory data");
         let mut out = nonce.to_vec();
         out.extend(data);
         STANDARD_NO_PAD.encode(out)
     }
 
-    /// Opens what [`Sealer::seal`] sealed for the same document.
-    pub fn open(&self, document: &DocumentId, sealed: &str) -> Result<String, OpenError> {
+    /// Opens what [`Sealer::seal_for`] sealed for the same context.
+    pub fn open_for(&self, context: &str, sealed: &str) -> Result<String, OpenError> {
         let raw = STANDARD_NO_PAD.decode(sealed).map_err(|_| OpenError)?;
         if raw.len() < NONCE_LEN {
             return Err(OpenError);
@@ -75,7 +86,7 @@ impl Sealer {
         let (nonce, data) = raw.split_at(NONCE_LEN);
         let nonce = Nonce::try_assume_unique_for_key(nonce).map_err(|_| OpenError)?;
         let mut data = data.to_vec();
-        let plain = self.key.open_in_place(nonce, Aad::from(document.to_string().as_bytes()), &mut data).map_err(|_| OpenError)?;
+        let plain = self.key.open_in_place(nonce, Aad::from(context.as_bytes()), &mut data).map_err(|_| OpenError)?;
         String::from_utf8(plain.to_vec()).map_err(|_| OpenError)
     }
 }

@@ -5,6 +5,12 @@
 //! (conditional put) before the request runs, so of concurrent duplicates
 //! exactly one runs; the others wait briefly for its answer, or get 409.
 //!
+//! The answer is kept **sealed** (AES-256-GCM under the deployment's key,
+//! bound to the tenant, the caller and the key: `domain::sealed`), since it
+//! may hold a pickup code: the plain code lives only on its own code item
+//! while it is pending. A replay opens it; one the keys can no longer open
+//! (two rotations within the 24 hours) is 422, use a new key.
+//!
 //! A request that fails on our side (5xx) gives its key up, so a retry runs.
 //! The record lives under the caller's tenant and is the caller's own (their
 //! token's `sub`): another staff member's request with the same key runs as
@@ -66,7 +72,7 @@ where
             Begun::Existing(record) => record,
         };
         match repeat_of(&record, &fingerprint, (app.clock)()) {
-            Repeat::Replay(stored) => return replay(stored),
+            Repeat::Replay(stored) => return opened(app, &key, tenant.as_str(), stored).await.map_or_else(ApiError::into_response, replay),
             Repeat::Mismatch => {
                 return ApiError::validation("", "this Idempotency-Key was used for another request; use a new key").into_response()
             }
@@ -79,7 +85,7 @@ where
     let outcome = if response.status().is_server_error() {
         app.store.abandon_idempotent(tenant, &key, &fingerprint).await
     } else {
-        let stored = StoredResponse {
+        let stored = seal(app, &key, tenant.as_str(), StoredResponse {
             status: response.status().as_u16(),
             content_type: response
                 .headers()
@@ -93,8 +99,12 @@ where
                 Body::Empty => String::new(),
                 _ => String::new(),
             },
-        };
-        app.store.finish_idempotent(tenant, &key, &fingerprint, &stored).await
+        })
+        .await;
+        match stored {
+            Ok(stored) => app.store.finish_idempotent(tenant, &key, &fingerprint, &stored).await,
+            Err(e) => Err(e),
+        }
     };
     if let Err(e) = outcome {
         // The request's effect stands; only its replay is lost. A repeat gets
@@ -102,6 +112,24 @@ where
         tracing::error!(error = ?e, "could not record an idempotent answer");
     }
     response
+}
+
+/// Marks a stored body as sealed (bodies stored before were kept plain).
+const SEALED: &str = "sealed:";
+
+async fn seal(app: &App, key: &IdempotencyKey, tenant: &str, mut stored: StoredResponse) -> anyhow::Result<StoredResponse> {
+    let keys = app.keys.get().await?;
+    stored.body = format!("{SEALED}{}", keys.current.sealer.seal_for(&key.seal_context(tenant), &stored.body));
+    Ok(stored)
+}
+
+async fn opened(app: &App, key: &IdempotencyKey, tenant: &str, mut stored: StoredResponse) -> Result<StoredResponse, ApiError> {
+    let Some(sealed) = stored.body.strip_prefix(SEALED) else { return Ok(stored) };
+    let keys = app.keys.get().await.map_err(ApiError::Unexpected)?;
+    stored.body = keys
+        .open_for(&key.seal_context(tenant), sealed)
+        .map_err(|_| ApiError::validation("", "the answer recorded for this Idempotency-Key can no longer be read (the service's key was rotated since); use a new key"))?;
+    Ok(stored)
 }
 
 fn replay(stored: StoredResponse) -> Response<Body> {
