@@ -42,6 +42,9 @@ pub struct Settings {
     pub max_emails_per_hour: u32,
     /// `MAX_SMS_PER_HOUR`: the most any tenant may set as its `sms_per_hour` (default 1,000).
     pub max_sms_per_hour: u32,
+    /// `PORTAL_SMS_COUNTRIES` (template parameter `SmsCountries`): the countries
+    /// contacts' phone numbers may be in (`domain::number_plan`; default US, CA, GB).
+    pub sms_countries: crate::domain::number_plan::SmsCountries,
     /// `ACTIVATION_QUEUE_URL`: where bulk activation batches go.
     pub activation_queue_url: String,
     /// `ACTIVATION_MAX_RECEIVE_COUNT`: the activation queue's redrive maxReceiveCount.
@@ -92,6 +95,7 @@ impl Settings {
                 None => crate::domain::quota::DEFAULT_MAX_SMS_PER_HOUR,
                 Some(v) => v.trim().parse().ok().filter(|n| *n > 0).with_context(|| format!("MAX_SMS_PER_HOUR must be a positive number, not {v:?}"))?,
             },
+            sms_countries: crate::domain::number_plan::SmsCountries::parse(get("PORTAL_SMS_COUNTRIES").as_deref()).map_err(anyhow::Error::msg)?,
             activation_queue_url: get("ACTIVATION_QUEUE_URL").unwrap_or_default(),
             activation_max_receive_count: get("ACTIVATION_MAX_RECEIVE_COUNT").and_then(|v| v.parse().ok()).unwrap_or(5),
             integration_secret_prefix: get("INTEGRATION_SECRET_PREFIX")
@@ -184,6 +188,8 @@ pub struct App {
     pub max_emails_per_hour: u32,
     /// `Settings::max_sms_per_hour`.
     pub max_sms_per_hour: u32,
+    /// `Settings::sms_countries`.
+    pub sms_countries: crate::domain::number_plan::SmsCountries,
     /// `Settings::deployment`.
     pub deployment: crate::domain::web_url::Deployment,
     /// `Settings::edge_secret`.
@@ -218,6 +224,7 @@ impl App {
             public_base_url: settings.public_base_url.clone(),
             max_emails_per_hour: settings.max_emails_per_hour,
             max_sms_per_hour: settings.max_sms_per_hour,
+            sms_countries: settings.sms_countries.clone(),
             deployment: settings.deployment,
             edge_secret: settings.edge_secret.clone(),
         }

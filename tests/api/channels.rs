@@ -15,6 +15,8 @@ const WAIT: Duration = Duration::from_secs(30);
 fn phone() -> String {
     let n = (uuid::Uuid::new_v4().as_u128() % 9_000_000) as u32 + 1_000_000;
     let n = if n % 100 == 99 { n - 1 } else { n };
+    // Exchange 976 is a premium range (`domain::number_plan`).
+    let n = if n / 10_000 == 976 { n - 10_000 } else { n };
     format!("+1555{n}")
 }
 
@@ -284,4 +286,54 @@ async fn a_spanish_default_portal_sends_the_built_in_spanish_for_every_kind_aske
     let log = settled_log(&t, &contact, 2).await;
     let notice = log.iter().find(|e| e["kind"] == "deactivation").unwrap_or_else(|| panic!("{log:?}"));
     assert_eq!(notice["subject"], "Su acceso a Clínica ha terminado");
+}
+
+/// `sms_per_hour` counts segments, as SNS bills them: with room for 4, one
+/// text of 3 segments goes and a second waits for the next hour.
+#[tokio::test]
+async fn the_text_quota_counts_segments_not_messages() {
+    let t = TestApp::new().await;
+    portal_with_texts(&t, json!({})).await;
+    let long = format!("{{{{ tenant_name }}}}: your code is {{{{ code }}}}. {}", "Please keep it safe. ".repeat(16));
+    let template = json!({"subject": "Your code", "text": "{{ code }}", "html": "<p>{{ code }}</p>", "sms": long});
+    t.call(Method::PUT, "/v1/portals/main/templates/pickup_code", ADMIN, Some(template)).await.ok(200);
+    t.call(Method::PUT, "/v1/settings", ADMIN, Some(json!({"emails_per_hour": 500, "sms_per_hour": 4}))).await.ok(200);
+    let mut contacts = Vec::new();
+    for _ in 0..2 {
+        let (c, to) = (unique("seg"), phone());
+        put_contact(&t, &c, json!({"name": "Ann", "kind": "individual", "phone": to})).await.ok(200);
+        t.generate(&c, json!({"send_email": true})).await.ok(201);
+        contacts.push(c);
+    }
+    let statuses = eventually(WAIT, || async {
+        let mut s = Vec::new();
+        for c in &contacts {
+            s.push(t.emails(c).await.body["items"][0]["status"].as_str().unwrap_or_default().to_owned());
+        }
+        s.sort();
+        (s == ["sent", "throttled"]).then_some(s)
+    })
+    .await;
+    assert!(statuses.is_some(), "one text of 3 segments sent, the next held back by a quota of 4 segments");
+    let s = t.get("/v1/settings").await;
+    assert_eq!(s.ok(200)["sms_sent_this_hour"].as_u64(), Some(3), "{:?}", s.body);
+}
+
+/// A contact's phone must be one this deployment texts: in its `SmsCountries`
+/// (default US, CA, GB) and outside the premium and short ranges; else 422 at `/phone`.
+#[tokio::test]
+async fn phones_outside_the_deployment_s_countries_or_in_premium_ranges_are_refused() {
+    let t = TestApp::new().await;
+    t.put_portal("main", true).await.ok(200);
+    for (phone, why) in [("+33612345678", "country"), ("+18765550123", "country"), ("+19005550123", "premium"), ("+449098790123", "premium"), ("+1415555012", "short")] {
+        let c = unique("cc");
+        let refused = put_contact(&t, &c, json!({"name": "Ann", "kind": "individual", "phone": phone})).await;
+        let detail = refused.problem(422).to_owned();
+        assert_eq!(refused.body["errors"][0]["pointer"], "/phone", "{phone}");
+        assert!(detail.contains(why) && detail.contains(phone), "{phone}: {detail}");
+        t.get(&format!("/v1/contacts/{c}")).await.problem(404);
+    }
+    for phone in ["+14165550123", "+447700900123", "+14155550123"] {
+        put_contact(&t, &unique("cc"), json!({"name": "Ann", "kind": "individual", "phone": phone})).await.ok(200);
+    }
 }

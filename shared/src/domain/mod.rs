@@ -3,6 +3,7 @@
 
 pub mod auth;
 pub mod channel;
+pub mod number_plan;
 pub mod email;
 pub mod invitation;
 pub mod confirmation;

@@ -239,7 +239,12 @@ async fn put_contact(app: &App, req: &Request) -> Result<Response<Body>, ApiErro
     };
     let phone = match body.phone.as_deref().map(str::trim) {
         None | Some("") => None,
-        Some(raw) => PhoneNumber::parse(raw).map_err(|e| errors.push(FieldError::new("/phone", format!("phone {e}")))).ok(),
+        Some(raw) => PhoneNumber::parse(raw)
+            .map_err(|e| e.to_string())
+            // A number the deployment may text: its country is listed, no premium or short range.
+            .and_then(|p| app.sms_countries.admit(&p).map(|()| p).map_err(|e| format!("{} {e}", raw.trim())))
+            .map_err(|e| errors.push(FieldError::new("/phone", format!("phone {e}"))))
+            .ok(),
     };
     let locale = match body.locale.as_deref().map(str::trim) {
         None | Some("") => None,

@@ -73,18 +73,21 @@ impl Store {
     /// Counts one email against the tenant's quota for `window`: `false`
     /// (and nothing counted) when `limit` emails went out in it already.
     /// One conditional update, so concurrent mailers never exceed the limit.
-    pub async fn take_send_slot(&self, tenant: &TenantId, channel: Channel, window: Window, limit: u32) -> anyhow::Result<bool> {
+    /// Counts `count` more against the window's quota (an email is 1, a text
+    /// its segments) when they fit under `limit`; one larger than the whole
+    /// limit goes only as the window's first.
+    pub async fn take_send_slot(&self, tenant: &TenantId, channel: Channel, window: Window, limit: u32, count: u32) -> anyhow::Result<bool> {
         let result = self
             .client()
             .update_item()
             .table_name(self.table_name())
             .key("pk", s(counter_pk(tenant, channel, window)))
             .key("sk", s(SENT_SK))
-            .update_expression("ADD sent :one SET #ttl = :ttl")
-            .condition_expression("attribute_not_exists(sent) OR sent < :limit")
+            .update_expression("ADD sent :count SET #ttl = :ttl")
+            .condition_expression("attribute_not_exists(sent) OR sent <= :room")
             .expression_attribute_names("#ttl", TTL_ATTRIBUTE)
-            .expression_attribute_values(":one", n(1))
-            .expression_attribute_values(":limit", n(i64::from(limit)))
+            .expression_attribute_values(":count", n(i64::from(count.max(1))))
+            .expression_attribute_values(":room", n(i64::from(limit) - i64::from(count.max(1))))
             .expression_attribute_values(":ttl", n((window.end() + chrono::Duration::hours(2)).timestamp()))
             .send()
             .await;

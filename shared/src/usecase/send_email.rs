@@ -190,7 +190,12 @@ impl EmailSender {
             Channel::Email => settings.emails_per_hour.min(self.max_emails_per_hour),
             Channel::Sms => settings.sms_per_hour.min(self.max_sms_per_hour),
         };
-        if !self.store.take_send_slot(&job.tenant_id, channel, window, limit).await? {
+        // `sms_per_hour` counts what SNS bills: segments, not messages.
+        let count = match channel {
+            Channel::Email => 1,
+            Channel::Sms => u32::try_from(crate::domain::channel::sms_info(&rendered.text).segments).unwrap_or(u32::MAX),
+        };
+        if !self.store.take_send_slot(&job.tenant_id, channel, window, limit, count).await? {
             self.store.mark_email_throttled(&key).await?;
             let delay_seconds = window.delay_seconds(now);
             tracing::info!(limit, delay_seconds, channel = channel.as_str(), "message held back by the tenant's sending quota");
