@@ -485,3 +485,22 @@ async fn an_idempotency_record_keeps_no_plain_code_and_its_replay_still_answers_
     assert_eq!((status, replayed), (201, true));
     assert_eq!(again["code"], code.as_str());
 }
+
+/// A method a path does not route answers 405 with the methods it does
+/// (`Allow`, RFC 9110), through the `$default` route; an unknown path, 404.
+#[tokio::test]
+async fn a_method_a_path_does_not_route_is_405_with_allow() {
+    let t = TestApp::new().await;
+    for (method, path, allow) in [
+        (Method::DELETE, "/v1/settings", "GET, PUT"),
+        (Method::PATCH, "/v1/contacts/c-1", "PUT, GET"),
+        (Method::PUT, "/v1/claim", "POST"),
+        (Method::DELETE, "/claim", "GET, POST"),
+    ] {
+        let resp = t.client.request(method.clone(), format!("{}{path}", t.base)).send().await.unwrap();
+        assert_eq!(resp.status().as_u16(), 405, "{method} {path}");
+        assert_eq!(resp.headers()["allow"], allow, "{method} {path}");
+    }
+    let unknown = t.client.delete(format!("{}/v1/nothing-here", t.base)).send().await.unwrap();
+    assert_eq!(unknown.status().as_u16(), 404);
+}

@@ -254,7 +254,8 @@ impl ApiEvent {
     /// The event as JSON, exactly what the Lambda receives.
     pub fn to_value(&self) -> Value {
         let mut e = self.base.clone();
-        let route_key = format!("{} {}", self.method, self.route);
+        // API Gateway names its default route `$default`, whatever the method.
+        let route_key = if self.route == "$default" { self.route.clone() } else { format!("{} {}", self.method, self.route) };
         let path = self.concrete_path();
         e["version"] = json!("2.0");
         e["routeKey"] = json!(route_key);

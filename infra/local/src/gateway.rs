@@ -109,12 +109,11 @@ impl Gateway {
                 }
             };
         }
-        let Some((served, params)) = self
-            .routes
-            .iter()
-            .filter(|s| s.route.method == method)
-            .find_map(|s| match_path(&s.route.path, &path).map(|p| (s, p)))
-        else {
+        // As API Gateway routes: the route of this method and path, else the `$default`
+        // route (template.yaml's `Path: $default`), else its own 404.
+        let routed = self.routes.iter().filter(|s| s.route.method == method).find_map(|s| match_path(&s.route.path, &path).map(|p| (s, p)));
+        let fallback = || self.routes.iter().find(|s| s.route.path == "$default").map(|s| (s, Default::default()));
+        let Some((served, params)) = routed.or_else(fallback) else {
             return gateway_error(StatusCode::NOT_FOUND, "Not Found");
         };
         let claims = if served.route.public {

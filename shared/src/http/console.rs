@@ -27,6 +27,9 @@ pub struct Console;
 impl Function for Console {
     const NAME: &'static str = "console";
     async fn handle(_app: &App, route: Route, req: Request) -> Response<Body> {
+        if route == Route::Unrouted {
+            return unrouted(req.raw_http_path());
+        }
         let assets = Assets::get();
         let raw_path = req.raw_http_path().to_owned();
         let asked = match route {
@@ -35,6 +38,18 @@ impl Function for Console {
         };
         assets.answer(&asked, raw_path.ends_with('/'))
     }
+}
+
+/// The `$default` route's answer: 405 with `Allow` for a path the API routes
+/// by other methods (RFC 9110), else API Gateway's own 404.
+pub fn unrouted(path: &str) -> Response<Body> {
+    let allowed = Route::allowed_methods(path);
+    let (status, message) = if allowed.is_empty() { (StatusCode::NOT_FOUND, "Not Found") } else { (StatusCode::METHOD_NOT_ALLOWED, "Method Not Allowed") };
+    let mut response = Response::builder().status(status).header("content-type", "application/json");
+    if !allowed.is_empty() {
+        response = response.header("allow", allowed.join(", "));
+    }
+    response.body(Body::Text(serde_json::json!({ "message": message }).to_string())).expect("a valid response")
 }
 
 /// At most this many files, each at most this large: a build gone wrong

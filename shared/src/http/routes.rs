@@ -57,6 +57,9 @@ pub enum Route {
     NewLinkPageSubmit,
     ConsoleRoot,
     ConsoleAsset,
+    /// API Gateway's `$default` route: a request no other route takes. 405 with
+    /// `Allow` when its path is a route's under another method, else 404.
+    Unrouted,
 }
 
 /// Whether a route changes something a repeat must not change twice.
@@ -69,7 +72,7 @@ pub enum Effect {
 }
 
 impl Route {
-    pub const ALL: [Route; 42] = [
+    pub const ALL: [Route; 43] = [
         Route::GenerateCode,
         Route::Claim,
         Route::ConfirmClaim,
@@ -112,6 +115,7 @@ impl Route {
         Route::NewLinkPageSubmit,
         Route::ConsoleRoot,
         Route::ConsoleAsset,
+        Route::Unrouted,
     ];
 
     /// (method, path template, binary, effect).
@@ -164,7 +168,21 @@ impl Route {
             // The staff console and the portlet's script (`http::console`), public static files.
             Self::ConsoleRoot => ("GET", "/console", "console", Safe),
             Self::ConsoleAsset => ("GET", "/console/{proxy+}", "console", Safe),
+            // What no route above takes (the console function answers it: public, tiny).
+            Self::Unrouted => ("ANY", "$default", "console", Safe),
         }
+    }
+
+    /// The methods the API routes `path` (a request's path) by, in the table's order: what an
+    /// `Allow` header lists for a method it does not.
+    pub fn allowed_methods(path: &str) -> Vec<&'static str> {
+        let mut methods: Vec<&'static str> = Vec::new();
+        for r in Self::ALL.into_iter().filter(|r| *r != Self::Unrouted && path_matches(r.path(), path)) {
+            if !methods.contains(&r.method()) {
+                methods.push(r.method());
+            }
+        }
+        methods
     }
 
     pub const fn method(self) -> &'static str {
@@ -192,8 +210,31 @@ impl Route {
 
     /// The route of an API Gateway route key, if it is one of ours.
     pub fn from_key(key: &str) -> Option<Self> {
+        // The default route's key is `$default` alone (template.yaml's `ANY $default`).
+        if key == "$default" {
+            return Some(Self::Unrouted);
+        }
         let (method, path) = key.split_once(' ')?;
         Self::ALL.into_iter().find(|r| r.method() == method && r.path() == path)
+    }
+}
+
+/// Whether a path template (`/v1/contacts/{contact_id}`, `/console/{proxy+}`) takes `path`,
+/// as API Gateway matches them: `{x}` one non-empty segment, `{x+}` one or more.
+pub fn path_matches(template: &str, path: &str) -> bool {
+    let (mut t, mut p) = (template.trim_start_matches('/').split('/'), path.trim_start_matches('/').split('/'));
+    loop {
+        match (t.next(), p.next()) {
+            (None, None) => return true,
+            (Some(seg), Some(got)) if seg.starts_with('{') && seg.ends_with("+}") => return !got.is_empty() || p.next().is_some(),
+            (Some(seg), Some(got)) if seg.starts_with('{') && seg.ends_with('}') => {
+                if got.is_empty() {
+                    return false;
+                }
+            }
+            (Some(seg), Some(got)) if seg == got => {}
+            _ => return false,
+        }
     }
 }
 
@@ -218,6 +259,16 @@ mod tests {
         assert_eq!(keys.len(), Route::ALL.len());
         assert_eq!(Route::from_key("GET /v1/nope"), None);
         assert_eq!(Route::from_key("DELETE /v1/claim"), None, "the method is part of the route");
+    }
+
+    #[test]
+    fn a_path_routed_by_other_methods_is_allowed_by_those() {
+        assert_eq!(Route::allowed_methods("/v1/settings"), ["GET", "PUT"]);
+        assert_eq!(Route::allowed_methods("/v1/contacts/c-1"), ["PUT", "GET"]);
+        assert_eq!(Route::allowed_methods("/console/assets/app.js"), ["GET"]);
+        assert!(Route::allowed_methods("/v1/nope").is_empty());
+        assert!(Route::allowed_methods("/v1/contacts//portal").is_empty(), "an empty segment is no id");
+        assert!(path_matches("/console/{proxy+}", "/console/a/b") && !path_matches("/console/{proxy+}", "/console"));
     }
 
     #[test]
