@@ -52,6 +52,30 @@ pub async fn sdk_config(endpoint: &str) -> SdkConfig {
         .await
 }
 
+/// moto is one Python process that every test thread, the gateway and its
+/// queue pollers share: on a loaded machine it has taken longer than the
+/// functions' 2 s attempt (a CI run failed so, 23 tests at once, "operation
+/// attempt timeout occurred after 2s"). The local stack gives moto's calls
+/// this long an attempt instead; no test is about moto being slow (the fault
+/// tests inject errors through their own proxy, and stall DynamoDB only).
+pub const MOTO_ATTEMPT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// [`sdk_config`] for moto, with [`MOTO_ATTEMPT_TIMEOUT`].
+pub async fn moto_config(endpoint: &str) -> SdkConfig {
+    let timeouts = aws_config::timeout::TimeoutConfig::builder()
+        .connect_timeout(std::time::Duration::from_secs(2))
+        .operation_attempt_timeout(MOTO_ATTEMPT_TIMEOUT)
+        .operation_timeout(3 * MOTO_ATTEMPT_TIMEOUT)
+        .build();
+    portal::aws::bounded(aws_config::defaults(BehaviorVersion::latest()))
+        .timeout_config(timeouts)
+        .region(Region::new(REGION))
+        .credentials_provider(Credentials::new("local", "local", None, None, "portal-local"))
+        .endpoint_url(endpoint)
+        .load()
+        .await
+}
+
 /// SDK configurations for DynamoDB Local and for moto (SQS, SES v2).
 #[derive(Clone, Debug)]
 pub struct Endpoints {
@@ -61,7 +85,7 @@ pub struct Endpoints {
 
 impl Endpoints {
     pub async fn from_env() -> Self {
-        Self { dynamodb: sdk_config(&dynamodb_endpoint()).await, moto: sdk_config(&moto_endpoint()).await }
+        Self { dynamodb: sdk_config(&dynamodb_endpoint()).await, moto: moto_config(&moto_endpoint()).await }
     }
 }
 
