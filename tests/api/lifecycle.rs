@@ -68,7 +68,7 @@ async fn an_activation_link_is_emailed_and_claimed_by_post_only() {
 
     // A mail scanner following the link with GET reaches nothing that consumes it.
     let scanner = app.raw(Method::GET, &format!("/v1/claim?token={token}"), None, None).await;
-    assert_eq!(scanner.status, 404);
+    assert_eq!(scanner.status, 405, "POST only (the $default route's 405 with Allow)");
     assert_eq!(state_on(&app.status(&contact).await.body, "main"), "pending");
 
     let claimed = app.claim(json!({"token": token, "email": email})).await;
