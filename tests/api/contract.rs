@@ -213,7 +213,7 @@ impl Contract {
         }
         for pair in query.split('&').filter(|p| !p.is_empty()) {
             let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
-            let value = percent_decode(value);
+            let value = portal::http::decode_component(value);
             let p = find(name, "query").ok_or_else(|| format!("query parameter {name} is not documented"))?;
             let schema = self.deref(&p["schema"])?;
             let typed = match schema["type"].as_str() {
@@ -229,7 +229,7 @@ impl Contract {
                 let form: serde_json::Map<String, Value> = body
                     .split('&')
                     .filter_map(|pair| pair.split_once('='))
-                    .map(|(k, v)| (k.to_owned(), json!(percent_decode(v))))
+                    .map(|(k, v)| (k.to_owned(), json!(portal::http::decode_component(v))))
                     .collect();
                 self.validate(schema, &Value::Object(form)).map_err(|e| format!("form body refused by the document: {e}"))
             }
@@ -332,31 +332,6 @@ impl Run<'_> {
             self.raw_case(method, route, &path, Some("portal:access"), body, None, 403).await;
         }
     }
-}
-
-fn percent_decode(s: &str) -> String {
-    let mut out = Vec::with_capacity(s.len());
-    let bytes = s.as_bytes();
-    let mut i = 0;
-    while i < bytes.len() {
-        match (bytes[i], s.get(i + 1..i + 3).and_then(|h| u8::from_str_radix(h, 16).ok())) {
-            (b'%', Some(b)) => {
-                out.push(b);
-                i += 3;
-            }
-            (b, _) => {
-                out.push(b);
-                i += 1;
-            }
-        }
-    }
-    String::from_utf8_lossy(&out).into_owned()
-}
-
-fn percent_encode(s: &str) -> String {
-    s.bytes()
-        .map(|b| if b.is_ascii_alphanumeric() || b"-._~".contains(&b) { (b as char).to_string() } else { format!("%{b:02X}") })
-        .collect()
 }
 
 /// Replaces every remaining `{param}` with a valid id.
@@ -638,7 +613,7 @@ async fn every_operation_answers_as_documented() {
     let listing = r.case(M::GET, "/v1/contacts", "/v1/contacts?portal_status=pending&portal_id=main&limit=1", Some(READ), None, 200).await;
     assert_eq!(listing["items"].as_array().map(Vec::len), Some(1));
     let cursor = listing["next_cursor"].as_str().expect("a second pending contact, so a next page").to_owned();
-    r.case(M::GET, "/v1/contacts", &format!("/v1/contacts?portal_status=pending&limit=1&cursor={}", percent_encode(&cursor)), Some(READ), None, 200).await;
+    r.case(M::GET, "/v1/contacts", &format!("/v1/contacts?portal_status=pending&limit=1&cursor={}", portal::http::encode_component(&cursor)), Some(READ), None, 200).await;
     r.case(M::GET, "/v1/contacts", "/v1/contacts", Some(READ), None, 200).await;
     r.case(M::GET, "/v1/contacts", "/v1/contacts?portal_status=asleep", Some(READ), None, 422).await;
     r.case(M::GET, "/v1/contacts", "/v1/contacts?limit=0", Some(READ), None, 422).await;
@@ -682,7 +657,7 @@ async fn every_operation_answers_as_documented() {
     let groups = r.case(M::GET, "/v1/groups", "/v1/groups?limit=1", Some(READ), None, 200).await;
     let next = groups["next_cursor"].as_str().expect("two groups, pages of one").to_owned();
     assert_eq!(groups["items"][0]["name"], "Nobody yet", "id order: empty < vip");
-    let rest = r.case(M::GET, "/v1/groups", &format!("/v1/groups?limit=5&cursor={}", percent_encode(&next)), Some(READ), None, 200).await;
+    let rest = r.case(M::GET, "/v1/groups", &format!("/v1/groups?limit=5&cursor={}", portal::http::encode_component(&next)), Some(READ), None, 200).await;
     assert_eq!((rest["items"][0]["group_id"].as_str(), rest["items"][0]["size"].as_u64()), (Some("vip"), Some(2)), "{rest}");
     r.case(M::GET, "/v1/groups", "/v1/groups?cursor=forged", Some(READ), None, 422).await;
     r.case(M::PUT, group, "/v1/groups/vip", Some(WRITE), Some(json!({"name": " ", "contact_ids": []})), 422).await;
@@ -750,7 +725,7 @@ async fn contract_pages(r: &Run<'_>) -> usize {
     r.raw_case(M::GET, "/claim", &format!("/claim?tenant={}&portal=main", r.app.tenant), None, None, None, 200).await;
     r.raw_case(M::GET, "/claim", "/claim?token=not-a-token", None, None, None, 200).await;
     let before = ses_messages_to(&email5).await.len();
-    let form = format!("code={code}&email={}", percent_encode(&email5));
+    let form = format!("code={code}&email={}", portal::http::encode_component(&email5));
     r.raw_case(M::POST, "/claim", "/claim", None, Some(form), None, 202).await;
     r.raw_case(M::POST, "/claim", "/claim", None, Some("{}".into()), None, 415).await;
     let token = confirmation_token_for(&email5, before).await;

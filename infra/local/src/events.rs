@@ -145,7 +145,7 @@ impl ApiEvent {
         if !self.raw_query.is_empty() {
             self.raw_query.push('&');
         }
-        self.raw_query.push_str(&format!("{}={}", percent_encode(name), percent_encode(value)));
+        self.raw_query.push_str(&format!("{}={}", portal::http::encode_component(name), portal::http::encode_component(value)));
         self
     }
 
@@ -243,7 +243,7 @@ impl ApiEvent {
             .split('/')
             .map(|segment| {
                 match segment.strip_prefix('{').and_then(|s| s.strip_suffix('}')).and_then(|name| self.params.get(name)) {
-                    Some(value) => percent_encode(value),
+                    Some(value) => portal::http::encode_component(value),
                     None => segment.to_owned(),
                 }
             })
@@ -335,7 +335,7 @@ pub fn match_path(template: &str, path: &str) -> Option<BTreeMap<String, String>
         }
         let head = match_path(&want[..fixed].join("/"), &have[..fixed].join("/"))?;
         params.extend(head);
-        let rest: Vec<String> = have[fixed..].iter().map(|h| percent_decode(h)).collect();
+        let rest: Vec<String> = have[fixed..].iter().map(|h| portal::http::decode_component(h)).collect();
         params.insert(name.to_owned(), rest.join("/"));
         return Some(params);
     }
@@ -347,7 +347,7 @@ pub fn match_path(template: &str, path: &str) -> Option<BTreeMap<String, String>
             if h.is_empty() {
                 return None;
             }
-            params.insert(name.to_owned(), percent_decode(h));
+            params.insert(name.to_owned(), portal::http::decode_component(h));
         } else if w != h {
             return None;
         }
@@ -361,38 +361,10 @@ pub fn query_map(raw: &str) -> serde_json::Map<String, Value> {
     let mut map: BTreeMap<String, Vec<String>> = BTreeMap::new();
     for pair in raw.split('&').filter(|p| !p.is_empty()) {
         let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
-        let decode = |x: &str| percent_decode(&x.replace('+', " "));
+        let decode = |x: &str| portal::http::decode_component(&x.replace('+', " "));
         map.entry(decode(k)).or_default().push(decode(v));
     }
     map.into_iter().map(|(k, v)| (k, Value::String(v.join(",")))).collect()
-}
-
-fn percent_decode(s: &str) -> String {
-    let bytes = s.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'%' && i + 2 < bytes.len() {
-            if let Ok(b) = u8::from_str_radix(&s[i + 1..i + 3], 16) {
-                out.push(b);
-                i += 3;
-                continue;
-            }
-        }
-        out.push(bytes[i]);
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
-}
-
-/// Percent-encodes everything but RFC 3986's unreserved characters.
-fn percent_encode(s: &str) -> String {
-    s.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => (b as char).to_string(),
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
 }
 
 #[cfg(test)]

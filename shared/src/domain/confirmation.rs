@@ -22,6 +22,12 @@ pub const VALID_FOR: Duration = Duration::hours(24);
 /// Confirmations one code or link may have outstanding.
 pub const MAX_OUTSTANDING: usize = 3;
 
+/// Whether a confirmation that expires at `expires_at_ms` (Unix milliseconds,
+/// as stored) can still be used at `now`: the one place its expiry is compared.
+pub fn is_open(expires_at_ms: i64, now: chrono::DateTime<chrono::Utc>) -> bool {
+    now.timestamp_millis() < expires_at_ms
+}
+
 /// How a claim that passed every check binds its account.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Binding {
@@ -69,6 +75,14 @@ pub fn confirm_link(page: ConfirmPage<'_>, token: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_confirmation_is_open_until_the_millisecond_it_expires() {
+        let now = chrono::DateTime::from_timestamp_millis(1_000).unwrap();
+        assert!(is_open(1_001, now));
+        assert!(!is_open(1_000, now), "expired at its expiry");
+        assert!(!is_open(999, now));
+    }
 
     fn addr(s: &str) -> EmailAddress {
         EmailAddress::parse(s).unwrap()

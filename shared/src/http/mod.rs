@@ -196,6 +196,20 @@ pub fn escape_raw_uri(event: &mut serde_json::Value) {
     }
 }
 
+/// What a URI path segment or query value escapes: all but RFC 3986's
+/// unreserved characters (letters, digits, `-._~`).
+const COMPONENT_ESCAPE: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC.remove(b'-').remove(b'.').remove(b'_').remove(b'~');
+
+/// `s` percent-encoded for a path segment or a query value (UTF-8 bytes, RFC 3986).
+pub fn encode_component(s: &str) -> String {
+    percent_encoding::utf8_percent_encode(s, COMPONENT_ESCAPE).to_string()
+}
+
+/// `s` percent-decoded (a malformed escape is kept as it is, invalid UTF-8 read lossily).
+pub fn decode_component(s: &str) -> String {
+    percent_encoding::percent_decode_str(s).decode_utf8_lossy().into_owned()
+}
+
 /// What a URI cannot hold: everything but letters, digits and
 /// `-._~!$&'()*+,;=:@/?%` (non-ASCII is always escaped, as UTF-8 bytes).
 const URI_ESCAPE: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC

@@ -36,8 +36,8 @@ impl Default for Backoff {
 impl Backoff {
     /// The delay after the `receive_count`-th failed try, without jitter.
     pub fn delay(&self, receive_count: u32) -> Duration {
-        let exponent = receive_count.saturating_sub(1).min(20);
-        self.base.saturating_mul(1 << exponent).min(self.cap).min(MAX_VISIBILITY)
+        // The one exponential pause of the crate (`retry::Policy`), within what SQS can hold.
+        crate::retry::Policy::backoff(receive_count.max(1), self.base, self.cap).pause(receive_count).min(MAX_VISIBILITY)
     }
 
     /// [`Self::delay`] plus `jitter` (0 to 1) of a quarter of it, in whole

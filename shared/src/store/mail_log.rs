@@ -243,12 +243,5 @@ impl Store {
         let items = self.query_prefix(keys::contact_pk(tenant, contact), keys::AUDIT_PREFIX, true).await?;
         items.into_iter().map(from_item).collect()
     }
-
-    /// A tenant's own audit trail (portal settings, templates), newest first.
-    #[tracing::instrument(skip_all, fields(tenant = %tenant))]
-    pub async fn list_tenant_audit(&self, tenant: &TenantId) -> anyhow::Result<Vec<AuditItem>> {
-        let items = self.query_prefix(keys::tenant_pk(tenant), keys::AUDIT_PREFIX, true).await?;
-        items.into_iter().map(from_item).collect()
-    }
 }
 

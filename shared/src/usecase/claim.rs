@@ -387,7 +387,7 @@ pub async fn open_confirmation(app: &App, raw_token: &str) -> anyhow::Result<Opt
         return Ok(None);
     };
     let found = find_confirmation(app, &token).await?;
-    Ok(found.map(|(_, c)| c).filter(|c| (app.clock)().timestamp_millis() < c.expires_at_ms))
+    Ok(found.map(|(_, c)| c).filter(|c| confirmation::is_open(c.expires_at_ms, (app.clock)())))
 }
 
 /// The key a confirmation token is stored under, with one version of the hash key.
@@ -469,7 +469,7 @@ pub async fn confirm(app: &App, raw_token: &str, address: Option<&CodeHash>, use
     let token = LinkToken::parse(raw_token).map_err(|_| ClaimError::Rejected)?;
     let (token_hash, confirmation) = find_confirmation(app, &token).await?.ok_or(ClaimError::Rejected)?;
     let now = (app.clock)();
-    if now.timestamp_millis() >= confirmation.expires_at_ms {
+    if !confirmation::is_open(confirmation.expires_at_ms, now) {
         return Err(ClaimError::Rejected);
     }
     let owner = app.store.find_code(&confirmation.code_hash).await?.ok_or(ClaimError::Rejected)?;
