@@ -244,7 +244,7 @@ impl Handlers {
             expires_at: portal::domain::time::format(&valid_until),
             ..Default::default()
         };
-        let message = portal::usecase::issue::sealed_email(&key.sealer, &owner.tenant_id, &owner.contact_id, &owner.portal_id, EmailKind::ClaimConfirmation, email, &vars, now);
+        let message = portal::usecase::outbox::sealed_email(&key.sealer, &owner.tenant_id, &owner.contact_id, &owner.portal_id, EmailKind::ClaimConfirmation, email, &vars, now);
         let job = MailJob { tenant_id: owner.tenant_id.clone(), contact_id: owner.contact_id.clone(), document_id: message.document_id.clone() };
         let audit = AuditItem::contact(&owner.tenant_id, &owner.contact_id, Some(&owner.portal_id), "claimant", "claim_confirmation_sent", now, Default::default());
         let start = ConfirmationStart { item, outstanding: vec![token], voided: vec![], email: message, audit };

@@ -20,10 +20,8 @@ pub const MOTO_ENDPOINT: &str = "http://127.0.0.1:5000";
 pub const GATEWAY_ADDR: &str = "127.0.0.1:3000";
 /// The secret local codes are hashed under (override with PORTAL_LOCAL_CODE_HASH_KEY).
 pub const LOCAL_CODE_HASH_KEY: &str = "local-dev-code-hash-key";
-pub const REGION: &str = "us-east-1";
-pub const ACCOUNT_ID: &str = "123456789012";
-/// `AWS::StackName` locally.
-pub const STACK_NAME: &str = "portal-local";
+/// The pseudo parameters' local values and `!Sub` of them live with the template's reading.
+pub use crate::template::{substitute, ACCOUNT_ID, REGION, STACK_NAME};
 
 fn env_or(name: &str, default: &str) -> String {
     std::env::var(name).ok().filter(|v| !v.is_empty()).unwrap_or_else(|| default.to_owned())
@@ -160,10 +158,6 @@ pub async fn function_env(endpoints: &Endpoints, t: &Template, binary: &str) -> 
     Ok(env)
 }
 
-/// `!Sub` of a plain string, with the pseudo parameters' local values.
-pub fn substitute(template: &str) -> String {
-    template.replace("${AWS::StackName}", STACK_NAME).replace("${AWS::Region}", REGION).replace("${AWS::AccountId}", ACCOUNT_ID)
-}
 
 async fn settings(endpoints: &Endpoints, t: &Template, binary: &str) -> anyhow::Result<Settings> {
     let env = function_env(endpoints, t, binary).await?;

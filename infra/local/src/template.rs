@@ -7,6 +7,16 @@ use serde_yaml::Value;
 use std::collections::BTreeMap;
 use std::path::Path;
 
+pub const REGION: &str = "us-east-1";
+pub const ACCOUNT_ID: &str = "123456789012";
+/// `AWS::StackName` locally.
+pub const STACK_NAME: &str = "portal-local";
+
+/// `!Sub` of a plain string, with the pseudo parameters' local values.
+pub fn substitute(template: &str) -> String {
+    template.replace("${AWS::StackName}", STACK_NAME).replace("${AWS::Region}", REGION).replace("${AWS::AccountId}", ACCOUNT_ID)
+}
+
 /// A `AWS::DynamoDB::Table` resource, as CloudFormation properties (YAML values).
 #[derive(Debug, Clone)]
 pub struct TableDef {
@@ -193,7 +203,7 @@ impl Template {
                 "AWS::Events::EventBus" => {
                     let name = match props.get("Name") {
                         Some(Value::String(n)) => n.clone(),
-                        Some(Value::Tagged(t)) if t.tag == "!Sub" => crate::local::substitute(t.value.as_str().unwrap_or_default()),
+                        Some(Value::Tagged(t)) if t.tag == "!Sub" => substitute(t.value.as_str().unwrap_or_default()),
                         _ => id.clone(),
                     };
                     event_buses.push((id, name));

@@ -17,11 +17,10 @@
 //! `ClaimsFailed` metric by portal (`none` when no code matched).
 
 use super::problem::ApiError;
-use super::request::{finish, json_body, respond, source_ip};
+use super::request::{claimant, finish, json_body, respond};
 use super::routes::{Function, Route};
 use crate::app::App;
-use crate::domain::guard::throttle_address;
-use crate::domain::{CodeHash, EmailAddress, Fact, Method, PortalId};
+use crate::domain::{EmailAddress, Fact, Method, PortalId};
 use std::collections::BTreeMap;
 use crate::usecase::claim::{claim, confirm, ClaimAttempt, ClaimOutcome, ClaimPortal};
 use lambda_http::{http::StatusCode, Body, Request, Response};
@@ -94,16 +93,6 @@ pub struct ConfirmRequest {
 }
 
 crate::debug_redacting!(ConfirmRequest {} hiding { token });
-
-/// The source address as a keyed hash (the counter and the audit store no IP
-/// address; IPv6 by its /64), and the browser's user agent.
-/// Hashed with the current key: a rotation starts every address's count afresh.
-pub(super) async fn claimant(app: &App, req: &Request) -> anyhow::Result<(Option<CodeHash>, Option<String>)> {
-    let keys = app.keys.get().await?;
-    let address = source_ip(req).as_deref().and_then(throttle_address).map(|ip| keys.current.hasher.hash_secret(format!("ip:{ip}").as_bytes()));
-    let user_agent = req.headers().get("user-agent").and_then(|v| v.to_str().ok()).map(str::to_owned);
-    Ok((address, user_agent))
-}
 
 /// `POST /v1/claim/confirm {"token"}`: completes a claim by its emailed confirmation.
 async fn run_confirm(app: &App, req: &Request) -> Result<Response<Body>, ApiError> {

@@ -19,7 +19,7 @@
 
 use super::html::{Field, Form, Page};
 use super::page_text::{self, Texts};
-use super::claim::claimant;
+use super::request::claimant;
 use crate::app::App;
 use crate::domain::{EmailAddress, Fact, Method, PortalId, TenantId};
 use crate::usecase::claim::{self, ClaimAttempt, ClaimError, ClaimOutcome, ClaimPortal, LinkStatus};

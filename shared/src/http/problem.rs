@@ -156,7 +156,7 @@ impl ApiError {
 // `into_response`; 4xx say what the caller can do.
 
 use crate::usecase::{
-    bulk_submit::SubmitError, claim::ClaimError, deactivate::DeactivateError, issue::IssueError, issue::QueueEmailError,
+    bulk_submit::SubmitError, claim::ClaimError, deactivate::DeactivateError, issue::IssueError, outbox::QueueEmailError,
     portal::PortalError,
 };
 

@@ -155,6 +155,16 @@ pub async fn sign_cursor(
 }
 
 /// The staff member as the use cases' actor.
-pub fn actor(caller: &Caller) -> crate::usecase::issue::Actor<'_> {
-    crate::usecase::issue::Actor { tenant: &caller.tenant_id, name: &caller.sub }
+pub fn actor(caller: &Caller) -> crate::usecase::outbox::Actor<'_> {
+    crate::usecase::outbox::Actor { tenant: &caller.tenant_id, name: &caller.sub }
+}
+
+/// The source address as a keyed hash (the counter and the audit store no IP
+/// address; IPv6 by its /64), and the browser's user agent.
+/// Hashed with the current key: a rotation starts every address's count afresh.
+pub async fn claimant(app: &crate::app::App, req: &Request) -> anyhow::Result<(Option<crate::domain::CodeHash>, Option<String>)> {
+    let keys = app.keys.get().await?;
+    let address = source_ip(req).as_deref().and_then(crate::domain::guard::throttle_address).map(|ip| keys.current.hasher.hash_secret(format!("ip:{ip}").as_bytes()));
+    let user_agent = req.headers().get("user-agent").and_then(|v| v.to_str().ok()).map(str::to_owned);
+    Ok((address, user_agent))
 }

@@ -28,7 +28,7 @@ use crate::app::App;
 use crate::domain::guard::{claim_verdict, ClaimVerdict, FailureWindow};
 use crate::domain::identity::{self, FactHasher};
 use crate::domain::{invitation, CodeHash, ContactId, EmailAddress, Fact, FactHashes, InvitationState, LinkToken, Method, PickupCode, PortalId};
-use super::issue::{queue_email, sealed_email, sealed_messages, QueueEmailError};
+use super::outbox::{queue_email, sealed_email, sealed_messages, QueueEmailError};
 use crate::domain::confirmation::{self, Binding};
 use crate::domain::{time, EmailKind, MailJob, Portal, TenantId};
 use crate::mail::templates::TemplateVars;

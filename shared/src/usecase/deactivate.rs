@@ -45,7 +45,7 @@
 //! deactivate again to end the rest (each call continues where the last
 //! stopped).
 
-use super::issue::{queue_email, Actor, QueueEmailError};
+use super::outbox::{queue_email, Actor, QueueEmailError};
 use crate::app::App;
 use crate::domain::{invitation, CodeHash, ContactId, DocumentId, EmailAddress, EmailKind, MailJob, Portal, PortalId, PortalState, TenantId};
 use crate::mail::templates::TemplateVars;

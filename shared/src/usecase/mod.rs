@@ -26,6 +26,7 @@ pub mod deactivate;
 pub mod expire;
 pub mod issue;
 pub mod new_link;
+pub mod outbox;
 pub mod portal;
 pub mod record_delivery;
 pub mod send_email;
