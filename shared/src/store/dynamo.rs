@@ -1,9 +1,15 @@
-//! The DynamoDB adapter: every read and write the service makes, one method each.
+//! The DynamoDB adapter's core: [`Store`] itself (its client, and the count
+//! of every request it sends, [`Store::requests_sent`], so tests and
+//! benchmarks can hold us to "the portlet costs one Query"), the generic
+//! reads and writes the other `store` modules build on (get, put, queries,
+//! pages, transactions, the state updates of an invitation), and the
+//! portal and contact records with the contact's partition.
 //!
-//! Callers pass domain types; this file owns key building, item shapes,
-//! condition expressions and transactions. Reads that decide a write are
-//! strongly consistent. Every request is counted (see [`Store::requests_sent`])
-//! so tests and benchmarks can hold us to "the portlet costs one Query".
+//! Each other kind of record has a module of its own beside this one
+//! (`invitations`, `mail_log`, `guards`, `quota`, `listing`, `reports`,
+//! `jobs`, `integrations`, `deliveries`, `scheduling`, `changes`), with the
+//! key shapes in `keys` and the item shapes in `items`. Callers pass domain
+//! types; reads that decide a write are strongly consistent.
 
 use crate::domain::id_token::IdentityProvider;
 use super::items::*;
