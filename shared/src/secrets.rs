@@ -123,6 +123,20 @@ impl Secrets {
         Ok(Some(versions))
     }
 
+    /// [`Self::get`], read again when what is cached is older than `current`
+    /// (the VersionId a registration recorded at its last rotation), so a
+    /// rotation holds at once on every instance, not after [`CACHE_TTL`].
+    pub async fn get_at_least(&self, name: &str, current: Option<&str>) -> anyhow::Result<Option<Arc<Versions>>> {
+        let versions = self.get(name).await?;
+        match (current, &versions) {
+            (Some(current), Some(v)) if v.current.id != current => {
+                self.forget(name);
+                self.get(name).await
+            }
+            _ => Ok(versions),
+        }
+    }
+
     async fn stage(&self, name: &str, stage: &str) -> anyhow::Result<Option<Version>> {
         match self.client().get_secret_value().secret_id(name).version_stage(stage).send().await {
             Ok(out) => Ok(out.secret_string.map(|value| Version { id: out.version_id.unwrap_or_default(), value: SecretString::from(value) })),

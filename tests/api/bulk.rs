@@ -279,6 +279,12 @@ async fn forged_replayed_and_foreign_messages_change_nothing_and_land_in_the_dlq
     assert_eq!(a.handle_batch(activation_event("after-delete", &plain, 1, &again)).await.batch_item_failures.len(), 1);
 }
 
+/// One contact's activation, as integration `crm` of `app`'s tenant sends it, signed with `key`.
+fn crm_message(app: &TestApp, key: &str, contact: &str) -> SqsEvent {
+    let body = json!({"version": 1, "job_id": unique("crm"), "method": "code", "send_email": false, "contact_ids": [contact]}).to_string();
+    activation_event(&unique("m"), &body, 1, &proof(key.as_bytes(), &app.tenant, &integration("crm"), &body))
+}
+
 #[tokio::test]
 async fn a_rotated_secret_keeps_verifying_until_the_next_rotation() {
     let app = TestApp::new().await;
@@ -288,10 +294,7 @@ async fn a_rotated_secret_keeps_verifying_until_the_next_rotation() {
     let rotate = || app.call(Method::PUT, "/v1/integrations/crm", ADMIN, Some(json!({"name": "CRM", "rotate_secret": true})));
     let second = rotate().await.ok(200)["secret"].as_str().unwrap().to_owned();
     let a = activator().await;
-    let send = |key: &str, contact: &str| {
-        let body = json!({"version": 1, "job_id": unique("rot"), "method": "code", "send_email": false, "contact_ids": [contact]}).to_string();
-        activation_event(&unique("m"), &body, 1, &proof(key.as_bytes(), &app.tenant, &integration("crm"), &body))
-    };
+    let send = |key: &str, contact: &str| crm_message(&app, key, contact);
     assert!(a.handle_batch(send(&first, &ids[0])).await.batch_item_failures.is_empty(), "the previous secret, in flight");
     assert!(a.handle_batch(send(&second, &ids[1])).await.batch_item_failures.is_empty(), "the current secret");
     rotate().await.ok(200);
@@ -309,10 +312,7 @@ async fn a_rotation_that_revokes_the_previous_secret_ends_it_at_once_even_where_
     let ids = contacts(&app, "rev", 3, true).await;
     let leaked = register(&app, "crm", "CRM").await;
     let a = activator().await;
-    let send = |key: &str, contact: &str| {
-        let body = json!({"version": 1, "job_id": unique("rev"), "method": "code", "send_email": false, "contact_ids": [contact]}).to_string();
-        activation_event(&unique("m"), &body, 1, &proof(key.as_bytes(), &app.tenant, &integration("crm"), &body))
-    };
+    let send = |key: &str, contact: &str| crm_message(&app, key, contact);
     // The activator reads (and caches) the secret as it is before the rotation.
     assert!(a.handle_batch(send(&leaked, &ids[0])).await.batch_item_failures.is_empty(), "the registered secret");
     let rotated = app.call(Method::PUT, "/v1/integrations/crm", ADMIN, Some(json!({"name": "CRM", "rotate_secret": true, "revoke_previous": true}))).await;

@@ -80,7 +80,8 @@ impl SmsCountries {
         if !self.0.contains(country) {
             return Err(NumberError::Country(self.listed()));
         }
-        check_range(country, national)
+        // The North American plan is every +1 number, whatever its country.
+        check_range(digits.starts_with('1'), country, national)
     }
 
     fn listed(&self) -> String {
@@ -98,13 +99,11 @@ fn country_of(digits: &str) -> Option<(&'static str, &str)> {
     CALLING_CODES.iter().find(|(code, _)| digits.starts_with(code)).map(|(code, country)| (*country, &digits[code.len()..]))
 }
 
-fn check_range(country: &str, national: &str) -> Result<(), NumberError> {
-    let nanp = national.len() == 10;
+fn check_range(north_american: bool, country: &str, national: &str) -> Result<(), NumberError> {
     match country {
         _ if national.len() < 7 => Err(NumberError::Short),
-        "US" | "CA" | "PR" | "VI" | "GU" | "MP" | "AS" | "BS" | "BB" | "AI" | "AG" | "VG" | "KY" | "BM" | "GD" | "TC" | "JM" | "MS" | "SX" | "LC" | "DM"
-        | "VC" | "DO" | "TT" | "KN" => {
-            if !nanp {
+        _ if north_american => {
+            if national.len() != 10 {
                 return Err(NumberError::Short);
             }
             let (area, exchange) = (&national[..3], &national[3..6]);

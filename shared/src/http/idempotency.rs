@@ -85,7 +85,7 @@ where
     let outcome = if response.status().is_server_error() {
         app.store.abandon_idempotent(tenant, &key, &fingerprint).await
     } else {
-        let stored = seal(app, &key, tenant.as_str(), StoredResponse {
+        let stored = StoredResponse {
             status: response.status().as_u16(),
             content_type: response
                 .headers()
@@ -99,10 +99,9 @@ where
                 Body::Empty => String::new(),
                 _ => String::new(),
             },
-        })
-        .await;
-        match stored {
-            Ok(stored) => app.store.finish_idempotent(tenant, &key, &fingerprint, &stored).await,
+        };
+        match seal(app, &key, tenant.as_str(), stored).await {
+            Ok(sealed) => app.store.finish_idempotent(tenant, &key, &fingerprint, &sealed).await,
             Err(e) => Err(e),
         }
     };

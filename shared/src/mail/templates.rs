@@ -423,7 +423,10 @@ pub struct TemplateProblem {
 /// The most bytes a variable can hold at send ([`TemplateVars::longest`]),
 /// with room for what the stored copy shows in the secrets' place.
 pub fn longest_bytes(name: &str) -> Option<usize> {
-    TemplateVars::NAMES.contains(&name).then(|| TemplateVars::longest().to_map().get(name).map_or(0, String::len).max(64))
+    // Built once: the check asks for every variable it meets.
+    static LONGEST: std::sync::LazyLock<BTreeMap<String, usize>> =
+        std::sync::LazyLock::new(|| TemplateVars::longest().to_map().into_iter().map(|(k, v)| (k, v.len().max(64))).collect());
+    LONGEST.get(name).copied()
 }
 
 /// Longest template part we store.

@@ -51,15 +51,11 @@ impl Activator {
             Signer::Integration(id) => {
                 let lookup = async {
                     let Some(item) = self.app.store.get_integration(&proof.tenant, id).await? else { return Ok(None) };
-                    Ok::<_, anyhow::Error>(self.app.secrets.get(&item.secret_name).await?.map(|v| (item, v)))
+                    // Values cached from before the registration's last rotation are read again.
+                    let secret = self.app.secrets.get_at_least(&item.secret_name, item.secret_version.as_deref()).await?;
+                    Ok::<_, anyhow::Error>(secret.map(|v| (item, v)))
                 };
-                let (item, mut secret) = lookup.await.map_err(|e| MessageError::Invalid(format!("the integration could not be read: {e:#}")))?.ok_or(ProofError::UnknownSigner)?;
-                // Values cached from before the registration's last rotation are read again.
-                if item.secret_version.as_ref().is_some_and(|v| *v != secret.current.id) {
-                    self.app.secrets.forget(&item.secret_name);
-                    let again = self.app.secrets.get(&item.secret_name).await.map_err(|e| MessageError::Invalid(format!("the integration could not be read: {e:#}")))?;
-                    secret = again.ok_or(ProofError::UnknownSigner)?;
-                }
+                let (item, secret) = lookup.await.map_err(|e| MessageError::Invalid(format!("the integration could not be read: {e:#}")))?.ok_or(ProofError::UnknownSigner)?;
                 let keys = secret.keys();
                 // A revoked previous secret verifies nothing, even where it is still cached.
                 let keys = if item.previous_revoked { &keys[..1] } else { &keys[..] };
